@@ -1,0 +1,17 @@
+#pragma once
+
+// Umbrella header: everything libaifc offers.
+#include "aifc/cli.hpp"
+#include "aifc/client_group.hpp"
+#include "aifc/dataset.hpp"
+#include "aifc/error.hpp"
+#include "aifc/histogram.hpp"
+#include "aifc/metrics.hpp"
+#include "aifc/observer.hpp"
+#include "aifc/openai_stream.hpp"
+#include "aifc/record.hpp"
+#include "aifc/schedule.hpp"
+#include "aifc/simulator.hpp"
+#include "aifc/sse.hpp"
+#include "aifc/version.hpp"
+#include "aifc/vllm_client.hpp"

@@ -1,0 +1,76 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "aifc/dataset.hpp"
+#include "aifc/metrics.hpp"
+#include "aifc/observer.hpp"
+#include "aifc/record.hpp"
+#include "aifc/schedule.hpp"
+#include "aifc/vllm_client.hpp"
+
+namespace aifc {
+
+/// Everything one client group runs.
+struct GroupConfig {
+  ClientConfig client;
+  LoadConfig load;
+  Shard shard;
+  /// Clients (threads, each with its own connection) when concurrency is unbounded; the group
+  /// starts with as many as it needs and never goes beyond this.
+  std::int64_t max_clients = 4096;
+  std::chrono::milliseconds progress_interval{1000};
+  bool keep_records = true;  ///< false keeps only the mergeable aggregate (long runs)
+  SummaryOptions summary;
+
+  void validate() const;
+};
+
+/// The outcome of a run: every record (unless keep_records is off), a mergeable aggregate and
+/// the summary in `vllm bench serve`'s keys.
+struct BenchmarkResult {
+  ClockAnchor anchor;          ///< taken at the run's start
+  MonoNanos start_ns = 0;      ///< the schedule's time zero
+  MonoNanos end_ns = 0;
+  double duration_s = 0;
+  bool interrupted = false;    ///< stop() ended the run early; the records so far are kept
+  std::vector<RequestRecord> records;  ///< in completion order, warm-ups included (flagged)
+  MetricsAggregate aggregate;
+  nlohmann::json summary;
+  std::uint64_t observer_errors = 0;
+  std::string first_observer_error;
+};
+
+/// Runs one workload with many concurrent clients: requests leave at their scheduled times
+/// (ArrivalSchedule) over as many kept-alive connections as the concurrency needs.
+/// Threads: one per client, plus one dispatcher that calls observers, enforces deadlines and
+/// takes progress snapshots. run() blocks; stop() may be called from any thread, is idempotent,
+/// and keeps what was measured. The destructor stops and joins.
+class ClientGroup {
+ public:
+  ClientGroup(GroupConfig config, std::vector<Prompt> prompts);
+  ~ClientGroup();
+  ClientGroup(const ClientGroup&) = delete;
+  ClientGroup& operator=(const ClientGroup&) = delete;
+
+  void add_observer(std::shared_ptr<Observer> observer);
+
+  /// Runs to the end (or until stop()) and returns the result. Callable once.
+  BenchmarkResult run();
+  void stop() noexcept;
+  bool stopping() const noexcept;
+  ProgressSnapshot progress() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace aifc

@@ -1,0 +1,61 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace aifc {
+
+enum class DatasetKind { random, sharegpt, jsonl };
+
+NLOHMANN_JSON_SERIALIZE_ENUM(DatasetKind, {{DatasetKind::random, "random"},
+                                           {DatasetKind::sharegpt, "sharegpt"},
+                                           {DatasetKind::jsonl, "jsonl"}})
+
+/// Which prompts to send. Field names follow `vllm bench serve`'s flags.
+struct DatasetConfig {
+  DatasetKind dataset_name = DatasetKind::random;
+  std::string dataset_path;              ///< sharegpt / jsonl file
+  std::int64_t num_prompts = 1000;
+  std::int64_t random_input_len = 1024;
+  std::int64_t random_output_len = 128;
+  double random_range_ratio = 0.0;       ///< lengths uniform in [len*(1-r), len*(1+r)]
+  std::int64_t random_prefix_len = 0;    ///< a shared prefix of this many tokens
+  std::int64_t sharegpt_output_len = 0;  ///< 0: use the conversation's reply length
+  std::uint64_t seed = 0;
+
+  /// Throws aifc::Error(invalid_argument) naming the bad field.
+  void validate() const;
+};
+
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DatasetConfig, dataset_name, dataset_path,
+                                                num_prompts, random_input_len,
+                                                random_output_len, random_range_ratio,
+                                                random_prefix_len, sharegpt_output_len, seed)
+
+/// One prompt of a workload.
+struct Prompt {
+  std::string text;
+  std::int64_t input_tokens = 0;       ///< the prompt's length in tokens
+  bool input_tokens_exact = false;     ///< counted by the server's tokenizer
+  std::int64_t output_tokens = 0;      ///< max_tokens to ask for; 0: the server's default
+};
+
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Prompt, text, input_tokens, input_tokens_exact,
+                                                output_tokens)
+
+/// Counts the tokens of a text with the target server's tokenizer; returns nullopt when the
+/// server has none (e.g. no /tokenize endpoint).
+using TokenCounter = std::function<std::optional<std::int64_t>(const std::string&)>;
+
+/// Builds the prompts. Same config and seed, same prompts. With a counter, `random` prompts
+/// are adjusted to exactly the drawn token count, and file prompts are counted exactly;
+/// without one, lengths are estimates and `input_tokens_exact` is false.
+/// Throws aifc::Error (io_error, parse_error, invalid_argument) with the file and line.
+std::vector<Prompt> load_dataset(const DatasetConfig& config, const TokenCounter& counter = {});
+
+}  // namespace aifc

@@ -1,0 +1,34 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "aifc/record.hpp"
+
+namespace aifc {
+
+/// A live view of a running benchmark.
+struct ProgressSnapshot {
+  double elapsed_s = 0;
+  std::uint64_t completed = 0;  ///< finished successfully (warm-ups excluded)
+  std::uint64_t failed = 0;
+  std::uint64_t in_flight = 0;
+  std::uint64_t total = 0;      ///< requests this run will send; 0 when duration-limited
+  std::int64_t output_tokens = 0;
+  double request_throughput = 0;  ///< completed per second so far
+  double output_throughput = 0;   ///< output tokens per second so far
+};
+
+/// Receives a run's events. All calls come from one dispatcher thread owned by the run, never
+/// from a thread that timestamps a stream, so a slow observer delays only other observers.
+/// An exception thrown by an observer is caught, counted in the result, and does not stop the run.
+class Observer {
+ public:
+  virtual ~Observer() = default;
+  virtual void on_run_started(const ClockAnchor& /*anchor*/, std::uint64_t /*total*/) {}
+  virtual void on_request_finished(const RequestRecord& /*record*/) {}
+  virtual void on_progress(const ProgressSnapshot& /*snapshot*/) {}
+  virtual void on_run_finished(const ProgressSnapshot& /*final_snapshot*/) {}
+};
+
+}  // namespace aifc

@@ -1,0 +1,87 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace aifc {
+
+enum class RampUp { none, linear, exponential };
+
+NLOHMANN_JSON_SERIALIZE_ENUM(RampUp, {{RampUp::none, "none"},
+                                      {RampUp::linear, "linear"},
+                                      {RampUp::exponential, "exponential"}})
+
+/// When requests are sent. Names follow `vllm bench serve`.
+struct LoadConfig {
+  /// Requests per second; infinity sends everything at once (bounded by max_concurrency).
+  double request_rate = std::numeric_limits<double>::infinity();
+  /// Gamma shape of the inter-arrival times: 1 is Poisson, <1 burstier, >1 more regular.
+  double burstiness = 1.0;
+  /// At most this many requests in flight; 0 means unbounded.
+  std::int64_t max_concurrency = 0;
+  /// How many requests the run sends (ignored when `duration` is set).
+  std::int64_t num_requests = 1000;
+  /// Keep sending for this long instead of a fixed count; zero means off.
+  std::chrono::milliseconds duration{0};
+  /// Requests sent before the measured run, with the same concurrency, and not counted.
+  std::int64_t num_warmups = 0;
+  RampUp ramp_up_strategy = RampUp::none;
+  double ramp_up_start_rps = 0.0;
+  double ramp_up_end_rps = 0.0;
+  std::uint64_t seed = 0;
+
+  void validate() const;
+};
+
+void to_json(nlohmann::json& j, const LoadConfig& c);
+void from_json(const nlohmann::json& j, LoadConfig& c);
+
+/// One slot of the global schedule.
+struct ScheduledRequest {
+  std::uint64_t index = 0;             ///< position in the global schedule
+  std::chrono::nanoseconds offset{0};  ///< send time after the run's start
+};
+
+/// Which part of a distributed run this process sends: request i goes to rank i % nranks.
+/// Round-robin keeps every rank's part spread over the whole run and equal in size to within one.
+struct Shard {
+  std::uint32_t rank = 0;
+  std::uint32_t nranks = 1;
+  void validate() const;
+  bool owns(std::uint64_t index) const noexcept { return index % nranks == rank; }
+};
+
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Shard, rank, nranks)
+
+/// Generates the global schedule lazily and deterministically (same config and seed, same
+/// times on every machine), yielding only this shard's slots. A count-limited schedule ends
+/// after num_requests slots; a duration-limited one after the last slot inside the duration.
+class ArrivalSchedule {
+ public:
+  ArrivalSchedule(const LoadConfig& config, Shard shard = {});
+
+  /// The next slot of this shard, or nullopt when the schedule is exhausted.
+  std::optional<ScheduledRequest> next();
+
+  /// The number of slots of the global schedule when it is count-limited, else nullopt.
+  std::optional<std::uint64_t> global_size() const;
+  /// This shard's share of the concurrency limit (0: unbounded); the shares add up to the limit.
+  std::int64_t shard_max_concurrency() const;
+
+ private:
+  std::optional<ScheduledRequest> next_global();
+  double current_rate(std::uint64_t index, double elapsed_s) const;
+
+  LoadConfig config_;
+  Shard shard_;
+  std::uint64_t next_index_ = 0;
+  double time_s_ = 0.0;
+  std::uint64_t rng_state_[4];
+};
+
+}  // namespace aifc

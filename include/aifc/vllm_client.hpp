@@ -1,0 +1,96 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "aifc/record.hpp"
+
+namespace aifc {
+
+/// How to reach an OpenAI-compatible server and what to ask of it.
+struct ClientConfig {
+  std::string base_url = "http://127.0.0.1:8000";  ///< scheme://host:port[/prefix]
+  std::string endpoint = "/v1/completions";        ///< or /v1/chat/completions
+  std::string model;                               ///< empty: the server's first model
+  std::string api_key;                             ///< sent as "Authorization: Bearer ..."
+  std::vector<std::pair<std::string, std::string>> headers;  ///< extra request headers
+  nlohmann::json extra_body = nlohmann::json::object();      ///< merged into every body
+  bool stream = true;
+  bool ignore_eos = false;
+  bool capture_text = false;  ///< keep the generated text in each record
+  std::string ca_cert_path;   ///< CA bundle for https; empty: the system's
+  bool verify_tls = true;
+  std::chrono::milliseconds connect_timeout{10'000};
+  std::chrono::milliseconds read_timeout{300'000};  ///< longest silence within a response
+  std::chrono::milliseconds first_token_timeout{0};  ///< 0: none
+  std::chrono::milliseconds request_timeout{6 * 3600 * 1000};
+
+  /// Throws aifc::Error(invalid_argument) naming the bad field.
+  void validate() const;
+  bool is_chat() const noexcept;
+};
+
+void to_json(nlohmann::json& j, const ClientConfig& c);  ///< the API key is never written
+void from_json(const nlohmann::json& j, ClientConfig& c);
+
+/// One request to send.
+struct RequestSpec {
+  std::string prompt;
+  std::int64_t max_tokens = 0;      ///< 0: let the server decide
+  std::int64_t input_tokens = 0;    ///< expected prompt length, reported when the server is silent
+  bool input_tokens_exact = false;
+  nlohmann::json extra_body = nlohmann::json::object();
+};
+
+/// A request whose body is already serialized, so that the send itself costs no JSON work.
+struct PreparedRequest {
+  std::string body;
+  std::int64_t input_tokens = 0;
+  bool input_tokens_exact = false;
+};
+
+/// Streams requests to one OpenAI-compatible server over one kept-alive connection and
+/// timestamps every chunk. Not thread-safe except cancel() and expire_if_late(), which may be
+/// called from any thread. A failed request is a record with an error, never an exception.
+class VLLMClient {
+ public:
+  explicit VLLMClient(ClientConfig config);
+  ~VLLMClient();
+  VLLMClient(VLLMClient&&) noexcept;
+  VLLMClient& operator=(VLLMClient&&) noexcept;
+
+  const ClientConfig& config() const noexcept;
+
+  PreparedRequest prepare(const RequestSpec& spec) const;
+  /// Sends and measures one request. `scheduled_ns` is when it should have been sent (-1: now).
+  RequestRecord send(const PreparedRequest& request, MonoNanos scheduled_ns = -1);
+  RequestRecord send(const RequestSpec& spec) { return send(prepare(spec)); }
+
+  /// Aborts the request in flight and refuses later ones (they end as `cancelled`) until
+  /// resume(). Safe from any thread.
+  void cancel() noexcept;
+  void resume() noexcept;
+  /// Ends the request in flight with a timeout error if it passed its first-token or total
+  /// deadline. Safe from any thread; a watchdog calls it.
+  void expire_if_late(MonoNanos now) noexcept;
+
+  /// GET /v1/models: the served model ids. Throws Error(connection_failed / server_error).
+  std::vector<std::string> list_models();
+  /// GET /health: true on a 2xx answer.
+  bool health();
+  /// POST /tokenize (vLLM): the prompt's token count, or nullopt if the server has no tokenizer.
+  std::optional<std::int64_t> count_tokens(const std::string& text);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace aifc

@@ -1,0 +1,571 @@
+#include "aifc/cli.hpp"
+
+#include <fmt/format.h>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <thread>
+
+#include "aifc/error.hpp"
+#include "aifc/version.hpp"
+
+namespace aifc::cli {
+namespace {
+
+[[noreturn]] void usage_error(const std::string& message) { throw Error(ErrorCode::invalid_argument, message); }
+
+// A small flag table: "--name value", "--name=value", underscores accepted as in vLLM's parser;
+// flags with `multi` take every following word up to the next flag (argparse's nargs='+').
+struct Flag {
+  enum class Arity { none, one, multi };
+  Arity arity;
+  std::function<void(const std::vector<std::string>&)> apply;
+  std::string help;
+};
+
+using FlagTable = std::map<std::string, Flag>;
+
+void parse_flags(const std::vector<std::string>& args, const FlagTable& table, const char* command) {
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    std::string name = args[i];
+    if (name.rfind("--", 0) != 0) usage_error(fmt::format("aifc {}: unexpected argument '{}'", command, name));
+    std::optional<std::string> inline_value;
+    if (const auto eq = name.find('='); eq != std::string::npos) {
+      inline_value = name.substr(eq + 1);
+      name.resize(eq);
+    }
+    for (char& c : name)
+      if (c == '_') c = '-';
+    const auto it = table.find(name);
+    if (it == table.end()) usage_error(fmt::format("aifc {}: unknown flag '{}' (see aifc {} --help)", command, name, command));
+    const Flag& flag = it->second;
+    std::vector<std::string> values;
+    if (inline_value) {
+      if (flag.arity == Flag::Arity::none) usage_error(fmt::format("aifc {}: {} takes no value", command, name));
+      values.push_back(*inline_value);
+    } else if (flag.arity == Flag::Arity::one) {
+      if (i + 1 >= args.size()) usage_error(fmt::format("aifc {}: {} needs a value", command, name));
+      values.push_back(args[++i]);
+    } else if (flag.arity == Flag::Arity::multi) {
+      while (i + 1 < args.size() && args[i + 1].rfind("--", 0) != 0) values.push_back(args[++i]);
+      if (values.empty()) usage_error(fmt::format("aifc {}: {} needs at least one value", command, name));
+    }
+    try {
+      flag.apply(values);
+    } catch (const Error& e) {
+      usage_error(fmt::format("aifc {}: {}: {}", command, name, e.what()));
+    }
+  }
+}
+
+std::int64_t to_int(const std::string& s, const char* what) {
+  try {
+    std::size_t used = 0;
+    const auto v = std::stoll(s, &used);
+    if (used == s.size()) return v;
+  } catch (const std::exception&) {
+  }
+  usage_error(fmt::format("'{}' is not a whole number ({})", s, what));
+}
+
+double to_double(const std::string& s, const char* what) {
+  if (s == "inf" || s == "infinity") return std::numeric_limits<double>::infinity();
+  try {
+    std::size_t used = 0;
+    const auto v = std::stod(s, &used);
+    if (used == s.size()) return v;
+  } catch (const std::exception&) {
+  }
+  usage_error(fmt::format("'{}' is not a number ({})", s, what));
+}
+
+std::chrono::milliseconds seconds_flag(const std::string& s, const char* what) {
+  return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(to_double(s, what) * 1000.0)));
+}
+
+std::pair<std::string, std::string> key_value(const std::string& s) {
+  const auto eq = s.find('=');
+  if (eq == std::string::npos || eq == 0) usage_error(fmt::format("'{}' must look like KEY=VALUE", s));
+  return {s.substr(0, eq), s.substr(eq + 1)};
+}
+
+std::vector<std::string> split_list(const std::vector<std::string>& values) {
+  std::vector<std::string> out;
+  for (const auto& v : values) {
+    std::string item;
+    for (char c : v + ",") {
+      if (c == ',') {
+        if (!item.empty()) out.push_back(item);
+        item.clear();
+      } else if (c != ' ') {
+        item.push_back(c);
+      }
+    }
+  }
+  return out;
+}
+
+void add_sim_flags(FlagTable& t, SimulatorConfig& s, const std::string& prefix) {
+  using A = Flag::Arity;
+  auto one = [&](const std::string& name, std::function<void(const std::string&)> f, std::string help) {
+    t[prefix + name] = {A::one, [f](const std::vector<std::string>& v) { f(v[0]); }, std::move(help)};
+  };
+  one("ttft-ms", [&s](const std::string& v) { s.ttft = DelaySpec::parse(v); }, "time to first token: MS, uniform:LO:HI, exp:MEAN, normal:MEAN:SD");
+  one("itl-ms", [&s](const std::string& v) { s.itl = DelaySpec::parse(v); }, "time between tokens, same forms");
+  one("model", [&s](const std::string& v) { s.model = v; }, "served model name");
+  one("max-tokens", [&s](const std::string& v) { s.default_max_tokens = to_int(v, "max tokens"); }, "tokens when the request sets none");
+  one("tokens-per-chunk", [&s](const std::string& v) { s.tokens_per_chunk = to_int(v, "tokens per chunk"); }, "tokens per streamed chunk");
+  one("reasoning-tokens", [&s](const std::string& v) { s.reasoning_tokens = to_int(v, "reasoning tokens"); }, "chat: first N tokens as reasoning_content");
+  one("eos-probability", [&s](const std::string& v) { s.eos_probability = to_double(v, "probability"); }, "chance per token to stop early unless ignore_eos");
+  one("error-rate", [&s](const std::string& v) { s.error_rate = to_double(v, "rate"); }, "share of requests answered with --error-status");
+  one("error-status", [&s](const std::string& v) { s.error_status = static_cast<int>(to_int(v, "status")); }, "HTTP status of injected errors (500, 429, ...)");
+  one("disconnect-rate", [&s](const std::string& v) { s.disconnect_rate = to_double(v, "rate"); }, "share of streams cut mid-way");
+  one("stall-rate", [&s](const std::string& v) { s.stall_rate = to_double(v, "rate"); }, "share of streams that stall");
+  one("stall-ms", [&s](const std::string& v) { s.stall = std::chrono::milliseconds(to_int(v, "stall ms")); }, "length of a stall");
+  one("stream-error-rate", [&s](const std::string& v) { s.stream_error_rate = to_double(v, "rate"); }, "share of streams that carry an error object");
+  one("malformed-rate", [&s](const std::string& v) { s.malformed_rate = to_double(v, "rate"); }, "share of streams with a broken chunk");
+  one("fault-after-tokens", [&s](const std::string& v) { s.fault_after_tokens = to_int(v, "tokens"); }, "mid-stream faults come after this many tokens");
+  one("threads", [&s](const std::string& v) { s.threads = to_int(v, "threads"); }, "connections served at once");
+}
+
+std::string help_text(const FlagTable& t, const std::string& head) {
+  std::string out = head;
+  for (const auto& [name, flag] : t) {
+    const char* arg = flag.arity == Flag::Arity::none ? "" : flag.arity == Flag::Arity::one ? " V" : " V...";
+    out += fmt::format("  {:<34} {}\n", name + arg, flag.help);
+  }
+  return out;
+}
+
+FlagTable bench_flags(BenchOptions& o, bool& wants_help) {
+  using A = Flag::Arity;
+  FlagTable t;
+  auto one = [&](const std::string& name, std::function<void(const std::string&)> f, std::string help) {
+    t[name] = {A::one, [f](const std::vector<std::string>& v) { f(v[0]); }, std::move(help)};
+  };
+  auto flag = [&](const std::string& name, std::function<void()> f, std::string help) {
+    t[name] = {A::none, [f](const std::vector<std::string>&) { f(); }, std::move(help)};
+  };
+  auto& c = o.client;
+  auto& d = o.dataset;
+  auto& l = o.load;
+  static std::string host = "127.0.0.1";  // only read while parsing one command line
+  one("--base-url", [&](const std::string& v) { c.base_url = v; o.base_url_given = true; }, "server URL; absent: start the built-in simulator");
+  one("--host", [&](const std::string& v) { host = v; c.base_url = fmt::format("http://{}:8000", v); o.base_url_given = true; }, "server host (with --port), if no --base-url");
+  one("--port", [&](const std::string& v) { c.base_url = fmt::format("http://{}:{}", host, to_int(v, "port")); o.base_url_given = true; }, "server port");
+  one("--endpoint", [&](const std::string& v) { c.endpoint = v; }, "/v1/completions (default) or /v1/chat/completions");
+  one("--backend", [&](const std::string& v) {
+    if (v == "openai-chat") c.endpoint = "/v1/chat/completions";
+    else if (v == "openai" || v == "vllm") c.endpoint = "/v1/completions";
+    else usage_error(fmt::format("backend '{}' is not one of vllm, openai, openai-chat", v));
+  }, "vllm | openai | openai-chat (sets the endpoint)");
+  one("--model", [&](const std::string& v) { c.model = v; }, "model name; default: the server's first model");
+  one("--api-key", [&](const std::string& v) { c.api_key = v; }, "bearer token (default: $OPENAI_API_KEY)");
+  t["--header"] = {A::multi, [&](const std::vector<std::string>& v) { for (const auto& h : v) c.headers.push_back(key_value(h)); }, "extra request headers KEY=VALUE"};
+  one("--extra-body", [&](const std::string& v) {
+    try {
+      c.extra_body = nlohmann::json::parse(v);
+    } catch (const nlohmann::json::exception&) {
+      usage_error("--extra-body must be a JSON object");
+    }
+    if (!c.extra_body.is_object()) usage_error("--extra-body must be a JSON object");
+  }, "JSON object merged into every request body");
+  flag("--ignore-eos", [&] { c.ignore_eos = true; }, "ask the server to ignore EOS");
+  flag("--no-stream", [&] { c.stream = false; }, "send non-streaming requests");
+  flag("--insecure", [&] { c.verify_tls = false; }, "https: skip certificate verification");
+  one("--ca-cert", [&](const std::string& v) { c.ca_cert_path = v; }, "https: CA bundle file");
+  one("--request-timeout", [&](const std::string& v) { c.request_timeout = seconds_flag(v, "seconds"); }, "seconds per request (default 21600)");
+  one("--first-token-timeout", [&](const std::string& v) { c.first_token_timeout = seconds_flag(v, "seconds"); }, "seconds to the first token (default none)");
+  one("--connect-timeout", [&](const std::string& v) { c.connect_timeout = seconds_flag(v, "seconds"); }, "seconds to connect (default 10)");
+  one("--read-timeout", [&](const std::string& v) { c.read_timeout = seconds_flag(v, "seconds"); }, "longest silence within a response (default 300)");
+  one("--dataset-name", [&](const std::string& v) {
+    if (v == "random") d.dataset_name = DatasetKind::random;
+    else if (v == "sharegpt") d.dataset_name = DatasetKind::sharegpt;
+    else if (v == "jsonl" || v == "custom") d.dataset_name = DatasetKind::jsonl;
+    else usage_error(fmt::format("dataset '{}' is not one of random, sharegpt, jsonl", v));
+  }, "random | sharegpt | jsonl");
+  one("--dataset-path", [&](const std::string& v) { d.dataset_path = v; }, "file for sharegpt / jsonl");
+  one("--num-prompts", [&](const std::string& v) { d.num_prompts = l.num_requests = to_int(v, "prompts"); }, "requests to send (default 1000)");
+  one("--random-input-len", [&](const std::string& v) { d.random_input_len = to_int(v, "tokens"); }, "random: input tokens (default 1024)");
+  one("--random-output-len", [&](const std::string& v) { d.random_output_len = to_int(v, "tokens"); }, "random: output tokens (default 128)");
+  one("--random-range-ratio", [&](const std::string& v) { d.random_range_ratio = to_double(v, "ratio"); }, "random: lengths in [len*(1-r), len*(1+r)]");
+  one("--random-prefix-len", [&](const std::string& v) { d.random_prefix_len = to_int(v, "tokens"); }, "random: shared prefix tokens");
+  one("--sharegpt-output-len", [&](const std::string& v) { d.sharegpt_output_len = to_int(v, "tokens"); }, "sharegpt: fixed output length");
+  flag("--no-server-tokenizer", [&] { o.use_server_tokenizer = false; }, "do not use /tokenize for exact lengths");
+  one("--request-rate", [&](const std::string& v) { l.request_rate = to_double(v, "requests/s"); }, "requests per second or inf (default inf)");
+  one("--burstiness", [&](const std::string& v) { l.burstiness = to_double(v, "burstiness"); }, "gamma shape of arrivals; 1 = Poisson");
+  one("--max-concurrency", [&](const std::string& v) { l.max_concurrency = to_int(v, "requests"); }, "most requests in flight");
+  one("--duration", [&](const std::string& v) { l.duration = seconds_flag(v, "seconds"); }, "send for this many seconds instead of --num-prompts");
+  one("--num-warmups", [&](const std::string& v) { l.num_warmups = to_int(v, "requests"); }, "uncounted warm-up requests");
+  one("--ramp-up-strategy", [&](const std::string& v) {
+    if (v == "linear") l.ramp_up_strategy = RampUp::linear;
+    else if (v == "exponential") l.ramp_up_strategy = RampUp::exponential;
+    else usage_error(fmt::format("ramp-up '{}' is not linear or exponential", v));
+  }, "linear | exponential");
+  one("--ramp-up-start-rps", [&](const std::string& v) { l.ramp_up_start_rps = to_double(v, "rps"); }, "ramp-up start rate");
+  one("--ramp-up-end-rps", [&](const std::string& v) { l.ramp_up_end_rps = to_double(v, "rps"); }, "ramp-up end rate");
+  one("--seed", [&](const std::string& v) { d.seed = l.seed = static_cast<std::uint64_t>(to_int(v, "seed")); }, "seed of prompts and arrivals (default 0)");
+  one("--rank", [&](const std::string& v) { o.shard.rank = static_cast<std::uint32_t>(to_int(v, "rank")); }, "this process's part of a distributed run");
+  one("--nranks", [&](const std::string& v) { o.shard.nranks = static_cast<std::uint32_t>(to_int(v, "ranks")); }, "number of parts of a distributed run");
+  one("--max-clients", [&](const std::string& v) { o.max_clients = to_int(v, "clients"); }, "most connections when concurrency is unbounded");
+  t["--percentile-metrics"] = {A::multi, [&](const std::vector<std::string>& v) { o.summary.percentile_metrics = split_list(v); }, "ttft,tpot,itl,e2el (default ttft,tpot,itl)"};
+  t["--metric-percentiles"] = {A::multi, [&](const std::vector<std::string>& v) {
+    o.summary.metric_percentiles.clear();
+    for (const auto& p : split_list(v)) o.summary.metric_percentiles.push_back(to_double(p, "percentile"));
+  }, "percentiles to report (default 99)"};
+  t["--goodput"] = {A::multi, [&](const std::vector<std::string>& v) {
+    std::string joined;
+    for (const auto& s : v) joined += s + " ";
+    o.summary.goodput = GoodputSlo::parse(joined);
+  }, "SLOs: ttft:MS tpot:MS e2el:MS"};
+  flag("--save-result", [&] { o.save_result = true; }, "write the result JSON");
+  flag("--save-detailed", [&] { o.save_result = o.save_detailed = true; }, "also write per-request data");
+  one("--result-dir", [&](const std::string& v) { o.result_dir = v; }, "directory of the result file");
+  one("--result-filename", [&](const std::string& v) { o.result_filename = v; }, "name of the result file");
+  one("--label", [&](const std::string& v) { o.label = v; }, "label of the run in the result");
+  t["--metadata"] = {A::multi, [&](const std::vector<std::string>& v) { for (const auto& m : v) o.metadata.push_back(key_value(m)); }, "KEY=VALUE pairs stored in the result"};
+  flag("--disable-tqdm", [&] { o.progress = false; }, "no progress line");
+  flag("--no-progress", [&] { o.progress = false; }, "no progress line");
+  flag("--help", [&] { wants_help = true; }, "this help");
+  add_sim_flags(t, o.simulator, "--sim-");
+  return t;
+}
+
+const char* kBenchHead =
+    "usage: aifc bench [flags]\n"
+    "Benchmarks an OpenAI-compatible server (the built-in simulator when no --base-url is given).\n"
+    "Flags (named as in `vllm bench serve`; --sim-* configure the built-in simulator):\n";
+
+// Prints progress on stderr from the dispatcher thread: a rewritten line on a terminal, a line
+// every few seconds elsewhere (logs).
+class ProgressPrinter : public Observer {
+ public:
+  ProgressPrinter() : tty_(isatty(STDERR_FILENO) != 0) {}
+  void on_progress(const ProgressSnapshot& s) override {
+    if (!tty_ && s.elapsed_s - last_line_s_ < 5.0) return;
+    last_line_s_ = s.elapsed_s;
+    const std::string total = s.total ? fmt::format("/{}", s.total) : std::string();
+    std::fprintf(stderr, "%s[aifc] %6.1fs  done %llu%s  failed %llu  in flight %llu  %.1f req/s  %.1f tok/s%s",
+                 tty_ ? "\r" : "", s.elapsed_s, static_cast<unsigned long long>(s.completed), total.c_str(),
+                 static_cast<unsigned long long>(s.failed), static_cast<unsigned long long>(s.in_flight),
+                 s.request_throughput, s.output_throughput, tty_ ? "   " : "\n");
+    std::fflush(stderr);
+    printed_ = true;
+  }
+  void on_run_finished(const ProgressSnapshot&) override {
+    if (tty_ && printed_) std::fputs("\n", stderr);
+  }
+
+ private:
+  bool tty_;
+  bool printed_ = false;
+  double last_line_s_ = -1e9;
+};
+
+// Turns SIGINT/SIGTERM into a call on a normal thread: stop() takes locks, which a signal
+// handler must not.
+class SignalWatcher {
+ public:
+  explicit SignalWatcher(std::function<void(int)> on_signal) : on_signal_(std::move(on_signal)) {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGINT);
+    sigaddset(&set_, SIGTERM);
+    sigaddset(&set_, SIGUSR1);  // used to end the watcher itself
+    pthread_sigmask(SIG_BLOCK, &set_, &old_);
+    thread_ = std::thread([this] {
+      for (;;) {
+        int sig = 0;
+        if (sigwait(&set_, &sig) != 0) continue;
+        if (sig == SIGUSR1 && done_.load()) return;
+        if (sig != SIGUSR1) on_signal_(sig);
+      }
+    });
+  }
+  ~SignalWatcher() {
+    done_.store(true);
+    pthread_kill(thread_.native_handle(), SIGUSR1);
+    thread_.join();
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+
+ private:
+  sigset_t set_{}, old_{};
+  std::function<void(int)> on_signal_;
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
+std::string now_stamp(const char* format) {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, format, &tm);
+  return buf;
+}
+
+std::string rate_word(double rate) {
+  return std::isinf(rate) ? "inf" : fmt::format("{}", rate);
+}
+
+}  // namespace
+
+BenchOptions parse_bench_args(const std::vector<std::string>& args) {
+  BenchOptions o;
+  o.simulator.port = 0;
+  o.simulator.ttft = DelaySpec::parse("uniform:20:60");
+  o.simulator.itl = DelaySpec::parse("uniform:5:15");
+  if (const char* key = std::getenv("OPENAI_API_KEY")) o.client.api_key = key;
+  bool wants_help = false;
+  const auto table = bench_flags(o, wants_help);
+  parse_flags(args, table, "bench");
+  if (wants_help) throw Error(ErrorCode::interrupted, help_text(table, kBenchHead));
+  o.load.seed = o.dataset.seed;
+  o.dataset.num_prompts = std::max<std::int64_t>(o.dataset.num_prompts, 1);
+  o.client.validate();
+  o.dataset.validate();
+  o.load.validate();
+  o.shard.validate();
+  o.summary.validate();
+  o.simulator.validate();
+  if (o.max_clients < 1) usage_error("aifc bench: --max-clients must be at least 1");
+  if (o.client.model.empty() && !o.base_url_given) o.client.model = o.simulator.model;
+  return o;
+}
+
+SimulatorConfig parse_sim_args(const std::vector<std::string>& args) {
+  SimulatorConfig s;
+  bool wants_help = false;
+  FlagTable t;
+  add_sim_flags(t, s, "--");
+  t["--host"] = {Flag::Arity::one, [&](const std::vector<std::string>& v) { s.host = v[0]; }, "address to listen on (default 127.0.0.1)"};
+  t["--port"] = {Flag::Arity::one, [&](const std::vector<std::string>& v) { s.port = static_cast<int>(to_int(v[0], "port")); }, "port (default 8000; 0 = any free)"};
+  t["--seed"] = {Flag::Arity::one, [&](const std::vector<std::string>& v) { s.seed = static_cast<std::uint64_t>(to_int(v[0], "seed")); }, "seed of delays and faults"};
+  t["--api-key"] = {Flag::Arity::one, [&](const std::vector<std::string>& v) { s.api_key = v[0]; }, "require this bearer token"};
+  t["--help"] = {Flag::Arity::none, [&](const std::vector<std::string>&) { wants_help = true; }, "this help"};
+  parse_flags(args, t, "sim");
+  if (wants_help)
+    throw Error(ErrorCode::interrupted, help_text(t, "usage: aifc sim [flags]\nA vLLM-compatible simulator on loopback.\n"));
+  s.validate();
+  return s;
+}
+
+nlohmann::json result_document(const BenchOptions& o, const BenchmarkResult& r) {
+  nlohmann::json doc = r.summary;
+  const bool chat = o.client.is_chat();
+  doc["date"] = now_stamp("%Y%m%d-%H%M%S");
+  doc["endpoint_type"] = chat ? "openai-chat" : "openai";
+  doc["backend"] = doc["endpoint_type"];
+  doc["label"] = o.label.empty() ? nlohmann::json(nullptr) : nlohmann::json(o.label);
+  doc["model_id"] = o.client.model;
+  doc["tokenizer_id"] = o.client.model;
+  doc["num_prompts"] = o.load.duration.count() > 0 ? nlohmann::json(nullptr) : nlohmann::json(o.load.num_requests);
+  doc["request_rate"] = std::isinf(o.load.request_rate) ? nlohmann::json("inf") : nlohmann::json(o.load.request_rate);
+  doc["burstiness"] = o.load.burstiness;
+  doc["max_concurrency"] = o.load.max_concurrency > 0 ? nlohmann::json(o.load.max_concurrency) : nlohmann::json(nullptr);
+  doc["interrupted"] = r.interrupted;
+  doc["aifc_version"] = version();
+  doc["aifc_config"] = {{"client", o.client}, {"dataset", o.dataset}, {"load", o.load}, {"shard", o.shard}};
+  doc["clock_anchor"] = {{"mono_ns", r.anchor.mono_ns}, {"unix_ns", r.anchor.unix_ns}, {"start_mono_ns", r.start_ns}};
+  doc["aggregate"] = r.aggregate.to_json();
+  for (const auto& [k, v] : o.metadata) doc[k] = v;
+  if (o.save_detailed) {
+    nlohmann::json input_lens = nlohmann::json::array(), output_lens = nlohmann::json::array(),
+                   ttfts = nlohmann::json::array(), itls = nlohmann::json::array(),
+                   start_times = nlohmann::json::array(), errors = nlohmann::json::array(),
+                   texts = nlohmann::json::array(), records = nlohmann::json::array();
+    for (const auto& rec : r.records) {
+      records.push_back(rec);
+      if (rec.warmup) continue;
+      input_lens.push_back(rec.input_tokens);
+      output_lens.push_back(rec.ok() ? rec.output_tokens : 0);
+      ttfts.push_back(rec.first_token_ns >= 0 ? rec.ttft_s() : 0.0);
+      nlohmann::json itl = nlohmann::json::array();
+      for (std::size_t i = 1; i < rec.token_ns.size(); ++i) itl.push_back((rec.token_ns[i] - rec.token_ns[i - 1]) * 1e-9);
+      itls.push_back(std::move(itl));
+      start_times.push_back(static_cast<double>(rec.send_ns - r.start_ns) * 1e-9);
+      errors.push_back(rec.ok() ? std::string() : fmt::format("{}: {}", to_string(rec.error), rec.error_message));
+      texts.push_back(rec.generated_text);
+    }
+    doc["input_lens"] = std::move(input_lens);
+    doc["output_lens"] = std::move(output_lens);
+    doc["ttfts"] = std::move(ttfts);
+    doc["itls"] = std::move(itls);
+    doc["start_times"] = std::move(start_times);
+    doc["errors"] = std::move(errors);
+    doc["generated_texts"] = std::move(texts);
+    doc["records"] = std::move(records);
+  }
+  return doc;
+}
+
+int bench_main(const std::vector<std::string>& args) {
+  BenchOptions o;
+  try {
+    o = parse_bench_args(args);
+  } catch (const Error& e) {
+    if (e.code() == ErrorCode::interrupted) {
+      std::cout << e.what();
+      return 0;
+    }
+    std::cerr << "error: " << e.what() << "\n";
+    return 2;
+  }
+  std::unique_ptr<Simulator> sim;
+  std::unique_ptr<ClientGroup> group;
+  std::atomic<bool> interrupted{false};
+  std::mutex group_mutex;
+  SignalWatcher signals([&](int) {
+    interrupted.store(true);
+    std::lock_guard lock(group_mutex);
+    if (group) group->stop();
+  });
+  try {
+    if (!o.base_url_given) {
+      sim = std::make_unique<Simulator>(o.simulator);
+      sim->start();
+      o.client.base_url = sim->base_url();
+      std::cerr << fmt::format("[aifc] no --base-url: started the built-in simulator at {} (ttft {} ms, itl {} ms)\n",
+                               o.client.base_url, o.simulator.ttft.to_string(), o.simulator.itl.to_string());
+    }
+    VLLMClient probe(o.client);
+    if (o.client.model.empty()) {
+      const auto models = probe.list_models();
+      if (models.empty()) throw Error(ErrorCode::server_error, fmt::format("{} serves no model", o.client.base_url));
+      o.client.model = models.front();
+      probe = VLLMClient(o.client);
+    }
+    TokenCounter counter;
+    if (o.use_server_tokenizer && o.dataset.dataset_name == DatasetKind::random) {
+      if (probe.count_tokens("hello world"))
+        counter = [&probe](const std::string& text) { return probe.count_tokens(text); };
+    } else if (o.use_server_tokenizer && probe.count_tokens("hello world")) {
+      counter = [&probe](const std::string& text) { return probe.count_tokens(text); };
+    }
+    auto prompts = load_dataset(o.dataset, counter);
+    if (interrupted.load()) {
+      std::cerr << "[aifc] interrupted before the run started; nothing was measured\n";
+      return 130;
+    }
+    GroupConfig gc;
+    gc.client = o.client;
+    gc.load = o.load;
+    gc.shard = o.shard;
+    gc.summary = o.summary;
+    gc.max_clients = o.max_clients;
+    {
+      std::lock_guard lock(group_mutex);
+      group = std::make_unique<ClientGroup>(gc, std::move(prompts));
+      if (o.progress) group->add_observer(std::make_shared<ProgressPrinter>());
+    }
+    std::cerr << fmt::format("[aifc] {} -> {}{}  model {}  rate {}  burstiness {}  max concurrency {}\n",
+                             o.load.duration.count() > 0 ? fmt::format("{} s", o.load.duration.count() / 1000.0)
+                                                         : fmt::format("{} requests", o.load.num_requests),
+                             o.client.base_url, o.client.endpoint, o.client.model, rate_word(o.load.request_rate),
+                             o.load.burstiness, o.load.max_concurrency > 0 ? std::to_string(o.load.max_concurrency) : "unbounded");
+    if (interrupted.load()) group->stop();
+    BenchmarkResult result = group->run();
+    auto summary = result.summary;
+    summary["max_concurrency"] = o.load.max_concurrency > 0 ? nlohmann::json(o.load.max_concurrency) : nlohmann::json(nullptr);
+    summary["request_rate"] = std::isinf(o.load.request_rate) ? nlohmann::json(nullptr) : nlohmann::json(o.load.request_rate);
+    std::cout << format_summary_table(summary, o.summary);
+    std::cout.flush();
+    if (result.observer_errors) std::cerr << "[aifc] an observer failed: " << result.first_observer_error << "\n";
+    if (o.save_result || result.interrupted) {
+      std::string name = o.result_filename;
+      if (name.empty()) {
+        std::string model = o.client.model.substr(o.client.model.rfind('/') + 1);
+        name = fmt::format("{}-{}qps{}-{}-{}.json", o.label.empty() ? "aifc" : o.label, rate_word(o.load.request_rate),
+                           o.load.max_concurrency > 0 ? fmt::format("-concurrency{}", o.load.max_concurrency) : "",
+                           model, now_stamp("%Y%m%d-%H%M%S"));
+      }
+      const auto path = std::filesystem::path(o.result_dir) / name;
+      std::error_code ec;
+      std::filesystem::create_directories(o.result_dir, ec);
+      std::ofstream out(path);
+      if (!out) throw Error(ErrorCode::io_error, fmt::format("cannot write the result to '{}'", path.string()));
+      out << result_document(o, result).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+      if (!out.good()) throw Error(ErrorCode::io_error, fmt::format("cannot write the result to '{}'", path.string()));
+      std::cerr << fmt::format("[aifc] {}result written to {}\n", result.interrupted ? "interrupted; partial " : "",
+                               path.string());
+    }
+    {
+      std::lock_guard lock(group_mutex);
+      group.reset();
+    }
+    if (sim) sim->stop();
+    if (result.interrupted) return 130;
+    return result.aggregate.completed > 0 ? 0 : 1;
+  } catch (const Error& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return e.code() == ErrorCode::invalid_argument ? 2 : 1;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+int sim_main(const std::vector<std::string>& args) {
+  SimulatorConfig config;
+  try {
+    config = parse_sim_args(args);
+  } catch (const Error& e) {
+    if (e.code() == ErrorCode::interrupted) {
+      std::cout << e.what();
+      return 0;
+    }
+    std::cerr << "error: " << e.what() << "\n";
+    return 2;
+  }
+  try {
+    Simulator sim(config);
+    SignalWatcher signals([&](int) { sim.stop(); });
+    sim.start();
+    std::cout << fmt::format("aifc sim listening on {} (model {}, ttft {} ms, itl {} ms)\n", sim.base_url(),
+                             config.model, config.ttft.to_string(), config.itl.to_string());
+    std::cout.flush();
+    sim.wait();
+    return 0;
+  } catch (const Error& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  const char* usage =
+      "usage: aifc <command> [flags]\n"
+      "  bench   benchmark an OpenAI-compatible server (vllm bench serve flags)\n"
+      "  sim     run the vLLM-compatible simulator\n"
+      "  --version\n";
+  if (args.empty()) {
+    std::cerr << usage;
+    return 2;
+  }
+  const std::string command = args.front();
+  args.erase(args.begin());
+  if (command == "bench") return bench_main(args);
+  if (command == "sim") return sim_main(args);
+  if (command == "--version" || command == "version") {
+    std::cout << "aifc " << version() << "\n";
+    return 0;
+  }
+  if (command == "--help" || command == "-h" || command == "help") {
+    std::cout << usage;
+    return 0;
+  }
+  std::cerr << "error: unknown command '" << command << "'\n" << usage;
+  return 2;
+}
+
+}  // namespace aifc::cli

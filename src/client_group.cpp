@@ -1,0 +1,329 @@
+#include "aifc/client_group.hpp"
+
+#include <fmt/format.h>
+#include <sys/prctl.h>
+
+#include <algorithm>
+#include <cmath>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "aifc/error.hpp"
+
+namespace aifc {
+
+void GroupConfig::validate() const {
+  client.validate();
+  load.validate();
+  shard.validate();
+  summary.validate();
+  if (max_clients < 1) throw Error(ErrorCode::invalid_argument, "max_clients must be at least 1");
+  if (progress_interval.count() <= 0)
+    throw Error(ErrorCode::invalid_argument, "progress_interval must be positive");
+}
+
+namespace {
+
+struct Worker {
+  explicit Worker(const ClientConfig& c) : client(c) {}
+  VLLMClient client;
+  std::thread thread;
+};
+
+constexpr auto kDispatchTick = std::chrono::milliseconds(10);
+
+}  // namespace
+
+struct ClientGroup::State {
+  State(GroupConfig c, std::vector<Prompt> p)
+      : config(std::move(c)), prompts(std::move(p)), schedule(config.load, config.shard) {}
+
+  GroupConfig config;
+  std::vector<Prompt> prompts;
+  std::vector<PreparedRequest> prepared;
+  std::vector<std::shared_ptr<Observer>> observers;
+  std::atomic<bool> started{false};
+  std::atomic<bool> stop_requested{false};
+
+  // The schedule, handed out one slot at a time to whichever client is free.
+  std::mutex schedule_mutex;
+  ArrivalSchedule schedule;
+  bool schedule_done = false;
+  bool infinite_rate = false;
+  MonoNanos start_ns = 0;
+  MonoNanos duration_end_ns = -1;
+
+  std::mutex workers_mutex;
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::int64_t worker_limit = 1;
+  std::atomic<std::int64_t> free_workers{0};
+  std::atomic<std::int64_t> running_workers{0};
+
+  std::condition_variable leader_cv;  // free clients waiting to lead (with schedule_mutex)
+  std::condition_variable sleep_cv;   // the leader waiting for its slot (with schedule_mutex)
+  bool leader_taken = false;
+
+  std::mutex done_mutex;
+  std::vector<RequestRecord> done;
+  std::condition_variable dispatcher_cv;
+  std::atomic<bool> need_workers{false};
+
+  std::atomic<std::uint64_t> in_flight{0};
+  std::atomic<std::uint64_t> completed{0}, failed{0};
+  std::atomic<std::int64_t> output_tokens{0};
+  std::uint64_t total = 0;
+
+  void spawn_worker();
+  void worker_loop(Worker& w);
+  ProgressSnapshot snapshot(MonoNanos now) const {
+    ProgressSnapshot s;
+    s.elapsed_s = start_ns > 0 ? static_cast<double>(now - start_ns) * 1e-9 : 0.0;
+    s.completed = completed.load();
+    s.failed = failed.load();
+    s.in_flight = in_flight.load();
+    s.total = total;
+    s.output_tokens = output_tokens.load();
+    if (s.elapsed_s > 0) {
+      s.request_throughput = static_cast<double>(s.completed) / s.elapsed_s;
+      s.output_throughput = static_cast<double>(s.output_tokens) / s.elapsed_s;
+    }
+    return s;
+  }
+};
+
+void ClientGroup::State::spawn_worker() {
+  // Called with workers_mutex held.
+  auto w = std::make_unique<Worker>(config.client);
+  if (stop_requested.load()) w->client.cancel();
+  Worker& ref = *w;
+  free_workers.fetch_add(1);
+  running_workers.fetch_add(1);
+  workers.push_back(std::move(w));
+  ref.thread = std::thread([this, &ref] { worker_loop(ref); });
+}
+
+void ClientGroup::State::worker_loop(Worker& w) {
+  // Wake-ups to the microsecond: the default 50 us timer slack would show up as lateness.
+  prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+  for (;;) {
+    // Leader/followers: one free client (the leader) waits for the next slot while the others
+    // wait to lead. Claiming slots ahead would make every client hold a connection it may
+    // not need.
+    ScheduledRequest slot;
+    MonoNanos scheduled = 0;
+    {
+      std::unique_lock lock(schedule_mutex);
+      leader_cv.wait(lock, [&] { return stop_requested.load() || schedule_done || !leader_taken; });
+      if (stop_requested.load() || schedule_done) break;
+      leader_taken = true;
+      if (duration_end_ns >= 0 && mono_now() >= duration_end_ns) {
+        schedule_done = true;
+      } else if (auto next = schedule.next()) {
+        slot = *next;
+      } else {
+        schedule_done = true;
+      }
+      if (schedule_done) {
+        leader_taken = false;
+        leader_cv.notify_all();
+        break;
+      }
+      scheduled = start_ns + slot.offset.count();
+      const auto due = std::chrono::steady_clock::time_point(std::chrono::nanoseconds(scheduled));
+      sleep_cv.wait_until(lock, due, [&] { return stop_requested.load(); });
+      leader_taken = false;
+      if (stop_requested.load()) {
+        leader_cv.notify_all();
+        break;
+      }
+    }
+    leader_cv.notify_one();
+    // With an infinite rate nothing is scheduled: a request is due when a client is free.
+    if (infinite_rate) scheduled = std::max(scheduled, mono_now());
+    if (free_workers.fetch_sub(1) == 1) {
+      need_workers.store(true);
+      dispatcher_cv.notify_one();
+    }
+    const PreparedRequest& request = prepared[slot.index % prepared.size()];
+    in_flight.fetch_add(1);
+    RequestRecord rec = w.client.send(request, scheduled);
+    in_flight.fetch_sub(1);
+    rec.index = slot.index;
+    if (rec.ok()) {
+      completed.fetch_add(1, std::memory_order_relaxed);
+      output_tokens.fetch_add(rec.output_tokens, std::memory_order_relaxed);
+    } else if (rec.error != RequestError::cancelled) {
+      failed.fetch_add(1, std::memory_order_relaxed);
+    }
+    {
+      std::lock_guard lock(done_mutex);
+      done.push_back(std::move(rec));
+    }
+    free_workers.fetch_add(1);
+  }
+  running_workers.fetch_sub(1);
+  dispatcher_cv.notify_one();
+}
+
+ClientGroup::ClientGroup(GroupConfig config, std::vector<Prompt> prompts) {
+  config.validate();
+  if (prompts.empty()) throw Error(ErrorCode::invalid_argument, "a client group needs at least one prompt");
+  state_ = std::make_unique<State>(std::move(config), std::move(prompts));
+}
+
+ClientGroup::~ClientGroup() {
+  if (!state_) return;
+  stop();
+  std::lock_guard lock(state_->workers_mutex);
+  for (auto& w : state_->workers)
+    if (w->thread.joinable()) w->thread.join();
+}
+
+void ClientGroup::add_observer(std::shared_ptr<Observer> observer) {
+  if (state_->started.load())
+    throw Error(ErrorCode::invalid_state, "observers must be added before run()");
+  if (observer) state_->observers.push_back(std::move(observer));
+}
+
+bool ClientGroup::stopping() const noexcept { return state_->stop_requested.load(); }
+
+void ClientGroup::stop() noexcept {
+  auto& s = *state_;
+  s.stop_requested.store(true);
+  {
+    std::lock_guard lock(s.schedule_mutex);
+  }
+  s.sleep_cv.notify_all();
+  s.leader_cv.notify_all();
+  {
+    std::lock_guard lock(s.workers_mutex);
+    for (auto& w : s.workers) w->client.cancel();
+  }
+  s.dispatcher_cv.notify_all();
+}
+
+ProgressSnapshot ClientGroup::progress() const { return state_->snapshot(mono_now()); }
+
+BenchmarkResult ClientGroup::run() {
+  auto& s = *state_;
+  if (s.started.exchange(true)) throw Error(ErrorCode::invalid_state, "a client group runs only once");
+  const auto& load = s.config.load;
+  BenchmarkResult result;
+  result.aggregate = MetricsAggregate(s.config.summary.goodput);
+
+  auto notify = [&](auto&& call) {
+    for (auto& o : s.observers) {
+      try {
+        call(*o);
+      } catch (const std::exception& e) {
+        if (result.observer_errors++ == 0) result.first_observer_error = e.what();
+      } catch (...) {
+        if (result.observer_errors++ == 0) result.first_observer_error = "unknown exception";
+      }
+    }
+  };
+  auto take = [&](RequestRecord&& rec) {
+    notify([&](Observer& o) { o.on_request_finished(rec); });
+    result.aggregate.add(rec);
+    if (s.config.keep_records) result.records.push_back(std::move(rec));
+  };
+
+  {
+    VLLMClient preparer(s.config.client);
+    s.prepared.reserve(s.prompts.size());
+    for (const auto& p : s.prompts)
+      s.prepared.push_back(preparer.prepare(
+          RequestSpec{p.text, p.output_tokens, p.input_tokens, p.input_tokens_exact, nlohmann::json::object()}));
+    // Warm-ups go one after another on their own connection before the clock starts.
+    for (std::int64_t i = 0; i < load.num_warmups && !s.stop_requested.load(); ++i) {
+      auto rec = preparer.send(s.prepared[static_cast<std::size_t>(i) % s.prepared.size()]);
+      rec.warmup = true;
+      rec.index = static_cast<std::uint64_t>(i);
+      take(std::move(rec));
+    }
+  }
+
+  s.infinite_rate = std::isinf(load.request_rate) && load.ramp_up_strategy == RampUp::none;
+  if (const auto n = s.schedule.global_size()) {
+    const auto nranks = s.config.shard.nranks, rank = s.config.shard.rank;
+    s.total = *n / nranks + (rank < *n % nranks ? 1 : 0);
+  }
+  const std::int64_t share = s.schedule.shard_max_concurrency();
+  s.worker_limit = share > 0 ? std::min<std::int64_t>(share, s.config.max_clients) : s.config.max_clients;
+  if (s.total > 0) s.worker_limit = std::min<std::int64_t>(s.worker_limit, static_cast<std::int64_t>(s.total));
+  s.worker_limit = std::max<std::int64_t>(s.worker_limit, 1);
+  // Enough clients from the start for what the schedule can demand at once; more on demand.
+  std::int64_t initial = s.worker_limit;
+  if (!s.infinite_rate) {
+    const double rate = load.ramp_up_strategy == RampUp::none ? load.request_rate
+                                                             : std::max(load.ramp_up_start_rps, load.ramp_up_end_rps);
+    initial = std::min<std::int64_t>(s.worker_limit, std::max<std::int64_t>(16, static_cast<std::int64_t>(rate / 4)));
+  }
+
+  result.anchor = ClockAnchor::now();
+  // Time zero a little ahead, so that the first requests do not count thread start-up as lateness.
+  s.start_ns = result.anchor.mono_ns + 2'000'000 + initial * 30'000;
+  if (load.duration.count() > 0)
+    s.duration_end_ns = s.start_ns + std::chrono::duration_cast<std::chrono::nanoseconds>(load.duration).count();
+  {
+    std::lock_guard lock(s.workers_mutex);
+    for (std::int64_t i = 0; i < initial && !s.stop_requested.load(); ++i) s.spawn_worker();
+  }
+  notify([&](Observer& o) { o.on_run_started(result.anchor, s.total); });
+
+  MonoNanos next_progress = s.start_ns + std::chrono::duration_cast<std::chrono::nanoseconds>(s.config.progress_interval).count();
+  std::vector<RequestRecord> batch;
+  for (;;) {
+    {
+      std::unique_lock lock(s.done_mutex);
+      s.dispatcher_cv.wait_for(lock, kDispatchTick);
+      batch.swap(s.done);
+    }
+    for (auto& rec : batch) take(std::move(rec));
+    batch.clear();
+    const MonoNanos now = mono_now();
+    {
+      std::lock_guard lock(s.workers_mutex);
+      for (auto& w : s.workers) w->client.expire_if_late(now);
+      if (s.need_workers.exchange(false) && !s.stop_requested.load()) {
+        std::lock_guard slock(s.schedule_mutex);
+        const bool more = !s.schedule_done;
+        for (int i = 0; more && i < 8 && static_cast<std::int64_t>(s.workers.size()) < s.worker_limit &&
+                        s.free_workers.load() < 2;
+             ++i)
+          s.spawn_worker();
+      }
+    }
+    if (now >= next_progress) {
+      const auto snap = s.snapshot(now);
+      notify([&](Observer& o) { o.on_progress(snap); });
+      next_progress = now + std::chrono::duration_cast<std::chrono::nanoseconds>(s.config.progress_interval).count();
+    }
+    if (s.running_workers.load() == 0) {
+      std::lock_guard lock(s.done_mutex);
+      if (s.done.empty()) break;
+    }
+  }
+  result.end_ns = mono_now();
+  {
+    std::lock_guard lock(s.workers_mutex);
+    for (auto& w : s.workers)
+      if (w->thread.joinable()) w->thread.join();
+  }
+  result.start_ns = s.start_ns;
+  result.interrupted = s.stop_requested.load();
+  // The run ends with its last response, not with the dispatcher's tick.
+  MonoNanos last_end = s.start_ns;
+  for (const auto& r : result.records)
+    if (!r.warmup) last_end = std::max(last_end, r.end_ns);
+  if (s.config.keep_records && !result.records.empty()) result.end_ns = std::min(result.end_ns, last_end);
+  result.duration_s = static_cast<double>(result.end_ns - s.start_ns) * 1e-9;
+  result.summary = s.config.keep_records ? summarize(result.records, result.duration_s, s.config.summary)
+                                         : summarize(result.aggregate, result.duration_s, s.config.summary);
+  const auto final_snapshot = s.snapshot(result.end_ns);
+  notify([&](Observer& o) { o.on_run_finished(final_snapshot); });
+  return result;
+}
+
+}  // namespace aifc

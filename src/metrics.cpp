@@ -1,0 +1,415 @@
+#include "aifc/metrics.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <sstream>
+
+#include "aifc/error.hpp"
+
+namespace aifc {
+namespace {
+
+constexpr const char* kKnownMetrics[] = {"ttft", "tpot", "itl", "e2el"};
+
+std::string percentile_word(double p) {
+  if (p == std::floor(p)) return fmt::format("{}", static_cast<long long>(p));
+  return fmt::format("{}", p);
+}
+
+double numpy_percentile(const std::vector<double>& sorted, double p) {
+  if (sorted.empty()) return 0.0;
+  const double pos = p / 100.0 * static_cast<double>(sorted.size() - 1);
+  const auto lo = static_cast<std::size_t>(std::floor(pos));
+  const std::size_t hi = std::min(lo + 1, sorted.size() - 1);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - static_cast<double>(lo));
+}
+
+void put_stats(nlohmann::json& out, const std::string& name, const MetricStats& s) {
+  out["mean_" + name + "_ms"] = s.mean;
+  out["median_" + name + "_ms"] = s.median;
+  out["std_" + name + "_ms"] = s.std;
+  for (const auto& [p, v] : s.percentiles) out["p" + percentile_word(p) + "_" + name + "_ms"] = v;
+}
+
+// Per-record samples of every metric, in seconds.
+struct Samples {
+  std::vector<double> ttft, tpot, itl, e2el, lateness, ttft_sched, e2el_sched, ttft_reasoning,
+      ttft_answer;
+};
+
+void collect(const RequestRecord& r, Samples& s) {
+  if (r.send_ns >= 0 && r.scheduled_ns >= 0) s.lateness.push_back(r.lateness_s());
+  if (!r.ok()) return;
+  if (r.first_token_ns >= 0) {
+    s.ttft.push_back(r.ttft_s());
+    if (r.scheduled_ns >= 0) s.ttft_sched.push_back((r.first_token_ns - r.scheduled_ns) * 1e-9);
+  }
+  if (r.first_reasoning_ns >= 0) s.ttft_reasoning.push_back((r.first_reasoning_ns - r.send_ns) * 1e-9);
+  if (r.first_reasoning_ns >= 0 && r.first_answer_ns >= 0)
+    s.ttft_answer.push_back((r.first_answer_ns - r.send_ns) * 1e-9);
+  s.e2el.push_back(r.e2el_s());
+  if (r.scheduled_ns >= 0) s.e2el_sched.push_back((r.end_ns - r.scheduled_ns) * 1e-9);
+  if (r.output_tokens > 1 && r.first_token_ns >= 0) s.tpot.push_back(r.tpot_s());
+  for (std::size_t i = 1; i < r.token_ns.size(); ++i)
+    s.itl.push_back((r.token_ns[i] - r.token_ns[i - 1]) * 1e-9);
+}
+
+std::int64_t to_ns(double seconds) { return static_cast<std::int64_t>(std::llround(seconds * 1e9)); }
+
+void put_common(nlohmann::json& out, double duration_s, std::uint64_t completed, std::uint64_t failed,
+                std::int64_t input, std::int64_t output, std::uint64_t good,
+                const SummaryOptions& options) {
+  const double d = duration_s > 0 ? duration_s : 1e-9;
+  out["duration"] = duration_s;
+  out["completed"] = completed;
+  out["failed"] = failed;
+  out["total_input_tokens"] = input;
+  out["total_output_tokens"] = output;
+  out["request_throughput"] = static_cast<double>(completed) / d;
+  out["request_goodput"] =
+      options.goodput.empty() ? nlohmann::json(nullptr) : nlohmann::json(static_cast<double>(good) / d);
+  out["output_throughput"] = static_cast<double>(output) / d;
+  out["total_token_throughput"] = static_cast<double>(input + output) / d;
+}
+
+bool selected(const SummaryOptions& o, const std::string& metric) {
+  return std::find(o.percentile_metrics.begin(), o.percentile_metrics.end(), metric) !=
+         o.percentile_metrics.end();
+}
+
+}  // namespace
+
+bool GoodputSlo::is_good(const RequestRecord& r) const noexcept {
+  if (!r.ok()) return false;
+  const double ttft = r.first_token_ns >= 0 ? r.ttft_s() * 1e3 : 0.0;
+  const double tpot = r.output_tokens > 1 ? r.tpot_s() * 1e3 : 0.0;  // as vLLM: tpot 0 for <=1
+  if (ttft_ms && ttft > *ttft_ms) return false;
+  if (tpot_ms && tpot > *tpot_ms) return false;
+  if (e2el_ms && r.e2el_s() * 1e3 > *e2el_ms) return false;
+  return true;
+}
+
+GoodputSlo GoodputSlo::parse(const std::string& spec) {
+  GoodputSlo slo;
+  std::string normalized = spec;
+  std::replace(normalized.begin(), normalized.end(), ',', ' ');
+  std::istringstream in(normalized);
+  std::string item;
+  while (in >> item) {
+    const auto colon = item.find(':');
+    if (colon == std::string::npos)
+      throw Error(ErrorCode::invalid_argument,
+                  fmt::format("goodput item '{}' must look like ttft:MS, tpot:MS or e2el:MS", item));
+    const auto key = item.substr(0, colon);
+    double value = 0;
+    try {
+      std::size_t used = 0;
+      value = std::stod(item.substr(colon + 1), &used);
+      if (used != item.size() - colon - 1) throw std::invalid_argument("trailing");
+    } catch (const std::exception&) {
+      throw Error(ErrorCode::invalid_argument, fmt::format("goodput item '{}' has no number of ms", item));
+    }
+    if (value < 0) throw Error(ErrorCode::invalid_argument, fmt::format("goodput '{}' must not be negative", item));
+    if (key == "ttft") slo.ttft_ms = value;
+    else if (key == "tpot") slo.tpot_ms = value;
+    else if (key == "e2el") slo.e2el_ms = value;
+    else
+      throw Error(ErrorCode::invalid_argument,
+                  fmt::format("goodput metric '{}' is not one of ttft, tpot, e2el", key));
+  }
+  return slo;
+}
+
+void SummaryOptions::validate() const {
+  for (const auto& m : percentile_metrics)
+    if (std::find(std::begin(kKnownMetrics), std::end(kKnownMetrics), m) == std::end(kKnownMetrics))
+      throw Error(ErrorCode::invalid_argument,
+                  fmt::format("percentile metric '{}' is not one of ttft, tpot, itl, e2el", m));
+  for (double p : metric_percentiles)
+    if (!(p > 0.0 && p < 100.0) && p != 100.0)
+      throw Error(ErrorCode::invalid_argument, fmt::format("percentile {} is not in (0, 100]", p));
+}
+
+MetricStats exact_stats(std::vector<double> seconds, const std::vector<double>& percentiles) {
+  MetricStats s;
+  if (seconds.empty()) {
+    for (double p : percentiles) s.percentiles.emplace_back(p, 0.0);
+    return s;
+  }
+  std::sort(seconds.begin(), seconds.end());
+  const double n = static_cast<double>(seconds.size());
+  const double mean = std::accumulate(seconds.begin(), seconds.end(), 0.0) / n;
+  double sq = 0;
+  for (double v : seconds) sq += (v - mean) * (v - mean);
+  s.mean = mean * 1e3;
+  s.std = std::sqrt(sq / n) * 1e3;
+  s.median = numpy_percentile(seconds, 50.0) * 1e3;
+  for (double p : percentiles) s.percentiles.emplace_back(p, numpy_percentile(seconds, p) * 1e3);
+  return s;
+}
+
+MetricStats histogram_stats(const Histogram& h, const std::vector<double>& percentiles) {
+  MetricStats s;
+  s.mean = h.mean() * 1e-6;
+  s.std = h.stddev() * 1e-6;
+  s.median = h.percentile(50.0) * 1e-6;
+  for (double p : percentiles) s.percentiles.emplace_back(p, h.percentile(p) * 1e-6);
+  return s;
+}
+
+void MetricsAggregate::add(const RequestRecord& r) {
+  if (r.warmup) return;
+  if (r.error == RequestError::cancelled) {  // stopped by the user: not the server's failure
+    ++cancelled;
+    return;
+  }
+  Samples s;
+  collect(r, s);
+  for (double v : s.lateness) lateness.record(to_ns(v));
+  if (!r.ok()) {
+    ++failed;
+    ++errors_by_kind[std::string(to_string(r.error))];
+    return;
+  }
+  ++completed;
+  if (goodput_.is_good(r)) ++good;
+  total_input_tokens += r.input_tokens;
+  total_output_tokens += r.output_tokens;
+  if (!r.input_tokens_exact) ++inexact_input_counts;
+  ++output_token_source[std::string(to_string(r.output_token_source))];
+  for (double v : s.ttft) ttft.record(to_ns(v));
+  for (double v : s.tpot) tpot.record(to_ns(v));
+  for (double v : s.itl) itl.record(to_ns(v));
+  for (double v : s.e2el) e2el.record(to_ns(v));
+  for (double v : s.ttft_sched) ttft_from_schedule.record(to_ns(v));
+  for (double v : s.e2el_sched) e2el_from_schedule.record(to_ns(v));
+}
+
+void MetricsAggregate::merge(const MetricsAggregate& o) {
+  completed += o.completed;
+  failed += o.failed;
+  cancelled += o.cancelled;
+  good += o.good;
+  total_input_tokens += o.total_input_tokens;
+  total_output_tokens += o.total_output_tokens;
+  inexact_input_counts += o.inexact_input_counts;
+  ttft.merge(o.ttft);
+  tpot.merge(o.tpot);
+  itl.merge(o.itl);
+  e2el.merge(o.e2el);
+  lateness.merge(o.lateness);
+  ttft_from_schedule.merge(o.ttft_from_schedule);
+  e2el_from_schedule.merge(o.e2el_from_schedule);
+  for (const auto& [k, v] : o.errors_by_kind) errors_by_kind[k] += v;
+  for (const auto& [k, v] : o.output_token_source) output_token_source[k] += v;
+}
+
+nlohmann::json MetricsAggregate::to_json() const {
+  return {{"completed", completed},
+          {"failed", failed},
+          {"cancelled", cancelled},
+          {"good", good},
+          {"total_input_tokens", total_input_tokens},
+          {"total_output_tokens", total_output_tokens},
+          {"inexact_input_counts", inexact_input_counts},
+          {"errors_by_kind", errors_by_kind},
+          {"output_token_source", output_token_source},
+          {"ttft", ttft.to_json()},
+          {"tpot", tpot.to_json()},
+          {"itl", itl.to_json()},
+          {"e2el", e2el.to_json()},
+          {"lateness", lateness.to_json()},
+          {"ttft_from_schedule", ttft_from_schedule.to_json()},
+          {"e2el_from_schedule", e2el_from_schedule.to_json()}};
+}
+
+MetricsAggregate MetricsAggregate::from_json(const nlohmann::json& j) {
+  MetricsAggregate a;
+  try {
+    a.completed = j.at("completed").get<std::uint64_t>();
+    a.failed = j.at("failed").get<std::uint64_t>();
+    a.good = j.at("good").get<std::uint64_t>();
+    a.cancelled = j.value("cancelled", std::uint64_t{0});
+    a.total_input_tokens = j.at("total_input_tokens").get<std::int64_t>();
+    a.total_output_tokens = j.at("total_output_tokens").get<std::int64_t>();
+    a.inexact_input_counts = j.value("inexact_input_counts", std::uint64_t{0});
+    a.errors_by_kind = j.at("errors_by_kind").get<std::map<std::string, std::uint64_t>>();
+    a.output_token_source = j.at("output_token_source").get<std::map<std::string, std::uint64_t>>();
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(ErrorCode::parse_error, std::string("metrics aggregate: ") + e.what());
+  }
+  a.ttft = Histogram::from_json(j.at("ttft"));
+  a.tpot = Histogram::from_json(j.at("tpot"));
+  a.itl = Histogram::from_json(j.at("itl"));
+  a.e2el = Histogram::from_json(j.at("e2el"));
+  a.lateness = Histogram::from_json(j.at("lateness"));
+  a.ttft_from_schedule = Histogram::from_json(j.at("ttft_from_schedule"));
+  a.e2el_from_schedule = Histogram::from_json(j.at("e2el_from_schedule"));
+  return a;
+}
+
+nlohmann::json summarize(const std::vector<RequestRecord>& records, double duration_s,
+                         const SummaryOptions& options) {
+  Samples s;
+  std::uint64_t completed = 0, failed = 0, good = 0, inexact = 0, cancelled = 0;
+  std::int64_t input = 0, output = 0;
+  std::map<std::string, std::uint64_t> errors, sources;
+  // Peak output tokens per second and peak concurrency, as vLLM computes them.
+  MonoNanos first_send = -1;
+  std::vector<std::pair<MonoNanos, int>> events;
+  for (const auto& r : records) {
+    if (r.warmup) continue;
+    if (r.error == RequestError::cancelled) {
+      ++cancelled;
+      continue;
+    }
+    collect(r, s);
+    if (!r.ok()) {
+      ++failed;
+      ++errors[std::string(to_string(r.error))];
+      continue;
+    }
+    ++completed;
+    if (options.goodput.is_good(r)) ++good;
+    input += r.input_tokens;
+    output += r.output_tokens;
+    if (!r.input_tokens_exact) ++inexact;
+    ++sources[std::string(to_string(r.output_token_source))];
+    if (first_send < 0 || r.send_ns < first_send) first_send = r.send_ns;
+    events.emplace_back(r.send_ns, 1);
+    events.emplace_back(r.end_ns, -1);
+  }
+  nlohmann::json out;
+  put_common(out, duration_s, completed, failed, input, output, good, options);
+
+  double max_tokens_per_s = 0;
+  if (first_send >= 0) {
+    std::vector<double> per_second;
+    for (const auto& r : records) {
+      if (r.warmup || !r.ok()) continue;
+      for (MonoNanos t : r.token_ns) {
+        const auto sec = static_cast<std::size_t>((t - first_send) / 1'000'000'000);
+        if (sec >= per_second.size()) per_second.resize(sec + 1, 0.0);
+        per_second[sec] += 1.0;
+      }
+    }
+    if (!per_second.empty()) max_tokens_per_s = *std::max_element(per_second.begin(), per_second.end());
+  }
+  std::sort(events.begin(), events.end());  // at equal times, -1 sorts first: half-open intervals
+  int current = 0, peak = 0;
+  for (const auto& e : events) peak = std::max(peak, current += e.second);
+  out["cancelled"] = cancelled;
+  out["max_output_tokens_per_s"] = max_tokens_per_s;
+  out["max_concurrent_requests"] = peak;
+
+  const auto& ps = options.metric_percentiles;
+  if (selected(options, "ttft")) put_stats(out, "ttft", exact_stats(s.ttft, ps));
+  if (selected(options, "tpot")) put_stats(out, "tpot", exact_stats(s.tpot, ps));
+  if (selected(options, "itl")) put_stats(out, "itl", exact_stats(s.itl, ps));
+  if (selected(options, "e2el")) put_stats(out, "e2el", exact_stats(s.e2el, ps));
+  put_stats(out, "lateness", exact_stats(s.lateness, ps));
+  out["max_lateness_ms"] = s.lateness.empty() ? 0.0 : *std::max_element(s.lateness.begin(), s.lateness.end()) * 1e3;
+  put_stats(out, "ttft_from_schedule", exact_stats(s.ttft_sched, ps));
+  put_stats(out, "e2el_from_schedule", exact_stats(s.e2el_sched, ps));
+  if (!s.ttft_reasoning.empty()) {
+    put_stats(out, "ttft_reasoning", exact_stats(s.ttft_reasoning, ps));
+    put_stats(out, "ttft_answer", exact_stats(s.ttft_answer, ps));
+  }
+  out["errors_by_kind"] = errors;
+  out["output_token_source"] = sources;
+  out["input_tokens_exact"] = inexact == 0;
+  out["percentiles_exact"] = true;
+  return out;
+}
+
+nlohmann::json summarize(const MetricsAggregate& a, double duration_s, const SummaryOptions& options) {
+  nlohmann::json out;
+  put_common(out, duration_s, a.completed, a.failed, a.total_input_tokens, a.total_output_tokens,
+             a.good, options);
+  out["cancelled"] = a.cancelled;
+  const auto& ps = options.metric_percentiles;
+  if (selected(options, "ttft")) put_stats(out, "ttft", histogram_stats(a.ttft, ps));
+  if (selected(options, "tpot")) put_stats(out, "tpot", histogram_stats(a.tpot, ps));
+  if (selected(options, "itl")) put_stats(out, "itl", histogram_stats(a.itl, ps));
+  if (selected(options, "e2el")) put_stats(out, "e2el", histogram_stats(a.e2el, ps));
+  put_stats(out, "lateness", histogram_stats(a.lateness, ps));
+  out["max_lateness_ms"] = static_cast<double>(a.lateness.max()) * 1e-6;
+  put_stats(out, "ttft_from_schedule", histogram_stats(a.ttft_from_schedule, ps));
+  put_stats(out, "e2el_from_schedule", histogram_stats(a.e2el_from_schedule, ps));
+  out["errors_by_kind"] = a.errors_by_kind;
+  out["output_token_source"] = a.output_token_source;
+  out["input_tokens_exact"] = a.inexact_input_counts == 0;
+  out["percentiles_exact"] = false;
+  return out;
+}
+
+std::string format_summary_table(const nlohmann::json& s, const SummaryOptions& options) {
+  std::string t;
+  auto line = [&](std::string_view label, const std::string& value) {
+    t += fmt::format("{:<40} {:<10}\n", label, value);
+  };
+  auto num = [&](const char* key) {
+    return s.contains(key) && s[key].is_number() ? fmt::format("{:.2f}", s[key].get<double>())
+                                                 : std::string("n/a");
+  };
+  auto integer = [&](const char* key) {
+    return s.contains(key) ? fmt::format("{}", s[key].get<std::int64_t>()) : std::string("n/a");
+  };
+  t += fmt::format("{:=^50}\n", " Serving Benchmark Result ");
+  line("Successful requests:", integer("completed"));
+  line("Failed requests:", integer("failed"));
+  if (s.contains("max_concurrency") && s["max_concurrency"].is_number())
+    line("Maximum request concurrency:", integer("max_concurrency"));
+  if (s.contains("request_rate") && s["request_rate"].is_number())
+    line("Request rate configured (RPS):", num("request_rate"));
+  line("Benchmark duration (s):", num("duration"));
+  line("Total input tokens:", integer("total_input_tokens"));
+  line("Total generated tokens:", integer("total_output_tokens"));
+  line("Request throughput (req/s):", num("request_throughput"));
+  if (!s["request_goodput"].is_null()) line("Request goodput (req/s):", num("request_goodput"));
+  line("Output token throughput (tok/s):", num("output_throughput"));
+  if (s.contains("max_output_tokens_per_s"))
+    line("Peak output token throughput (tok/s):", num("max_output_tokens_per_s"));
+  if (s.contains("max_concurrent_requests"))
+    line("Peak concurrent requests:", num("max_concurrent_requests"));
+  line("Total token throughput (tok/s):", num("total_token_throughput"));
+  auto section = [&](const std::string& key, const std::string& name, const std::string& header,
+                     bool always) {
+    if (!always && !selected(options, key)) return;
+    if (!s.contains("mean_" + key + "_ms")) return;
+    t += fmt::format("{:-^50}\n", header);
+    line(fmt::format("Mean {} (ms):", name), num(("mean_" + key + "_ms").c_str()));
+    line(fmt::format("Median {} (ms):", name), num(("median_" + key + "_ms").c_str()));
+    for (double p : options.metric_percentiles) {
+      const auto word = percentile_word(p);
+      line(fmt::format("P{} {} (ms):", word, name), num(("p" + word + "_" + key + "_ms").c_str()));
+    }
+  };
+  section("ttft", "TTFT", "Time to First Token", false);
+  section("tpot", "TPOT", "Time per Output Token (excl. 1st token)", false);
+  section("itl", "ITL", "Inter-token Latency", false);
+  section("e2el", "E2EL", "End-to-end Latency", false);
+  section("ttft_reasoning", "TTFT", "First Reasoning Token", true);
+  section("ttft_answer", "TTFT", "First Answer Token (reasoning)", true);
+  t += fmt::format("{:-^50}\n", "Client (aifc)");
+  line("Mean send lateness (ms):", num("mean_lateness_ms"));
+  for (double p : options.metric_percentiles) {
+    const auto word = percentile_word(p);
+    line(fmt::format("P{} send lateness (ms):", word), num(("p" + word + "_lateness_ms").c_str()));
+  }
+  line("Max send lateness (ms):", num("max_lateness_ms"));
+  if (s.contains("output_token_source") && s["output_token_source"].contains("chunks"))
+    line("Output tokens counted from chunks:", integer("total_output_tokens"));
+  if (s.contains("input_tokens_exact") && !s["input_tokens_exact"].get<bool>())
+    line("Input token counts:", "approximate");
+  if (s.contains("errors_by_kind"))
+    for (const auto& [kind, n] : s["errors_by_kind"].items())
+      line(fmt::format("Errors ({}):", kind), fmt::format("{}", n.get<std::int64_t>()));
+  t += fmt::format("{:=^50}\n", "");
+  return t;
+}
+
+}  // namespace aifc

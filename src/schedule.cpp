@@ -1,0 +1,140 @@
+#include "aifc/schedule.hpp"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "aifc/error.hpp"
+#include "rng.hpp"
+
+namespace aifc {
+namespace {
+
+void bad(const std::string& what) { throw Error(ErrorCode::invalid_argument, what); }
+
+// The generator's state lives inline in ArrivalSchedule (as raw words) to keep rng.hpp private.
+static_assert(sizeof(detail::Rng) == 4 * sizeof(std::uint64_t));
+
+}  // namespace
+
+void LoadConfig::validate() const {
+  if (!(request_rate > 0.0)) bad(fmt::format("request_rate must be positive or inf (got {})", request_rate));
+  if (!(burstiness > 0.0)) bad(fmt::format("burstiness must be positive (got {})", burstiness));
+  if (max_concurrency < 0) bad(fmt::format("max_concurrency must not be negative (got {})", max_concurrency));
+  if (duration.count() < 0) bad("duration must not be negative");
+  if (duration.count() == 0 && num_requests < 1)
+    bad(fmt::format("num_requests must be at least 1 (got {})", num_requests));
+  if (num_warmups < 0) bad("num_warmups must not be negative");
+  if (ramp_up_strategy != RampUp::none) {
+    if (!(ramp_up_start_rps > 0.0) || !(ramp_up_end_rps > 0.0))
+      bad("a ramp-up needs positive ramp_up_start_rps and ramp_up_end_rps");
+  }
+  if (duration.count() > 0 && std::isinf(request_rate) && max_concurrency == 0 &&
+      ramp_up_strategy == RampUp::none)
+    bad("a duration-limited run with an infinite request rate needs max_concurrency");
+}
+
+void to_json(nlohmann::json& j, const LoadConfig& c) {
+  j = nlohmann::json{{"request_rate", std::isinf(c.request_rate) ? nlohmann::json("inf")
+                                                                 : nlohmann::json(c.request_rate)},
+                     {"burstiness", c.burstiness},
+                     {"max_concurrency", c.max_concurrency},
+                     {"num_requests", c.num_requests},
+                     {"duration_s", static_cast<double>(c.duration.count()) / 1000.0},
+                     {"num_warmups", c.num_warmups},
+                     {"ramp_up_strategy", c.ramp_up_strategy},
+                     {"ramp_up_start_rps", c.ramp_up_start_rps},
+                     {"ramp_up_end_rps", c.ramp_up_end_rps},
+                     {"seed", c.seed}};
+}
+
+void from_json(const nlohmann::json& j, LoadConfig& c) {
+  c = LoadConfig{};
+  if (j.contains("request_rate")) {
+    const auto& r = j["request_rate"];
+    c.request_rate = r.is_string() && r.get<std::string>() == "inf"
+                         ? std::numeric_limits<double>::infinity()
+                         : r.get<double>();
+  }
+  c.burstiness = j.value("burstiness", c.burstiness);
+  c.max_concurrency = j.value("max_concurrency", c.max_concurrency);
+  c.num_requests = j.value("num_requests", c.num_requests);
+  c.duration = std::chrono::milliseconds(
+      static_cast<std::int64_t>(std::llround(j.value("duration_s", 0.0) * 1000.0)));
+  c.num_warmups = j.value("num_warmups", c.num_warmups);
+  c.ramp_up_strategy = j.value("ramp_up_strategy", c.ramp_up_strategy);
+  c.ramp_up_start_rps = j.value("ramp_up_start_rps", c.ramp_up_start_rps);
+  c.ramp_up_end_rps = j.value("ramp_up_end_rps", c.ramp_up_end_rps);
+  c.seed = j.value("seed", c.seed);
+}
+
+void Shard::validate() const {
+  if (nranks < 1) bad("nranks must be at least 1");
+  if (rank >= nranks) bad(fmt::format("rank {} is out of range for {} ranks", rank, nranks));
+}
+
+ArrivalSchedule::ArrivalSchedule(const LoadConfig& config, Shard shard)
+    : config_(config), shard_(shard) {
+  config_.validate();
+  shard_.validate();
+  // A stream of its own, so that arrival times do not depend on how prompts were drawn.
+  detail::Rng rng(config_.seed ^ 0xA11CE5C4ED11ull);
+  std::memcpy(rng_state_, &rng, sizeof rng_state_);
+}
+
+std::optional<std::uint64_t> ArrivalSchedule::global_size() const {
+  if (config_.duration.count() > 0) return std::nullopt;
+  return static_cast<std::uint64_t>(config_.num_requests);
+}
+
+std::int64_t ArrivalSchedule::shard_max_concurrency() const {
+  if (config_.max_concurrency == 0) return 0;
+  const auto n = static_cast<std::int64_t>(shard_.nranks);
+  const auto share = config_.max_concurrency / n + (shard_.rank < config_.max_concurrency % n ? 1 : 0);
+  return std::max<std::int64_t>(share, 1);
+}
+
+double ArrivalSchedule::current_rate(std::uint64_t index, double elapsed_s) const {
+  if (config_.ramp_up_strategy == RampUp::none) return config_.request_rate;
+  // Progress through the ramp: by request count, or by time for duration-limited runs.
+  double progress;
+  if (config_.duration.count() > 0) {
+    progress = elapsed_s / (static_cast<double>(config_.duration.count()) / 1000.0);
+  } else {
+    progress = static_cast<double>(index) /
+               static_cast<double>(std::max<std::int64_t>(config_.num_requests - 1, 1));
+  }
+  progress = std::clamp(progress, 0.0, 1.0);
+  const double a = config_.ramp_up_start_rps, b = config_.ramp_up_end_rps;
+  if (config_.ramp_up_strategy == RampUp::linear) return a + (b - a) * progress;
+  return a * std::pow(b / a, progress);
+}
+
+std::optional<ScheduledRequest> ArrivalSchedule::next_global() {
+  const std::uint64_t index = next_index_;
+  if (config_.duration.count() == 0 && index >= static_cast<std::uint64_t>(config_.num_requests))
+    return std::nullopt;
+  const double rate = current_rate(index, time_s_);
+  if (index > 0 && !std::isinf(rate)) {
+    detail::Rng rng(0);
+    std::memcpy(&rng, rng_state_, sizeof rng_state_);
+    const double theta = 1.0 / (rate * config_.burstiness);
+    time_s_ += rng.gamma(config_.burstiness, theta);
+    std::memcpy(rng_state_, &rng, sizeof rng_state_);
+  }
+  if (config_.duration.count() > 0 &&
+      time_s_ * 1000.0 >= static_cast<double>(config_.duration.count()))
+    return std::nullopt;
+  ++next_index_;
+  return ScheduledRequest{index, std::chrono::nanoseconds(static_cast<std::int64_t>(time_s_ * 1e9))};
+}
+
+std::optional<ScheduledRequest> ArrivalSchedule::next() {
+  while (auto slot = next_global()) {
+    if (shard_.owns(slot->index)) return slot;
+  }
+  return std::nullopt;
+}
+
+}  // namespace aifc

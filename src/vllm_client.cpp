@@ -1,0 +1,478 @@
+#include "aifc/vllm_client.hpp"
+
+#include <fmt/format.h>
+#include <httplib.h>
+
+#include <atomic>
+#include <cmath>
+
+#include "aifc/error.hpp"
+#include "aifc/openai_stream.hpp"
+#include "aifc/sse.hpp"
+
+namespace aifc {
+namespace {
+
+struct SplitUrl {
+  std::string origin;  // scheme://host:port
+  std::string prefix;  // path prefix without trailing '/'
+};
+
+SplitUrl split_url(const std::string& url) {
+  const auto scheme_end = url.find("://");
+  const auto path_start = url.find('/', scheme_end == std::string::npos ? 0 : scheme_end + 3);
+  SplitUrl s;
+  s.origin = url.substr(0, path_start);
+  if (path_start != std::string::npos) s.prefix = url.substr(path_start);
+  while (!s.prefix.empty() && s.prefix.back() == '/') s.prefix.pop_back();
+  return s;
+}
+
+double seconds(std::chrono::milliseconds ms) { return static_cast<double>(ms.count()) / 1000.0; }
+
+std::chrono::milliseconds millis(double s) {
+  return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(s * 1000.0)));
+}
+
+constexpr std::size_t kMaxErrorBody = 4096;
+constexpr std::size_t kMaxPlainBody = 64u << 20;
+
+// The message of an error body: OpenAI's {"error":{"message"}} or vLLM's {"message"}; else raw.
+std::string error_body_message(const std::string& body) {
+  StreamChunk c;
+  if (scan_openai_chunk(body, c) && c.is_error && !c.error_message.empty()) {
+    std::string m;
+    append_json_unescaped(m, c.error_message);
+    return m;
+  }
+  std::string raw = body.substr(0, 300);
+  for (char& ch : raw)
+    if (ch == '\n' || ch == '\r') ch = ' ';
+  return raw;
+}
+
+void configure(httplib::Client& cli, const ClientConfig& c, std::chrono::milliseconds read_timeout) {
+  cli.set_keep_alive(true);
+  cli.set_tcp_nodelay(true);
+  // A compressed event stream would be buffered by the compressor and ruin every timestamp.
+  cli.set_decompress(false);
+  cli.set_compress(false);
+  cli.set_connection_timeout(c.connect_timeout);
+  cli.set_read_timeout(read_timeout);
+  cli.set_write_timeout(c.connect_timeout);
+  if (!c.ca_cert_path.empty()) cli.set_ca_cert_path(c.ca_cert_path);
+  cli.enable_server_certificate_verification(c.verify_tls);
+}
+
+}  // namespace
+
+void ClientConfig::validate() const {
+  auto bad = [](const std::string& what) { throw Error(ErrorCode::invalid_argument, what); };
+  if (base_url.rfind("http://", 0) != 0 && base_url.rfind("https://", 0) != 0)
+    bad(fmt::format("base_url '{}' must start with http:// or https://", base_url));
+  if (split_url(base_url).origin.size() <= std::string_view("https://").size())
+    bad(fmt::format("base_url '{}' has no host", base_url));
+  if (endpoint.empty() || endpoint.front() != '/')
+    bad(fmt::format("endpoint '{}' must start with '/'", endpoint));
+  if (!extra_body.is_object()) bad("extra_body must be a JSON object");
+  if (connect_timeout.count() <= 0) bad("connect_timeout must be positive");
+  if (read_timeout.count() <= 0) bad("read_timeout must be positive");
+  if (request_timeout.count() <= 0) bad("request_timeout must be positive");
+  if (first_token_timeout.count() < 0) bad("first_token_timeout must not be negative");
+  for (const auto& [name, value] : headers) {
+    if (name.empty() || name.find_first_of(":\r\n ") != std::string::npos)
+      bad(fmt::format("header name '{}' is not valid", name));
+    if (value.find_first_of("\r\n") != std::string::npos)
+      bad(fmt::format("header '{}' has a line break in its value", name));
+  }
+}
+
+bool ClientConfig::is_chat() const noexcept {
+  return endpoint.find("chat/completions") != std::string::npos;
+}
+
+void to_json(nlohmann::json& j, const ClientConfig& c) {
+  j = nlohmann::json{{"base_url", c.base_url},
+                     {"endpoint", c.endpoint},
+                     {"model", c.model},
+                     {"headers", c.headers},
+                     {"extra_body", c.extra_body},
+                     {"stream", c.stream},
+                     {"ignore_eos", c.ignore_eos},
+                     {"capture_text", c.capture_text},
+                     {"ca_cert_path", c.ca_cert_path},
+                     {"verify_tls", c.verify_tls},
+                     {"connect_timeout_s", seconds(c.connect_timeout)},
+                     {"read_timeout_s", seconds(c.read_timeout)},
+                     {"first_token_timeout_s", seconds(c.first_token_timeout)},
+                     {"request_timeout_s", seconds(c.request_timeout)}};
+}
+
+void from_json(const nlohmann::json& j, ClientConfig& c) {
+  c = ClientConfig{};
+  c.base_url = j.value("base_url", c.base_url);
+  c.endpoint = j.value("endpoint", c.endpoint);
+  c.model = j.value("model", c.model);
+  c.api_key = j.value("api_key", c.api_key);
+  if (j.contains("headers")) j.at("headers").get_to(c.headers);
+  if (j.contains("extra_body")) c.extra_body = j.at("extra_body");
+  c.stream = j.value("stream", c.stream);
+  c.ignore_eos = j.value("ignore_eos", c.ignore_eos);
+  c.capture_text = j.value("capture_text", c.capture_text);
+  c.ca_cert_path = j.value("ca_cert_path", c.ca_cert_path);
+  c.verify_tls = j.value("verify_tls", c.verify_tls);
+  c.connect_timeout = millis(j.value("connect_timeout_s", seconds(c.connect_timeout)));
+  c.read_timeout = millis(j.value("read_timeout_s", seconds(c.read_timeout)));
+  c.first_token_timeout = millis(j.value("first_token_timeout_s", seconds(c.first_token_timeout)));
+  c.request_timeout = millis(j.value("request_timeout_s", seconds(c.request_timeout)));
+}
+
+struct VLLMClient::Impl {
+  explicit Impl(ClientConfig c) : config(std::move(c)), url(split_url(config.base_url)), cli(url.origin) {
+    auto read_timeout = std::min(config.read_timeout, config.request_timeout);
+    if (config.first_token_timeout.count() > 0)
+      read_timeout = std::min(read_timeout, config.first_token_timeout);
+    configure(cli, config, read_timeout);
+    headers.emplace("Content-Type", "application/json");
+    headers.emplace("Accept-Encoding", "identity");
+    if (config.stream) headers.emplace("Accept", "text/event-stream");
+    if (!config.api_key.empty()) headers.emplace("Authorization", "Bearer " + config.api_key);
+    for (const auto& [k, v] : config.headers) headers.emplace(k, v);
+    path = url.prefix + config.endpoint;
+  }
+
+  // A short-lived connection for set-up calls, so they never disturb the measuring one.
+  std::unique_ptr<httplib::Client> side_client() const {
+    auto c = std::make_unique<httplib::Client>(url.origin);
+    configure(*c, config, std::min(config.read_timeout, std::chrono::milliseconds(30'000)));
+    return c;
+  }
+
+  httplib::Headers side_headers() const {
+    httplib::Headers h;
+    if (!config.api_key.empty()) h.emplace("Authorization", "Bearer " + config.api_key);
+    for (const auto& [k, v] : config.headers) h.emplace(k, v);
+    return h;
+  }
+
+  void abort_with(RequestError reason) noexcept {
+    auto expected = static_cast<int>(RequestError::none);
+    abort_reason.compare_exchange_strong(expected, static_cast<int>(reason));
+    cli.stop();
+  }
+
+  RequestRecord send(const PreparedRequest& prepared, MonoNanos scheduled_ns);
+
+  ClientConfig config;
+  SplitUrl url;
+  httplib::Client cli;
+  httplib::Headers headers;
+  std::string path;
+  SseParser sse;
+  std::atomic<bool> cancelled{false};
+  std::atomic<int> abort_reason{static_cast<int>(RequestError::none)};
+  std::atomic<MonoNanos> first_token_deadline{-1};  // -1: none or already met
+  std::atomic<MonoNanos> total_deadline{-1};
+};
+
+RequestRecord VLLMClient::Impl::send(const PreparedRequest& prepared, MonoNanos scheduled_ns) {
+  RequestRecord rec;
+  rec.input_tokens = prepared.input_tokens;
+  rec.input_tokens_exact = prepared.input_tokens_exact;
+  if (cancelled.load(std::memory_order_relaxed)) {
+    rec.send_ns = rec.end_ns = mono_now();
+    rec.scheduled_ns = scheduled_ns >= 0 ? scheduled_ns : rec.send_ns;
+    rec.error = RequestError::cancelled;
+    rec.error_message = "cancelled before sending";
+    return rec;
+  }
+  abort_reason.store(static_cast<int>(RequestError::none), std::memory_order_relaxed);
+  sse.reset();
+
+  bool event_stream = false;
+  bool saw_done = false;
+  bool saw_finish = false;
+  std::string plain_body;  // error bodies and non-streamed answers
+  MonoNanos last_byte_ns = -1;
+  const MonoNanos first_token_budget =
+      config.first_token_timeout.count() > 0
+          ? std::chrono::duration_cast<std::chrono::nanoseconds>(config.first_token_timeout).count()
+          : -1;
+  const MonoNanos total_budget =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(config.request_timeout).count();
+
+  auto fail = [&](RequestError e, std::string message) {
+    if (rec.error == RequestError::none) {
+      rec.error = e;
+      rec.error_message = std::move(message);
+    }
+    abort_reason.store(static_cast<int>(e), std::memory_order_relaxed);
+    return false;
+  };
+
+  auto on_event = [&](const SseEvent& ev, MonoNanos now) -> bool {
+    if (ev.data == "[DONE]") {
+      saw_done = true;
+      return true;
+    }
+    StreamChunk chunk;
+    if (!scan_openai_chunk(ev.data, chunk))
+      return fail(RequestError::malformed_stream,
+                  fmt::format("malformed stream chunk: {}", ev.data.substr(0, 200)));
+    if (chunk.is_error) {
+      std::string m;
+      append_json_unescaped(m, chunk.error_message);
+      return fail(RequestError::server_error, m.empty() ? "error object in stream" : m);
+    }
+    if (!chunk.text.empty() || !chunk.reasoning.empty()) {
+      if (rec.first_token_ns < 0) {
+        rec.first_token_ns = now;
+        first_token_deadline.store(-1, std::memory_order_relaxed);
+      }
+      if (!chunk.reasoning.empty() && rec.first_reasoning_ns < 0) rec.first_reasoning_ns = now;
+      if (!chunk.text.empty() && rec.first_answer_ns < 0) rec.first_answer_ns = now;
+      rec.token_ns.push_back(now);
+      if (chunk.server_sent_ns >= 0) rec.server_token_ns.push_back(chunk.server_sent_ns);
+      if (config.capture_text) append_json_unescaped(rec.generated_text, chunk.text);
+    }
+    if (!chunk.finish_reason.empty()) saw_finish = true;
+    if (chunk.prompt_tokens >= 0) {
+      rec.input_tokens = chunk.prompt_tokens;
+      rec.input_tokens_exact = true;
+    }
+    if (chunk.completion_tokens >= 0) {
+      rec.output_tokens = chunk.completion_tokens;
+      rec.output_token_source = TokenSource::usage;
+    }
+    return true;
+  };
+
+  httplib::Request req;
+  req.method = "POST";
+  req.path = path;
+  req.headers = headers;
+  req.body = prepared.body;
+  req.response_handler = [&](const httplib::Response& res) {
+    rec.first_byte_ns = last_byte_ns = mono_now();
+    rec.http_status = res.status;
+    event_stream = res.get_header_value("Content-Type").find("text/event-stream") != std::string::npos;
+    return !cancelled.load(std::memory_order_relaxed);
+  };
+  req.content_receiver = [&](const char* data, std::size_t len, std::uint64_t, std::uint64_t) {
+    // One timestamp per received piece: every event in it arrived at the same instant.
+    const MonoNanos now = last_byte_ns = mono_now();
+    if (cancelled.load(std::memory_order_relaxed)) return fail(RequestError::cancelled, "cancelled");
+    if (rec.http_status < 200 || rec.http_status >= 300) {
+      if (plain_body.size() < kMaxErrorBody) plain_body.append(data, std::min(len, kMaxErrorBody));
+      return true;
+    }
+    if (!event_stream) {
+      if (plain_body.size() + len > kMaxPlainBody)
+        return fail(RequestError::malformed_stream, "response body larger than 64 MiB");
+      plain_body.append(data, len);
+      return true;
+    }
+    bool keep_going = true;
+    sse.feed(std::string_view(data, len), [&](const SseEvent& ev) {
+      if (keep_going) keep_going = on_event(ev, now);
+    });
+    if (!keep_going) return false;
+    if (rec.first_token_ns < 0 && first_token_budget >= 0 && now - rec.send_ns > first_token_budget)
+      return fail(RequestError::timeout_first_token,
+                  fmt::format("no token within {} ms", config.first_token_timeout.count()));
+    if (now - rec.send_ns > total_budget)
+      return fail(RequestError::timeout_total,
+                  fmt::format("request took longer than {} ms", config.request_timeout.count()));
+    return true;
+  };
+
+  httplib::Response res;
+  httplib::Error err = httplib::Error::Success;
+  rec.send_ns = mono_now();
+  rec.scheduled_ns = scheduled_ns >= 0 ? scheduled_ns : rec.send_ns;
+  first_token_deadline.store(first_token_budget >= 0 ? rec.send_ns + first_token_budget : -1,
+                             std::memory_order_relaxed);
+  total_deadline.store(rec.send_ns + total_budget, std::memory_order_relaxed);
+  const bool sent = cli.send(req, res, err);
+  rec.end_ns = mono_now();
+  first_token_deadline.store(-1, std::memory_order_relaxed);
+  total_deadline.store(-1, std::memory_order_relaxed);
+
+  if (!sent) {
+    const auto reason = static_cast<RequestError>(abort_reason.load(std::memory_order_relaxed));
+    if (rec.error != RequestError::none) {
+      // already described by the receiver
+    } else if (err == httplib::Error::Canceled || reason != RequestError::none) {
+      rec.error = reason == RequestError::none ? RequestError::cancelled : reason;
+      rec.error_message = reason == RequestError::timeout_first_token
+                              ? fmt::format("no token within {} ms", config.first_token_timeout.count())
+                          : reason == RequestError::timeout_total
+                              ? fmt::format("request took longer than {} ms", config.request_timeout.count())
+                              : "cancelled";
+    } else if (err == httplib::Error::Connection) {
+      rec.error = RequestError::connect;
+      rec.error_message = fmt::format("cannot connect to {}", url.origin);
+    } else if (err == httplib::Error::ConnectionTimeout) {
+      rec.error = RequestError::timeout_connect;
+      rec.error_message = fmt::format("connecting to {} took longer than {} ms", url.origin,
+                                      config.connect_timeout.count());
+    } else if (err == httplib::Error::SSLConnection || err == httplib::Error::SSLServerVerification ||
+               err == httplib::Error::SSLLoadingCerts) {
+      rec.error = RequestError::tls;
+      rec.error_message = fmt::format("TLS with {} failed: {}", url.origin, httplib::to_string(err));
+    } else if (err == httplib::Error::Read) {
+      // The socket's read timeout is the smallest of the limits; tell which one ran out.
+      const MonoNanos elapsed = rec.end_ns - rec.send_ns;
+      const MonoNanos quiet = rec.end_ns - (last_byte_ns >= 0 ? last_byte_ns : rec.send_ns);
+      const auto near = [](MonoNanos value, MonoNanos limit) { return value >= limit / 100 * 95; };
+      const MonoNanos read_budget =
+          std::chrono::duration_cast<std::chrono::nanoseconds>(config.read_timeout).count();
+      if (first_token_budget >= 0 && rec.first_token_ns < 0 && near(elapsed, first_token_budget)) {
+        rec.error = RequestError::timeout_first_token;
+        rec.error_message = fmt::format("no token within {} ms", config.first_token_timeout.count());
+      } else if (near(elapsed, total_budget)) {
+        rec.error = RequestError::timeout_total;
+        rec.error_message = fmt::format("request took longer than {} ms", config.request_timeout.count());
+      } else if (near(quiet, std::min(read_budget, first_token_budget >= 0 ? first_token_budget : read_budget))) {
+        rec.error = RequestError::timeout_read;
+        rec.error_message = fmt::format("no data for {} ms", quiet / 1'000'000);
+      } else {
+        rec.error = RequestError::connection_closed;
+        rec.error_message = rec.first_byte_ns < 0 ? "connection closed before the response"
+                                                   : "connection closed in the middle of the response";
+      }
+    } else {
+      rec.error = RequestError::io;
+      rec.error_message = httplib::to_string(err);
+    }
+  } else if (rec.http_status < 200 || rec.http_status >= 300) {
+    rec.error = RequestError::http_status;
+    rec.error_message = fmt::format("HTTP {}: {}", rec.http_status, error_body_message(plain_body));
+  } else if (!event_stream) {
+    // A plain JSON answer (stream=false, or a server that does not stream).
+    rec.first_token_ns = rec.end_ns;
+    StreamChunk chunk;
+    if (!scan_openai_chunk(plain_body, chunk)) {
+      rec.error = RequestError::malformed_stream;
+      rec.error_message = fmt::format("response is not JSON: {}", plain_body.substr(0, 200));
+    } else if (chunk.is_error) {
+      rec.error = RequestError::server_error;
+      rec.error_message = error_body_message(plain_body);
+    } else {
+      rec.token_ns.push_back(rec.end_ns);
+      rec.first_answer_ns = rec.end_ns;
+      if (config.capture_text) append_json_unescaped(rec.generated_text, chunk.text);
+      if (chunk.prompt_tokens >= 0) {
+        rec.input_tokens = chunk.prompt_tokens;
+        rec.input_tokens_exact = true;
+      }
+      if (chunk.completion_tokens >= 0) {
+        rec.output_tokens = chunk.completion_tokens;
+        rec.output_token_source = TokenSource::usage;
+      }
+    }
+  } else if (!saw_done && !saw_finish) {
+    rec.error = RequestError::connection_closed;
+    rec.error_message = "stream ended before [DONE]";
+  }
+  if (rec.ok() && rec.output_token_source == TokenSource::none) {
+    rec.output_tokens = static_cast<std::int64_t>(rec.token_ns.size());
+    rec.output_token_source = TokenSource::chunks;
+  }
+  if (!rec.ok() && rec.error != RequestError::http_status && rec.error != RequestError::server_error)
+    cli.stop();  // the connection's state is unknown: start the next request on a fresh one
+  return rec;
+}
+
+VLLMClient::VLLMClient(ClientConfig config) {
+  config.validate();
+  impl_ = std::make_unique<Impl>(std::move(config));
+}
+
+VLLMClient::~VLLMClient() = default;
+VLLMClient::VLLMClient(VLLMClient&&) noexcept = default;
+VLLMClient& VLLMClient::operator=(VLLMClient&&) noexcept = default;
+
+const ClientConfig& VLLMClient::config() const noexcept { return impl_->config; }
+
+PreparedRequest VLLMClient::prepare(const RequestSpec& spec) const {
+  const auto& c = impl_->config;
+  nlohmann::json body{{"model", c.model}, {"stream", c.stream}, {"temperature", 0.0}};
+  if (c.is_chat()) {
+    body["messages"] = nlohmann::json::array({{{"role", "user"}, {"content", spec.prompt}}});
+    if (spec.max_tokens > 0) body["max_completion_tokens"] = spec.max_tokens;
+  } else {
+    body["prompt"] = spec.prompt;
+    if (spec.max_tokens > 0) body["max_tokens"] = spec.max_tokens;
+  }
+  if (c.stream) body["stream_options"] = {{"include_usage", true}};
+  if (c.ignore_eos) body["ignore_eos"] = true;
+  body.merge_patch(c.extra_body);
+  if (spec.extra_body.is_object()) body.merge_patch(spec.extra_body);
+  PreparedRequest p;
+  p.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  p.input_tokens = spec.input_tokens;
+  p.input_tokens_exact = spec.input_tokens_exact;
+  return p;
+}
+
+RequestRecord VLLMClient::send(const PreparedRequest& request, MonoNanos scheduled_ns) {
+  return impl_->send(request, scheduled_ns);
+}
+
+void VLLMClient::cancel() noexcept {
+  impl_->cancelled.store(true);
+  impl_->abort_with(RequestError::cancelled);
+}
+
+void VLLMClient::resume() noexcept { impl_->cancelled.store(false); }
+
+void VLLMClient::expire_if_late(MonoNanos now) noexcept {
+  const MonoNanos ft = impl_->first_token_deadline.load(std::memory_order_relaxed);
+  const MonoNanos total = impl_->total_deadline.load(std::memory_order_relaxed);
+  if (ft >= 0 && now > ft) impl_->abort_with(RequestError::timeout_first_token);
+  else if (total >= 0 && now > total) impl_->abort_with(RequestError::timeout_total);
+}
+
+std::vector<std::string> VLLMClient::list_models() {
+  auto cli = impl_->side_client();
+  auto res = cli->Get(impl_->url.prefix + "/v1/models", impl_->side_headers());
+  if (!res)
+    throw Error(ErrorCode::connection_failed,
+                fmt::format("cannot reach {} ({}); is the server running?", impl_->config.base_url,
+                            httplib::to_string(res.error())));
+  if (res->status != 200)
+    throw Error(ErrorCode::server_error, fmt::format("GET /v1/models answered HTTP {}: {}", res->status,
+                                                     error_body_message(res->body)));
+  std::vector<std::string> ids;
+  try {
+    const auto doc = nlohmann::json::parse(res->body);  // named: a temporary would die before the loop
+    for (const auto& m : doc.at("data")) ids.push_back(m.at("id").get<std::string>());
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(ErrorCode::server_error, fmt::format("GET /v1/models: unexpected answer ({})", e.what()));
+  }
+  return ids;
+}
+
+bool VLLMClient::health() {
+  auto cli = impl_->side_client();
+  auto res = cli->Get(impl_->url.prefix + "/health", impl_->side_headers());
+  return res && res->status >= 200 && res->status < 300;
+}
+
+std::optional<std::int64_t> VLLMClient::count_tokens(const std::string& text) {
+  auto cli = impl_->side_client();
+  nlohmann::json body{{"model", impl_->config.model}, {"prompt", text}, {"add_special_tokens", false}};
+  auto res = cli->Post(impl_->url.prefix + "/tokenize", impl_->side_headers(), body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                       "application/json");
+  if (!res || res->status != 200) return std::nullopt;
+  try {
+    const auto j = nlohmann::json::parse(res->body);
+    if (j.contains("count")) return j["count"].get<std::int64_t>();
+    if (j.contains("tokens")) return static_cast<std::int64_t>(j["tokens"].size());
+  } catch (const nlohmann::json::exception&) {
+  }
+  return std::nullopt;
+}
+
+}  // namespace aifc

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The aifc program as a user runs it: exit codes, one-line errors, a saved result, Ctrl-C.
+set -euo pipefail
+aifc=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+"$aifc" --version | grep -q '^aifc ' || fail "--version"
+
+set +e
+"$aifc" bench --request-rat 5 >"$tmp/out" 2>"$tmp/err"; rc=$?
+set -e
+[ "$rc" = 2 ] || fail "unknown flag: exit $rc"
+grep -q "unknown flag '--request-rat'" "$tmp/err" || fail "unknown flag message: $(cat "$tmp/err")"
+
+set +e
+"$aifc" bench --base-url http://127.0.0.1:1 --num-prompts 3 >"$tmp/out" 2>"$tmp/err"; rc=$?
+set -e
+[ "$rc" = 1 ] || fail "unreachable server: exit $rc"
+grep -q "cannot reach http://127.0.0.1:1" "$tmp/err" || fail "unreachable message: $(cat "$tmp/err")"
+
+"$aifc" bench --num-prompts 40 --request-rate 100 --random-input-len 32 --random-output-len 8 \
+  --sim-ttft-ms 5 --sim-itl-ms 1 --save-detailed --result-dir "$tmp/res" --result-filename r.json \
+  --metadata run=ci --goodput ttft:1000 >"$tmp/out" 2>"$tmp/err" || fail "bench run: $(cat "$tmp/err")"
+grep -q "Serving Benchmark Result" "$tmp/out" || fail "no summary table"
+python3 - "$tmp/res/r.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+for k in ["completed", "failed", "request_throughput", "output_throughput", "total_token_throughput",
+          "mean_ttft_ms", "median_ttft_ms", "p99_ttft_ms", "mean_tpot_ms", "mean_itl_ms",
+          "request_goodput", "max_concurrent_requests", "ttfts", "itls", "input_lens", "output_lens",
+          "errors", "records", "date", "model_id", "run"]:
+    assert k in r, k
+assert r["completed"] == 40, r["completed"]
+assert r["run"] == "ci"
+assert len(r["ttfts"]) == 40
+assert r["total_input_tokens"] == 40 * 32, r["total_input_tokens"]  # exact through /tokenize
+assert r["input_tokens_exact"] is True
+PY
+
+# A separate simulator process, and Ctrl-C in the middle of a long run keeps the partial result.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$aifc" sim --port "$port" --ttft-ms 5 --itl-ms 20 >"$tmp/sim.out" 2>&1 &
+sim_pid=$!
+for _ in $(seq 50); do grep -q listening "$tmp/sim.out" && break; sleep 0.1; done
+"$aifc" bench --base-url "http://127.0.0.1:$port" --num-prompts 100 --duration 60 --request-rate 50 \
+  --random-output-len 20 --result-dir "$tmp/partial" >"$tmp/out2" 2>"$tmp/err2" &
+bench_pid=$!
+sleep 2
+kill -INT "$bench_pid"
+set +e
+wait "$bench_pid"; rc=$?
+set -e
+kill -INT "$sim_pid"; wait "$sim_pid" || true
+[ "$rc" = 130 ] || fail "interrupted run: exit $rc, $(cat "$tmp/err2")"
+grep -q "partial result written" "$tmp/err2" || fail "no partial result: $(cat "$tmp/err2")"
+python3 - "$tmp"/partial/*.json <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["interrupted"] is True
+assert r["completed"] > 20, r["completed"]
+assert r["failed"] == 0, r["errors_by_kind"]
+PY
+echo "cli program: all checks passed"

@@ -1,0 +1,19 @@
+// Built against an installed aifc: runs one request against an in-process simulator.
+#include <aifc/aifc.hpp>
+
+#include <iostream>
+
+int main() {
+  aifc::SimulatorConfig sim_config;
+  sim_config.port = 0;
+  sim_config.threads = 4;
+  aifc::Simulator sim(sim_config);
+  sim.start();
+  aifc::ClientConfig client_config;
+  client_config.base_url = sim.base_url();
+  aifc::VLLMClient client(client_config);
+  const auto record = client.send(aifc::RequestSpec{"hello there", 4, 2, false, {}});
+  std::cout << "aifc " << aifc::version() << ": " << record.output_tokens << " tokens, "
+            << aifc::to_string(record.error) << "\n";
+  return record.ok() && record.output_tokens == 4 ? 0 : 1;
+}

@@ -1,0 +1,75 @@
+#include <aifc/cli.hpp>
+#include <aifc/error.hpp>
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+using aifc::cli::parse_bench_args;
+
+TEST_CASE("cli: vllm bench serve flags map onto the configs") {
+  const auto o = parse_bench_args({"--base-url", "http://h:9000", "--endpoint", "/v1/chat/completions",
+                                   "--model=m", "--dataset-name", "random", "--num-prompts", "77",
+                                   "--random-input-len", "300", "--random_output_len", "40",
+                                   "--random-range-ratio", "0.25", "--request-rate", "12.5", "--burstiness", "0.5",
+                                   "--max-concurrency", "16", "--goodput", "ttft:200", "tpot:20",
+                                   "--percentile-metrics", "ttft,itl,e2el", "--metric-percentiles", "50,90,99",
+                                   "--seed", "7", "--ignore-eos", "--save-detailed", "--metadata", "a=1", "b=x",
+                                   "--header", "X-Team=hpc", "--extra-body", "{\"top_k\":5}", "--rank", "1",
+                                   "--nranks", "4"});
+  CHECK(o.base_url_given);
+  CHECK(o.client.base_url == "http://h:9000");
+  CHECK(o.client.is_chat());
+  CHECK(o.client.model == "m");
+  CHECK(o.dataset.num_prompts == 77);
+  CHECK(o.load.num_requests == 77);
+  CHECK(o.dataset.random_input_len == 300);
+  CHECK(o.dataset.random_output_len == 40);
+  CHECK(o.dataset.random_range_ratio == 0.25);
+  CHECK(o.load.request_rate == 12.5);
+  CHECK(o.load.burstiness == 0.5);
+  CHECK(o.load.max_concurrency == 16);
+  CHECK(*o.summary.goodput.ttft_ms == 200);
+  CHECK(*o.summary.goodput.tpot_ms == 20);
+  CHECK(o.summary.percentile_metrics == std::vector<std::string>{"ttft", "itl", "e2el"});
+  CHECK(o.summary.metric_percentiles == std::vector<double>{50, 90, 99});
+  CHECK(o.load.seed == 7);
+  CHECK(o.dataset.seed == 7);
+  CHECK(o.client.ignore_eos);
+  CHECK(o.save_result);
+  CHECK(o.save_detailed);
+  CHECK(o.metadata.size() == 2);
+  CHECK(o.client.headers[0].first == "X-Team");
+  CHECK(o.client.extra_body["top_k"] == 5);
+  CHECK(o.shard.rank == 1);
+  CHECK(o.shard.nranks == 4);
+}
+
+TEST_CASE("cli: defaults start the simulator and follow vLLM") {
+  const auto o = parse_bench_args({});
+  CHECK_FALSE(o.base_url_given);
+  CHECK(std::isinf(o.load.request_rate));
+  CHECK(o.dataset.num_prompts == 1000);
+  CHECK(o.client.model == "aifc-sim");
+  CHECK(o.summary.metric_percentiles == std::vector<double>{99});
+}
+
+TEST_CASE("cli: bad flags give one clear message") {
+  auto message = [](std::vector<std::string> args) {
+    try {
+      parse_bench_args(args);
+    } catch (const aifc::Error& e) {
+      CHECK(e.code() == aifc::ErrorCode::invalid_argument);
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  CHECK(message({"--request-rat", "5"}).find("unknown flag '--request-rat'") != std::string::npos);
+  CHECK(message({"--num-prompts", "many"}).find("not a whole number") != std::string::npos);
+  CHECK(message({"--num-prompts"}).find("needs a value") != std::string::npos);
+  CHECK(message({"--request-rate", "-3"}).find("request_rate") != std::string::npos);
+  CHECK(message({"--base-url", "localhost:8000"}).find("http://") != std::string::npos);
+  CHECK(message({"--goodput", "latency:5"}).find("latency") != std::string::npos);
+  CHECK(message({"--dataset-name", "sharegpt"}).find("dataset_path") != std::string::npos);
+  CHECK(message({"--ignore-eos=yes"}).find("takes no value") != std::string::npos);
+  CHECK(message({"stray"}).find("unexpected argument") != std::string::npos);
+}

@@ -1,0 +1,185 @@
+#include <aifc/client_group.hpp>
+#include <aifc/error.hpp>
+#include <aifc/simulator.hpp>
+#include <doctest/doctest.h>
+
+#include <mutex>
+#include <set>
+#include <thread>
+
+namespace {
+
+aifc::SimulatorConfig sim_config(const char* ttft = "10", const char* itl = "2") {
+  aifc::SimulatorConfig s;
+  s.port = 0;
+  s.threads = 64;
+  s.ttft = aifc::DelaySpec::parse(ttft);
+  s.itl = aifc::DelaySpec::parse(itl);
+  return s;
+}
+
+std::vector<aifc::Prompt> prompts(int n = 10, std::int64_t output = 8) {
+  std::vector<aifc::Prompt> p;
+  for (int i = 0; i < n; ++i) p.push_back({"a b c d e f", 6, false, output});
+  return p;
+}
+
+aifc::GroupConfig group_for(const aifc::Simulator& sim, std::int64_t n) {
+  aifc::GroupConfig g;
+  g.client.base_url = sim.base_url();
+  g.client.model = "aifc-sim";
+  g.load.num_requests = n;
+  g.progress_interval = std::chrono::milliseconds(50);
+  return g;
+}
+
+struct Recorder : aifc::Observer {
+  std::mutex m;
+  std::set<std::thread::id> threads;
+  int started = 0, finished_requests = 0, progress = 0, finished = 0;
+  void on_run_started(const aifc::ClockAnchor&, std::uint64_t) override { note(), ++started; }
+  void on_request_finished(const aifc::RequestRecord&) override { note(), ++finished_requests; }
+  void on_progress(const aifc::ProgressSnapshot&) override { note(), ++progress; }
+  void on_run_finished(const aifc::ProgressSnapshot&) override { note(), ++finished; }
+  int note() {
+    std::lock_guard lock(m);
+    threads.insert(std::this_thread::get_id());
+    return 0;
+  }
+};
+
+struct Thrower : aifc::Observer {
+  void on_request_finished(const aifc::RequestRecord&) override { throw std::runtime_error("observer bug"); }
+};
+
+}  // namespace
+
+TEST_CASE("client_group: a paced run sends on schedule and measures every request") {
+  aifc::Simulator sim(sim_config());
+  sim.start();
+  auto g = group_for(sim, 200);
+  g.load.request_rate = 200;
+  g.load.seed = 3;
+  auto recorder = std::make_shared<Recorder>();
+  aifc::ClientGroup group(g, prompts());
+  group.add_observer(recorder);
+  group.add_observer(std::make_shared<Thrower>());
+  const auto result = group.run();
+  CHECK(result.records.size() == 200);
+  CHECK(result.summary["completed"] == 200);
+  CHECK(result.summary["failed"] == 0);
+  CHECK_FALSE(result.interrupted);
+  // Scheduled times are the ArrivalSchedule's, relative to the run start.
+  aifc::ArrivalSchedule schedule(g.load);
+  std::vector<aifc::MonoNanos> planned(200);
+  while (auto s = schedule.next()) planned[s->index] = s->offset.count();
+  for (const auto& r : result.records) CHECK(r.scheduled_ns - result.start_ns == planned[r.index]);
+  // The client keeps up with 200 req/s: lateness stays far below the mean gap of 5 ms.
+  CHECK(result.summary["p99_lateness_ms"].get<double>() < 5.0);
+  CHECK(result.summary["duration"].get<double>() == doctest::Approx(1.0).epsilon(0.35));
+  // Observers: one dispatcher thread, the one that called run(); a throwing one is counted.
+  CHECK(recorder->started == 1);
+  CHECK(recorder->finished == 1);
+  CHECK(recorder->finished_requests == 200);
+  CHECK(recorder->progress >= 5);
+  CHECK(recorder->threads == std::set<std::thread::id>{std::this_thread::get_id()});
+  CHECK(result.observer_errors == 200);
+  CHECK(result.first_observer_error == "observer bug");
+}
+
+TEST_CASE("client_group: max concurrency bounds the requests in flight") {
+  aifc::Simulator sim(sim_config("20", "1"));
+  sim.start();
+  auto g = group_for(sim, 40);
+  g.load.max_concurrency = 4;
+  aifc::ClientGroup group(g, prompts());
+  const auto result = group.run();
+  CHECK(result.summary["completed"] == 40);
+  CHECK(result.summary["max_concurrent_requests"] == 4);
+  CHECK(result.summary["mean_ttft_ms"].get<double>() == doctest::Approx(20).epsilon(0.25));
+}
+
+TEST_CASE("client_group: stop() ends the run early and keeps what was measured") {
+  aifc::Simulator sim(sim_config("5", "20"));
+  sim.start();
+  auto g = group_for(sim, 10000);
+  g.load.request_rate = 100;
+  aifc::ClientGroup group(g, prompts(10, 20));
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(800));
+    group.stop();
+    group.stop();  // idempotent
+  });
+  const auto t0 = aifc::mono_now();
+  const auto result = group.run();
+  stopper.join();
+  CHECK((aifc::mono_now() - t0) < 3'000'000'000);
+  CHECK(result.interrupted);
+  CHECK(result.summary["completed"].get<int>() > 20);
+  CHECK(result.summary["cancelled"].get<int>() > 0);  // those in flight at the stop
+  CHECK(result.summary["failed"] == 0);
+  for (const auto& r : result.records) CHECK((r.ok() || r.error == aifc::RequestError::cancelled));
+}
+
+TEST_CASE("client_group: shards of one workload send disjoint parts of one schedule") {
+  aifc::Simulator sim(sim_config("1", "1"));
+  sim.start();
+  std::set<std::uint64_t> seen;
+  std::size_t total = 0;
+  for (std::uint32_t rank = 0; rank < 3; ++rank) {
+    auto g = group_for(sim, 50);
+    g.load.request_rate = 500;
+    g.shard = {rank, 3};
+    aifc::ClientGroup group(g, prompts());
+    const auto result = group.run();
+    total += result.records.size();
+    for (const auto& r : result.records) {
+      CHECK(r.index % 3 == rank);
+      CHECK(seen.insert(r.index).second);
+    }
+  }
+  CHECK(total == 50);
+  CHECK(seen.size() == 50);
+}
+
+TEST_CASE("client_group: faults are counted by kind and nothing is lost") {
+  auto cfg = sim_config("1", "1");
+  cfg.error_rate = 0.2;
+  cfg.disconnect_rate = 0.1;
+  cfg.seed = 4;
+  aifc::Simulator sim(cfg);
+  sim.start();
+  auto g = group_for(sim, 300);
+  g.load.max_concurrency = 8;
+  aifc::ClientGroup group(g, prompts());
+  const auto result = group.run();
+  const auto completed = result.summary["completed"].get<int>();
+  const auto failed = result.summary["failed"].get<int>();
+  CHECK(completed + failed == 300);
+  CHECK(result.summary["errors_by_kind"]["http_status"].get<int>() == doctest::Approx(60).epsilon(0.5));
+  CHECK(result.summary["errors_by_kind"]["connection_closed"].get<int>() == doctest::Approx(30).epsilon(0.6));
+}
+
+TEST_CASE("client_group: duration-limited run, warm-ups and aggregate-only mode") {
+  aifc::Simulator sim(sim_config("1", "1"));
+  sim.start();
+  auto g = group_for(sim, 0);
+  g.load.duration = std::chrono::milliseconds(700);
+  g.load.max_concurrency = 2;
+  g.load.num_warmups = 3;
+  g.keep_records = false;
+  aifc::ClientGroup group(g, prompts());
+  const auto result = group.run();
+  CHECK(result.records.empty());
+  CHECK(result.summary["completed"].get<int>() > 20);
+  CHECK(result.summary["percentiles_exact"] == false);
+  CHECK(result.duration_s == doctest::Approx(0.7).epsilon(0.3));
+
+  auto bad = group_for(sim, 10);
+  bad.max_clients = 0;
+  CHECK_THROWS_AS(aifc::ClientGroup(bad, prompts()), aifc::Error);
+  CHECK_THROWS_AS(aifc::ClientGroup(group_for(sim, 10), {}), aifc::Error);
+  aifc::ClientGroup once(group_for(sim, 2), prompts());
+  once.run();
+  CHECK_THROWS_AS(once.run(), aifc::Error);
+}

@@ -1,0 +1,134 @@
+#include <aifc/dataset.hpp>
+#include <aifc/error.hpp>
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+namespace {
+
+std::string temp_file(const std::string& name, const std::string& content) {
+  const auto path = std::filesystem::temp_directory_path() / ("aifc_test_" + name);
+  std::ofstream(path) << content;
+  return path.string();
+}
+
+std::int64_t words(const std::string& s) {
+  std::int64_t n = 0;
+  bool in = false;
+  for (char c : s) {
+    if (c != ' ' && !in) ++n;
+    in = c != ' ';
+  }
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("dataset: random prompts are deterministic and within the range") {
+  aifc::DatasetConfig c;
+  c.num_prompts = 200;
+  c.random_input_len = 100;
+  c.random_output_len = 20;
+  c.random_range_ratio = 0.5;
+  c.seed = 9;
+  const auto a = aifc::load_dataset(c), b = aifc::load_dataset(c);
+  REQUIRE(a.size() == 200);
+  bool varied = false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    CHECK(a[i].text == b[i].text);
+    CHECK(a[i].input_tokens >= 50);
+    CHECK(a[i].input_tokens <= 150);
+    CHECK(a[i].output_tokens >= 10);
+    CHECK(a[i].output_tokens <= 30);
+    CHECK_FALSE(a[i].input_tokens_exact);
+    varied |= a[i].input_tokens != a[0].input_tokens;
+  }
+  CHECK(varied);
+  c.seed = 10;
+  CHECK(aifc::load_dataset(c)[0].text != a[0].text);
+}
+
+TEST_CASE("dataset: a token counter makes random lengths exact") {
+  aifc::DatasetConfig c;
+  c.num_prompts = 20;
+  c.random_input_len = 64;
+  // A tokenizer that splits every word in two: the first guess is twice too long.
+  aifc::TokenCounter doubled = [](const std::string& s) -> std::optional<std::int64_t> { return 2 * words(s); };
+  for (const auto& p : aifc::load_dataset(c, doubled)) {
+    CHECK(p.input_tokens_exact);
+    CHECK(p.input_tokens == 64);
+    CHECK(2 * words(p.text) == 64);
+  }
+  // A server without a tokenizer leaves lengths approximate.
+  aifc::TokenCounter none = [](const std::string&) -> std::optional<std::int64_t> { return std::nullopt; };
+  CHECK_FALSE(aifc::load_dataset(c, none)[0].input_tokens_exact);
+}
+
+TEST_CASE("dataset: random prefix is shared") {
+  aifc::DatasetConfig c;
+  c.num_prompts = 3;
+  c.random_input_len = 10;
+  c.random_prefix_len = 5;
+  const auto p = aifc::load_dataset(c);
+  const auto prefix = p[0].text.substr(0, p[0].text.find(' ', p[0].text.find(' ') + 1));
+  for (const auto& x : p) CHECK(x.text.rfind(prefix, 0) == 0);
+  CHECK(p[0].input_tokens == 15);
+}
+
+TEST_CASE("dataset: sharegpt file") {
+  const auto path = temp_file("sharegpt.json", R"([
+    {"id":"a","conversations":[{"from":"human","value":"Tell me a story about a very brave little fox"},{"from":"gpt","value":"Once upon a time there lived a fox who was brave beyond measure."}]},
+    {"id":"b","conversations":[{"from":"human","value":"hi"}]},
+    {"id":"c","conversations":[{"from":"human","value":"What is the capital city of France, and why?"},{"from":"gpt","value":"Paris is the capital of France for historical reasons."}]}
+  ])");
+  aifc::DatasetConfig c;
+  c.dataset_name = aifc::DatasetKind::sharegpt;
+  c.dataset_path = path;
+  c.num_prompts = 5;
+  const auto p = aifc::load_dataset(c);
+  REQUIRE(p.size() == 5);  // two usable conversations, cycled
+  for (const auto& x : p) {
+    CHECK(x.text.find("hi") != 0);
+    CHECK(x.output_tokens >= 4);
+  }
+  c.sharegpt_output_len = 7;
+  CHECK(aifc::load_dataset(c)[0].output_tokens == 7);
+}
+
+TEST_CASE("dataset: jsonl file, with errors that name the line") {
+  const auto good = temp_file("good.jsonl", "{\"prompt\":\"one two three\",\"output_len\":5}\n\n\"just a string\"\n");
+  aifc::DatasetConfig c;
+  c.dataset_name = aifc::DatasetKind::jsonl;
+  c.dataset_path = good;
+  c.num_prompts = 2;
+  const auto p = aifc::load_dataset(c);
+  REQUIRE(p.size() == 2);
+  bool saw_output = false;
+  for (const auto& x : p) saw_output |= x.output_tokens == 5;
+  CHECK(saw_output);
+
+  c.dataset_path = temp_file("bad.jsonl", "{\"prompt\":\"ok\"}\n{\"prompt\": 3}\n");
+  CHECK_THROWS_WITH_AS(aifc::load_dataset(c), doctest::Contains("bad.jsonl:2"), aifc::Error);
+  c.dataset_path = temp_file("broken.jsonl", "{\"prompt\":\"ok\"}\n{oops\n");
+  CHECK_THROWS_WITH_AS(aifc::load_dataset(c), doctest::Contains("broken.jsonl:2"), aifc::Error);
+  c.dataset_path = "/nonexistent/file.jsonl";
+  CHECK_THROWS_WITH_AS(aifc::load_dataset(c), doctest::Contains("cannot open"), aifc::Error);
+}
+
+TEST_CASE("dataset: config validation") {
+  aifc::DatasetConfig c;
+  c.num_prompts = 0;
+  CHECK_THROWS_WITH_AS(c.validate(), doctest::Contains("num_prompts"), aifc::Error);
+  c = {};
+  c.random_range_ratio = 1.5;
+  CHECK_THROWS_WITH_AS(c.validate(), doctest::Contains("random_range_ratio"), aifc::Error);
+  c = {};
+  c.dataset_name = aifc::DatasetKind::sharegpt;
+  CHECK_THROWS_WITH_AS(c.validate(), doctest::Contains("dataset_path"), aifc::Error);
+  // JSON mapping
+  const auto j = nlohmann::json(aifc::DatasetConfig{});
+  CHECK(j.at("dataset_name") == "random");
+  CHECK(j.get<aifc::DatasetConfig>().random_input_len == 1024);
+}

@@ -1,0 +1,120 @@
+#include <aifc/error.hpp>
+#include <aifc/metrics.hpp>
+#include <doctest/doctest.h>
+
+#include <random>
+
+namespace {
+
+constexpr aifc::MonoNanos ms = 1'000'000;
+
+aifc::RequestRecord make(std::uint64_t index, aifc::MonoNanos send, aifc::MonoNanos ttft, aifc::MonoNanos itl,
+                         int tokens) {
+  aifc::RequestRecord r;
+  r.index = index;
+  r.scheduled_ns = send - ms / 10;
+  r.send_ns = send;
+  r.first_byte_ns = send + ttft / 2;
+  r.first_token_ns = send + ttft;
+  for (int i = 0; i < tokens; ++i) r.token_ns.push_back(send + ttft + i * itl);
+  r.end_ns = r.token_ns.back() + ms;
+  r.input_tokens = 100;
+  r.input_tokens_exact = true;
+  r.output_tokens = tokens;
+  r.output_token_source = aifc::TokenSource::usage;
+  r.http_status = 200;
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("metrics: summary has vLLM's keys and right values") {
+  std::vector<aifc::RequestRecord> records;
+  for (int i = 0; i < 10; ++i) records.push_back(make(i, 1000 * ms + i * 30 * ms, (10 + i) * ms, 5 * ms, 11));
+  auto failed = make(10, 1000 * ms, 0, 0, 1);
+  failed.error = aifc::RequestError::http_status;
+  records.push_back(failed);
+  auto warm = make(11, 0, ms, ms, 2);
+  warm.warmup = true;
+  records.push_back(warm);
+
+  aifc::SummaryOptions o;
+  o.percentile_metrics = {"ttft", "tpot", "itl", "e2el"};
+  o.metric_percentiles = {50, 90, 99};
+  o.goodput = aifc::GoodputSlo::parse("ttft:14.5 tpot:6");
+  const auto s = aifc::summarize(records, 2.0, o);
+  for (const char* key : {"duration", "completed", "failed", "total_input_tokens", "total_output_tokens",
+                          "request_throughput", "request_goodput", "output_throughput", "total_token_throughput",
+                          "mean_ttft_ms", "median_ttft_ms", "std_ttft_ms", "p99_ttft_ms", "p90_tpot_ms",
+                          "mean_itl_ms", "p50_e2el_ms", "max_output_tokens_per_s", "max_concurrent_requests",
+                          "mean_lateness_ms", "errors_by_kind", "output_token_source"}) {
+    CAPTURE(key);
+    CHECK(s.contains(key));
+  }
+  CHECK(s["completed"] == 10);
+  CHECK(s["failed"] == 1);
+  CHECK(s["errors_by_kind"]["http_status"] == 1);
+  CHECK(s["total_output_tokens"] == 110);
+  CHECK(s["request_throughput"].get<double>() == doctest::Approx(5.0));
+  // TTFTs 10..19 ms: numpy median 14.5, p90 = 18.1
+  CHECK(s["median_ttft_ms"].get<double>() == doctest::Approx(14.5));
+  CHECK(s["p90_ttft_ms"].get<double>() == doctest::Approx(18.1));
+  CHECK(s["mean_itl_ms"].get<double>() == doctest::Approx(5.0));
+  CHECK(s["mean_tpot_ms"].get<double>() == doctest::Approx(5.1));  // (50 + 1 ms) / 10
+  CHECK(s["mean_lateness_ms"].get<double>() == doctest::Approx(0.1));
+  // Goodput: ttft <= 14.5 ms and tpot <= 6 ms -> requests 0..4
+  CHECK(s["request_goodput"].get<double>() == doctest::Approx(2.5));
+  CHECK(s["max_concurrent_requests"] == 3);  // 30 ms apart, 61-70 ms long; the failed one not counted
+}
+
+TEST_CASE("metrics: aggregates merge exactly and agree with the exact summary") {
+  std::mt19937_64 gen(1);
+  std::uniform_int_distribution<aifc::MonoNanos> ttft(5 * ms, 500 * ms), itl(ms, 40 * ms);
+  std::vector<aifc::RequestRecord> records;
+  for (int i = 0; i < 3000; ++i) records.push_back(make(i, i * 10 * ms, ttft(gen), itl(gen), 1 + i % 50));
+  aifc::MetricsAggregate whole, a, b, c;
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    whole.add(records[i]);
+    (i % 3 == 0 ? a : i % 3 == 1 ? b : c).add(records[i]);
+  }
+  aifc::MetricsAggregate merged;
+  merged.merge(a);
+  merged.merge(aifc::MetricsAggregate::from_json(b.to_json()));
+  merged.merge(c);
+  CHECK(merged.to_json() == whole.to_json());
+
+  aifc::SummaryOptions o;
+  const auto exact = aifc::summarize(records, 30.0, o);
+  const auto approx = aifc::summarize(merged, 30.0, o);
+  for (const char* key : {"mean_ttft_ms", "median_ttft_ms", "p99_ttft_ms", "mean_itl_ms", "p99_itl_ms", "mean_tpot_ms"}) {
+    CAPTURE(key);
+    CHECK(approx[key].get<double>() == doctest::Approx(exact[key].get<double>()).epsilon(0.002));
+  }
+  CHECK(approx["completed"] == exact["completed"]);
+}
+
+TEST_CASE("metrics: goodput and option parsing") {
+  CHECK_THROWS_WITH_AS(aifc::GoodputSlo::parse("ttft=5"), doctest::Contains("ttft:MS"), aifc::Error);
+  CHECK_THROWS_WITH_AS(aifc::GoodputSlo::parse("speed:5"), doctest::Contains("speed"), aifc::Error);
+  CHECK_THROWS_AS(aifc::GoodputSlo::parse("ttft:abc"), aifc::Error);
+  const auto g = aifc::GoodputSlo::parse("ttft:100,e2el:2000");
+  CHECK(*g.ttft_ms == 100);
+  CHECK(*g.e2el_ms == 2000);
+  CHECK_FALSE(g.tpot_ms);
+  aifc::SummaryOptions o;
+  o.percentile_metrics = {"ttft", "speed"};
+  CHECK_THROWS_AS(o.validate(), aifc::Error);
+  o = {};
+  o.metric_percentiles = {0};
+  CHECK_THROWS_AS(o.validate(), aifc::Error);
+}
+
+TEST_CASE("metrics: the summary table has the familiar lines") {
+  std::vector<aifc::RequestRecord> records{make(0, 0, 10 * ms, ms, 3)};
+  aifc::SummaryOptions o;
+  const auto table = aifc::format_summary_table(aifc::summarize(records, 1.0, o), o);
+  CHECK(table.find("============ Serving Benchmark Result ============") != std::string::npos);
+  CHECK(table.find("Successful requests:                     1") != std::string::npos);
+  CHECK(table.find("Mean TTFT (ms):                          10.00") != std::string::npos);
+  CHECK(table.find("P99 ITL (ms):") != std::string::npos);
+}

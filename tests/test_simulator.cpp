@@ -1,0 +1,92 @@
+#include <aifc/error.hpp>
+#include <aifc/simulator.hpp>
+#include <doctest/doctest.h>
+#include <httplib.h>
+
+TEST_CASE("simulator: delay specs") {
+  CHECK(aifc::DelaySpec::parse("25").a_ms == 25);
+  const auto u = aifc::DelaySpec::parse("uniform:1:3");
+  CHECK(u.kind == aifc::DelaySpec::Kind::uniform);
+  CHECK(u.b_ms == 3);
+  CHECK(aifc::DelaySpec::parse("exp:4").kind == aifc::DelaySpec::Kind::exponential);
+  CHECK(aifc::DelaySpec::parse("normal:5:1").to_string() == "normal:5:1");
+  for (const char* bad : {"", "x", "-1", "uniform:3:1", "gauss:1", "uniform:1"}) {
+    CAPTURE(bad);
+    CHECK_THROWS_AS(aifc::DelaySpec::parse(bad), aifc::Error);
+  }
+}
+
+TEST_CASE("simulator: endpoints answer like vLLM") {
+  aifc::SimulatorConfig cfg;
+  cfg.port = 0;
+  cfg.threads = 8;
+  aifc::Simulator sim(cfg);
+  const int port = sim.start();
+  CHECK(port > 0);
+  httplib::Client cli("127.0.0.1", port);
+  auto res = cli.Get("/health");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  res = cli.Get("/v1/models");
+  REQUIRE(res);
+  CHECK(nlohmann::json::parse(res->body)["data"][0]["id"] == "aifc-sim");
+  res = cli.Post("/v1/completions", R"({"model":"other","prompt":"x"})", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 404);
+  CHECK(nlohmann::json::parse(res->body)["message"].get<std::string>().find("does not exist") != std::string::npos);
+  res = cli.Post("/v1/completions", "{not json", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 400);
+  res = cli.Post("/v1/completions", R"({"prompt":"a b c","max_tokens":3,"stream":true})", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(res->get_header_value("Content-Type").find("text/event-stream") != std::string::npos);
+  CHECK(res->body.find("data: [DONE]") != std::string::npos);
+  CHECK(res->body.find("\"usage\":{") == std::string::npos);  // not asked for
+  res = cli.Post("/tokenize", R"({"prompt":"one two  three"})", "application/json");
+  REQUIRE(res);
+  CHECK(nlohmann::json::parse(res->body)["count"] == 3);
+  res = cli.Get("/metrics");
+  REQUIRE(res);
+  CHECK(res->body.find("vllm:request_success_total{model_name=\"aifc-sim\"} 1") != std::string::npos);
+  CHECK(sim.stats()["requests"] == 3);
+  sim.stop();
+  sim.stop();
+}
+
+TEST_CASE("simulator: a taken port is a clear error; configs are validated") {
+  aifc::SimulatorConfig cfg;
+  cfg.port = 0;
+  cfg.threads = 2;
+  aifc::Simulator first(cfg);
+  cfg.port = first.start();
+  aifc::Simulator second(cfg);
+  CHECK_THROWS_WITH_AS(second.start(), doctest::Contains("cannot listen"), aifc::Error);
+  aifc::SimulatorConfig bad;
+  bad.error_rate = 0.7;
+  bad.disconnect_rate = 0.7;
+  CHECK_THROWS_AS(aifc::Simulator{bad}, aifc::Error);
+}
+
+TEST_CASE("simulator: faults are drawn from the seed") {
+  auto count_errors = [](std::uint64_t seed) {
+    aifc::SimulatorConfig cfg;
+    cfg.port = 0;
+    cfg.threads = 2;
+    cfg.error_rate = 0.5;
+    cfg.seed = seed;
+    aifc::Simulator sim(cfg);
+    httplib::Client cli("127.0.0.1", sim.start());
+    std::string pattern;
+    for (int i = 0; i < 40; ++i) {
+      auto res = cli.Post("/v1/completions", R"({"prompt":"a","max_tokens":1})", "application/json");
+      pattern += res && res->status == 200 ? '.' : 'x';
+    }
+    return pattern;
+  };
+  const auto a = count_errors(1);
+  CHECK(a == count_errors(1));
+  CHECK(a != count_errors(2));
+  CHECK(a.find('x') != std::string::npos);
+  CHECK(a.find('.') != std::string::npos);
+}

@@ -1,0 +1,258 @@
+#include <aifc/error.hpp>
+#include <aifc/simulator.hpp>
+#include <aifc/vllm_client.hpp>
+#include <doctest/doctest.h>
+
+#include <numeric>
+#include <thread>
+
+namespace {
+
+aifc::SimulatorConfig sim_config() {
+  aifc::SimulatorConfig s;
+  s.port = 0;
+  s.threads = 16;
+  return s;
+}
+
+aifc::ClientConfig client_for(const aifc::Simulator& sim) {
+  aifc::ClientConfig c;
+  c.base_url = sim.base_url();
+  c.model = "aifc-sim";
+  return c;
+}
+
+aifc::RequestSpec spec(std::int64_t max_tokens = 8) {
+  return aifc::RequestSpec{"one two three four", max_tokens, 4, false, nlohmann::json::object()};
+}
+
+double mean_ms(const std::vector<aifc::MonoNanos>& t) {
+  double sum = 0;
+  for (std::size_t i = 1; i < t.size(); ++i) sum += static_cast<double>(t[i] - t[i - 1]) * 1e-6;
+  return sum / static_cast<double>(t.size() - 1);
+}
+
+}  // namespace
+
+TEST_CASE("vllm_client: streamed completion is timed as the simulator was told") {
+  auto cfg = sim_config();
+  cfg.ttft = aifc::DelaySpec::parse("50");
+  cfg.itl = aifc::DelaySpec::parse("10");
+  aifc::Simulator sim(cfg);
+  sim.start();
+  aifc::VLLMClient client(client_for(sim));
+  for (int round = 0; round < 3; ++round) {
+    const auto r = client.send(spec(20));
+    REQUIRE_MESSAGE(r.ok(), r.error_message);
+    CHECK(r.http_status == 200);
+    CHECK(r.output_tokens == 20);
+    CHECK(r.output_token_source == aifc::TokenSource::usage);
+    CHECK(r.input_tokens == 4);
+    CHECK(r.input_tokens_exact);
+    REQUIRE(r.token_ns.size() == 20);
+    REQUIRE(r.server_token_ns.size() == 20);
+    // Tolerance: 5 ms on TTFT, 1 ms on the mean inter-token time (loopback, 2 cores, sanitizer-free build).
+    CHECK(r.ttft_s() * 1e3 == doctest::Approx(50).epsilon(0.1));
+    CHECK(mean_ms(r.token_ns) == doctest::Approx(10).epsilon(0.1));
+    CHECK(r.first_byte_ns <= r.first_token_ns);
+    CHECK(r.end_ns >= r.token_ns.back());
+    // Client-observed arrival minus the simulator's send stamp: the measurement error.
+    for (std::size_t i = 0; i < r.token_ns.size(); ++i) {
+      CHECK(r.token_ns[i] >= r.server_token_ns[i]);
+      CHECK(r.token_ns[i] - r.server_token_ns[i] < 5'000'000);
+    }
+  }
+}
+
+TEST_CASE("vllm_client: chat with reasoning times both first tokens") {
+  auto cfg = sim_config();
+  cfg.ttft = aifc::DelaySpec::parse("20");
+  cfg.itl = aifc::DelaySpec::parse("5");
+  cfg.reasoning_tokens = 4;
+  aifc::Simulator sim(cfg);
+  sim.start();
+  auto c = client_for(sim);
+  c.endpoint = "/v1/chat/completions";
+  c.capture_text = true;
+  aifc::VLLMClient client(c);
+  const auto r = client.send(spec(10));
+  REQUIRE_MESSAGE(r.ok(), r.error_message);
+  CHECK(r.token_ns.size() == 10);  // the empty role chunk is not a token
+  CHECK(r.first_reasoning_ns == r.first_token_ns);
+  CHECK(r.first_answer_ns - r.first_reasoning_ns >= 4 * 5'000'000 - 1'000'000);
+  CHECK(r.generated_text.size() > 0);
+}
+
+TEST_CASE("vllm_client: non-streaming and usage-less streams") {
+  auto cfg = sim_config();
+  aifc::Simulator sim(cfg);
+  sim.start();
+  auto c = client_for(sim);
+  c.stream = false;
+  aifc::VLLMClient plain(c);
+  auto r = plain.send(spec(6));
+  REQUIRE_MESSAGE(r.ok(), r.error_message);
+  CHECK(r.output_tokens == 6);
+  CHECK(r.first_token_ns == r.end_ns);
+
+  auto c2 = client_for(sim);
+  c2.extra_body = {{"stream_options", {{"include_usage", false}}}};
+  aifc::VLLMClient counted(c2);
+  r = counted.send(spec(7));
+  REQUIRE_MESSAGE(r.ok(), r.error_message);
+  CHECK(r.output_tokens == 7);
+  CHECK(r.output_token_source == aifc::TokenSource::chunks);
+  CHECK_FALSE(r.input_tokens_exact);
+}
+
+TEST_CASE("vllm_client: every injected fault is a record with the right kind") {
+  struct Case {
+    const char* name;
+    void (*setup)(aifc::SimulatorConfig&);
+    aifc::RequestError expected;
+  };
+  const Case cases[] = {
+      {"http 500", [](aifc::SimulatorConfig& s) { s.error_rate = 1; }, aifc::RequestError::http_status},
+      {"http 429", [](aifc::SimulatorConfig& s) { s.error_rate = 1; s.error_status = 429; }, aifc::RequestError::http_status},
+      {"disconnect", [](aifc::SimulatorConfig& s) { s.disconnect_rate = 1; }, aifc::RequestError::connection_closed},
+      {"stream error", [](aifc::SimulatorConfig& s) { s.stream_error_rate = 1; }, aifc::RequestError::server_error},
+      {"malformed", [](aifc::SimulatorConfig& s) { s.malformed_rate = 1; }, aifc::RequestError::malformed_stream},
+  };
+  for (const auto& tc : cases) {
+    CAPTURE(tc.name);
+    auto cfg = sim_config();
+    tc.setup(cfg);
+    aifc::Simulator sim(cfg);
+    sim.start();
+    aifc::VLLMClient client(client_for(sim));
+    for (int i = 0; i < 2; ++i) {  // the connection stays usable after a fault
+      const auto r = client.send(spec());
+      CHECK(r.error == tc.expected);
+      CHECK_FALSE(r.error_message.empty());
+      CHECK(r.end_ns >= r.send_ns);
+    }
+    if (tc.expected == aifc::RequestError::http_status) {
+      const auto r = client.send(spec());
+      CHECK(r.http_status == cfg.error_status);
+      CHECK(r.error_message.find("injected fault") != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("vllm_client: stalls hit the read timeout, slow starts the first-token timeout") {
+  auto cfg = sim_config();
+  cfg.stall_rate = 1;
+  cfg.stall = std::chrono::milliseconds(3000);
+  aifc::Simulator sim(cfg);
+  sim.start();
+  auto c = client_for(sim);
+  c.read_timeout = std::chrono::milliseconds(300);
+  aifc::VLLMClient client(c);
+  auto r = client.send(spec());
+  CHECK(r.error == aifc::RequestError::timeout_read);
+  CHECK(r.token_ns.size() == 2);  // measured tokens before the stall are kept
+  CHECK(r.e2el_s() < 2.0);
+
+  auto slow = sim_config();
+  slow.ttft = aifc::DelaySpec::parse("2000");
+  aifc::Simulator slow_sim(slow);
+  slow_sim.start();
+  auto c2 = client_for(slow_sim);
+  c2.first_token_timeout = std::chrono::milliseconds(200);
+  aifc::VLLMClient impatient(c2);
+  r = impatient.send(spec());
+  CHECK(r.error == aifc::RequestError::timeout_first_token);
+  CHECK(r.e2el_s() < 1.5);
+}
+
+TEST_CASE("vllm_client: watchdog expiry and cancel from another thread") {
+  auto cfg = sim_config();
+  cfg.ttft = aifc::DelaySpec::parse("3000");
+  aifc::Simulator sim(cfg);
+  sim.start();
+  auto c = client_for(sim);
+  c.request_timeout = std::chrono::milliseconds(250);
+  c.read_timeout = std::chrono::milliseconds(10000);
+  aifc::VLLMClient client(c);
+  std::thread watchdog([&] {
+    for (int i = 0; i < 100; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      client.expire_if_late(aifc::mono_now());
+    }
+  });
+  auto r = client.send(spec());
+  watchdog.join();
+  CHECK(r.error == aifc::RequestError::timeout_total);
+  CHECK(r.e2el_s() < 1.0);
+
+  aifc::VLLMClient victim(client_for(sim));
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    victim.cancel();
+  });
+  r = victim.send(spec());
+  canceller.join();
+  CHECK(r.error == aifc::RequestError::cancelled);
+  CHECK(r.e2el_s() < 1.0);
+  CHECK(victim.send(spec()).error == aifc::RequestError::cancelled);  // stays cancelled
+}
+
+TEST_CASE("vllm_client: unreachable server, API keys and set-up calls") {
+  aifc::ClientConfig c;
+  c.base_url = "http://127.0.0.1:1";  // nothing listens on port 1
+  aifc::VLLMClient nowhere(c);
+  const auto r = nowhere.send(spec());
+  CHECK(r.error == aifc::RequestError::connect);
+  CHECK(r.error_message.find("127.0.0.1:1") != std::string::npos);
+  CHECK_THROWS_AS(nowhere.list_models(), aifc::Error);
+  CHECK_FALSE(nowhere.health());
+
+  auto cfg = sim_config();
+  cfg.api_key = "secret";
+  aifc::Simulator sim(cfg);
+  sim.start();
+  auto good = client_for(sim);
+  good.api_key = "secret";
+  aifc::VLLMClient ok(good);
+  CHECK(ok.send(spec()).ok());
+  const auto models = ok.list_models();
+  REQUIRE(models.size() == 1);
+  CHECK(models[0] == "aifc-sim");
+  CHECK(ok.health());
+  CHECK(ok.count_tokens("a b c d e") == 5);
+  auto bad = client_for(sim);
+  bad.api_key = "wrong";
+  const auto refused = aifc::VLLMClient(bad).send(spec());
+  CHECK(refused.error == aifc::RequestError::http_status);
+  CHECK(refused.http_status == 401);
+
+  aifc::ClientConfig invalid;
+  invalid.base_url = "ftp://x";
+  CHECK_THROWS_WITH_AS(aifc::VLLMClient{invalid}, doctest::Contains("base_url"), aifc::Error);
+  invalid = {};
+  invalid.headers = {{"X-Bad", "line\r\nbreak"}};
+  CHECK_THROWS_AS(aifc::VLLMClient{invalid}, aifc::Error);
+}
+
+TEST_CASE("vllm_client: request body follows the OpenAI and vLLM conventions") {
+  aifc::ClientConfig c;
+  c.model = "m";
+  c.ignore_eos = true;
+  c.extra_body = {{"temperature", 0.7}, {"top_p", 0.9}};
+  aifc::VLLMClient client(c);
+  auto body = nlohmann::json::parse(client.prepare(spec(12)).body);
+  CHECK(body["prompt"] == "one two three four");
+  CHECK(body["max_tokens"] == 12);
+  CHECK(body["stream"] == true);
+  CHECK(body["stream_options"]["include_usage"] == true);
+  CHECK(body["ignore_eos"] == true);
+  CHECK(body["temperature"] == 0.7);
+  CHECK(body["top_p"] == 0.9);
+  c.endpoint = "/v1/chat/completions";
+  body = nlohmann::json::parse(aifc::VLLMClient(c).prepare(spec(5)).body);
+  CHECK(body["messages"][0]["content"] == "one two three four");
+  CHECK(body["max_completion_tokens"] == 5);
+  // The API key never appears in the JSON form of a config.
+  c.api_key = "top-secret";
+  CHECK(nlohmann::json(c).dump().find("top-secret") == std::string::npos);
+}

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "aifc/error.hpp"
@@ -63,6 +64,8 @@ struct ClientGroup::State {
   std::condition_variable leader_cv;  // free clients waiting to lead (with schedule_mutex)
   std::condition_variable sleep_cv;   // the leader waiting for its slot (with schedule_mutex)
   bool leader_taken = false;
+  int leader_waiters = 0;
+  std::optional<ScheduledRequest> pending_slot;  // drawn from the schedule, not yet sent
 
   std::mutex done_mutex;
   std::vector<RequestRecord> done;
@@ -114,31 +117,39 @@ void ClientGroup::State::worker_loop(Worker& w) {
     MonoNanos scheduled = 0;
     {
       std::unique_lock lock(schedule_mutex);
+      ++leader_waiters;
       leader_cv.wait(lock, [&] { return stop_requested.load() || schedule_done || !leader_taken; });
+      --leader_waiters;
       if (stop_requested.load() || schedule_done) break;
-      leader_taken = true;
-      if (duration_end_ns >= 0 && mono_now() >= duration_end_ns) {
-        schedule_done = true;
-      } else if (auto next = schedule.next()) {
-        slot = *next;
-      } else {
-        schedule_done = true;
+      if (!pending_slot) {
+        if (duration_end_ns >= 0 && mono_now() >= duration_end_ns) {
+          schedule_done = true;
+        } else {
+          pending_slot = schedule.next();
+          if (!pending_slot) schedule_done = true;
+        }
+        if (schedule_done) {
+          leader_cv.notify_all();
+          break;
+        }
       }
-      if (schedule_done) {
+      scheduled = start_ns + pending_slot->offset.count();
+      if (scheduled > mono_now()) {
+        // Only a slot in the future needs a leader to wait for it; a due one is simply taken,
+        // so a run at full speed never passes through a condition variable.
+        leader_taken = true;
+        const auto due = std::chrono::steady_clock::time_point(std::chrono::nanoseconds(scheduled));
+        sleep_cv.wait_until(lock, due, [&] { return stop_requested.load(); });
         leader_taken = false;
-        leader_cv.notify_all();
-        break;
+        if (stop_requested.load()) {
+          leader_cv.notify_all();
+          break;
+        }
       }
-      scheduled = start_ns + slot.offset.count();
-      const auto due = std::chrono::steady_clock::time_point(std::chrono::nanoseconds(scheduled));
-      sleep_cv.wait_until(lock, due, [&] { return stop_requested.load(); });
-      leader_taken = false;
-      if (stop_requested.load()) {
-        leader_cv.notify_all();
-        break;
-      }
+      slot = *pending_slot;
+      pending_slot.reset();
+      if (leader_waiters > 0) leader_cv.notify_one();
     }
-    leader_cv.notify_one();
     // With an infinite rate nothing is scheduled: a request is due when a client is free.
     if (infinite_rate) scheduled = std::max(scheduled, mono_now());
     if (free_workers.fetch_sub(1) == 1) {

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <httplib.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -128,6 +129,7 @@ struct Simulator::Impl {
   httplib::Server server;
   std::thread thread;
   int bound_port = -1;
+  int listen_socket = -1;
   std::atomic<bool> stopping{false};
   std::atomic<std::uint64_t> next_request{0};
   std::atomic<std::uint64_t> requests{0}, ok{0}, faulted{0}, rejected{0}, running{0};
@@ -460,14 +462,13 @@ int Simulator::start() {
   const auto threads = static_cast<std::size_t>(s.config.threads);
   s.server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   s.server.set_tcp_nodelay(true);
-  // httplib's default adds SO_REUSEPORT, which lets a second simulator share a taken port silently.
-  s.server.set_socket_options([](int sock) {
+  // httplib's default adds SO_REUSEPORT, which lets a second simulator share a taken port
+  // silently. The callback also tells us the listening socket, for the backlog below.
+  s.server.set_socket_options([&s](int sock) {
     int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    s.listen_socket = sock;
   });
-  s.server.set_keep_alive_max_count(1'000'000);
-  s.server.set_keep_alive_timeout(10);  // an idle connection holds a server thread
-  s.server.set_read_timeout(60);
   s.setup_routes();
   if (s.config.port == 0) {
     s.bound_port = s.server.bind_to_any_port(s.config.host);
@@ -477,6 +478,9 @@ int Simulator::start() {
   if (s.bound_port < 0)
     throw Error(ErrorCode::io_error, fmt::format("the simulator cannot listen on {}:{} (in use?)", s.config.host,
                                                  s.config.port));
+  // Debian's httplib listens with a backlog of 5: a burst of connects overflows it and the
+  // kernel resets them. Listening again on the same socket raises the backlog.
+  if (s.listen_socket >= 0) ::listen(s.listen_socket, SOMAXCONN);
   s.thread = std::thread([&s] { s.server.listen_after_bind(); });
   for (int i = 0; i < 50000 && !s.server.is_running(); ++i) std::this_thread::sleep_for(std::chrono::microseconds(100));
   return s.bound_port;

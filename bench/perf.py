@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Measures the aifc client against `aifc sim` on this machine and prints the figures.
+
+Usage: python3 bench/perf.py [path/to/aifc]   (default build/examples/aifc)
+
+The simulator runs as its own process; the client's CPU time is read from /usr/bin/time.
+"""
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+AIFC = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "build", "examples", "aifc")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Sim:
+    def __init__(self, *args):
+        self.port = free_port()
+        self.proc = subprocess.Popen([AIFC, "sim", "--port", str(self.port), "--threads", "1200", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.proc.stdout.readline()  # "listening on ..."
+
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def bench(sim, *args):
+    """Runs `aifc bench`; returns (result JSON, client CPU seconds, wall seconds)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = ["/usr/bin/time", "-f", "%U %S %e", AIFC, "bench", "--base-url", sim.url(), "--disable-tqdm",
+               "--save-detailed", "--result-dir", tmp, "--result-filename", "r.json", "--random-input-len", "16",
+               "--ignore-eos", *args]
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        if p.returncode != 0:
+            raise SystemExit(f"aifc bench failed ({p.returncode}): {p.stderr}")
+        user, system, wall = map(float, p.stderr.strip().splitlines()[-1].split())
+        with open(os.path.join(tmp, "r.json")) as f:
+            return json.load(f), user + system, wall
+
+
+def pct(values, q):
+    values = sorted(values)
+    if not values:
+        return float("nan")
+    pos = q / 100 * (len(values) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (pos - lo)
+
+
+def measurement_error_us(result):
+    errs = []
+    for rec in result["records"]:
+        for got, sent in zip(rec["token_ns"], rec.get("server_token_ns", [])):
+            errs.append((got - sent) / 1000)
+    return errs
+
+
+def main():
+    print(f"machine: {os.cpu_count()} cores; client and simulator share them\n")
+    rows = []
+    with Sim("--ttft-ms", "0", "--itl-ms", "0") as sim:
+        base, base_cpu, _ = bench(sim, "--num-prompts", "1", "--random-output-len", "1")
+        n_req = 4000
+        short, short_cpu, short_wall = bench(sim, "--num-prompts", str(n_req), "--random-output-len", "1",
+                                             "--max-concurrency", "32")
+        per_request_us = (short_cpu - base_cpu) / n_req * 1e6
+        n_long, out_len = 200, 1000
+        long, long_cpu, long_wall = bench(sim, "--num-prompts", str(n_long), "--random-output-len", str(out_len),
+                                          "--max-concurrency", "32")
+        chunks = long["total_output_tokens"]
+        per_chunk_us = (long_cpu - base_cpu - n_long * per_request_us * 1e-6) / chunks * 1e6
+        rows += [
+            ("client CPU per request (1-token answers, 32 streams)", f"{per_request_us:.1f} us"),
+            ("client CPU per chunk (1000-token answers, 32 streams)", f"{per_chunk_us:.2f} us"),
+            ("request rate sustained (1-token answers, 32 streams)", f"{short['request_throughput']:.0f} req/s"),
+            ("chunk rate sustained (32 streams)", f"{long['output_throughput']:.0f} chunks/s"),
+        ]
+    with Sim("--ttft-ms", "0", "--itl-ms", "20") as sim:
+        for streams in (1, 64, 256, 1024):
+            n = max(streams, 8)
+            r, cpu, wall = bench(sim, "--num-prompts", str(n), "--random-output-len", "100",
+                                 "--max-concurrency", str(streams))
+            errs = measurement_error_us(r)
+            rows.append((f"{streams} streams: held / failed", f"{r['max_concurrent_requests']} / {r['failed']}"))
+            rows.append((f"{streams} streams: measurement error p50 / p99 / max",
+                         f"{pct(errs, 50):.0f} / {pct(errs, 99):.0f} / {max(errs):.0f} us  ({len(errs)} chunks)"))
+            rows.append((f"{streams} streams: client CPU per chunk", f"{(cpu - base_cpu) / max(1, r['total_output_tokens']) * 1e6:.2f} us"))
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+
+
+if __name__ == "__main__":
+    main()

@@ -9,6 +9,7 @@
 #include "aifc/error.hpp"
 #include "aifc/openai_stream.hpp"
 #include "aifc/sse.hpp"
+#include "stream_recorder.hpp"
 
 namespace aifc {
 namespace {
@@ -32,23 +33,6 @@ double seconds(std::chrono::milliseconds ms) { return static_cast<double>(ms.cou
 
 std::chrono::milliseconds millis(double s) {
   return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(s * 1000.0)));
-}
-
-constexpr std::size_t kMaxErrorBody = 4096;
-constexpr std::size_t kMaxPlainBody = 64u << 20;
-
-// The message of an error body: OpenAI's {"error":{"message"}} or vLLM's {"message"}; else raw.
-std::string error_body_message(const std::string& body) {
-  StreamChunk c;
-  if (scan_openai_chunk(body, c) && c.is_error && !c.error_message.empty()) {
-    std::string m;
-    append_json_unescaped(m, c.error_message);
-    return m;
-  }
-  std::string raw = body.substr(0, 300);
-  for (char& ch : raw)
-    if (ch == '\n' || ch == '\r') ch = ' ';
-  return raw;
 }
 
 void configure(httplib::Client& cli, const ClientConfig& c, std::chrono::milliseconds read_timeout) {
@@ -168,7 +152,7 @@ struct VLLMClient::Impl {
   httplib::Client cli;
   httplib::Headers headers;
   std::string path;
-  SseParser sse;
+  detail::StreamRecorder recorder{config};
   std::atomic<bool> cancelled{false};
   std::atomic<int> abort_reason{static_cast<int>(RequestError::none)};
   std::atomic<MonoNanos> first_token_deadline{-1};  // -1: none or already met
@@ -177,75 +161,14 @@ struct VLLMClient::Impl {
 
 RequestRecord VLLMClient::Impl::send(const PreparedRequest& prepared, MonoNanos scheduled_ns) {
   RequestRecord rec;
-  rec.input_tokens = prepared.input_tokens;
-  rec.input_tokens_exact = prepared.input_tokens_exact;
   if (cancelled.load(std::memory_order_relaxed)) {
-    rec.send_ns = rec.end_ns = mono_now();
-    rec.scheduled_ns = scheduled_ns >= 0 ? scheduled_ns : rec.send_ns;
-    rec.error = RequestError::cancelled;
-    rec.error_message = "cancelled before sending";
+    const MonoNanos now = mono_now();
+    recorder.begin(rec, prepared, scheduled_ns, now);
+    recorder.fail(RequestError::cancelled, "cancelled before sending");
+    recorder.finish(detail::TransportEnd::aborted, now);
     return rec;
   }
   abort_reason.store(static_cast<int>(RequestError::none), std::memory_order_relaxed);
-  sse.reset();
-
-  bool event_stream = false;
-  bool saw_done = false;
-  bool saw_finish = false;
-  std::string plain_body;  // error bodies and non-streamed answers
-  MonoNanos last_byte_ns = -1;
-  const MonoNanos first_token_budget =
-      config.first_token_timeout.count() > 0
-          ? std::chrono::duration_cast<std::chrono::nanoseconds>(config.first_token_timeout).count()
-          : -1;
-  const MonoNanos total_budget =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(config.request_timeout).count();
-
-  auto fail = [&](RequestError e, std::string message) {
-    if (rec.error == RequestError::none) {
-      rec.error = e;
-      rec.error_message = std::move(message);
-    }
-    abort_reason.store(static_cast<int>(e), std::memory_order_relaxed);
-    return false;
-  };
-
-  auto on_event = [&](const SseEvent& ev, MonoNanos now) -> bool {
-    if (ev.data == "[DONE]") {
-      saw_done = true;
-      return true;
-    }
-    StreamChunk chunk;
-    if (!scan_openai_chunk(ev.data, chunk))
-      return fail(RequestError::malformed_stream,
-                  fmt::format("malformed stream chunk: {}", ev.data.substr(0, 200)));
-    if (chunk.is_error) {
-      std::string m;
-      append_json_unescaped(m, chunk.error_message);
-      return fail(RequestError::server_error, m.empty() ? "error object in stream" : m);
-    }
-    if (!chunk.text.empty() || !chunk.reasoning.empty()) {
-      if (rec.first_token_ns < 0) {
-        rec.first_token_ns = now;
-        first_token_deadline.store(-1, std::memory_order_relaxed);
-      }
-      if (!chunk.reasoning.empty() && rec.first_reasoning_ns < 0) rec.first_reasoning_ns = now;
-      if (!chunk.text.empty() && rec.first_answer_ns < 0) rec.first_answer_ns = now;
-      rec.token_ns.push_back(now);
-      if (chunk.server_sent_ns >= 0) rec.server_token_ns.push_back(chunk.server_sent_ns);
-      if (config.capture_text) append_json_unescaped(rec.generated_text, chunk.text);
-    }
-    if (!chunk.finish_reason.empty()) saw_finish = true;
-    if (chunk.prompt_tokens >= 0) {
-      rec.input_tokens = chunk.prompt_tokens;
-      rec.input_tokens_exact = true;
-    }
-    if (chunk.completion_tokens >= 0) {
-      rec.output_tokens = chunk.completion_tokens;
-      rec.output_token_source = TokenSource::usage;
-    }
-    return true;
-  };
 
   httplib::Request req;
   req.method = "POST";
@@ -253,131 +176,57 @@ RequestRecord VLLMClient::Impl::send(const PreparedRequest& prepared, MonoNanos 
   req.headers = headers;
   req.body = prepared.body;
   req.response_handler = [&](const httplib::Response& res) {
-    rec.first_byte_ns = last_byte_ns = mono_now();
-    rec.http_status = res.status;
-    event_stream = res.get_header_value("Content-Type").find("text/event-stream") != std::string::npos;
+    recorder.on_headers(res.status,
+                        res.get_header_value("Content-Type").find("text/event-stream") != std::string::npos,
+                        mono_now());
     return !cancelled.load(std::memory_order_relaxed);
   };
   req.content_receiver = [&](const char* data, std::size_t len, std::uint64_t, std::uint64_t) {
     // One timestamp per received piece: every event in it arrived at the same instant.
-    const MonoNanos now = last_byte_ns = mono_now();
-    if (cancelled.load(std::memory_order_relaxed)) return fail(RequestError::cancelled, "cancelled");
-    if (rec.http_status < 200 || rec.http_status >= 300) {
-      if (plain_body.size() < kMaxErrorBody) plain_body.append(data, std::min(len, kMaxErrorBody));
-      return true;
-    }
-    if (!event_stream) {
-      if (plain_body.size() + len > kMaxPlainBody)
-        return fail(RequestError::malformed_stream, "response body larger than 64 MiB");
-      plain_body.append(data, len);
-      return true;
-    }
-    bool keep_going = true;
-    sse.feed(std::string_view(data, len), [&](const SseEvent& ev) {
-      if (keep_going) keep_going = on_event(ev, now);
-    });
-    if (!keep_going) return false;
-    if (rec.first_token_ns < 0 && first_token_budget >= 0 && now - rec.send_ns > first_token_budget)
-      return fail(RequestError::timeout_first_token,
-                  fmt::format("no token within {} ms", config.first_token_timeout.count()));
-    if (now - rec.send_ns > total_budget)
-      return fail(RequestError::timeout_total,
-                  fmt::format("request took longer than {} ms", config.request_timeout.count()));
-    return true;
+    const MonoNanos now = mono_now();
+    if (cancelled.load(std::memory_order_relaxed)) return false;
+    return recorder.on_body(data, len, now);
   };
 
   httplib::Response res;
   httplib::Error err = httplib::Error::Success;
-  rec.send_ns = mono_now();
-  rec.scheduled_ns = scheduled_ns >= 0 ? scheduled_ns : rec.send_ns;
-  first_token_deadline.store(first_token_budget >= 0 ? rec.send_ns + first_token_budget : -1,
+  const MonoNanos send_ns = mono_now();
+  recorder.begin(rec, prepared, scheduled_ns, send_ns);
+  first_token_deadline.store(config.first_token_timeout.count() > 0
+                                 ? send_ns + std::chrono::duration_cast<std::chrono::nanoseconds>(config.first_token_timeout).count()
+                                 : -1,
                              std::memory_order_relaxed);
-  total_deadline.store(rec.send_ns + total_budget, std::memory_order_relaxed);
+  total_deadline.store(send_ns + std::chrono::duration_cast<std::chrono::nanoseconds>(config.request_timeout).count(),
+                       std::memory_order_relaxed);
   const bool sent = cli.send(req, res, err);
-  rec.end_ns = mono_now();
+  const MonoNanos end_ns = mono_now();
   first_token_deadline.store(-1, std::memory_order_relaxed);
   total_deadline.store(-1, std::memory_order_relaxed);
 
-  if (!sent) {
+  using detail::TransportEnd;
+  if (sent) {
+    recorder.finish(TransportEnd::complete, end_ns);
+  } else {
     const auto reason = static_cast<RequestError>(abort_reason.load(std::memory_order_relaxed));
-    if (rec.error != RequestError::none) {
-      // already described by the receiver
-    } else if (err == httplib::Error::Canceled || reason != RequestError::none) {
-      rec.error = reason == RequestError::none ? RequestError::cancelled : reason;
-      rec.error_message = reason == RequestError::timeout_first_token
-                              ? fmt::format("no token within {} ms", config.first_token_timeout.count())
-                          : reason == RequestError::timeout_total
-                              ? fmt::format("request took longer than {} ms", config.request_timeout.count())
-                              : "cancelled";
-    } else if (err == httplib::Error::Connection) {
-      rec.error = RequestError::connect;
-      rec.error_message = fmt::format("cannot connect to {}", url.origin);
-    } else if (err == httplib::Error::ConnectionTimeout) {
-      rec.error = RequestError::timeout_connect;
-      rec.error_message = fmt::format("connecting to {} took longer than {} ms", url.origin,
-                                      config.connect_timeout.count());
-    } else if (err == httplib::Error::SSLConnection || err == httplib::Error::SSLServerVerification ||
-               err == httplib::Error::SSLLoadingCerts) {
-      rec.error = RequestError::tls;
-      rec.error_message = fmt::format("TLS with {} failed: {}", url.origin, httplib::to_string(err));
-    } else if (err == httplib::Error::Read) {
-      // The socket's read timeout is the smallest of the limits; tell which one ran out.
-      const MonoNanos elapsed = rec.end_ns - rec.send_ns;
-      const MonoNanos quiet = rec.end_ns - (last_byte_ns >= 0 ? last_byte_ns : rec.send_ns);
-      const auto near = [](MonoNanos value, MonoNanos limit) { return value >= limit / 100 * 95; };
-      const MonoNanos read_budget =
-          std::chrono::duration_cast<std::chrono::nanoseconds>(config.read_timeout).count();
-      if (first_token_budget >= 0 && rec.first_token_ns < 0 && near(elapsed, first_token_budget)) {
-        rec.error = RequestError::timeout_first_token;
-        rec.error_message = fmt::format("no token within {} ms", config.first_token_timeout.count());
-      } else if (near(elapsed, total_budget)) {
-        rec.error = RequestError::timeout_total;
-        rec.error_message = fmt::format("request took longer than {} ms", config.request_timeout.count());
-      } else if (near(quiet, std::min(read_budget, first_token_budget >= 0 ? first_token_budget : read_budget))) {
-        rec.error = RequestError::timeout_read;
-        rec.error_message = fmt::format("no data for {} ms", quiet / 1'000'000);
-      } else {
-        rec.error = RequestError::connection_closed;
-        rec.error_message = rec.first_byte_ns < 0 ? "connection closed before the response"
-                                                   : "connection closed in the middle of the response";
-      }
-    } else {
-      rec.error = RequestError::io;
-      rec.error_message = httplib::to_string(err);
+    if (reason != RequestError::none) recorder.fail(reason, recorder.timeout_message(reason));
+    switch (err) {
+      case httplib::Error::Canceled: recorder.finish(TransportEnd::aborted, end_ns); break;
+      case httplib::Error::Connection:
+        recorder.finish(TransportEnd::connect_failed, end_ns, fmt::format("cannot connect to {}", url.origin));
+        break;
+      case httplib::Error::ConnectionTimeout:
+        recorder.finish(TransportEnd::connect_timeout, end_ns,
+                        fmt::format("connecting to {} took longer than {} ms", url.origin, config.connect_timeout.count()));
+        break;
+      case httplib::Error::SSLConnection:
+      case httplib::Error::SSLServerVerification:
+      case httplib::Error::SSLLoadingCerts:
+        recorder.finish(TransportEnd::tls_failed, end_ns,
+                        fmt::format("TLS with {} failed: {}", url.origin, httplib::to_string(err)));
+        break;
+      case httplib::Error::Read: recorder.finish(TransportEnd::read_failed, end_ns); break;
+      default: recorder.finish(TransportEnd::write_failed, end_ns, httplib::to_string(err)); break;
     }
-  } else if (rec.http_status < 200 || rec.http_status >= 300) {
-    rec.error = RequestError::http_status;
-    rec.error_message = fmt::format("HTTP {}: {}", rec.http_status, error_body_message(plain_body));
-  } else if (!event_stream) {
-    // A plain JSON answer (stream=false, or a server that does not stream).
-    rec.first_token_ns = rec.end_ns;
-    StreamChunk chunk;
-    if (!scan_openai_chunk(plain_body, chunk)) {
-      rec.error = RequestError::malformed_stream;
-      rec.error_message = fmt::format("response is not JSON: {}", plain_body.substr(0, 200));
-    } else if (chunk.is_error) {
-      rec.error = RequestError::server_error;
-      rec.error_message = error_body_message(plain_body);
-    } else {
-      rec.token_ns.push_back(rec.end_ns);
-      rec.first_answer_ns = rec.end_ns;
-      if (config.capture_text) append_json_unescaped(rec.generated_text, chunk.text);
-      if (chunk.prompt_tokens >= 0) {
-        rec.input_tokens = chunk.prompt_tokens;
-        rec.input_tokens_exact = true;
-      }
-      if (chunk.completion_tokens >= 0) {
-        rec.output_tokens = chunk.completion_tokens;
-        rec.output_token_source = TokenSource::usage;
-      }
-    }
-  } else if (!saw_done && !saw_finish) {
-    rec.error = RequestError::connection_closed;
-    rec.error_message = "stream ended before [DONE]";
-  }
-  if (rec.ok() && rec.output_token_source == TokenSource::none) {
-    rec.output_tokens = static_cast<std::int64_t>(rec.token_ns.size());
-    rec.output_token_source = TokenSource::chunks;
   }
   if (!rec.ok() && rec.error != RequestError::http_status && rec.error != RequestError::server_error)
     cli.stop();  // the connection's state is unknown: start the next request on a fresh one
@@ -443,7 +292,7 @@ std::vector<std::string> VLLMClient::list_models() {
                             httplib::to_string(res.error())));
   if (res->status != 200)
     throw Error(ErrorCode::server_error, fmt::format("GET /v1/models answered HTTP {}: {}", res->status,
-                                                     error_body_message(res->body)));
+                                                     detail::error_body_message(res->body)));
   std::vector<std::string> ids;
   try {
     const auto doc = nlohmann::json::parse(res->body);  // named: a temporary would die before the loop

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <cmath>
@@ -11,6 +12,7 @@
 #include <thread>
 
 #include "aifc/error.hpp"
+#include "event_loop.hpp"
 
 namespace aifc {
 
@@ -22,6 +24,10 @@ void GroupConfig::validate() const {
   if (max_clients < 1) throw Error(ErrorCode::invalid_argument, "max_clients must be at least 1");
   if (progress_interval.count() <= 0)
     throw Error(ErrorCode::invalid_argument, "progress_interval must be positive");
+  if (io_threads < 1) throw Error(ErrorCode::invalid_argument, "io_threads must be at least 1");
+  if (transport == Transport::event_loop && !detail::is_plain_http(client.base_url))
+    throw Error(ErrorCode::invalid_argument,
+                "the event_loop transport speaks plain http://; use threads (or automatic) for https://");
 }
 
 namespace {
@@ -77,8 +83,19 @@ struct ClientGroup::State {
   std::atomic<std::int64_t> output_tokens{0};
   std::uint64_t total = 0;
 
+  std::vector<std::unique_ptr<detail::EventLoop>> loops;
+  std::vector<std::thread> loop_threads;
+  std::vector<std::string> raw_requests;
+
   void spawn_worker();
   void worker_loop(Worker& w);
+  void deliver(RequestRecord&& rec);
+  std::optional<ScheduledRequest> take_due_slot(MonoNanos now, MonoNanos& next_due);
+  MonoNanos scheduled_time(const ScheduledRequest& slot, MonoNanos now) const {
+    const MonoNanos t = start_ns + slot.offset.count();
+    // With an infinite rate nothing is scheduled: a request is due when a client is free.
+    return infinite_rate ? std::max(t, now) : t;
+  }
   ProgressSnapshot snapshot(MonoNanos now) const {
     ProgressSnapshot s;
     s.elapsed_s = start_ns > 0 ? static_cast<double>(now - start_ns) * 1e-9 : 0.0;
@@ -161,20 +178,47 @@ void ClientGroup::State::worker_loop(Worker& w) {
     RequestRecord rec = w.client.send(request, scheduled);
     in_flight.fetch_sub(1);
     rec.index = slot.index;
-    if (rec.ok()) {
-      completed.fetch_add(1, std::memory_order_relaxed);
-      output_tokens.fetch_add(rec.output_tokens, std::memory_order_relaxed);
-    } else if (rec.error != RequestError::cancelled) {
-      failed.fetch_add(1, std::memory_order_relaxed);
-    }
-    {
-      std::lock_guard lock(done_mutex);
-      done.push_back(std::move(rec));
-    }
+    deliver(std::move(rec));
     free_workers.fetch_add(1);
   }
   running_workers.fetch_sub(1);
   dispatcher_cv.notify_one();
+}
+
+void ClientGroup::State::deliver(RequestRecord&& rec) {
+  if (rec.ok()) {
+    completed.fetch_add(1, std::memory_order_relaxed);
+    output_tokens.fetch_add(rec.output_tokens, std::memory_order_relaxed);
+  } else if (rec.error != RequestError::cancelled) {
+    failed.fetch_add(1, std::memory_order_relaxed);
+  }
+  std::lock_guard lock(done_mutex);
+  done.push_back(std::move(rec));
+}
+
+std::optional<ScheduledRequest> ClientGroup::State::take_due_slot(MonoNanos now, MonoNanos& next_due) {
+  std::lock_guard lock(schedule_mutex);
+  next_due = -1;
+  if (schedule_done) return std::nullopt;
+  if (!pending_slot) {
+    if (duration_end_ns >= 0 && now >= duration_end_ns) {
+      schedule_done = true;
+      return std::nullopt;
+    }
+    pending_slot = schedule.next();
+    if (!pending_slot) {
+      schedule_done = true;
+      return std::nullopt;
+    }
+  }
+  const MonoNanos due = scheduled_time(*pending_slot, now);
+  if (due > now) {
+    next_due = due;
+    return std::nullopt;
+  }
+  auto slot = pending_slot;
+  pending_slot.reset();
+  return slot;
 }
 
 ClientGroup::ClientGroup(GroupConfig config, std::vector<Prompt> prompts) {
@@ -189,6 +233,8 @@ ClientGroup::~ClientGroup() {
   std::lock_guard lock(state_->workers_mutex);
   for (auto& w : state_->workers)
     if (w->thread.joinable()) w->thread.join();
+  for (auto& t : state_->loop_threads)
+    if (t.joinable()) t.join();
 }
 
 void ClientGroup::add_observer(std::shared_ptr<Observer> observer) {
@@ -210,6 +256,7 @@ void ClientGroup::stop() noexcept {
   {
     std::lock_guard lock(s.workers_mutex);
     for (auto& w : s.workers) w->client.cancel();
+    for (auto& loop : s.loops) loop->wake();
   }
   s.dispatcher_cv.notify_all();
 }
@@ -256,6 +303,11 @@ BenchmarkResult ClientGroup::run() {
   }
 
   s.infinite_rate = std::isinf(load.request_rate) && load.ramp_up_strategy == RampUp::none;
+  // Every stream is a socket: allow as many as the hard limit permits (the soft limit is often 1024).
+  if (rlimit limit{}; getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
   if (const auto n = s.schedule.global_size()) {
     const auto nranks = s.config.shard.nranks, rank = s.config.shard.rank;
     s.total = *n / nranks + (rank < *n % nranks ? 1 : 0);
@@ -277,9 +329,33 @@ BenchmarkResult ClientGroup::run() {
   s.start_ns = result.anchor.mono_ns + 2'000'000 + initial * 30'000;
   if (load.duration.count() > 0)
     s.duration_end_ns = s.start_ns + std::chrono::duration_cast<std::chrono::nanoseconds>(load.duration).count();
+  const bool use_loops = s.config.transport == Transport::event_loop ||
+                         (s.config.transport == Transport::automatic && detail::is_plain_http(s.config.client.base_url));
   {
     std::lock_guard lock(s.workers_mutex);
-    for (std::int64_t i = 0; i < initial && !s.stop_requested.load(); ++i) s.spawn_worker();
+    if (use_loops) {
+      for (const auto& p : s.prepared) s.raw_requests.push_back(detail::build_raw_request(s.config.client, p.body));
+      detail::LoopHooks hooks;
+      hooks.take_due_slot = [&s](MonoNanos now, MonoNanos& next_due) { return s.take_due_slot(now, next_due); };
+      hooks.scheduled_time = [&s](const ScheduledRequest& slot, MonoNanos now) { return s.scheduled_time(slot, now); };
+      hooks.deliver = [&s](RequestRecord&& rec) { s.deliver(std::move(rec)); };
+      hooks.stop = &s.stop_requested;
+      hooks.in_flight = &s.in_flight;
+      const auto n = std::min<std::int64_t>(s.config.io_threads, s.worker_limit);
+      for (std::int64_t i = 0; i < n; ++i) {
+        const std::int64_t cap = s.worker_limit / n + (i < s.worker_limit % n ? 1 : 0);
+        s.loops.push_back(std::make_unique<detail::EventLoop>(s.config.client, s.prepared, s.raw_requests, cap, hooks));
+      }
+      s.running_workers.store(n);
+      for (auto& loop : s.loops)
+        s.loop_threads.emplace_back([&s, l = loop.get()] {
+          l->run();
+          s.running_workers.fetch_sub(1);
+          s.dispatcher_cv.notify_one();
+        });
+    } else {
+      for (std::int64_t i = 0; i < initial && !s.stop_requested.load(); ++i) s.spawn_worker();
+    }
   }
   notify([&](Observer& o) { o.on_run_started(result.anchor, s.total); });
 
@@ -321,6 +397,8 @@ BenchmarkResult ClientGroup::run() {
     std::lock_guard lock(s.workers_mutex);
     for (auto& w : s.workers)
       if (w->thread.joinable()) w->thread.join();
+    for (auto& t : s.loop_threads)
+      if (t.joinable()) t.join();
   }
   result.start_ns = s.start_ns;
   result.interrupted = s.stop_requested.load();

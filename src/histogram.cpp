@@ -14,7 +14,7 @@ namespace {
 constexpr std::int64_t kExactLimit = std::int64_t{1} << Histogram::kSubBucketBits;  // 2048
 constexpr std::size_t kHalf = std::size_t{1} << (Histogram::kSubBucketBits - 1);   // 1024
 
-std::string u128_to_string(unsigned __int128 v) {
+std::string u128_to_string(Histogram::Sum v) {
   if (v == 0) return "0";
   std::string s;
   while (v) {
@@ -25,8 +25,8 @@ std::string u128_to_string(unsigned __int128 v) {
   return s;
 }
 
-unsigned __int128 u128_from_string(const std::string& s) {
-  unsigned __int128 v = 0;
+Histogram::Sum u128_from_string(const std::string& s) {
+  Histogram::Sum v = 0;
   for (char c : s) {
     if (c < '0' || c > '9') throw Error(ErrorCode::parse_error, "histogram: bad sum '" + s + "'");
     v = v * 10 + static_cast<unsigned>(c - '0');
@@ -71,7 +71,7 @@ void Histogram::record_n(std::int64_t value, std::uint64_t times) noexcept {
   if (count_ == 0 || value < min_) min_ = value;
   if (count_ == 0 || value > max_) max_ = value;
   count_ += times;
-  const auto v = static_cast<unsigned __int128>(value);
+  const auto v = static_cast<Histogram::Sum>(value);
   sum_ += v * times;
   sum_sq_ += v * v * times;
 }

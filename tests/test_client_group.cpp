@@ -3,6 +3,7 @@
 #include <aifc/simulator.hpp>
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -24,8 +25,17 @@ std::vector<aifc::Prompt> prompts(int n = 10, std::int64_t output = 8) {
   return p;
 }
 
+// CTest runs this suite once per transport (AIFC_TEST_TRANSPORT=threads|event_loop).
+aifc::Transport transport_under_test() {
+  const char* t = std::getenv("AIFC_TEST_TRANSPORT");
+  if (t && std::string(t) == "threads") return aifc::Transport::threads;
+  if (t && std::string(t) == "event_loop") return aifc::Transport::event_loop;
+  return aifc::Transport::automatic;
+}
+
 aifc::GroupConfig group_for(const aifc::Simulator& sim, std::int64_t n) {
   aifc::GroupConfig g;
+  g.transport = transport_under_test();
   g.client.base_url = sim.base_url();
   g.client.model = "aifc-sim";
   g.load.num_requests = n;
@@ -182,4 +192,70 @@ TEST_CASE("client_group: duration-limited run, warm-ups and aggregate-only mode"
   aifc::ClientGroup once(group_for(sim, 2), prompts());
   once.run();
   CHECK_THROWS_AS(once.run(), aifc::Error);
+}
+
+TEST_CASE("client_group: stalls, slow starts and unreachable servers become records") {
+  auto cfg = sim_config("1", "1");
+  cfg.stall_rate = 1;
+  cfg.stall = std::chrono::milliseconds(5000);
+  aifc::Simulator stalling(cfg);
+  stalling.start();
+  auto g = group_for(stalling, 4);
+  g.client.read_timeout = std::chrono::milliseconds(300);
+  auto t0 = aifc::mono_now();
+  auto result = aifc::ClientGroup(g, prompts()).run();
+  CHECK(result.summary["errors_by_kind"]["timeout_read"] == 4);
+  CHECK(aifc::mono_now() - t0 < 3'000'000'000);
+  for (const auto& r : result.records) CHECK(r.token_ns.size() == 2);  // tokens before the stall are kept
+
+  aifc::Simulator slow(sim_config("3000", "1"));
+  slow.start();
+  g = group_for(slow, 3);
+  g.client.first_token_timeout = std::chrono::milliseconds(200);
+  t0 = aifc::mono_now();
+  result = aifc::ClientGroup(g, prompts()).run();
+  CHECK(result.summary["errors_by_kind"]["timeout_first_token"] == 3);
+  CHECK(aifc::mono_now() - t0 < 2'000'000'000);
+
+  g = group_for(slow, 2);
+  g.client.request_timeout = std::chrono::milliseconds(300);
+  result = aifc::ClientGroup(g, prompts()).run();
+  CHECK(result.summary["errors_by_kind"]["timeout_total"] == 2);
+
+  g = group_for(slow, 5);
+  g.client.base_url = "http://127.0.0.1:1";
+  result = aifc::ClientGroup(g, prompts()).run();
+  CHECK(result.summary["errors_by_kind"]["connect"] == 5);
+  CHECK(result.records[0].error_message.find("127.0.0.1:1") != std::string::npos);
+}
+
+TEST_CASE("client_group: streams, plain answers and stream faults measure alike on every transport") {
+  aifc::Simulator sim(sim_config("30", "5"));
+  sim.start();
+  auto g = group_for(sim, 6);
+  g.load.max_concurrency = 3;
+  auto result = aifc::ClientGroup(g, prompts(6, 11)).run();
+  REQUIRE(result.summary["completed"] == 6);
+  CHECK(result.summary["mean_ttft_ms"].get<double>() == doctest::Approx(30).epsilon(0.15));
+  CHECK(result.summary["mean_itl_ms"].get<double>() == doctest::Approx(5).epsilon(0.15));
+  CHECK(result.summary["total_output_tokens"] == 66);
+  for (const auto& r : result.records) {
+    CHECK(r.input_tokens == 6);
+    CHECK(r.input_tokens_exact);
+    CHECK(r.server_token_ns.size() == 11);
+  }
+  g.client.stream = false;
+  result = aifc::ClientGroup(g, prompts(6, 11)).run();
+  CHECK(result.summary["completed"] == 6);
+  CHECK(result.summary["total_output_tokens"] == 66);
+
+  auto faulty = sim_config("1", "1");
+  faulty.stream_error_rate = 0.5;
+  faulty.malformed_rate = 0.5;
+  aifc::Simulator bad(faulty);
+  bad.start();
+  result = aifc::ClientGroup(group_for(bad, 40), prompts()).run();
+  CHECK(result.summary["failed"] == 40);
+  CHECK(result.summary["errors_by_kind"]["server_error"].get<int>() > 5);
+  CHECK(result.summary["errors_by_kind"]["malformed_stream"].get<int>() > 5);
 }

@@ -18,8 +18,19 @@
 
 namespace aifc {
 
+/// How a group moves bytes. `event_loop` runs many streams per thread with epoll (plain HTTP
+/// only); `threads` gives every stream a thread and a blocking connection (HTTP and HTTPS);
+/// `automatic` picks the event loop for http:// and threads for https://.
+enum class Transport { automatic, event_loop, threads };
+
+NLOHMANN_JSON_SERIALIZE_ENUM(Transport, {{Transport::automatic, "automatic"},
+                                         {Transport::event_loop, "event_loop"},
+                                         {Transport::threads, "threads"}})
+
 /// Everything one client group runs.
 struct GroupConfig {
+  Transport transport = Transport::automatic;
+  std::int64_t io_threads = 1;  ///< event-loop threads (the event_loop transport)
   ClientConfig client;
   LoadConfig load;
   Shard shard;

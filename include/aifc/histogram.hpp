@@ -50,8 +50,12 @@ class Histogram {
   std::uint64_t count_ = 0;
   std::int64_t min_ = 0;
   std::int64_t max_ = 0;
-  unsigned __int128 sum_ = 0;
-  unsigned __int128 sum_sq_ = 0;
+ public:
+  __extension__ using Sum = unsigned __int128;  // exact sums: squares of ns overflow 64 bits
+
+ private:
+  Sum sum_ = 0;
+  Sum sum_sq_ = 0;
 };
 
 }  // namespace aifc

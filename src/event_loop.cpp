@@ -1,0 +1,438 @@
+#include "event_loop.hpp"
+
+#include <fmt/format.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <list>
+
+#include "aifc/error.hpp"
+#include "aifc/version.hpp"
+#include "http_response_parser.hpp"
+#include "stream_recorder.hpp"
+
+namespace aifc::detail {
+namespace {
+
+struct Endpoint {
+  std::string host;
+  std::string port = "80";
+  std::string prefix;
+};
+
+Endpoint parse_http_url(const std::string& url) {
+  Endpoint e;
+  std::string rest = url.substr(std::string_view("http://").size());
+  const auto slash = rest.find('/');
+  if (slash != std::string::npos) {
+    e.prefix = rest.substr(slash);
+    rest.resize(slash);
+  }
+  while (!e.prefix.empty() && e.prefix.back() == '/') e.prefix.pop_back();
+  if (!rest.empty() && rest.front() == '[') {  // [IPv6]:port
+    const auto close = rest.find(']');
+    e.host = rest.substr(1, close - 1);
+    if (close + 1 < rest.size() && rest[close + 1] == ':') e.port = rest.substr(close + 2);
+  } else if (const auto colon = rest.rfind(':'); colon != std::string::npos) {
+    e.host = rest.substr(0, colon);
+    e.port = rest.substr(colon + 1);
+  } else {
+    e.host = rest;
+  }
+  return e;
+}
+
+MonoNanos ns(std::chrono::milliseconds ms) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(ms).count();
+}
+
+}  // namespace
+
+bool is_plain_http(const std::string& base_url) { return base_url.rfind("http://", 0) == 0; }
+
+std::string build_raw_request(const ClientConfig& config, const std::string& body) {
+  const Endpoint e = parse_http_url(config.base_url);
+  std::string host = e.host.find(':') != std::string::npos ? "[" + e.host + "]" : e.host;
+  if (e.port != "80") host += ":" + e.port;
+  std::string r = fmt::format(
+      "POST {}{} HTTP/1.1\r\nHost: {}\r\nUser-Agent: aifc/{}\r\nContent-Type: application/json\r\n"
+      "Accept-Encoding: identity\r\nConnection: keep-alive\r\n",
+      e.prefix, config.endpoint, host, version());
+  if (config.stream) r += "Accept: text/event-stream\r\n";
+  if (!config.api_key.empty()) r += "Authorization: Bearer " + config.api_key + "\r\n";
+  for (const auto& [k, v] : config.headers) r += k + ": " + v + "\r\n";
+  r += fmt::format("Content-Length: {}\r\n\r\n", body.size());
+  r += body;
+  return r;
+}
+
+namespace {
+
+enum class ConnState { idle, connecting, writing, reading };
+
+struct Connection {
+  explicit Connection(const ClientConfig& c) : recorder(c) {}
+  int fd = -1;
+  ConnState state = ConnState::idle;
+  const std::string* request = nullptr;
+  std::size_t written = 0;
+  bool reused = false;
+  MonoNanos connect_deadline = -1;
+  HttpResponseParser parser;
+  StreamRecorder recorder;
+  RequestRecord rec;
+  std::uint64_t index = 0;
+  std::list<Connection*>::iterator active_pos;
+};
+
+}  // namespace
+
+struct EventLoop::Impl {
+  Impl(const ClientConfig& c, const std::vector<PreparedRequest>& p, const std::vector<std::string>& raw,
+       std::int64_t cap, LoopHooks h)
+      : config(c), prepared(p), requests(raw), max_in_flight(cap), hooks(std::move(h)), buffer(1 << 16) {}
+
+  const ClientConfig& config;
+  const std::vector<PreparedRequest>& prepared;
+  const std::vector<std::string>& requests;
+  std::int64_t max_in_flight;
+  LoopHooks hooks;
+  sockaddr_storage address{};
+  socklen_t address_len = 0;
+  std::string origin;
+  int epfd = -1;
+  int wake_fd = -1;
+  std::vector<std::unique_ptr<Connection>> connections;
+  std::vector<Connection*> idle;
+  std::list<Connection*> active;
+  std::vector<char> buffer;
+
+  void resolve();
+  void set_events(Connection& c, std::uint32_t events) {
+    epoll_event ev{};
+    ev.events = events;
+    ev.data.ptr = &c;
+    epoll_ctl(epfd, EPOLL_CTL_MOD, c.fd, &ev);
+  }
+  void close_fd(Connection& c) {
+    if (c.fd >= 0) {
+      epoll_ctl(epfd, EPOLL_CTL_DEL, c.fd, nullptr);
+      ::close(c.fd);
+      c.fd = -1;
+    }
+  }
+  Connection* acquire();
+  void start(const ScheduledRequest& slot, MonoNanos now);
+  void on_event(Connection& c, std::uint32_t events, MonoNanos now);
+  void write_some(Connection& c, MonoNanos now);
+  void read_some(Connection& c, MonoNanos now);
+  void finish(Connection& c, TransportEnd end, MonoNanos now, const std::string& message = {});
+  void check_deadlines(MonoNanos now);
+};
+
+void EventLoop::Impl::resolve() {
+  const Endpoint e = parse_http_url(config.base_url);
+  origin = fmt::format("http://{}:{}", e.host, e.port);
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* result = nullptr;
+  const int rc = getaddrinfo(e.host.c_str(), e.port.c_str(), &hints, &result);
+  if (rc != 0 || !result)
+    throw Error(ErrorCode::connection_failed, fmt::format("cannot resolve '{}': {}", e.host, gai_strerror(rc)));
+  std::memcpy(&address, result->ai_addr, result->ai_addrlen);
+  address_len = result->ai_addrlen;
+  freeaddrinfo(result);
+}
+
+Connection* EventLoop::Impl::acquire() {
+  // Most recently used first: its connection is the likeliest to be warm and alive.
+  for (std::size_t i = idle.size(); i-- > 0;) {
+    Connection* c = idle[i];
+    if (c->fd < 0) continue;
+    char probe;
+    const ssize_t n = ::recv(c->fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      idle.erase(idle.begin() + static_cast<std::ptrdiff_t>(i));
+      c->reused = true;
+      return c;
+    }
+    close_fd(*c);  // closed by the server while idle
+  }
+  if (!idle.empty()) {
+    Connection* c = idle.back();
+    idle.pop_back();
+    c->reused = false;
+    return c;
+  }
+  connections.push_back(std::make_unique<Connection>(config));
+  return connections.back().get();
+}
+
+void EventLoop::Impl::start(const ScheduledRequest& slot, MonoNanos now) {
+  Connection& c = *acquire();
+  c.rec = RequestRecord{};
+  c.rec.index = slot.index;
+  c.index = slot.index;
+  c.request = &requests[slot.index % requests.size()];
+  c.written = 0;
+  c.parser.reset();
+  const MonoNanos scheduled = hooks.scheduled_time(slot, now);
+  active.push_back(&c);
+  c.active_pos = std::prev(active.end());
+  hooks.in_flight->fetch_add(1, std::memory_order_relaxed);
+  const MonoNanos send_ns = mono_now();
+  c.recorder.begin(c.rec, prepared[slot.index % prepared.size()], scheduled, send_ns);
+  if (c.fd < 0) {
+    c.fd = ::socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c.fd < 0) {
+      finish(c, TransportEnd::connect_failed, send_ns, fmt::format("socket(): {}", std::strerror(errno)));
+      return;
+    }
+    int one = 1;
+    setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    epoll_event ev{};
+    ev.events = EPOLLOUT;
+    ev.data.ptr = &c;
+    epoll_ctl(epfd, EPOLL_CTL_ADD, c.fd, &ev);
+    const int rc = ::connect(c.fd, reinterpret_cast<const sockaddr*>(&address), address_len);
+    if (rc < 0 && errno != EINPROGRESS) {
+      finish(c, TransportEnd::connect_failed, mono_now(),
+             fmt::format("cannot connect to {}: {}", origin, std::strerror(errno)));
+      return;
+    }
+    c.state = ConnState::connecting;
+    c.connect_deadline = send_ns + ns(config.connect_timeout);
+    return;
+  }
+  c.state = ConnState::writing;
+  write_some(c, send_ns);
+}
+
+void EventLoop::Impl::write_some(Connection& c, MonoNanos now) {
+  while (c.written < c.request->size()) {
+    const ssize_t n = ::send(c.fd, c.request->data() + c.written, c.request->size() - c.written, MSG_NOSIGNAL);
+    if (n > 0) {
+      c.written += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      set_events(c, EPOLLOUT);
+      return;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    finish(c, c.reused ? TransportEnd::read_failed : TransportEnd::write_failed, now,
+           fmt::format("sending to {} failed: {}", origin, std::strerror(errno)));
+    return;
+  }
+  c.state = ConnState::reading;
+  set_events(c, EPOLLIN | EPOLLRDHUP);
+}
+
+namespace {
+// Adapts the parser's callbacks to the recorder, with the batch's arrival time.
+struct BodyHandler {
+  StreamRecorder& recorder;
+  MonoNanos now;
+  bool on_headers(int status, bool event_stream) {
+    recorder.on_headers(status, event_stream, now);
+    return true;
+  }
+  bool on_body(const char* data, std::size_t len) { return recorder.on_body(data, len, now); }
+};
+}  // namespace
+
+void EventLoop::Impl::read_some(Connection& c, MonoNanos now) {
+  BodyHandler handler{c.recorder, now};
+  for (;;) {
+    const ssize_t n = ::recv(c.fd, buffer.data(), buffer.size(), 0);
+    if (n > 0) {
+      const auto result = c.parser.feed(buffer.data(), static_cast<std::size_t>(n), handler);
+      if (c.parser.stopped()) {
+        finish(c, TransportEnd::aborted, now);
+        return;
+      }
+      if (result == HttpResponseParser::Result::error) {
+        c.recorder.fail(RequestError::malformed_stream, "bad HTTP response: " + c.parser.error());
+        finish(c, TransportEnd::aborted, now);
+        return;
+      }
+      if (result == HttpResponseParser::Result::complete) {
+        finish(c, TransportEnd::complete, now);
+        return;
+      }
+      if (static_cast<std::size_t>(n) < buffer.size()) return;  // drained; level-triggered epoll calls again
+      continue;
+    }
+    if (n == 0) {
+      if (c.parser.complete_at_eof()) finish(c, TransportEnd::complete, now);
+      else finish(c, TransportEnd::read_failed, now);
+      return;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+    if (errno == EINTR) continue;
+    finish(c, TransportEnd::read_failed, now);
+    return;
+  }
+}
+
+void EventLoop::Impl::on_event(Connection& c, std::uint32_t events, MonoNanos now) {
+  switch (c.state) {
+    case ConnState::idle:
+      close_fd(c);  // the server closed (or wrote to) an idle connection
+      return;
+    case ConnState::connecting: {
+      int err = 0;
+      socklen_t len = sizeof err;
+      getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      if (err != 0) {
+        finish(c, TransportEnd::connect_failed, now, fmt::format("cannot connect to {}: {}", origin, std::strerror(err)));
+        return;
+      }
+      c.state = ConnState::writing;
+      write_some(c, now);
+      return;
+    }
+    case ConnState::writing:
+      if (events & (EPOLLERR | EPOLLHUP)) {
+        finish(c, TransportEnd::read_failed, now);
+        return;
+      }
+      write_some(c, now);
+      return;
+    case ConnState::reading:
+      read_some(c, now);
+      return;
+  }
+}
+
+void EventLoop::Impl::finish(Connection& c, TransportEnd end, MonoNanos now, const std::string& message) {
+  c.recorder.finish(end, now, message);
+  const bool reusable = end == TransportEnd::complete && c.parser.keep_alive() && c.rec.ok();
+  const bool reusable_error = end == TransportEnd::complete && c.parser.keep_alive() &&
+                              (c.rec.error == RequestError::http_status);
+  active.erase(c.active_pos);
+  hooks.in_flight->fetch_sub(1, std::memory_order_relaxed);
+  RequestRecord rec = std::move(c.rec);
+  rec.index = c.index;
+  c.state = ConnState::idle;
+  c.connect_deadline = -1;
+  if (reusable || reusable_error) {
+    set_events(c, EPOLLIN | EPOLLRDHUP);  // notices the server closing it while idle
+  } else {
+    close_fd(c);
+  }
+  idle.push_back(&c);
+  hooks.deliver(std::move(rec));
+}
+
+void EventLoop::Impl::check_deadlines(MonoNanos now) {
+  for (auto it = active.begin(); it != active.end();) {
+    Connection& c = **it++;  // finish() removes c from the list
+    if (c.state == ConnState::connecting && c.connect_deadline >= 0 && now > c.connect_deadline) {
+      finish(c, TransportEnd::connect_timeout, now,
+             fmt::format("connecting to {} took longer than {} ms", origin, config.connect_timeout.count()));
+      continue;
+    }
+    const RequestError late = c.recorder.overdue(now);
+    if (late != RequestError::none) {
+      c.recorder.fail(late, late == RequestError::timeout_read
+                                ? fmt::format("no data for {} ms", config.read_timeout.count())
+                                : c.recorder.timeout_message(late));
+      finish(c, TransportEnd::aborted, now);
+    }
+  }
+}
+
+EventLoop::EventLoop(const ClientConfig& config, const std::vector<PreparedRequest>& prepared,
+                     const std::vector<std::string>& raw_requests, std::int64_t max_in_flight, LoopHooks hooks)
+    : impl_(std::make_unique<Impl>(config, prepared, raw_requests, std::max<std::int64_t>(1, max_in_flight), std::move(hooks))) {
+  impl_->resolve();
+  impl_->epfd = epoll_create1(EPOLL_CLOEXEC);
+  impl_->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (impl_->epfd < 0 || impl_->wake_fd < 0)
+    throw Error(ErrorCode::io_error, fmt::format("epoll/eventfd: {}", std::strerror(errno)));
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = nullptr;
+  epoll_ctl(impl_->epfd, EPOLL_CTL_ADD, impl_->wake_fd, &ev);
+}
+
+EventLoop::~EventLoop() {
+  for (auto& c : impl_->connections)
+    if (c->fd >= 0) ::close(c->fd);
+  if (impl_->epfd >= 0) ::close(impl_->epfd);
+  if (impl_->wake_fd >= 0) ::close(impl_->wake_fd);
+}
+
+void EventLoop::wake() noexcept {
+  const std::uint64_t one = 1;
+  [[maybe_unused]] const auto n = ::write(impl_->wake_fd, &one, sizeof one);
+}
+
+void EventLoop::run() {
+  auto& s = *impl_;
+  prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+  constexpr MonoNanos kDeadlineCheck = 5'000'000;
+  constexpr int kMaxEvents = 256;
+  epoll_event events[kMaxEvents];
+  MonoNanos next_check = 0;
+  bool schedule_done = false;
+  for (;;) {
+    MonoNanos now = mono_now();
+    if (s.hooks.stop->load(std::memory_order_relaxed)) {
+      while (!s.active.empty()) {
+        Connection& c = *s.active.front();
+        c.recorder.fail(RequestError::cancelled, "cancelled");
+        s.finish(c, TransportEnd::aborted, now);
+      }
+      return;
+    }
+    MonoNanos next_due = -1;
+    while (!schedule_done && static_cast<std::int64_t>(s.active.size()) < s.max_in_flight) {
+      auto slot = s.hooks.take_due_slot(now, next_due);
+      if (!slot) {
+        if (next_due < 0) schedule_done = true;
+        break;
+      }
+      s.start(*slot, now);
+      now = mono_now();
+    }
+    if (schedule_done && s.active.empty()) return;
+    if (now >= next_check) {
+      s.check_deadlines(now);
+      next_check = now + kDeadlineCheck;
+    }
+    // Sleep until the next slot (if a stream is free for it) or the next deadline check.
+    MonoNanos wake_at = next_check;
+    if (next_due >= 0 && static_cast<std::int64_t>(s.active.size()) < s.max_in_flight)
+      wake_at = std::min(wake_at, next_due);
+    const MonoNanos wait = std::max<MonoNanos>(0, wake_at - mono_now());
+    timespec timeout{static_cast<time_t>(wait / 1'000'000'000), static_cast<long>(wait % 1'000'000'000)};
+    int n = epoll_pwait2(s.epfd, events, kMaxEvents, &timeout, nullptr);
+    if (n < 0 && errno == ENOSYS) n = epoll_wait(s.epfd, events, kMaxEvents, static_cast<int>((wait + 999'999) / 1'000'000));
+    if (n <= 0) continue;
+    // Everything in this batch arrived before epoll returned: one timestamp, taken at once,
+    // is the closest bound for all of them.
+    const MonoNanos arrived = mono_now();
+    for (int i = 0; i < n; ++i) {
+      if (!events[i].data.ptr) {
+        std::uint64_t drained;
+        [[maybe_unused]] const auto r = ::read(s.wake_fd, &drained, sizeof drained);
+        continue;
+      }
+      s.on_event(*static_cast<Connection*>(events[i].data.ptr), events[i].events, arrived);
+    }
+  }
+}
+
+}  // namespace aifc::detail

@@ -16,6 +16,12 @@ import time
 AIFC = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "build", "examples", "aifc")
 
 
+# With two or more cores the simulator and the client get one core each, so that the client's
+# figures are its own and not the simulator's threads competing for its core.
+PIN_SIM = ["taskset", "-c", "0"] if (os.cpu_count() or 1) >= 2 else []
+PIN_CLIENT = ["taskset", "-c", "1"] if (os.cpu_count() or 1) >= 2 else []
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -27,7 +33,7 @@ def free_port():
 class Sim:
     def __init__(self, *args):
         self.port = free_port()
-        self.proc = subprocess.Popen([AIFC, "sim", "--port", str(self.port), "--threads", "1200", *args],
+        self.proc = subprocess.Popen([*PIN_SIM, AIFC, "sim", "--port", str(self.port), "--threads", "1200", *args],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.proc.stdout.readline()  # "listening on ..."
 
@@ -45,7 +51,7 @@ class Sim:
 def bench(sim, *args):
     """Runs `aifc bench`; returns (result JSON, client CPU seconds, wall seconds)."""
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = ["/usr/bin/time", "-f", "%U %S %e", AIFC, "bench", "--base-url", sim.url(), "--disable-tqdm",
+        cmd = ["/usr/bin/time", "-f", "%U %S %e", *PIN_CLIENT, AIFC, "bench", "--base-url", sim.url(), "--disable-tqdm",
                "--save-detailed", "--result-dir", tmp, "--result-filename", "r.json", "--random-input-len", "16",
                "--ignore-eos", *args]
         p = subprocess.run(cmd, capture_output=True, text=True)
@@ -75,7 +81,7 @@ def measurement_error_us(result):
 
 
 def main():
-    print(f"machine: {os.cpu_count()} cores; client and simulator share them\n")
+    print(f"machine: {os.cpu_count()} cores; simulator pinned to {PIN_SIM[2:] or 'any'}, client to {PIN_CLIENT[2:] or 'any'}\n")
     rows = []
     with Sim("--ttft-ms", "0", "--itl-ms", "0") as sim:
         base, base_cpu, _ = bench(sim, "--num-prompts", "1", "--random-output-len", "1")
@@ -97,13 +103,19 @@ def main():
     with Sim("--ttft-ms", "0", "--itl-ms", "20") as sim:
         for streams in (1, 64, 256, 1024):
             n = max(streams, 8)
-            r, cpu, wall = bench(sim, "--num-prompts", str(n), "--random-output-len", "100",
-                                 "--max-concurrency", str(streams))
+            common = ["--num-prompts", str(n), "--max-concurrency", str(streams)]
+            short, short_cpu, _ = bench(sim, *common, "--random-output-len", "50")
+            r, cpu, wall = bench(sim, *common, "--random-output-len", "100")
             errs = measurement_error_us(r)
+            late = [rec["send_ns"] - rec["scheduled_ns"] for rec in r["records"]]
+            # The same requests with twice the tokens: the CPU difference is what the extra
+            # chunks cost, each arriving on its own (20 ms apart per stream).
+            per_chunk = (cpu - short_cpu) / max(1, r["total_output_tokens"] - short["total_output_tokens"]) * 1e6
             rows.append((f"{streams} streams: held / failed", f"{r['max_concurrent_requests']} / {r['failed']}"))
             rows.append((f"{streams} streams: measurement error p50 / p99 / max",
                          f"{pct(errs, 50):.0f} / {pct(errs, 99):.0f} / {max(errs):.0f} us  ({len(errs)} chunks)"))
-            rows.append((f"{streams} streams: client CPU per chunk", f"{(cpu - base_cpu) / max(1, r['total_output_tokens']) * 1e6:.2f} us"))
+            rows.append((f"{streams} streams: client CPU per chunk (chunks 20 ms apart)", f"{per_chunk:.2f} us"))
+            rows.append((f"{streams} streams: client CPU share", f"{cpu / wall * 100:.0f} % of one core"))
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         print(f"{k:<{width}}  {v}")

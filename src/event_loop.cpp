@@ -136,7 +136,8 @@ struct EventLoop::Impl {
   void write_some(Connection& c, MonoNanos now);
   void read_some(Connection& c, MonoNanos now);
   void finish(Connection& c, TransportEnd end, MonoNanos now, const std::string& message = {});
-  void check_deadlines(MonoNanos now);
+  /// Ends overdue requests; returns the earliest deadline still ahead (or a second from now).
+  MonoNanos check_deadlines(MonoNanos now);
 };
 
 void EventLoop::Impl::resolve() {
@@ -335,13 +336,17 @@ void EventLoop::Impl::finish(Connection& c, TransportEnd end, MonoNanos now, con
   hooks.deliver(std::move(rec));
 }
 
-void EventLoop::Impl::check_deadlines(MonoNanos now) {
+MonoNanos EventLoop::Impl::check_deadlines(MonoNanos now) {
+  MonoNanos next = now + 1'000'000'000;
   for (auto it = active.begin(); it != active.end();) {
     Connection& c = **it++;  // finish() removes c from the list
-    if (c.state == ConnState::connecting && c.connect_deadline >= 0 && now > c.connect_deadline) {
-      finish(c, TransportEnd::connect_timeout, now,
-             fmt::format("connecting to {} took longer than {} ms", origin, config.connect_timeout.count()));
-      continue;
+    if (c.state == ConnState::connecting && c.connect_deadline >= 0) {
+      if (now > c.connect_deadline) {
+        finish(c, TransportEnd::connect_timeout, now,
+               fmt::format("connecting to {} took longer than {} ms", origin, config.connect_timeout.count()));
+        continue;
+      }
+      next = std::min(next, c.connect_deadline + 1);
     }
     const RequestError late = c.recorder.overdue(now);
     if (late != RequestError::none) {
@@ -349,8 +354,11 @@ void EventLoop::Impl::check_deadlines(MonoNanos now) {
                                 ? fmt::format("no data for {} ms", config.read_timeout.count())
                                 : c.recorder.timeout_message(late));
       finish(c, TransportEnd::aborted, now);
+      continue;
     }
+    next = std::min(next, c.recorder.next_deadline());
   }
+  return next;
 }
 
 EventLoop::EventLoop(const ClientConfig& config, const std::vector<PreparedRequest>& prepared,
@@ -382,11 +390,13 @@ void EventLoop::wake() noexcept {
 void EventLoop::run() {
   auto& s = *impl_;
   prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
-  constexpr MonoNanos kDeadlineCheck = 5'000'000;
   constexpr int kMaxEvents = 256;
   epoll_event events[kMaxEvents];
   MonoNanos next_check = 0;
   bool schedule_done = false;
+  // No deadline of a request started now comes sooner than this.
+  MonoNanos shortest_budget = std::min({ns(s.config.read_timeout), ns(s.config.request_timeout), ns(s.config.connect_timeout)});
+  if (s.config.first_token_timeout.count() > 0) shortest_budget = std::min(shortest_budget, ns(s.config.first_token_timeout));
   for (;;) {
     MonoNanos now = mono_now();
     if (s.hooks.stop->load(std::memory_order_relaxed)) {
@@ -406,12 +416,13 @@ void EventLoop::run() {
       }
       s.start(*slot, now);
       now = mono_now();
+      next_check = std::min(next_check, now + shortest_budget + 1);
     }
     if (schedule_done && s.active.empty()) return;
-    if (now >= next_check) {
-      s.check_deadlines(now);
-      next_check = now + kDeadlineCheck;
-    }
+    // Deadlines move with every byte, so the next check is recomputed, not trusted: a check
+    // costs one pass over the streams and runs only when the earliest deadline may have passed
+    // or a new request came in.
+    if (now >= next_check) next_check = s.check_deadlines(now);
     // Sleep until the next slot (if a stream is free for it) or the next deadline check.
     MonoNanos wake_at = next_check;
     if (next_due >= 0 && static_cast<std::int64_t>(s.active.size()) < s.max_in_flight)

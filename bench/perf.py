@@ -49,17 +49,24 @@ class Sim:
 
 
 def bench(sim, *args):
-    """Runs `aifc bench`; returns (result JSON, client CPU seconds, wall seconds)."""
+    """Runs `aifc bench`; returns (result JSON, client CPU seconds, wall seconds).
+
+    CPU time comes from wait4()'s rusage: microsecond resolution, the client process alone.
+    """
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = ["/usr/bin/time", "-f", "%U %S %e", *PIN_CLIENT, AIFC, "bench", "--base-url", sim.url(), "--disable-tqdm",
+        cmd = [*PIN_CLIENT, AIFC, "bench", "--base-url", sim.url(), "--disable-tqdm",
                "--save-detailed", "--result-dir", tmp, "--result-filename", "r.json", "--random-input-len", "16",
                "--ignore-eos", *args]
-        p = subprocess.run(cmd, capture_output=True, text=True)
-        if p.returncode != 0:
-            raise SystemExit(f"aifc bench failed ({p.returncode}): {p.stderr}")
-        user, system, wall = map(float, p.stderr.strip().splitlines()[-1].split())
+        start = time.monotonic()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - start
+        err = proc.stderr.read()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            raise SystemExit(f"aifc bench failed ({proc.returncode}): {err}")
         with open(os.path.join(tmp, "r.json")) as f:
-            return json.load(f), user + system, wall
+            return json.load(f), usage.ru_utime + usage.ru_stime, wall
 
 
 def pct(values, q):

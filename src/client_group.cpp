@@ -337,9 +337,19 @@ BenchmarkResult ClientGroup::run() {
       for (const auto& p : s.prepared) s.raw_requests.push_back(detail::build_raw_request(s.config.client, p.body));
       detail::LoopHooks hooks;
       hooks.take_due_slot = [&s](MonoNanos now, MonoNanos& next_due) { return s.take_due_slot(now, next_due); };
+      hooks.has_more_slots = [&s] {
+        std::lock_guard lock(s.schedule_mutex);
+        if (!s.schedule_done && !s.pending_slot) {
+          s.pending_slot = s.schedule.next();
+          if (!s.pending_slot) s.schedule_done = true;
+        }
+        return !s.schedule_done;
+      };
       hooks.scheduled_time = [&s](const ScheduledRequest& slot, MonoNanos now) { return s.scheduled_time(slot, now); };
       hooks.deliver = [&s](RequestRecord&& rec) { s.deliver(std::move(rec)); };
       hooks.stop = &s.stop_requested;
+      hooks.closed_loop = s.infinite_rate;
+      hooks.coalesce_window = std::chrono::duration_cast<std::chrono::nanoseconds>(s.config.coalesce_window).count();
       hooks.in_flight = &s.in_flight;
       const auto n = std::min<std::int64_t>(s.config.io_threads, s.worker_limit);
       for (std::int64_t i = 0; i < n; ++i) {

@@ -86,6 +86,7 @@ struct Connection {
   const std::string* request = nullptr;
   std::size_t written = 0;
   bool reused = false;
+  bool watching_out = false;  // EPOLLOUT registered
   MonoNanos connect_deadline = -1;
   HttpResponseParser parser;
   StreamRecorder recorder;
@@ -135,6 +136,22 @@ struct EventLoop::Impl {
   void on_event(Connection& c, std::uint32_t events, MonoNanos now);
   void write_some(Connection& c, MonoNanos now);
   void read_some(Connection& c, MonoNanos now);
+  /// recv() that also reports when the kernel received the bytes (SO_TIMESTAMPNS), converted
+  /// to the monotonic clock; falls back to `now` (the batch's wake-up time).
+  ssize_t receive(Connection& c, MonoNanos now, MonoNanos& arrived);
+  bool kernel_timestamps = true;
+  /// Lets more events gather before they are handled, when the kernel stamps arrivals (so
+  /// waiting costs no accuracy) and no send is due within the window (so it costs no lateness).
+  void coalesce(bool schedule_done, MonoNanos next_due) {
+    if (!kernel_timestamps || hooks.coalesce_window <= 0) return;
+    const MonoNanos now = mono_now();
+    const bool send_waiting = !schedule_done && (hooks.closed_loop || (next_due >= 0 && next_due < now + hooks.coalesce_window));
+    if (send_waiting && static_cast<std::int64_t>(active.size()) < max_in_flight) return;
+    if (hooks.closed_loop && !schedule_done) return;  // a completion frees a slot: send at once
+    timespec t{0, static_cast<long>(hooks.coalesce_window)};
+    nanosleep(&t, nullptr);
+  }
+  MonoNanos realtime_minus_mono = 0;  // refreshed every batch
   void finish(Connection& c, TransportEnd end, MonoNanos now, const std::string& message = {});
   /// Ends overdue requests; returns the earliest deadline still ahead (or a second from now).
   MonoNanos check_deadlines(MonoNanos now);
@@ -201,10 +218,13 @@ void EventLoop::Impl::start(const ScheduledRequest& slot, MonoNanos now) {
     }
     int one = 1;
     setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (kernel_timestamps && setsockopt(c.fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one) != 0)
+      kernel_timestamps = false;
     epoll_event ev{};
-    ev.events = EPOLLOUT;
+    ev.events = EPOLLIN | EPOLLRDHUP | EPOLLOUT;
     ev.data.ptr = &c;
     epoll_ctl(epfd, EPOLL_CTL_ADD, c.fd, &ev);
+    c.watching_out = true;
     const int rc = ::connect(c.fd, reinterpret_cast<const sockaddr*>(&address), address_len);
     if (rc < 0 && errno != EINPROGRESS) {
       finish(c, TransportEnd::connect_failed, mono_now(),
@@ -227,7 +247,10 @@ void EventLoop::Impl::write_some(Connection& c, MonoNanos now) {
       continue;
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      set_events(c, EPOLLOUT);
+      if (!c.watching_out) {
+        set_events(c, EPOLLIN | EPOLLRDHUP | EPOLLOUT);
+        c.watching_out = true;
+      }
       return;
     }
     if (n < 0 && errno == EINTR) continue;
@@ -236,7 +259,12 @@ void EventLoop::Impl::write_some(Connection& c, MonoNanos now) {
     return;
   }
   c.state = ConnState::reading;
-  set_events(c, EPOLLIN | EPOLLRDHUP);
+  // Reading interest stays registered for the connection's life; only write interest comes and
+  // goes, so a request that is written at once costs no epoll_ctl.
+  if (c.watching_out) {
+    set_events(c, EPOLLIN | EPOLLRDHUP);
+    c.watching_out = false;
+  }
 }
 
 namespace {
@@ -255,7 +283,7 @@ struct BodyHandler {
 void EventLoop::Impl::read_some(Connection& c, MonoNanos now) {
   BodyHandler handler{c.recorder, now};
   for (;;) {
-    const ssize_t n = ::recv(c.fd, buffer.data(), buffer.size(), 0);
+    const ssize_t n = receive(c, now, handler.now);
     if (n > 0) {
       const auto result = c.parser.feed(buffer.data(), static_cast<std::size_t>(n), handler);
       if (c.parser.stopped()) {
@@ -268,7 +296,7 @@ void EventLoop::Impl::read_some(Connection& c, MonoNanos now) {
         return;
       }
       if (result == HttpResponseParser::Result::complete) {
-        finish(c, TransportEnd::complete, now);
+        finish(c, TransportEnd::complete, handler.now);  // ends when its last byte arrived
         return;
       }
       if (static_cast<std::size_t>(n) < buffer.size()) return;  // drained; level-triggered epoll calls again
@@ -284,6 +312,31 @@ void EventLoop::Impl::read_some(Connection& c, MonoNanos now) {
     finish(c, TransportEnd::read_failed, now);
     return;
   }
+}
+
+ssize_t EventLoop::Impl::receive(Connection& c, MonoNanos now, MonoNanos& arrived) {
+  arrived = now;
+  if (!kernel_timestamps) return ::recv(c.fd, buffer.data(), buffer.size(), 0);
+  iovec iov{buffer.data(), buffer.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(timespec))];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  const ssize_t n = ::recvmsg(c.fd, &msg, 0);
+  if (n <= 0) return n;
+  for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS) {
+      timespec ts;
+      std::memcpy(&ts, CMSG_DATA(cm), sizeof ts);
+      const MonoNanos stamp = static_cast<MonoNanos>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec - realtime_minus_mono;
+      // The kernel's stamp of the last packet in these bytes: never later than our wake-up,
+      // never before the request was sent.
+      if (stamp > 0) arrived = std::clamp(stamp, c.rec.send_ns, now);
+    }
+  }
+  return n;
 }
 
 void EventLoop::Impl::on_event(Connection& c, std::uint32_t events, MonoNanos now) {
@@ -304,6 +357,7 @@ void EventLoop::Impl::on_event(Connection& c, std::uint32_t events, MonoNanos no
       return;
     }
     case ConnState::writing:
+      if (!(events & EPOLLOUT) && !(events & (EPOLLERR | EPOLLHUP))) return;  // nothing to read yet
       if (events & (EPOLLERR | EPOLLHUP)) {
         finish(c, TransportEnd::read_failed, now);
         return;
@@ -327,9 +381,7 @@ void EventLoop::Impl::finish(Connection& c, TransportEnd end, MonoNanos now, con
   rec.index = c.index;
   c.state = ConnState::idle;
   c.connect_deadline = -1;
-  if (reusable || reusable_error) {
-    set_events(c, EPOLLIN | EPOLLRDHUP);  // notices the server closing it while idle
-  } else {
+  if (!reusable && !reusable_error) {
     close_fd(c);
   }
   idle.push_back(&c);
@@ -432,9 +484,17 @@ void EventLoop::run() {
     int n = epoll_pwait2(s.epfd, events, kMaxEvents, &timeout, nullptr);
     if (n < 0 && errno == ENOSYS) n = epoll_wait(s.epfd, events, kMaxEvents, static_cast<int>((wait + 999'999) / 1'000'000));
     if (n <= 0) continue;
+    if (!schedule_done && static_cast<std::int64_t>(s.active.size()) >= s.max_in_flight)
+      schedule_done = !s.hooks.has_more_slots();
+    s.coalesce(schedule_done, next_due);
     // Everything in this batch arrived before epoll returned: one timestamp, taken at once,
     // is the closest bound for all of them.
     const MonoNanos arrived = mono_now();
+    if (s.kernel_timestamps) {
+      timespec rt;
+      clock_gettime(CLOCK_REALTIME, &rt);
+      s.realtime_minus_mono = static_cast<MonoNanos>(rt.tv_sec) * 1'000'000'000 + rt.tv_nsec - mono_now();
+    }
     for (int i = 0; i < n; ++i) {
       if (!events[i].data.ptr) {
         std::uint64_t drained;

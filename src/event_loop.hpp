@@ -19,11 +19,15 @@ struct LoopHooks {
   /// The next slot if it is due at `now`; otherwise nullopt with `next_due` set (-1: none left).
   /// Thread-safe.
   std::function<std::optional<ScheduledRequest>(MonoNanos now, MonoNanos& next_due)> take_due_slot;
+  /// False once the schedule has nothing left to send. Thread-safe.
+  std::function<bool()> has_more_slots;
   /// The scheduled send time of a slot.
   std::function<MonoNanos(const ScheduledRequest&, MonoNanos now)> scheduled_time;
   /// Hands a finished record to the group. Thread-safe.
   std::function<void(RequestRecord&&)> deliver;
   const std::atomic<bool>* stop = nullptr;
+  bool closed_loop = false;           ///< infinite rate: the next request goes when one ends
+  MonoNanos coalesce_window = 0;      ///< see EventLoop; 0 turns it off
   std::atomic<std::uint64_t>* in_flight = nullptr;
 };
 

@@ -161,14 +161,13 @@ MetricStats histogram_stats(const Histogram& h, const std::vector<double>& perce
 }
 
 void MetricsAggregate::add(const RequestRecord& r) {
+  // Straight into the histograms: this runs once per request on the dispatcher thread.
   if (r.warmup) return;
   if (r.error == RequestError::cancelled) {  // stopped by the user: not the server's failure
     ++cancelled;
     return;
   }
-  Samples s;
-  collect(r, s);
-  for (double v : s.lateness) lateness.record(to_ns(v));
+  if (r.send_ns >= 0 && r.scheduled_ns >= 0) lateness.record(r.send_ns - r.scheduled_ns);
   if (!r.ok()) {
     ++failed;
     ++errors_by_kind[std::string(to_string(r.error))];
@@ -180,12 +179,14 @@ void MetricsAggregate::add(const RequestRecord& r) {
   total_output_tokens += r.output_tokens;
   if (!r.input_tokens_exact) ++inexact_input_counts;
   ++output_token_source[std::string(to_string(r.output_token_source))];
-  for (double v : s.ttft) ttft.record(to_ns(v));
-  for (double v : s.tpot) tpot.record(to_ns(v));
-  for (double v : s.itl) itl.record(to_ns(v));
-  for (double v : s.e2el) e2el.record(to_ns(v));
-  for (double v : s.ttft_sched) ttft_from_schedule.record(to_ns(v));
-  for (double v : s.e2el_sched) e2el_from_schedule.record(to_ns(v));
+  if (r.first_token_ns >= 0) {
+    ttft.record(r.first_token_ns - r.send_ns);
+    if (r.scheduled_ns >= 0) ttft_from_schedule.record(r.first_token_ns - r.scheduled_ns);
+    if (r.output_tokens > 1) tpot.record(to_ns(r.tpot_s()));
+  }
+  e2el.record(r.end_ns - r.send_ns);
+  if (r.scheduled_ns >= 0) e2el_from_schedule.record(r.end_ns - r.scheduled_ns);
+  for (std::size_t i = 1; i < r.token_ns.size(); ++i) itl.record(r.token_ns[i] - r.token_ns[i - 1]);
 }
 
 void MetricsAggregate::merge(const MetricsAggregate& o) {

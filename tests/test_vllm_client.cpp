@@ -1,7 +1,13 @@
+#include <aifc/client_group.hpp>
 #include <aifc/error.hpp>
 #include <aifc/simulator.hpp>
 #include <aifc/vllm_client.hpp>
 #include <doctest/doctest.h>
+#include <httplib.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
 
 #include <numeric>
 #include <thread>
@@ -255,4 +261,60 @@ TEST_CASE("vllm_client: request body follows the OpenAI and vLLM conventions") {
   // The API key never appears in the JSON form of a config.
   c.api_key = "top-secret";
   CHECK(nlohmann::json(c).dump().find("top-secret") == std::string::npos);
+}
+
+TEST_CASE("vllm_client: https with a CA bundle, refused without it, allowed with verification off") {
+  namespace fs = std::filesystem;
+  const auto dir = fs::temp_directory_path() / ("aifc_tls_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const auto cert = (dir / "cert.pem").string(), key = (dir / "key.pem").string();
+  const std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+                          "-addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout " + key + " -out " + cert +
+                          " >/dev/null 2>&1";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+
+  httplib::SSLServer server(cert.c_str(), key.c_str());
+  REQUIRE(server.is_valid());
+  server.Post("/v1/completions", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(
+        "data: {\"choices\":[{\"text\":\" a\"}]}\n\n"
+        "data: {\"choices\":[{\"text\":\" b\",\"finish_reason\":\"length\"}]}\n\n"
+        "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":2}}\n\n"
+        "data: [DONE]\n\n",
+        "text/event-stream");
+  });
+  const int port = server.bind_to_any_port("127.0.0.1");
+  std::thread serving([&] { server.listen_after_bind(); });
+  while (!server.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+
+  aifc::ClientConfig c;
+  c.base_url = "https://127.0.0.1:" + std::to_string(port);
+  c.ca_cert_path = cert;
+  auto r = aifc::VLLMClient(c).send(spec());
+  CHECK_MESSAGE(r.ok(), r.error_message);
+  CHECK(r.output_tokens == 2);
+  CHECK(r.token_ns.size() == 2);
+
+  c.ca_cert_path.clear();  // the system's CAs do not know this certificate
+  r = aifc::VLLMClient(c).send(spec());
+  CHECK(r.error == aifc::RequestError::tls);
+  CHECK(r.error_message.find("TLS") != std::string::npos);
+
+  c.verify_tls = false;
+  r = aifc::VLLMClient(c).send(spec());
+  CHECK_MESSAGE(r.ok(), r.error_message);
+
+  // A group over https picks the blocking transport by itself; the event loop refuses https.
+  aifc::GroupConfig g;
+  g.client = c;
+  g.load.num_requests = 5;
+  g.load.max_concurrency = 2;
+  const auto result = aifc::ClientGroup(g, {aifc::Prompt{"x y", 2, false, 2}}).run();
+  CHECK(result.summary["completed"] == 5);
+  g.transport = aifc::Transport::event_loop;
+  CHECK_THROWS_WITH_AS(g.validate(), doctest::Contains("https"), aifc::Error);
+
+  server.stop();
+  serving.join();
+  fs::remove_all(dir);
 }

@@ -216,6 +216,12 @@ FlagTable bench_flags(BenchOptions& o, bool& wants_help) {
   one("--seed", [&](const std::string& v) { d.seed = l.seed = static_cast<std::uint64_t>(to_int(v, "seed")); }, "seed of prompts and arrivals (default 0)");
   one("--rank", [&](const std::string& v) { o.shard.rank = static_cast<std::uint32_t>(to_int(v, "rank")); }, "this process's part of a distributed run");
   one("--nranks", [&](const std::string& v) { o.shard.nranks = static_cast<std::uint32_t>(to_int(v, "ranks")); }, "number of parts of a distributed run");
+  one("--transport", [&](const std::string& v) {
+    if (v == "auto" || v == "automatic") o.transport = Transport::automatic;
+    else if (v == "event-loop" || v == "event_loop") o.transport = Transport::event_loop;
+    else if (v == "threads") o.transport = Transport::threads;
+    else usage_error(fmt::format("transport '{}' is not auto, event-loop or threads", v));
+  }, "auto (default) | event-loop | threads");
   one("--max-clients", [&](const std::string& v) { o.max_clients = to_int(v, "clients"); }, "most connections when concurrency is unbounded");
   t["--percentile-metrics"] = {A::multi, [&](const std::vector<std::string>& v) { o.summary.percentile_metrics = split_list(v); }, "ttft,tpot,itl,e2el (default ttft,tpot,itl)"};
   t["--metric-percentiles"] = {A::multi, [&](const std::vector<std::string>& v) {
@@ -408,6 +414,71 @@ nlohmann::json result_document(const BenchOptions& o, const BenchmarkResult& r) 
   return doc;
 }
 
+BenchSession::BenchSession(BenchOptions o) : options_(std::move(o)) {
+  auto& opt = options_;
+  if (!opt.base_url_given) {
+    simulator_ = std::make_unique<Simulator>(opt.simulator);
+    simulator_->start();
+    opt.client.base_url = simulator_->base_url();
+    if (opt.verbose)
+      std::cerr << fmt::format("[aifc] no --base-url: started the built-in simulator at {} (ttft {} ms, itl {} ms)\n",
+                               opt.client.base_url, opt.simulator.ttft.to_string(), opt.simulator.itl.to_string());
+  }
+  VLLMClient probe(opt.client);
+  if (opt.client.model.empty()) {
+    const auto models = probe.list_models();
+    if (models.empty()) throw Error(ErrorCode::server_error, fmt::format("{} serves no model", opt.client.base_url));
+    opt.client.model = models.front();
+    probe = VLLMClient(opt.client);
+  }
+  TokenCounter counter;
+  if (opt.use_server_tokenizer && probe.count_tokens("hello world"))
+    counter = [&probe](const std::string& text) { return probe.count_tokens(text); };
+  auto prompts = load_dataset(opt.dataset, counter);
+  GroupConfig gc;
+  gc.client = opt.client;
+  gc.load = opt.load;
+  gc.shard = opt.shard;
+  gc.summary = opt.summary;
+  gc.max_clients = opt.max_clients;
+  gc.transport = opt.transport;
+  group_ = std::make_unique<ClientGroup>(gc, std::move(prompts));
+  if (opt.verbose)
+    std::cerr << fmt::format("[aifc] {} -> {}{}  model {}  rate {}  burstiness {}  max concurrency {}\n",
+                             opt.load.duration.count() > 0 ? fmt::format("{} s", opt.load.duration.count() / 1000.0)
+                                                           : fmt::format("{} requests", opt.load.num_requests),
+                             opt.client.base_url, opt.client.endpoint, opt.client.model, rate_word(opt.load.request_rate),
+                             opt.load.burstiness,
+                             opt.load.max_concurrency > 0 ? std::to_string(opt.load.max_concurrency) : "unbounded");
+}
+
+BenchSession::~BenchSession() {
+  group_.reset();
+  if (simulator_) simulator_->stop();
+}
+
+BenchmarkResult BenchSession::run() { return group_->run(); }
+
+void BenchSession::stop() noexcept {
+  if (group_) group_->stop();
+}
+
+std::string BenchSession::summary_table(const BenchmarkResult& result) const {
+  auto summary = result.summary;
+  const auto& l = options_.load;
+  summary["max_concurrency"] = l.max_concurrency > 0 ? nlohmann::json(l.max_concurrency) : nlohmann::json(nullptr);
+  summary["request_rate"] = std::isinf(l.request_rate) ? nlohmann::json(nullptr) : nlohmann::json(l.request_rate);
+  return format_summary_table(summary, options_.summary);
+}
+
+std::string BenchSession::default_result_filename() const {
+  const auto& o = options_;
+  const std::string model = o.client.model.substr(o.client.model.rfind('/') + 1);
+  return fmt::format("{}-{}qps{}-{}-{}.json", o.label.empty() ? "aifc" : o.label, rate_word(o.load.request_rate),
+                     o.load.max_concurrency > 0 ? fmt::format("-concurrency{}", o.load.max_concurrency) : "", model,
+                     now_stamp("%Y%m%d-%H%M%S"));
+}
+
 int bench_main(const std::vector<std::string>& args) {
   BenchOptions o;
   try {
@@ -420,89 +491,45 @@ int bench_main(const std::vector<std::string>& args) {
     std::cerr << "error: " << e.what() << "\n";
     return 2;
   }
-  std::unique_ptr<Simulator> sim;
-  std::unique_ptr<ClientGroup> group;
+  std::unique_ptr<BenchSession> session;
   std::atomic<bool> interrupted{false};
-  std::mutex group_mutex;
+  std::mutex session_mutex;
   SignalWatcher signals([&](int) {
     interrupted.store(true);
-    std::lock_guard lock(group_mutex);
-    if (group) group->stop();
+    std::lock_guard lock(session_mutex);
+    if (session) session->stop();
   });
   try {
-    if (!o.base_url_given) {
-      sim = std::make_unique<Simulator>(o.simulator);
-      sim->start();
-      o.client.base_url = sim->base_url();
-      std::cerr << fmt::format("[aifc] no --base-url: started the built-in simulator at {} (ttft {} ms, itl {} ms)\n",
-                               o.client.base_url, o.simulator.ttft.to_string(), o.simulator.itl.to_string());
-    }
-    VLLMClient probe(o.client);
-    if (o.client.model.empty()) {
-      const auto models = probe.list_models();
-      if (models.empty()) throw Error(ErrorCode::server_error, fmt::format("{} serves no model", o.client.base_url));
-      o.client.model = models.front();
-      probe = VLLMClient(o.client);
-    }
-    TokenCounter counter;
-    if (o.use_server_tokenizer && o.dataset.dataset_name == DatasetKind::random) {
-      if (probe.count_tokens("hello world"))
-        counter = [&probe](const std::string& text) { return probe.count_tokens(text); };
-    } else if (o.use_server_tokenizer && probe.count_tokens("hello world")) {
-      counter = [&probe](const std::string& text) { return probe.count_tokens(text); };
-    }
-    auto prompts = load_dataset(o.dataset, counter);
+    auto created = std::make_unique<BenchSession>(o);
     if (interrupted.load()) {
       std::cerr << "[aifc] interrupted before the run started; nothing was measured\n";
       return 130;
     }
-    GroupConfig gc;
-    gc.client = o.client;
-    gc.load = o.load;
-    gc.shard = o.shard;
-    gc.summary = o.summary;
-    gc.max_clients = o.max_clients;
+    if (o.progress) created->group().add_observer(std::make_shared<ProgressPrinter>());
     {
-      std::lock_guard lock(group_mutex);
-      group = std::make_unique<ClientGroup>(gc, std::move(prompts));
-      if (o.progress) group->add_observer(std::make_shared<ProgressPrinter>());
+      std::lock_guard lock(session_mutex);
+      session = std::move(created);
     }
-    std::cerr << fmt::format("[aifc] {} -> {}{}  model {}  rate {}  burstiness {}  max concurrency {}\n",
-                             o.load.duration.count() > 0 ? fmt::format("{} s", o.load.duration.count() / 1000.0)
-                                                         : fmt::format("{} requests", o.load.num_requests),
-                             o.client.base_url, o.client.endpoint, o.client.model, rate_word(o.load.request_rate),
-                             o.load.burstiness, o.load.max_concurrency > 0 ? std::to_string(o.load.max_concurrency) : "unbounded");
-    if (interrupted.load()) group->stop();
-    BenchmarkResult result = group->run();
-    auto summary = result.summary;
-    summary["max_concurrency"] = o.load.max_concurrency > 0 ? nlohmann::json(o.load.max_concurrency) : nlohmann::json(nullptr);
-    summary["request_rate"] = std::isinf(o.load.request_rate) ? nlohmann::json(nullptr) : nlohmann::json(o.load.request_rate);
-    std::cout << format_summary_table(summary, o.summary);
+    BenchmarkResult result = session->run();
+    std::cout << session->summary_table(result);
     std::cout.flush();
     if (result.observer_errors) std::cerr << "[aifc] an observer failed: " << result.first_observer_error << "\n";
     if (o.save_result || result.interrupted) {
-      std::string name = o.result_filename;
-      if (name.empty()) {
-        std::string model = o.client.model.substr(o.client.model.rfind('/') + 1);
-        name = fmt::format("{}-{}qps{}-{}-{}.json", o.label.empty() ? "aifc" : o.label, rate_word(o.load.request_rate),
-                           o.load.max_concurrency > 0 ? fmt::format("-concurrency{}", o.load.max_concurrency) : "",
-                           model, now_stamp("%Y%m%d-%H%M%S"));
-      }
+      const std::string name = o.result_filename.empty() ? session->default_result_filename() : o.result_filename;
       const auto path = std::filesystem::path(o.result_dir) / name;
       std::error_code ec;
       std::filesystem::create_directories(o.result_dir, ec);
       std::ofstream out(path);
       if (!out) throw Error(ErrorCode::io_error, fmt::format("cannot write the result to '{}'", path.string()));
-      out << result_document(o, result).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+      out << session->document(result).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
       if (!out.good()) throw Error(ErrorCode::io_error, fmt::format("cannot write the result to '{}'", path.string()));
       std::cerr << fmt::format("[aifc] {}result written to {}\n", result.interrupted ? "interrupted; partial " : "",
                                path.string());
     }
     {
-      std::lock_guard lock(group_mutex);
-      group.reset();
+      std::lock_guard lock(session_mutex);
+      session.reset();
     }
-    if (sim) sim->stop();
     if (result.interrupted) return 130;
     return result.aggregate.completed > 0 ? 0 : 1;
   } catch (const Error& e) {

@@ -30,6 +30,34 @@ void GroupConfig::validate() const {
                 "the event_loop transport speaks plain http://; use threads (or automatic) for https://");
 }
 
+void to_json(nlohmann::json& j, const GroupConfig& c) {
+  j = nlohmann::json{{"client", c.client},
+                     {"load", c.load},
+                     {"shard", c.shard},
+                     {"transport", c.transport},
+                     {"io_threads", c.io_threads},
+                     {"coalesce_window_us", c.coalesce_window.count()},
+                     {"max_clients", c.max_clients},
+                     {"progress_interval_s", static_cast<double>(c.progress_interval.count()) / 1000.0},
+                     {"keep_records", c.keep_records},
+                     {"summary", c.summary}};
+}
+
+void from_json(const nlohmann::json& j, GroupConfig& c) {
+  c = GroupConfig{};
+  if (j.contains("client")) j.at("client").get_to(c.client);
+  if (j.contains("load")) j.at("load").get_to(c.load);
+  if (j.contains("shard")) j.at("shard").get_to(c.shard);
+  if (j.contains("summary")) j.at("summary").get_to(c.summary);
+  c.transport = j.value("transport", c.transport);
+  c.io_threads = j.value("io_threads", c.io_threads);
+  c.coalesce_window = std::chrono::microseconds(j.value("coalesce_window_us", c.coalesce_window.count()));
+  c.max_clients = j.value("max_clients", c.max_clients);
+  c.progress_interval = std::chrono::milliseconds(
+      static_cast<std::int64_t>(std::llround(j.value("progress_interval_s", 1.0) * 1000.0)));
+  c.keep_records = j.value("keep_records", c.keep_records);
+}
+
 namespace {
 
 struct Worker {

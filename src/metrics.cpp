@@ -133,6 +133,40 @@ void SummaryOptions::validate() const {
       throw Error(ErrorCode::invalid_argument, fmt::format("percentile {} is not in (0, 100]", p));
 }
 
+void to_json(nlohmann::json& j, const GoodputSlo& g) {
+  j = nlohmann::json::object();
+  if (g.ttft_ms) j["ttft_ms"] = *g.ttft_ms;
+  if (g.tpot_ms) j["tpot_ms"] = *g.tpot_ms;
+  if (g.e2el_ms) j["e2el_ms"] = *g.e2el_ms;
+}
+
+void from_json(const nlohmann::json& j, GoodputSlo& g) {
+  g = GoodputSlo{};
+  if (j.is_string()) {
+    g = GoodputSlo::parse(j.get<std::string>());
+    return;
+  }
+  for (const auto& [key, value] : j.items()) {
+    if (key == "ttft_ms") g.ttft_ms = value.get<double>();
+    else if (key == "tpot_ms") g.tpot_ms = value.get<double>();
+    else if (key == "e2el_ms") g.e2el_ms = value.get<double>();
+    else throw Error(ErrorCode::invalid_argument, fmt::format("goodput key '{}' is not ttft_ms, tpot_ms or e2el_ms", key));
+  }
+}
+
+void to_json(nlohmann::json& j, const SummaryOptions& o) {
+  j = nlohmann::json{{"percentile_metrics", o.percentile_metrics},
+                     {"metric_percentiles", o.metric_percentiles},
+                     {"goodput", o.goodput}};
+}
+
+void from_json(const nlohmann::json& j, SummaryOptions& o) {
+  o = SummaryOptions{};
+  if (j.contains("percentile_metrics")) j.at("percentile_metrics").get_to(o.percentile_metrics);
+  if (j.contains("metric_percentiles")) j.at("metric_percentiles").get_to(o.metric_percentiles);
+  if (j.contains("goodput") && !j.at("goodput").is_null()) j.at("goodput").get_to(o.goodput);
+}
+
 MetricStats exact_stats(std::vector<double> seconds, const std::vector<double>& percentiles) {
   MetricStats s;
   if (seconds.empty()) {

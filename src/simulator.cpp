@@ -105,6 +105,59 @@ double draw_ms(const DelaySpec& d, detail::Rng& rng) {
 }
 }  // namespace
 
+void to_json(nlohmann::json& j, const SimulatorConfig& c) {
+  j = nlohmann::json{{"host", c.host},
+                     {"port", c.port},
+                     {"model", c.model},
+                     {"ttft_ms", c.ttft.to_string()},
+                     {"itl_ms", c.itl.to_string()},
+                     {"default_max_tokens", c.default_max_tokens},
+                     {"tokens_per_chunk", c.tokens_per_chunk},
+                     {"reasoning_tokens", c.reasoning_tokens},
+                     {"eos_probability", c.eos_probability},
+                     {"max_model_len", c.max_model_len},
+                     {"error_rate", c.error_rate},
+                     {"error_status", c.error_status},
+                     {"disconnect_rate", c.disconnect_rate},
+                     {"stall_rate", c.stall_rate},
+                     {"stall_ms", c.stall.count()},
+                     {"stream_error_rate", c.stream_error_rate},
+                     {"malformed_rate", c.malformed_rate},
+                     {"fault_after_tokens", c.fault_after_tokens},
+                     {"seed", c.seed},
+                     {"threads", c.threads}};
+}
+
+void from_json(const nlohmann::json& j, SimulatorConfig& c) {
+  c = SimulatorConfig{};
+  auto delay = [&](const char* key, DelaySpec& d) {
+    if (!j.contains(key)) return;
+    const auto& v = j.at(key);
+    d = DelaySpec::parse(v.is_string() ? v.get<std::string>() : fmt::format("{}", v.get<double>()));
+  };
+  c.host = j.value("host", c.host);
+  c.port = j.value("port", c.port);
+  c.model = j.value("model", c.model);
+  c.api_key = j.value("api_key", c.api_key);
+  delay("ttft_ms", c.ttft);
+  delay("itl_ms", c.itl);
+  c.default_max_tokens = j.value("default_max_tokens", c.default_max_tokens);
+  c.tokens_per_chunk = j.value("tokens_per_chunk", c.tokens_per_chunk);
+  c.reasoning_tokens = j.value("reasoning_tokens", c.reasoning_tokens);
+  c.eos_probability = j.value("eos_probability", c.eos_probability);
+  c.max_model_len = j.value("max_model_len", c.max_model_len);
+  c.error_rate = j.value("error_rate", c.error_rate);
+  c.error_status = j.value("error_status", c.error_status);
+  c.disconnect_rate = j.value("disconnect_rate", c.disconnect_rate);
+  c.stall_rate = j.value("stall_rate", c.stall_rate);
+  c.stall = std::chrono::milliseconds(j.value("stall_ms", c.stall.count()));
+  c.stream_error_rate = j.value("stream_error_rate", c.stream_error_rate);
+  c.malformed_rate = j.value("malformed_rate", c.malformed_rate);
+  c.fault_after_tokens = j.value("fault_after_tokens", c.fault_after_tokens);
+  c.seed = j.value("seed", c.seed);
+  c.threads = j.value("threads", c.threads);
+}
+
 void SimulatorConfig::validate() const {
   auto bad = [](const std::string& what) { throw Error(ErrorCode::invalid_argument, what); };
   if (port < 0 || port > 65535) bad(fmt::format("port {} is out of range", port));

@@ -259,3 +259,26 @@ TEST_CASE("client_group: streams, plain answers and stream faults measure alike 
   CHECK(result.summary["errors_by_kind"]["server_error"].get<int>() > 5);
   CHECK(result.summary["errors_by_kind"]["malformed_stream"].get<int>() > 5);
 }
+
+TEST_CASE("client_group: config JSON round trip, as services and Python send it") {
+  aifc::GroupConfig g;
+  g.client.base_url = "http://h:1";
+  g.client.api_key = "secret";
+  g.load.request_rate = 7;
+  g.load.max_concurrency = 3;
+  g.shard = {1, 4};
+  g.transport = aifc::Transport::threads;
+  g.summary.goodput = aifc::GoodputSlo::parse("ttft:100");
+  g.summary.metric_percentiles = {50, 99.9};
+  const auto j = nlohmann::json(g);
+  CHECK(j.dump().find("secret") == std::string::npos);
+  const auto back = j.get<aifc::GroupConfig>();
+  CHECK(back.client.base_url == "http://h:1");
+  CHECK(back.load.request_rate == 7);
+  CHECK(back.load.max_concurrency == 3);
+  CHECK(back.shard.rank == 1);
+  CHECK(back.transport == aifc::Transport::threads);
+  CHECK(*back.summary.goodput.ttft_ms == 100);
+  CHECK(back.summary.metric_percentiles == std::vector<double>{50, 99.9});
+  CHECK(nlohmann::json(back) == j);
+}

@@ -90,3 +90,18 @@ TEST_CASE("simulator: faults are drawn from the seed") {
   CHECK(a.find('x') != std::string::npos);
   CHECK(a.find('.') != std::string::npos);
 }
+
+TEST_CASE("simulator: config JSON round trip") {
+  aifc::SimulatorConfig c;
+  c.ttft = aifc::DelaySpec::parse("uniform:1:2");
+  c.itl = aifc::DelaySpec::parse("3");
+  c.error_rate = 0.25;
+  c.stall = std::chrono::milliseconds(77);
+  const auto back = nlohmann::json(c).get<aifc::SimulatorConfig>();
+  CHECK(back.ttft.kind == aifc::DelaySpec::Kind::uniform);
+  CHECK(back.itl.a_ms == 3);
+  CHECK(back.error_rate == 0.25);
+  CHECK(back.stall.count() == 77);
+  CHECK(nlohmann::json{{"ttft_ms", 12}}.get<aifc::SimulatorConfig>().ttft.a_ms == 12);
+  CHECK_THROWS_AS((nlohmann::json{{"itl_ms", "soon"}}.get<aifc::SimulatorConfig>()), aifc::Error);
+}

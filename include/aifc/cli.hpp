@@ -30,7 +30,42 @@ struct BenchOptions {
   std::string label;
   std::vector<std::pair<std::string, std::string>> metadata;
   bool progress = true;
+  bool verbose = true;  ///< set-up lines on stderr
   std::int64_t max_clients = 4096;
+  Transport transport = Transport::automatic;
+};
+
+/// The result document `vllm bench serve --save-result` writes, from a finished run.
+nlohmann::json result_document(const BenchOptions& options, const BenchmarkResult& result);
+
+/// One `aifc bench` run as a library object, shared by the CLI and the Python bindings: the
+/// constructor starts the built-in simulator when no base URL was given, asks the server for
+/// its model when none was named, and builds the prompts (exact through /tokenize when it can).
+class BenchSession {
+ public:
+  /// Throws aifc::Error (connection_failed when the server is unreachable, ...).
+  explicit BenchSession(BenchOptions options);
+  ~BenchSession();
+  BenchSession(const BenchSession&) = delete;
+  BenchSession& operator=(const BenchSession&) = delete;
+
+  /// The options as resolved (base URL of the simulator, model name).
+  const BenchOptions& options() const noexcept { return options_; }
+  ClientGroup& group() noexcept { return *group_; }
+  /// Runs the benchmark; stop() from another thread ends it early with a partial result.
+  BenchmarkResult run();
+  void stop() noexcept;
+  /// The document `--save-result` writes.
+  nlohmann::json document(const BenchmarkResult& result) const { return result_document(options_, result); }
+  /// The summary table, with the configured rate and concurrency lines.
+  std::string summary_table(const BenchmarkResult& result) const;
+  /// The file name `--save-result` uses when none is given.
+  std::string default_result_filename() const;
+
+ private:
+  BenchOptions options_;
+  std::unique_ptr<Simulator> simulator_;
+  std::unique_ptr<ClientGroup> group_;
 };
 
 /// Parses `aifc bench` arguments (without the subcommand). Throws Error(invalid_argument) with
@@ -38,9 +73,6 @@ struct BenchOptions {
 BenchOptions parse_bench_args(const std::vector<std::string>& args);
 /// Parses `aifc sim` arguments.
 SimulatorConfig parse_sim_args(const std::vector<std::string>& args);
-
-/// The result document `vllm bench serve --save-result` writes, from a finished run.
-nlohmann::json result_document(const BenchOptions& options, const BenchmarkResult& result);
 
 /// Runs `aifc bench`: returns the process exit code (0 ok, 1 failure, 2 usage, 130 interrupted).
 int bench_main(const std::vector<std::string>& args);

@@ -48,6 +48,9 @@ struct GroupConfig {
   void validate() const;
 };
 
+void to_json(nlohmann::json& j, const GroupConfig& c);
+void from_json(const nlohmann::json& j, GroupConfig& c);
+
 /// The outcome of a run: every record (unless keep_records is off), a mergeable aggregate and
 /// the summary in `vllm bench serve`'s keys.
 struct BenchmarkResult {

@@ -33,6 +33,11 @@ struct SummaryOptions {
   void validate() const;
 };
 
+void to_json(nlohmann::json& j, const GoodputSlo& g);
+void from_json(const nlohmann::json& j, GoodputSlo& g);
+void to_json(nlohmann::json& j, const SummaryOptions& o);
+void from_json(const nlohmann::json& j, SummaryOptions& o);
+
 /// Mean, median, standard deviation and chosen percentiles of one latency metric, in ms.
 struct MetricStats {
   double mean = 0, median = 0, std = 0;

@@ -49,6 +49,9 @@ struct SimulatorConfig {
   void validate() const;
 };
 
+void to_json(nlohmann::json& j, const SimulatorConfig& c);
+void from_json(const nlohmann::json& j, SimulatorConfig& c);
+
 /// Runs the simulator in this process on its own threads. Endpoints: POST /v1/completions,
 /// /v1/chat/completions (streaming or not), /tokenize; GET /v1/models, /health, /metrics.
 /// Every streamed chunk carries `aifc_sent_ns`, its monotonic send time, so that a client on

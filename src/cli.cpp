@@ -336,7 +336,6 @@ BenchOptions parse_bench_args(const std::vector<std::string>& args) {
   parse_flags(args, table, "bench");
   if (wants_help) throw Error(ErrorCode::interrupted, help_text(table, kBenchHead));
   o.load.seed = o.dataset.seed;
-  o.dataset.num_prompts = std::max<std::int64_t>(o.dataset.num_prompts, 1);
   o.client.validate();
   o.dataset.validate();
   o.load.validate();

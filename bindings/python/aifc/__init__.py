@@ -1,0 +1,19 @@
+"""aifc: benchmark LLM-serving endpoints (vLLM and any OpenAI-compatible server) from Python,
+driving the same C++ core as the `aifc` command-line program.
+
+    import aifc
+    with aifc.Simulator(ttft_ms=20, itl_ms=5) as sim:
+        result = aifc.run_benchmark(base_url=sim.url, num_prompts=100, request_rate=50)
+    result.summary["mean_ttft_ms"], result.to_pandas()
+"""
+from ._core import AifcError, InvalidArgument, __version__
+from ._config import ClientConfig, DatasetConfig, LoadConfig, SimulatorConfig, SummaryOptions
+from ._api import (BenchRun, ClientGroup, Interrupted, Observer, Result, Simulator, VLLMClient, load_dataset,
+                   load_result, run_benchmark)
+
+__all__ = [
+    "AifcError", "InvalidArgument", "__version__",
+    "ClientConfig", "DatasetConfig", "LoadConfig", "SimulatorConfig", "SummaryOptions",
+    "BenchRun", "ClientGroup", "Interrupted", "Observer", "Result", "Simulator", "VLLMClient",
+    "load_dataset", "load_result", "run_benchmark",
+]

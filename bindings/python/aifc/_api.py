@@ -1,0 +1,369 @@
+"""The Python face of the aifc core: clients, groups, the simulator and results."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+from . import _core
+from ._config import ClientConfig, DatasetConfig, LoadConfig, SimulatorConfig, SummaryOptions
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a benchmark. `.result` holds everything measured until then."""
+
+    def __init__(self, result: "Result"):
+        super().__init__("benchmark interrupted; the partial result is in .result")
+        self.result = result
+
+
+class Observer:
+    """Base class for live monitoring; override what you need. Methods are called on the run's
+    dispatcher thread with the GIL held; an exception is reported in the result and does not
+    stop the run. A plain callable works too: it is called with each finished request."""
+
+    def on_run_started(self, info: Dict[str, Any]) -> None:
+        """The run starts: `info` has `mono_ns`, `unix_ns` and `total` (0 if duration-limited)."""
+
+    def on_request_finished(self, record: Dict[str, Any]) -> None:
+        """A request finished (successfully or not); `record` has every timestamp."""
+
+    def on_progress(self, progress: Dict[str, Any]) -> None:
+        """Periodic snapshot: completed, failed, in_flight, throughput so far."""
+
+    def on_run_finished(self, progress: Dict[str, Any]) -> None:
+        """The run is over; the final snapshot."""
+
+
+class Result:
+    """A finished (or interrupted) benchmark."""
+
+    def __init__(self, summary: Dict[str, Any], records: Dict[str, list], document: Optional[Dict[str, Any]] = None,
+                 duration_s: float = 0.0, interrupted: bool = False, observer_errors: int = 0,
+                 first_observer_error: str = ""):
+        self.summary = summary
+        """The summary, with `vllm bench serve`'s result keys and aifc's own."""
+        self.records = records
+        """Per-request data as columns (`dict[str, list]`)."""
+        self.document = document if document is not None else dict(summary)
+        """What `save()` writes: the summary plus run metadata."""
+        self.duration_s = duration_s
+        self.interrupted = interrupted
+        self.observer_errors = observer_errors
+        self.first_observer_error = first_observer_error
+
+    @classmethod
+    def _from_core(cls, core_result, document: Optional[Dict[str, Any]] = None) -> "Result":
+        summary = core_result.summary
+        if document is None:
+            document = dict(summary)
+            document["interrupted"] = core_result.interrupted
+            document["aggregate"] = core_result.aggregate
+        return cls(summary, core_result.records, document, core_result.duration_s, core_result.interrupted,
+                   core_result.observer_errors, core_result.first_observer_error)
+
+    def __len__(self) -> int:
+        return len(self.records.get("index", []))
+
+    def __repr__(self) -> str:
+        s = self.summary
+        return (f"<aifc.Result completed={s.get('completed')} failed={s.get('failed')} "
+                f"duration={s.get('duration', 0):.2f}s mean_ttft_ms={s.get('mean_ttft_ms', float('nan')):.2f}>")
+
+    def to_pandas(self):
+        """The records as a pandas DataFrame (needs pandas)."""
+        try:
+            import pandas as pd
+        except ImportError as e:  # pragma: no cover - depends on the environment
+            raise ImportError("Result.to_pandas() needs pandas: pip install pandas") from e
+        return pd.DataFrame(self.records)
+
+    def save(self, path: Union[str, os.PathLike]) -> str:
+        """Writes the result JSON (the summary, metadata and per-request records) to `path`."""
+        doc = dict(self.document)
+        doc.setdefault("records_columns", self.records)
+        path = os.fspath(path)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "w") as f:
+            json.dump(doc, f, indent=2, default=_json_default)
+        return path
+
+
+def _json_default(value):
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def load_result(path: Union[str, os.PathLike]) -> Result:
+    """Reads a result file written by `Result.save()` or `aifc bench --save-result`."""
+    with open(path) as f:
+        doc = json.load(f)
+    records = doc.get("records_columns")
+    if records is None and "records" in doc:  # aifc bench --save-detailed
+        rows = doc["records"]
+        keys = ["index", "warmup", "scheduled_ns", "send_ns", "first_byte_ns", "first_token_ns", "end_ns",
+                "input_tokens", "output_tokens", "http_status", "error", "error_message", "token_ns"]
+        records = {k: [r.get(k) for r in rows] for k in keys}
+        records["ok"] = [r.get("error") == "none" for r in rows]
+        for name, start, end in (("ttft_ms", "send_ns", "first_token_ns"), ("e2el_ms", "send_ns", "end_ns"),
+                                 ("lateness_ms", "scheduled_ns", "send_ns")):
+            records[name] = [(r[end] - r[start]) / 1e6 if r.get(end, -1) >= 0 and r.get(start, -1) >= 0
+                             else float("nan") for r in rows]
+    summary = {k: v for k, v in doc.items() if k not in ("records", "records_columns")}
+    return Result(summary, records or {}, doc, doc.get("duration", 0.0), doc.get("interrupted", False))
+
+
+def _as(cls, value, name):
+    if value is None:
+        return cls()
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, dict):
+        return cls.from_dict(value)
+    raise TypeError(f"{name} must be a {cls.__name__} or a dict, not {type(value).__name__}")
+
+
+class VLLMClient:
+    """Sends one request at a time to an OpenAI-compatible server and times every chunk.
+
+    `VLLMClient(base_url=..., model=..., endpoint=...)` or `VLLMClient(config=ClientConfig(...))`.
+    """
+
+    def __init__(self, config: Optional[ClientConfig] = None, **kwargs):
+        if config is not None and kwargs:
+            raise TypeError("pass either config or keyword arguments, not both")
+        self.config = _as(ClientConfig, config, "config") if config is not None else ClientConfig(**kwargs)
+        self._core = _core.VLLMClient(self.config._core())
+
+    def send(self, prompt: str, max_tokens: int = 0, *, input_tokens: int = 0,
+             extra_body: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        """Sends one request (GIL released) and returns its record; a failure is a record with `error`."""
+        if not isinstance(prompt, str):
+            raise TypeError(f"prompt must be a str, not {type(prompt).__name__}")
+        if max_tokens < 0:
+            raise ValueError("max_tokens must not be negative")
+        return self._core.send(prompt, max_tokens, input_tokens, extra_body)
+
+    def cancel(self) -> None:
+        """Aborts the request in flight (from another thread) and refuses later ones until resume()."""
+        self._core.cancel()
+
+    def resume(self) -> None:
+        self._core.resume()
+
+    def list_models(self) -> List[str]:
+        """GET /v1/models."""
+        return self._core.list_models()
+
+    def health(self) -> bool:
+        """GET /health."""
+        return self._core.health()
+
+    def count_tokens(self, text: str) -> Optional[int]:
+        """POST /tokenize; None when the server has no tokenizer endpoint."""
+        return self._core.count_tokens(text)
+
+
+def load_dataset(config: Optional[DatasetConfig] = None, **kwargs) -> List[Dict[str, Any]]:
+    """Builds the prompts of a dataset (seeded, deterministic) as dicts."""
+    cfg = _as(DatasetConfig, config, "config") if config is not None else DatasetConfig(**kwargs)
+    return _core.load_dataset(cfg._core())
+
+
+class _Run:
+    """Shared behaviour of a group or bench run: blocking run(), or start()/progress()/stop()/wait()."""
+
+    def __init__(self, core, observers: Iterable[Any]):
+        self._core = core
+        self._result: Optional[Result] = None
+        for o in observers or ():
+            self.add_observer(o)
+
+    def add_observer(self, observer: Union[Observer, Callable[[Dict[str, Any]], Any]]) -> None:
+        """Adds an Observer (or a callable taking each finished request's record) before the run."""
+        if not (isinstance(observer, Observer) or callable(observer) or hasattr(observer, "on_request_finished")):
+            raise TypeError("an observer must be an aifc.Observer or a callable")
+        self._core.add_observer(observer)
+
+    def start(self) -> None:
+        """Starts the run in the background and returns at once (for notebooks)."""
+        self._core.start()
+
+    def wait(self, timeout_s: Optional[float] = None) -> bool:
+        """Waits for the run (GIL released); True when it is done. Ctrl-C stops it: see run()."""
+        try:
+            return self._core.wait(timeout_s)
+        except KeyboardInterrupt:
+            raise Interrupted(self.result()) from None
+
+    def stop(self) -> None:
+        """Ends the run early; what was measured is kept. Safe to call twice."""
+        self._core.stop()
+
+    @property
+    def done(self) -> bool:
+        return self._core.done
+
+    def progress(self) -> Dict[str, Any]:
+        """A live snapshot: completed, failed, in_flight, total, throughput so far."""
+        return self._core.progress()
+
+    def run(self) -> Result:
+        """Runs to the end and returns the result. Ctrl-C stops the run and raises
+        aifc.Interrupted (a KeyboardInterrupt) whose `.result` holds the partial result."""
+        self.start()
+        self.wait()
+        return self.result()
+
+    def result(self) -> Result:
+        """The result of a finished run."""
+        if self._result is None:
+            self._result = self._make_result()
+            if self._result.observer_errors:
+                warnings.warn(f"{self._result.observer_errors} observer call(s) failed; first: "
+                              f"{self._result.first_observer_error}", RuntimeWarning, stacklevel=2)
+        return self._result
+
+    def _make_result(self) -> Result:
+        return Result._from_core(self._core.result())
+
+
+class ClientGroup(_Run):
+    """Runs one workload with many concurrent clients, as the C++ ClientGroup does.
+
+    Prompts come from `prompts` (dicts with `text`, `input_tokens`, `output_tokens`) or from
+    `dataset` (a DatasetConfig). `shard=(rank, nranks)` sends that part of the global schedule.
+    """
+
+    def __init__(self, client: Union[ClientConfig, Dict[str, Any], None] = None,
+                 load: Union[LoadConfig, Dict[str, Any], None] = None, *,
+                 dataset: Union[DatasetConfig, Dict[str, Any], None] = None,
+                 prompts: Optional[Sequence[Dict[str, Any]]] = None,
+                 summary: Union[SummaryOptions, Dict[str, Any], None] = None,
+                 shard: Tuple[int, int] = (0, 1), transport: str = "automatic", max_clients: int = 4096,
+                 progress_interval_s: float = 1.0, keep_records: bool = True,
+                 observers: Iterable[Any] = ()):
+        client_cfg = _as(ClientConfig, client, "client")
+        load_cfg = _as(LoadConfig, load, "load")
+        if prompts is None:
+            prompts = load_dataset(_as(DatasetConfig, dataset, "dataset"))
+        elif dataset is not None:
+            raise TypeError("pass prompts or dataset, not both")
+        prompts = [{"text": p} if isinstance(p, str) else dict(p) for p in prompts]
+        if len(shard) != 2:
+            raise ValueError("shard must be (rank, nranks)")
+        config = {
+            "client": client_cfg._core(),
+            "load": load_cfg._core(),
+            "shard": {"rank": shard[0], "nranks": shard[1]},
+            "summary": _as(SummaryOptions, summary, "summary")._core(),
+            "transport": transport,
+            "max_clients": max_clients,
+            "progress_interval_s": progress_interval_s,
+            "keep_records": keep_records,
+        }
+        if transport not in ("automatic", "event_loop", "threads"):
+            raise ValueError(f"transport '{transport}' is not automatic, event_loop or threads")
+        super().__init__(_core.ClientGroup(config, prompts), observers)
+
+
+def _bench_args(kwargs: Dict[str, Any]) -> List[str]:
+    """run_benchmark's keyword arguments as `aifc bench` flags (same names as vllm bench serve)."""
+    args: List[str] = []
+    for key, value in kwargs.items():
+        flag = "--" + key.replace("_", "-")
+        if value is None or value is False:
+            continue
+        if value is True:
+            args.append(flag)
+        elif key == "goodput" and isinstance(value, dict):
+            args += [flag, *[f"{k}:{v}" for k, v in value.items()]]
+        elif key in ("metadata", "header") and isinstance(value, dict):
+            args += [flag, *[f"{k}={v}" for k, v in value.items()]]
+        elif key == "extra_body" and isinstance(value, dict):
+            args += [flag, json.dumps(value)]
+        elif isinstance(value, (list, tuple)):
+            args += [flag, ",".join(str(v) for v in value)]
+        elif isinstance(value, float) and math.isinf(value):
+            args += [flag, "inf"]
+        else:
+            args += [flag, str(value)]
+    return args
+
+
+class BenchRun(_Run):
+    """One `aifc bench` run with its keyword arguments (see run_benchmark)."""
+
+    def __init__(self, observers: Iterable[Any] = (), **kwargs):
+        kwargs.setdefault("no_progress", True)
+        super().__init__(_core.BenchRun(_bench_args(kwargs)), observers)
+
+    @property
+    def options(self) -> Dict[str, Any]:
+        """The resolved client, dataset and load configuration."""
+        return self._core.options()
+
+    def _make_result(self) -> Result:
+        return Result._from_core(self._core.result(), self._core.document())
+
+    def summary_table(self) -> str:
+        """The table `aifc bench` prints."""
+        return self._core.summary_table()
+
+
+def run_benchmark(*, observers: Iterable[Any] = (), **kwargs) -> Result:
+    """Runs a benchmark exactly as `aifc bench` would, with its flags as keyword arguments:
+    `run_benchmark(base_url="http://host:8000", num_prompts=200, request_rate=20,
+    max_concurrency=64, goodput={"ttft": 500}, percentile_metrics=["ttft", "itl"])`.
+    Without `base_url` the built-in simulator runs it (`sim_ttft_ms=...`, `sim_itl_ms=...`).
+    Ctrl-C raises aifc.Interrupted with the partial result."""
+    return BenchRun(observers=observers, **kwargs).run()
+
+
+class Simulator:
+    """The built-in vLLM-compatible simulator, in this process. A context manager:
+
+        with aifc.Simulator(ttft_ms=20, itl_ms=5) as sim:
+            aifc.run_benchmark(base_url=sim.url, num_prompts=100)
+    """
+
+    def __init__(self, config: Optional[SimulatorConfig] = None, **kwargs):
+        if config is not None and kwargs:
+            raise TypeError("pass either config or keyword arguments, not both")
+        self.config = _as(SimulatorConfig, config, "config") if config is not None else SimulatorConfig(**kwargs)
+        self._core = _core.Simulator(self.config._core())
+        self._running = False
+
+    def start(self) -> "Simulator":
+        """Binds and serves; returns self."""
+        if not self._running:
+            self._core.start()
+            self._running = True
+        return self
+
+    def stop(self) -> None:
+        """Stops serving. Safe to call twice."""
+        self._core.stop()
+        self._running = False
+
+    @property
+    def port(self) -> int:
+        return self._core.port
+
+    @property
+    def url(self) -> str:
+        """The base URL, e.g. http://127.0.0.1:40123."""
+        return self._core.base_url
+
+    def stats(self) -> Dict[str, int]:
+        """Requests received, ok, faulted, rejected; tokens sent."""
+        return self._core.stats()
+
+    def __enter__(self) -> "Simulator":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

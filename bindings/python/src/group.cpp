@@ -1,0 +1,272 @@
+// ClientGroup and `aifc bench` runs from Python: observers, background runs, Ctrl-C.
+#include <pybind11/stl.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include <aifc/cli.hpp>
+#include <aifc/client_group.hpp>
+#include <aifc/error.hpp>
+
+#include "convert.hpp"
+
+namespace aifc::python {
+namespace {
+
+// Calls a Python observer on the group's dispatcher thread, holding the GIL only for the call.
+// A plain callable gets every finished request; an object gets the methods it has.
+class PyObserver : public Observer {
+ public:
+  explicit PyObserver(py::object target) : target_(std::move(target)) {
+    py::gil_scoped_acquire gil;
+    const bool has_methods = py::hasattr(target_, "on_request_finished") || py::hasattr(target_, "on_progress") ||
+                             py::hasattr(target_, "on_run_started") || py::hasattr(target_, "on_run_finished");
+    plain_callable_ = !has_methods && PyCallable_Check(target_.ptr());
+  }
+  ~PyObserver() override {
+    py::gil_scoped_acquire gil;
+    target_ = py::object();
+  }
+
+  void on_run_started(const ClockAnchor& anchor, std::uint64_t total) override {
+    call("on_run_started", [&] {
+      py::dict d;
+      d["mono_ns"] = anchor.mono_ns;
+      d["unix_ns"] = anchor.unix_ns;
+      d["total"] = total;
+      return d;
+    });
+  }
+  void on_request_finished(const RequestRecord& r) override {
+    call("on_request_finished", [&] { return record_to_dict(r); });
+  }
+  void on_progress(const ProgressSnapshot& s) override {
+    call("on_progress", [&] { return progress_to_dict(s); });
+  }
+  void on_run_finished(const ProgressSnapshot& s) override {
+    call("on_run_finished", [&] { return progress_to_dict(s); });
+  }
+
+ private:
+  template <class MakeArg>
+  void call(const char* method, MakeArg&& make_arg) {
+    py::gil_scoped_acquire gil;
+    try {
+      if (plain_callable_) {
+        if (std::string_view(method) == "on_request_finished") target_(make_arg());
+      } else if (py::hasattr(target_, method)) {
+        target_.attr(method)(make_arg());
+      }
+    } catch (py::error_already_set& e) {
+      // Reported through the result (observer_errors); the run goes on.
+      throw std::runtime_error(std::string(method) + ": " + e.what());
+    }
+  }
+
+  py::object target_;
+  bool plain_callable_ = false;
+};
+
+// Runs a benchmark on a thread of its own so that Python can wait for it in short slices,
+// answer Ctrl-C, poll progress, or do other work meanwhile. Errors are carried back as values.
+class Runner {
+ public:
+  virtual ~Runner() { join_quietly(); }
+
+  void start() {
+    std::lock_guard lock(mutex_);
+    if (started_) throw Error(ErrorCode::invalid_state, "this benchmark was already started");
+    started_ = true;
+    thread_ = std::thread([this] {
+      std::optional<BenchmarkResult> result;
+      std::optional<Error> error;
+      std::string other_error;
+      try {
+        result = run_body();
+      } catch (const Error& e) {
+        error = e;
+      } catch (const std::exception& e) {
+        other_error = e.what();
+      }
+      std::lock_guard lock(mutex_);
+      result_ = std::move(result);
+      error_ = std::move(error);
+      other_error_ = std::move(other_error);
+      done_ = true;
+      cv_.notify_all();
+    });
+  }
+
+  /// Waits up to `timeout_s` (None: until done). Returns whether the run is done. Ctrl-C stops
+  /// the run, waits for its partial result, then raises KeyboardInterrupt.
+  bool wait(std::optional<double> timeout_s) {
+    const auto deadline = timeout_s ? std::chrono::steady_clock::now() +
+                                          std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                              std::chrono::duration<double>(*timeout_s))
+                                    : std::chrono::steady_clock::time_point::max();
+    for (;;) {
+      {
+        py::gil_scoped_release release;
+        std::unique_lock lock(mutex_);
+        const auto slice = std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
+        cv_.wait_until(lock, slice, [&] { return done_; });
+        if (done_) break;
+      }
+      if (PyErr_CheckSignals() != 0) {
+        stop();
+        {
+          py::gil_scoped_release release;
+          std::unique_lock lock(mutex_);
+          cv_.wait(lock, [&] { return done_; });
+        }
+        join_quietly();
+        throw py::error_already_set();
+      }
+      if (std::chrono::steady_clock::now() >= deadline) return false;
+    }
+    join_quietly();
+    return true;
+  }
+
+  bool done() {
+    std::lock_guard lock(mutex_);
+    return done_;
+  }
+
+  const BenchmarkResult& result() {
+    std::lock_guard lock(mutex_);
+    if (!done_) throw Error(ErrorCode::invalid_state, "the benchmark has not finished; wait() for it");
+    if (error_) throw *error_;
+    if (!other_error_.empty()) throw std::runtime_error(other_error_);
+    return *result_;
+  }
+
+  virtual void stop() noexcept = 0;
+
+ protected:
+  virtual BenchmarkResult run_body() = 0;
+
+  void join_quietly() {
+    if (thread_.joinable() && std::this_thread::get_id() != thread_.get_id()) {
+      py::gil_scoped_release release;
+      thread_.join();
+    }
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::thread thread_;
+  bool started_ = false;
+  bool done_ = false;
+  std::optional<BenchmarkResult> result_;
+  std::optional<Error> error_;
+  std::string other_error_;
+};
+
+class PyGroup : public Runner {
+ public:
+  PyGroup(const py::dict& config, const py::list& prompts)
+      : group_(config_from<GroupConfig>(config, "group config"), config_from<std::vector<Prompt>>(prompts, "prompts")) {}
+  ~PyGroup() override {
+    stop();
+    join_quietly();
+  }
+  void add_observer(py::object o) { group_.add_observer(std::make_shared<PyObserver>(std::move(o))); }
+  void stop() noexcept override { group_.stop(); }
+  ProgressSnapshot progress() const { return group_.progress(); }
+
+ private:
+  BenchmarkResult run_body() override { return group_.run(); }
+  ClientGroup group_;
+};
+
+class PyBench : public Runner {
+ public:
+  explicit PyBench(const std::vector<std::string>& args) {
+    auto options = cli::parse_bench_args(args);
+    options.verbose = false;
+    py::gil_scoped_release release;  // set-up talks to the server and builds the prompts
+    session_ = std::make_unique<cli::BenchSession>(std::move(options));
+  }
+  ~PyBench() override {
+    stop();
+    join_quietly();
+    py::gil_scoped_release release;
+    session_.reset();
+  }
+  void add_observer(py::object o) { session_->group().add_observer(std::make_shared<PyObserver>(std::move(o))); }
+  void stop() noexcept override {
+    if (session_) session_->stop();
+  }
+  ProgressSnapshot progress() { return session_->group().progress(); }
+  cli::BenchSession& session() { return *session_; }
+
+ private:
+  BenchmarkResult run_body() override { return session_->run(); }
+  std::unique_ptr<cli::BenchSession> session_;
+};
+
+template <class T, class Class>
+void bind_runner_methods(Class& c) {
+  c.def("add_observer", &T::add_observer, py::arg("observer"))
+      .def("start", &T::start)
+      .def("wait", &T::wait, py::arg("timeout_s") = py::none())
+      .def("stop", &T::stop, py::call_guard<py::gil_scoped_release>())
+      .def_property_readonly("done", &T::done)
+      .def("progress", [](T& t) { return progress_to_dict(t.progress()); })
+      .def("result", &T::result, py::return_value_policy::reference_internal);
+}
+
+}  // namespace
+
+void init_group(py::module_& m) {
+  py::class_<BenchmarkResult>(m, "BenchmarkResult")
+      .def_property_readonly("summary", [](const BenchmarkResult& r) { return from_json(r.summary); })
+      .def_property_readonly("records", [](const BenchmarkResult& r) { return records_to_columns(r.records); })
+      .def("record", [](const BenchmarkResult& r, std::size_t i) {
+        if (i >= r.records.size()) throw py::index_error("record index out of range");
+        return record_to_dict(r.records[i]);
+      })
+      .def("__len__", [](const BenchmarkResult& r) { return r.records.size(); })
+      .def_property_readonly("aggregate", [](const BenchmarkResult& r) { return from_json(r.aggregate.to_json()); })
+      .def_readonly("duration_s", &BenchmarkResult::duration_s)
+      .def_readonly("interrupted", &BenchmarkResult::interrupted)
+      .def_readonly("start_ns", &BenchmarkResult::start_ns)
+      .def_readonly("observer_errors", &BenchmarkResult::observer_errors)
+      .def_readonly("first_observer_error", &BenchmarkResult::first_observer_error)
+      .def_property_readonly("anchor", [](const BenchmarkResult& r) {
+        py::dict d;
+        d["mono_ns"] = r.anchor.mono_ns;
+        d["unix_ns"] = r.anchor.unix_ns;
+        return d;
+      });
+
+  py::class_<PyGroup> group(m, "ClientGroup");
+  group.def(py::init<const py::dict&, const py::list&>(), py::arg("config"), py::arg("prompts"));
+  bind_runner_methods<PyGroup>(group);
+
+  py::class_<PyBench> bench(m, "BenchRun");
+  bench.def(py::init<const std::vector<std::string>&>(), py::arg("args"));
+  bind_runner_methods<PyBench>(bench);
+  bench.def("options", [](PyBench& b) {
+         const auto& o = b.session().options();
+         return from_json(nlohmann::json{{"client", o.client}, {"dataset", o.dataset}, {"load", o.load}});
+       })
+      .def("document", [](PyBench& b) { return from_json(b.session().document(b.result())); })
+      .def("summary_table", [](PyBench& b) { return b.session().summary_table(b.result()); })
+      .def("default_result_filename", [](PyBench& b) { return b.session().default_result_filename(); });
+
+  m.def(
+      "summarize_records",
+      [](const py::list& records, double duration_s, const py::dict& options) {
+        auto recs = config_from<std::vector<RequestRecord>>(records, "records");
+        return from_json(summarize(recs, duration_s, config_from<SummaryOptions>(options, "summary options")));
+      },
+      py::arg("records"), py::arg("duration_s"), py::arg("options") = py::dict());
+}
+
+}  // namespace aifc::python

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what aifc needs on Debian 12 and is not there yet. Safe to run again.
 set -euo pipefail
-packages=(build-essential cmake ninja-build pkg-config python3
+packages=(build-essential cmake ninja-build pkg-config python3 python3-venv python3-dev
           libcpp-httplib-dev nlohmann-json3-dev libfmt-dev doctest-dev libssl-dev openssl)
 missing=()
 for p in "${packages[@]}"; do

@@ -54,8 +54,9 @@ void ClientConfig::validate() const {
   auto bad = [](const std::string& what) { throw Error(ErrorCode::invalid_argument, what); };
   if (base_url.rfind("http://", 0) != 0 && base_url.rfind("https://", 0) != 0)
     bad(fmt::format("base_url '{}' must start with http:// or https://", base_url));
-  if (split_url(base_url).origin.size() <= std::string_view("https://").size())
-    bad(fmt::format("base_url '{}' has no host", base_url));
+  const std::string origin = split_url(base_url).origin;
+  const std::string host = origin.substr(origin.find("://") + 3);
+  if (host.empty() || host.front() == ':') bad(fmt::format("base_url '{}' has no host", base_url));
   if (endpoint.empty() || endpoint.front() != '/')
     bad(fmt::format("endpoint '{}' must start with '/'", endpoint));
   if (!extra_body.is_object()) bad("extra_body must be a JSON object");

@@ -8,6 +8,7 @@ driving the same C++ core as the `aifc` command-line program.
 """
 from ._core import AifcError, InvalidArgument, __version__
 from ._config import ClientConfig, DatasetConfig, LoadConfig, SimulatorConfig, SummaryOptions
+from . import plot
 from ._api import (BenchRun, ClientGroup, Interrupted, Observer, Result, Simulator, VLLMClient, load_dataset,
                    load_result, run_benchmark)
 
@@ -15,5 +16,5 @@ __all__ = [
     "AifcError", "InvalidArgument", "__version__",
     "ClientConfig", "DatasetConfig", "LoadConfig", "SimulatorConfig", "SummaryOptions",
     "BenchRun", "ClientGroup", "Interrupted", "Observer", "Result", "Simulator", "VLLMClient",
-    "load_dataset", "load_result", "run_benchmark",
+    "load_dataset", "load_result", "run_benchmark", "plot",
 ]

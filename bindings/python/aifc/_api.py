@@ -53,6 +53,7 @@ class Result:
         self.interrupted = interrupted
         self.observer_errors = observer_errors
         self.first_observer_error = first_observer_error
+        self._summary_options = SummaryOptions()
 
     @classmethod
     def _from_core(cls, core_result, document: Optional[Dict[str, Any]] = None) -> "Result":
@@ -71,6 +72,12 @@ class Result:
         s = self.summary
         return (f"<aifc.Result completed={s.get('completed')} failed={s.get('failed')} "
                 f"duration={s.get('duration', 0):.2f}s mean_ttft_ms={s.get('mean_ttft_ms', float('nan')):.2f}>")
+
+    def table(self, summary_options: Optional[Union[SummaryOptions, Dict[str, Any]]] = None) -> str:
+        """The summary table as `vllm bench serve` prints it."""
+        options = _as(SummaryOptions, summary_options, "summary_options") if summary_options is not None \
+            else self._summary_options
+        return _core.format_summary_table(self.summary, options._core())
 
     def to_pandas(self):
         """The records as a pandas DataFrame (needs pandas)."""
@@ -267,7 +274,13 @@ class ClientGroup(_Run):
         }
         if transport not in ("automatic", "event_loop", "threads"):
             raise ValueError(f"transport '{transport}' is not automatic, event_loop or threads")
+        self._summary_options = _as(SummaryOptions, summary, "summary")
         super().__init__(_core.ClientGroup(config, prompts), observers)
+
+    def _make_result(self) -> Result:
+        result = Result._from_core(self._core.result())
+        result._summary_options = self._summary_options
+        return result
 
 
 def _bench_args(kwargs: Dict[str, Any]) -> List[str]:
@@ -299,6 +312,9 @@ class BenchRun(_Run):
 
     def __init__(self, observers: Iterable[Any] = (), **kwargs):
         kwargs.setdefault("no_progress", True)
+        self._summary_options = SummaryOptions(
+            percentile_metrics=list(kwargs.get("percentile_metrics", ["ttft", "tpot", "itl"])),
+            metric_percentiles=[float(p) for p in kwargs.get("metric_percentiles", [99])])
         super().__init__(_core.BenchRun(_bench_args(kwargs)), observers)
 
     @property
@@ -307,7 +323,9 @@ class BenchRun(_Run):
         return self._core.options()
 
     def _make_result(self) -> Result:
-        return Result._from_core(self._core.result(), self._core.document())
+        result = Result._from_core(self._core.result(), self._core.document())
+        result._summary_options = self._summary_options
+        return result
 
     def summary_table(self) -> str:
         """The table `aifc bench` prints."""

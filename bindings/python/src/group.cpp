@@ -261,6 +261,12 @@ void init_group(py::module_& m) {
       .def("default_result_filename", [](PyBench& b) { return b.session().default_result_filename(); });
 
   m.def(
+      "format_summary_table",
+      [](const py::dict& summary, const py::dict& options) {
+        return format_summary_table(to_json(summary), config_from<SummaryOptions>(options, "summary options"));
+      },
+      py::arg("summary"), py::arg("options") = py::dict());
+  m.def(
       "summarize_records",
       [](const py::list& records, double duration_s, const py::dict& options) {
         auto recs = config_from<std::vector<RequestRecord>>(records, "records");

@@ -1,0 +1,71 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import aifc
+
+
+def test_run_benchmark_uses_vllm_flag_names(sim):
+    result = aifc.run_benchmark(base_url=sim.url, num_prompts=40, request_rate=200, random_input_len=16,
+                                random_output_len=6, max_concurrency=8, goodput={"ttft": 1000, "tpot": 100},
+                                percentile_metrics=["ttft", "itl", "e2el"], metric_percentiles=[50, 99],
+                                metadata={"team": "hpc"})
+    s = result.summary
+    assert s["completed"] == 40
+    assert s["max_concurrent_requests"] <= 8
+    assert s["request_goodput"] > 0
+    for key in ("p50_ttft_ms", "p99_itl_ms", "mean_e2el_ms", "mean_lateness_ms"):
+        assert key in s
+    assert "p99_tpot_ms" not in s
+    assert result.document["team"] == "hpc"
+    assert result.document["model_id"] == "aifc-sim"
+
+
+def test_run_benchmark_starts_the_simulator_by_itself():
+    result = aifc.run_benchmark(num_prompts=20, random_input_len=8, random_output_len=4, sim_ttft_ms=15,
+                                sim_itl_ms=1)
+    assert result.summary["completed"] == 20
+    assert result.summary["mean_ttft_ms"] == pytest.approx(15, abs=6)
+
+
+def test_run_benchmark_errors():
+    with pytest.raises(aifc.InvalidArgument, match="num_prompts"):
+        aifc.run_benchmark(num_prompts=0)
+    with pytest.raises(aifc.InvalidArgument, match="unknown flag"):
+        aifc.run_benchmark(num_prompt=10)
+    with pytest.raises(aifc.AifcError, match="cannot reach"):
+        aifc.run_benchmark(base_url="http://127.0.0.1:1", num_prompts=2)
+
+
+def run_cli(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "aifc", *args], capture_output=True, text=True, timeout=120, **kw)
+
+
+def test_python_dash_m_aifc_is_the_cli(tmp_path):
+    p = run_cli("bench", "--num-prompts", "20", "--random-input-len", "8", "--random-output-len", "4",
+                "--save-result", "--result-dir", str(tmp_path), "--result-filename", "r.json", "--disable-tqdm")
+    assert p.returncode == 0, p.stderr
+    assert "Serving Benchmark Result" in p.stdout
+    assert json.load(open(tmp_path / "r.json"))["completed"] == 20
+    bad = run_cli("bench", "--request-rat", "3")
+    assert bad.returncode == 2 and "unknown flag" in bad.stderr
+
+
+def test_ctrl_c_in_the_cli_writes_the_partial_result(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "aifc", "bench", "--num-prompts", "50", "--duration", "60",
+                             "--request-rate", "50", "--sim-itl-ms", "20", "--random-output-len", "10",
+                             "--result-dir", str(tmp_path), "--disable-tqdm"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    files = list(tmp_path.glob("*.json"))
+    assert len(files) == 1
+    doc = json.load(open(files[0]))
+    assert doc["interrupted"] is True and doc["completed"] > 10

@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
-# Every test: install what is missing, build with tests, run CTest (unit, integration over
-# real sockets, the CLI program, find_package from an install), then install the Python
-# package into a virtual environment with `pip install .[test]` and run pytest.
+# Every test: install what is missing, build with tests, start the real Slurm test cluster
+# (tests/cluster/start.sh: munge, slurmctld, 4 slurmd, slurmrestd with JWT, sshd, all on
+# loopback), run CTest (unit, integration over real sockets and against the cluster, the CLI
+# program, find_package from an install), install the Python package into a virtual
+# environment with `pip install .[test]` and run pytest. The cluster is stopped at the end.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
 "$root/scripts/build.sh" -DAIFC_BUILD_TESTS=ON -DAIFC_BUILD_EXAMPLES=ON
+
+cluster=${AIFC_CLUSTER_STATE_DIR:-/tmp/aifc-cluster}
+trap '"$root/tests/cluster/stop.sh" "$cluster" >/dev/null 2>&1 || true' EXIT
+"$root/tests/cluster/start.sh" "$cluster"
+# shellcheck disable=SC1091
+. "$cluster/env.sh"
+export AIFC_REQUIRE_CLUSTER=1
 (cd "$root/build" && ctest --output-on-failure --timeout 600)
 
 venv="$root/build/venv"

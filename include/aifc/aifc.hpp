@@ -12,6 +12,7 @@
 #include "aifc/record.hpp"
 #include "aifc/schedule.hpp"
 #include "aifc/simulator.hpp"
+#include "aifc/slurm.hpp"
 #include "aifc/sse.hpp"
 #include "aifc/version.hpp"
 #include "aifc/vllm_client.hpp"

@@ -1,0 +1,571 @@
+#include "aifc/slurm.hpp"
+
+#include <fmt/format.h>
+#include <httplib.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <cctype>
+#include <sstream>
+#include <thread>
+
+#include "aifc/error.hpp"
+#include "process.hpp"
+
+namespace aifc {
+namespace {
+
+[[noreturn]] void bad(const std::string& what) { throw Error(ErrorCode::invalid_argument, what); }
+
+struct StateName {
+  JobState state;
+  std::string_view name;
+  std::string_view code;
+};
+constexpr StateName kStates[] = {
+    {JobState::pending, "PENDING", "PD"},     {JobState::running, "RUNNING", "R"},
+    {JobState::suspended, "SUSPENDED", "S"},  {JobState::completing, "COMPLETING", "CG"},
+    {JobState::completed, "COMPLETED", "CD"}, {JobState::failed, "FAILED", "F"},
+    {JobState::cancelled, "CANCELLED", "CA"}, {JobState::timeout, "TIMEOUT", "TO"},
+    {JobState::node_fail, "NODE_FAIL", "NF"}, {JobState::out_of_memory, "OUT_OF_MEMORY", "OOM"},
+    {JobState::preempted, "PREEMPTED", "PR"}, {JobState::boot_fail, "BOOT_FAIL", "BF"},
+    {JobState::deadline, "DEADLINE", "DL"},
+};
+
+bool has_line_break(std::string_view s) { return s.find_first_of("\r\n") != std::string_view::npos; }
+
+// A value on an #SBATCH line: sbatch splits those lines itself, so a value is single-quoted
+// when it needs to be, and one that cannot be quoted that way is refused by validate().
+std::string directive_value(std::string_view v) {
+  if (!v.empty() && v.find_first_of(" \t\"'\\$`#;&|<>(){}*?[]!~") == std::string_view::npos) return std::string(v);
+  return "'" + std::string(v) + "'";
+}
+
+void check_directive_value(std::string_view field, std::string_view v) {
+  if (has_line_break(v)) bad(fmt::format("job {} must not contain a line break", field));
+  if (v.find('\'') != std::string_view::npos) bad(fmt::format("job {} must not contain a single quote", field));
+}
+
+bool is_env_name(std::string_view name) {
+  if (name.empty() || !(std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_')) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+}
+
+}  // namespace
+
+std::string_view to_string(JobState s) noexcept {
+  for (const auto& n : kStates)
+    if (n.state == s) return n.name;
+  return "UNKNOWN";
+}
+
+JobState job_state_from_string(std::string_view s) noexcept {
+  // "CANCELLED by 1001", "RUNNING", "CA", "cancelled"
+  const auto space = s.find(' ');
+  if (space != std::string_view::npos) s = s.substr(0, space);
+  std::string upper(s);
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (upper.size() && upper.back() == '+') upper.pop_back();  // "CANCELLED+" in sacct
+  for (const auto& n : kStates)
+    if (upper == n.name || upper == n.code) return n.state;
+  if (upper == "CONFIGURING" || upper == "CF" || upper == "REQUEUED" || upper == "RESIZING") return JobState::pending;
+  return JobState::unknown;
+}
+
+bool is_terminal(JobState s) noexcept {
+  switch (s) {
+    case JobState::completed:
+    case JobState::failed:
+    case JobState::cancelled:
+    case JobState::timeout:
+    case JobState::node_fail:
+    case JobState::out_of_memory:
+    case JobState::preempted:
+    case JobState::boot_fail:
+    case JobState::deadline: return true;
+    default: return false;
+  }
+}
+
+std::string shell_quote(std::string_view word) {
+  if (!word.empty() && word.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-./:=@%+,") ==
+                           std::string_view::npos)
+    return std::string(word);
+  std::string out = "'";
+  for (char c : word) {
+    if (c == '\'') out += "'\\''";
+    else out.push_back(c);
+  }
+  out += "'";
+  return out;
+}
+
+void JobSpec::validate() const {
+  if (name.empty()) bad("job name must not be empty");
+  for (const auto& [field, value] : {std::pair<const char*, const std::string*>{"name", &name},
+                                     {"partition", &partition}, {"account", &account}, {"qos", &qos},
+                                     {"memory", &memory}, {"array", &array}, {"working_directory", &working_directory},
+                                     {"output", &output}, {"error", &error}})
+    check_directive_value(field, *value);
+  if (nodes < 1) bad(fmt::format("nodes must be at least 1 (got {})", nodes));
+  if (ntasks < 0 || ntasks_per_node < 0 || cpus_per_task < 0 || gpus_per_node < 0)
+    bad("ntasks, ntasks_per_node, cpus_per_task and gpus_per_node must not be negative");
+  if (time_limit.count() < 0) bad("time_limit must not be negative");
+  if (command.empty() || command.front().empty()) bad("a job needs a command");
+  for (const auto& [k, v] : environment) {
+    if (!is_env_name(k)) bad(fmt::format("environment name '{}' is not a valid variable name", k));
+    if (v.find('\0') != std::string::npos) bad(fmt::format("environment value of {} contains a NUL byte", k));
+  }
+  for (const auto& d : extra_directives) {
+    if (d.rfind("--", 0) != 0 && d.rfind("-", 0) != 0) bad(fmt::format("extra directive '{}' must start with '-'", d));
+    if (has_line_break(d)) bad("extra directives must not contain line breaks");
+  }
+  if (container) {
+    if (container->image.empty()) bad("container mode needs an image");
+    for (const auto& b : container->binds)
+      if (b.empty() || has_line_break(b)) bad(fmt::format("container bind '{}' is not valid", b));
+  }
+}
+
+std::string render_batch_script(const JobSpec& s) {
+  s.validate();
+  std::string out = "#!/bin/bash\n# Generated by aifc: one task per client.\n";
+  auto directive = [&](std::string_view option, const std::string& value) {
+    if (!value.empty()) out += fmt::format("#SBATCH --{}={}\n", option, directive_value(value));
+  };
+  directive("job-name", s.name);
+  directive("partition", s.partition);
+  directive("account", s.account);
+  directive("qos", s.qos);
+  out += fmt::format("#SBATCH --nodes={}\n", s.nodes);
+  if (s.ntasks > 0) out += fmt::format("#SBATCH --ntasks={}\n", s.ntasks);
+  if (s.ntasks_per_node > 0) out += fmt::format("#SBATCH --ntasks-per-node={}\n", s.ntasks_per_node);
+  if (s.cpus_per_task > 0) out += fmt::format("#SBATCH --cpus-per-task={}\n", s.cpus_per_task);
+  if (s.gpus_per_node > 0) out += fmt::format("#SBATCH --gpus-per-node={}\n", s.gpus_per_node);
+  directive("mem", s.memory);
+  if (s.time_limit.count() > 0) out += fmt::format("#SBATCH --time={}\n", s.time_limit.count());
+  directive("array", s.array);
+  directive("chdir", s.working_directory);
+  directive("output", s.output);
+  directive("error", s.error);
+  for (const auto& d : s.extra_directives) out += "#SBATCH " + d + "\n";
+  out += "\nset -euo pipefail\n\n";
+  std::string launch;
+  if (s.use_srun) launch = "srun ";
+  if (s.container) {
+    const auto& c = *s.container;
+    launch += shell_quote(c.apptainer) + " exec";
+    if (c.gpu.value_or(s.gpus_per_node > 0)) launch += " --nv";
+    for (const auto& b : c.binds) launch += " --bind " + shell_quote(b);
+    for (const auto& a : c.extra_args) launch += " " + shell_quote(a);
+    launch += " " + shell_quote(c.image);
+  }
+  std::string cmd;
+  for (const auto& a : s.command) cmd += (cmd.empty() ? "" : " ") + shell_quote(a);
+  out += (launch.empty() ? "" : launch + " ") + cmd + "\n";
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dispatcher
+
+SlurmDispatcher::SlurmDispatcher(std::unique_ptr<SlurmBackend> backend) : backend_(std::move(backend)) {
+  if (!backend_) bad("SlurmDispatcher needs a backend");
+}
+SlurmDispatcher::~SlurmDispatcher() = default;
+
+void SlurmDispatcher::on_state_change(std::function<void(const JobEvent&)> observer) {
+  observers_.push_back(std::move(observer));
+}
+
+void SlurmDispatcher::note(const JobInfo& info) {
+  auto it = std::find_if(last_states_.begin(), last_states_.end(), [&](const auto& p) { return p.first == info.job_id; });
+  const JobState previous = it == last_states_.end() ? JobState::unknown : it->second;
+  if (it != last_states_.end() && previous == info.state) return;
+  if (it == last_states_.end()) last_states_.emplace_back(info.job_id, info.state);
+  else it->second = info.state;
+  const JobEvent event{info.job_id, previous, info};
+  for (auto& o : observers_) o(event);
+}
+
+std::string SlurmDispatcher::submit(const JobSpec& spec) {
+  spec.validate();
+  const auto id = backend_->submit(spec);
+  JobInfo info;
+  info.job_id = id;
+  info.state = JobState::pending;
+  info.state_text = "SUBMITTED";
+  note(info);
+  return id;
+}
+
+JobInfo SlurmDispatcher::state(const std::string& job_id) {
+  auto info = backend_->query(job_id);
+  note(info);
+  return info;
+}
+
+JobInfo SlurmDispatcher::wait(const std::string& job_id, std::chrono::milliseconds timeout,
+                              std::chrono::milliseconds poll_interval) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto info = state(job_id);
+    if (is_terminal(info.state) || std::chrono::steady_clock::now() >= deadline) return info;
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+        poll_interval, deadline - std::chrono::steady_clock::now()));
+  }
+}
+
+void SlurmDispatcher::cancel(const std::string& job_id) { backend_->cancel(job_id); }
+
+// ---------------------------------------------------------------------------------------------
+// Array jobs report one entry per task: the job is over when every task is, and then it ends
+// in its first non-COMPLETED state.
+namespace {
+JobInfo combine(std::string job_id, const std::vector<JobInfo>& parts) {
+  JobInfo out;
+  out.job_id = std::move(job_id);
+  if (parts.empty()) return out;
+  if (parts.size() == 1) {
+    out = parts.front();
+    return out;
+  }
+  bool all_terminal = true;
+  for (const auto& p : parts) all_terminal &= is_terminal(p.state);
+  const JobInfo* pick = &parts.front();
+  if (!all_terminal) {
+    for (const auto& p : parts)
+      if (p.state == JobState::running) pick = &p;
+  } else {
+    for (const auto& p : parts)
+      if (p.state != JobState::completed) {
+        pick = &p;
+        break;
+      }
+  }
+  const std::string id = out.job_id;
+  out = *pick;
+  out.job_id = id;
+  if (!all_terminal && is_terminal(out.state)) out.state = JobState::running;
+  return out;
+}
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Local CLI backend
+
+namespace {
+
+class CliBackend : public SlurmBackend {
+ public:
+  explicit CliBackend(CliConfig c) : config_(std::move(c)) {}
+  std::string name() const override { return "cli"; }
+
+  std::string submit(const JobSpec& spec) override {
+    // The job sees exactly this environment: sbatch exports the submitter's whole environment,
+    // so it runs with a clean one instead of this process's.
+    auto env = base_environment();
+    for (const auto& [k, v] : spec.environment) env.push_back(k + "=" + v);
+    const auto r = detail::run_process({config_.sbatch, "--parsable", "--export=ALL"}, env, render_batch_script(spec));
+    if (r.exit_code != 0) throw Error(ErrorCode::server_error, fmt::format("sbatch failed: {}", failure(r)));
+    std::string id = r.out.substr(0, r.out.find_first_of(";\n"));
+    if (id.empty() || id.find_first_not_of("0123456789") != std::string::npos)
+      throw Error(ErrorCode::server_error, fmt::format("sbatch printed no job id: '{}'", r.out));
+    return id;
+  }
+
+  JobInfo query(const std::string& job_id) override {
+    check_id(job_id);
+    const auto r = detail::run_process({config_.scontrol, "show", "job", "-o", job_id}, base_environment());
+    if (r.exit_code != 0)
+      throw Error(ErrorCode::server_error, fmt::format("scontrol show job {} failed: {}", job_id, failure(r)));
+    std::vector<JobInfo> parts;
+    std::istringstream lines(r.out);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.find("JobId=") == std::string::npos) continue;
+      JobInfo info;
+      info.job_id = job_id;
+      info.state_text = field(line, "JobState");
+      info.state = job_state_from_string(info.state_text);
+      info.reason = field(line, "Reason");
+      info.nodes = field(line, "NodeList");
+      const auto exit = field(line, "ExitCode");  // "status:signal"
+      if (!exit.empty()) info.exit_code = std::atoi(exit.c_str());
+      parts.push_back(std::move(info));
+    }
+    if (parts.empty()) throw Error(ErrorCode::server_error, fmt::format("Slurm knows no job {}", job_id));
+    return combine(job_id, parts);
+  }
+
+  void cancel(const std::string& job_id) override {
+    check_id(job_id);
+    const auto r = detail::run_process({config_.scancel, job_id}, base_environment());
+    if (r.exit_code != 0) throw Error(ErrorCode::server_error, fmt::format("scancel {} failed: {}", job_id, failure(r)));
+  }
+
+ private:
+  static void check_id(const std::string& id) {
+    if (id.empty() || id.find_first_not_of("0123456789_") != std::string::npos)
+      bad(fmt::format("'{}' is not a Slurm job id", id));
+  }
+  static std::string failure(const detail::ProcessResult& r) {
+    if (r.timed_out) return "timed out (is slurmctld reachable?)";
+    std::string e = r.err.empty() ? r.out : r.err;
+    while (!e.empty() && (e.back() == '\n' || e.back() == ' ')) e.pop_back();
+    return e.empty() ? fmt::format("exit code {}", r.exit_code) : e;
+  }
+  static std::string field(const std::string& line, const std::string& key) {
+    const auto at = line.find(" " + key + "=");
+    const auto start = at == std::string::npos ? (line.rfind(key + "=", 0) == 0 ? 0 : std::string::npos) : at + 1;
+    if (start == std::string::npos) return {};
+    const auto value = start + key.size() + 1;
+    return line.substr(value, line.find(' ', value) - value);
+  }
+  std::vector<std::string> base_environment() const {
+    std::vector<std::string> env;
+    for (const char* name : {"PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ"})
+      if (const char* v = std::getenv(name)) env.push_back(std::string(name) + "=" + v);
+    if (!config_.slurm_conf.empty()) env.push_back("SLURM_CONF=" + config_.slurm_conf);
+    else if (const char* v = std::getenv("SLURM_CONF")) env.push_back(std::string("SLURM_CONF=") + v);
+    return env;
+  }
+  CliConfig config_;
+};
+
+}  // namespace
+
+std::unique_ptr<SlurmBackend> make_cli_backend(CliConfig config) { return std::make_unique<CliBackend>(std::move(config)); }
+
+// ---------------------------------------------------------------------------------------------
+// slurmrestd backend
+
+std::vector<std::string> supported_rest_versions() { return {"v0.0.38", "v0.0.39", "v0.0.40", "v0.0.41"}; }
+
+void RestConfig::validate() const {
+  if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0)
+    bad(fmt::format("slurmrestd url '{}' must start with http:// or https://", url));
+  const auto versions = supported_rest_versions();
+  if (std::find(versions.begin(), versions.end(), api_ver) == versions.end())
+    bad(fmt::format("api_ver '{}' is not supported; use one of v0.0.38, v0.0.39, v0.0.40, v0.0.41", api_ver));
+  if (user_name.empty()) bad("slurmrestd needs user_name (X-SLURM-USER-NAME)");
+  if (jwt.empty()) bad("slurmrestd needs a token: jwt in the config, $SLURM_JWT, or `scontrol token`");
+}
+
+RestConfig RestConfig::from_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error(ErrorCode::io_error, fmt::format("cannot open the slurmrestd config '{}'", path));
+  RestConfig c;
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    const auto first = line.find_first_not_of(" \t");
+    if (first == std::string::npos || line[first] == '#') continue;
+    const auto eq = line.find('=');
+    if (eq == std::string::npos) throw Error(ErrorCode::parse_error, fmt::format("{}:{}: expected key=value", path, n));
+    auto trim = [](std::string s) {
+      const auto b = s.find_first_not_of(" \t\r");
+      const auto e = s.find_last_not_of(" \t\r");
+      s = b == std::string::npos ? "" : s.substr(b, e - b + 1);
+      if (s.size() >= 2 && (s.front() == '"' || s.front() == '\'') && s.back() == s.front()) s = s.substr(1, s.size() - 2);
+      return s;
+    };
+    const auto key = trim(line.substr(0, eq));
+    const auto value = trim(line.substr(eq + 1));
+    if (key == "url") c.url = value;
+    else if (key == "user_name") c.user_name = value;
+    else if (key == "api_ver") c.api_ver = value.rfind("v", 0) == 0 ? value : "v" + value;
+    else if (key == "account") c.account = value;
+    else if (key == "jwt") c.jwt = value;
+    else throw Error(ErrorCode::parse_error, fmt::format("{}:{}: unknown key '{}' (url, user_name, api_ver, account, jwt)", path, n, key));
+  }
+  return c;
+}
+
+void RestConfig::complete_from_environment() {
+  if (user_name.empty())
+    if (const char* u = std::getenv("USER")) user_name = u;
+  if (!jwt.empty()) return;
+  if (const char* t = std::getenv("SLURM_JWT")) {
+    jwt = t;
+    return;
+  }
+  std::vector<std::string> env;
+  for (const char* name : {"PATH", "HOME", "USER", "SLURM_CONF"})
+    if (const char* v = std::getenv(name)) env.push_back(std::string(name) + "=" + v);
+  const auto r = detail::run_process({"scontrol", "token"}, env, {}, std::chrono::milliseconds(15'000));
+  const auto at = r.out.find("SLURM_JWT=");
+  if (r.exit_code == 0 && at != std::string::npos) {
+    jwt = r.out.substr(at + 10);
+    while (!jwt.empty() && (jwt.back() == '\n' || jwt.back() == '\r')) jwt.pop_back();
+  }
+}
+
+namespace {
+
+// v0.0.39 and later write many numbers as {"set", "infinite", "number"}.
+nlohmann::json no_val(std::int64_t n, bool versioned) {
+  if (!versioned) return n;
+  return {{"set", true}, {"infinite", false}, {"number", n}};
+}
+
+std::int64_t read_number(const nlohmann::json& v, std::int64_t fallback) {
+  if (v.is_number_integer()) return v.get<std::int64_t>();
+  if (v.is_object()) {
+    if (v.contains("return_code")) return read_number(v["return_code"], fallback);  // v0.0.40 exit_code
+    if (v.value("set", true) && v.contains("number") && v["number"].is_number()) return v["number"].get<std::int64_t>();
+  }
+  return fallback;
+}
+
+std::string read_state(const nlohmann::json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_array() && !v.empty() && v[0].is_string()) return v[0].get<std::string>();  // v0.0.40: ["RUNNING"]
+  return {};
+}
+
+class RestBackend : public SlurmBackend {
+ public:
+  explicit RestBackend(RestConfig c) : config_(std::move(c)) {
+    config_.validate();
+    const auto scheme_end = config_.url.find("://") + 3;
+    const auto slash = config_.url.find('/', scheme_end);
+    origin_ = config_.url.substr(0, slash);
+    prefix_ = slash == std::string::npos ? "" : config_.url.substr(slash);
+    while (!prefix_.empty() && prefix_.back() == '/') prefix_.pop_back();
+  }
+  std::string name() const override { return "rest"; }
+
+  std::string submit(const JobSpec& spec) override {
+    if (spec.working_directory.empty())
+      bad("the REST backend needs working_directory (slurmrestd starts jobs in its own directory otherwise)");
+    const bool versioned = config_.api_ver != "v0.0.38";
+    nlohmann::json job{{"name", spec.name}, {"current_working_directory", spec.working_directory}};
+    if (!spec.partition.empty()) job["partition"] = spec.partition;
+    const std::string account = spec.account.empty() ? config_.account : spec.account;
+    if (!account.empty()) job["account"] = account;
+    if (!spec.qos.empty()) job["qos"] = spec.qos;
+    if (versioned) job["nodes"] = std::to_string(spec.nodes);
+    else job["nodes"] = spec.nodes;
+    if (spec.ntasks > 0) job["tasks"] = spec.ntasks;
+    if (spec.ntasks_per_node > 0) job["tasks_per_node"] = spec.ntasks_per_node;
+    if (spec.cpus_per_task > 0) job["cpus_per_task"] = spec.cpus_per_task;
+    if (spec.time_limit.count() > 0) job["time_limit"] = no_val(spec.time_limit.count(), versioned);
+    if (!spec.array.empty()) job["array"] = spec.array;
+    if (!spec.output.empty()) job["standard_output"] = spec.output;
+    if (!spec.error.empty()) job["standard_error"] = spec.error;
+    // slurmrestd insists on an environment: v0.0.38 a dictionary, later versions "K=V" strings.
+    std::vector<std::pair<std::string, std::string>> env = spec.environment;
+    if (std::none_of(env.begin(), env.end(), [](const auto& p) { return p.first == "PATH"; }))
+      env.emplace_back("PATH", "/usr/local/bin:/usr/bin:/bin");
+    if (versioned) {
+      nlohmann::json list = nlohmann::json::array();
+      for (const auto& [k, v] : env) list.push_back(k + "=" + v);
+      job["environment"] = list;
+    } else {
+      nlohmann::json dict = nlohmann::json::object();
+      for (const auto& [k, v] : env) dict[k] = v;
+      job["environment"] = dict;
+    }
+    // Memory, GPUs and extra options travel as #SBATCH lines of the script, which slurmrestd
+    // reads too; the fields above are the ones it needs outside the script.
+    const std::string script = render_batch_script(spec);
+    nlohmann::json body{{"job", job}};
+    if (config_.api_ver == "v0.0.41") body["job"]["script"] = script;
+    else body["script"] = script;
+    const auto reply = call("POST", "/job/submit", body.dump());
+    if (!reply.contains("job_id"))
+      throw Error(ErrorCode::server_error, "slurmrestd accepted the job but sent no job_id");
+    return std::to_string(read_number(reply["job_id"], -1));
+  }
+
+  JobInfo query(const std::string& job_id) override {
+    check_id(job_id);
+    const auto reply = call("GET", "/job/" + job_id, {});
+    std::vector<JobInfo> parts;
+    for (const auto& j : reply.value("jobs", nlohmann::json::array())) {
+      JobInfo info;
+      info.job_id = job_id;
+      info.state_text = read_state(j.value("job_state", nlohmann::json()));
+      info.state = job_state_from_string(info.state_text);
+      info.reason = j.value("state_reason", std::string());
+      info.nodes = j.value("nodes", std::string());
+      if (j.contains("exit_code")) {
+        info.exit_code = static_cast<int>(read_number(j["exit_code"], -1));
+        // v0.0.38 reports the raw wait status: the exit code sits in the high byte, a signal low.
+        if (config_.api_ver == "v0.0.38" && info.exit_code > 0)
+          info.exit_code = (info.exit_code & 0x7f) ? 128 + (info.exit_code & 0x7f) : (info.exit_code >> 8) & 0xff;
+      }
+      parts.push_back(std::move(info));
+    }
+    if (parts.empty()) throw Error(ErrorCode::server_error, fmt::format("slurmrestd knows no job {}", job_id));
+    return combine(job_id, parts);
+  }
+
+  void cancel(const std::string& job_id) override {
+    check_id(job_id);
+    call("DELETE", "/job/" + job_id, {});
+  }
+
+ private:
+  static void check_id(const std::string& id) {
+    if (id.empty() || id.find_first_not_of("0123456789_") != std::string::npos)
+      bad(fmt::format("'{}' is not a Slurm job id", id));
+  }
+
+  nlohmann::json call(const std::string& method, const std::string& path, const std::string& body) {
+    httplib::Client cli(origin_);
+    cli.set_connection_timeout(std::chrono::seconds(10));
+    cli.set_read_timeout(std::chrono::seconds(60));
+    const httplib::Headers headers{{"X-SLURM-USER-NAME", config_.user_name}, {"X-SLURM-USER-TOKEN", config_.jwt}};
+    const std::string full = prefix_ + "/slurm/" + config_.api_ver + path;
+    httplib::Result res = method == "POST"  ? cli.Post(full, headers, body, "application/json")
+                          : method == "GET" ? cli.Get(full, headers)
+                                            : cli.Delete(full, headers);
+    if (!res)
+      throw Error(ErrorCode::connection_failed,
+                  fmt::format("cannot reach slurmrestd at {} ({}); check the url and that slurmrestd runs", origin_,
+                              httplib::to_string(res.error())));
+    nlohmann::json reply;
+    try {
+      reply = nlohmann::json::parse(res->body);
+    } catch (const nlohmann::json::exception&) {
+      reply = nlohmann::json::object();
+    }
+    std::string errors;
+    for (const auto& e : reply.value("errors", nlohmann::json::array())) {
+      std::string text = e.value("error", std::string());
+      const std::string description = e.value("description", std::string());
+      if (!description.empty()) text += (text.empty() ? "" : ": ") + description;
+      if (!text.empty()) errors += (errors.empty() ? "" : "; ") + text;
+    }
+    if (res->status == 200 && errors.empty()) return reply;
+    if (errors.empty()) errors = res->body.substr(0, 200);
+    std::string hint;
+    // A token slurmctld refuses comes back as 401 on some versions, and on 22.05 as a 500 whose
+    // error is "Zero Bytes were transmitted or received" or "slurmctld config is unable to load".
+    if (res->status == 401 || res->status == 403 || errors.find("unable to load") != std::string::npos ||
+        errors.find("Zero Bytes") != std::string::npos || errors.find("uthentication") != std::string::npos)
+      hint = " (slurmctld refused the request: check the token (expired or wrong?) and user_name)";
+    else if (errors.find("partition") != std::string::npos)
+      hint = " (check the partition name)";
+    else if (errors.find("account") != std::string::npos)
+      hint = " (check the account)";
+    else if (res->status == 404)
+      hint = fmt::format(" (does this slurmrestd serve api_ver {}?)", config_.api_ver);
+    throw Error(ErrorCode::server_error,
+                fmt::format("slurmrestd {} {} failed with HTTP {}: {}{}", method, path, res->status, errors, hint));
+  }
+
+  RestConfig config_;
+  std::string origin_;
+  std::string prefix_;
+};
+
+}  // namespace
+
+std::unique_ptr<SlurmBackend> make_rest_backend(RestConfig config) {
+  return std::make_unique<RestBackend>(std::move(config));
+}
+
+}  // namespace aifc

@@ -1,0 +1,286 @@
+#include <aifc/error.hpp>
+#include <aifc/slurm.hpp>
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace {
+
+std::string run_bash(const std::string& script) {
+  const auto path = std::filesystem::temp_directory_path() / ("aifc_quote_" + std::to_string(::getpid()) + ".sh");
+  std::ofstream(path) << script;
+  std::string out;
+  if (FILE* p = ::popen(("bash " + path.string()).c_str(), "r")) {
+    char buf[256];
+    while (std::fgets(buf, sizeof buf, p)) out += buf;
+    ::pclose(p);
+  }
+  std::filesystem::remove(path);
+  return out;
+}
+
+const char* env(const char* name) { return std::getenv(name); }
+
+// The cluster tests need tests/cluster/start.sh's environment; the test command provides it
+// and sets AIFC_REQUIRE_CLUSTER so that a missing cluster fails instead of skipping.
+bool have_cluster() {
+  if (env("AIFC_CLUSTER_STATE")) return true;
+  REQUIRE_MESSAGE(!env("AIFC_REQUIRE_CLUSTER"), "AIFC_REQUIRE_CLUSTER is set but no cluster environment is");
+  MESSAGE("no test cluster (source tests/cluster/start.sh's env.sh): cluster cases skipped");
+  return false;
+}
+
+std::string read_all(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+aifc::JobSpec two_node_spec(const std::string& tag) {
+  aifc::JobSpec s;
+  s.name = "aifc-test-" + tag;
+  s.partition = env("AIFC_CLUSTER_PARTITION");
+  s.nodes = 2;
+  s.ntasks_per_node = 1;
+  s.time_limit = std::chrono::minutes(5);
+  s.working_directory = env("AIFC_CLUSTER_WORKDIR");
+  s.output = s.working_directory + "/" + tag + "-%j.out";
+  s.environment = {{"AIFC_GREETING", "hello from aifc"}};
+  s.command = {"bash", "-c", "echo \"task $SLURM_PROCID on $SLURMD_NODENAME says $AIFC_GREETING\""};
+  return s;
+}
+
+aifc::RestConfig rest_config() {
+  aifc::RestConfig c;
+  c.url = env("AIFC_SLURMRESTD_URL");
+  c.user_name = env("AIFC_CLUSTER_USER");
+  c.api_ver = env("AIFC_SLURMRESTD_API_VERSION");
+  c.jwt = env("AIFC_SLURMRESTD_TOKEN");
+  return c;
+}
+
+void check_two_node_output(const aifc::JobInfo& info, const std::string& tag) {
+  CHECK(info.state == aifc::JobState::completed);
+  CHECK(info.exit_code == 0);
+  const auto out = read_all(std::string(env("AIFC_CLUSTER_WORKDIR")) + "/" + tag + "-" + info.job_id + ".out");
+  CAPTURE(out);
+  CHECK(out.find("task 0 on n") != std::string::npos);
+  CHECK(out.find("task 1 on n") != std::string::npos);
+  CHECK(out.find("says hello from aifc") != std::string::npos);
+  std::set<std::string> nodes;
+  for (const char* n : {"n1", "n2", "n3", "n4"})
+    if (out.find(std::string("on ") + n + " ") != std::string::npos) nodes.insert(n);
+  CHECK(nodes.size() == 2);  // two tasks, two different nodes
+}
+
+}  // namespace
+
+TEST_CASE("slurm: shell quoting survives bash for every nasty string") {
+  for (const std::string s : {"plain", "with space", "it's", "$(rm -rf /)", "`id`", "a\"b", "back\\slash", "semi;colon",
+                              "new\nline", "", "*", "~user", "--flag=x y", "ünïcode"}) {
+    CAPTURE(s);
+    CHECK(run_bash("printf '%s' " + aifc::shell_quote(s)) == s);
+  }
+}
+
+TEST_CASE("slurm: the batch script is readable, quoted and free of environment values") {
+  aifc::JobSpec s;
+  s.name = "bench run";
+  s.partition = "gpu";
+  s.account = "proj-42";
+  s.nodes = 4;
+  s.ntasks_per_node = 8;
+  s.gpus_per_node = 4;
+  s.memory = "64G";
+  s.time_limit = std::chrono::minutes(90);
+  s.array = "0-3%2";
+  s.working_directory = "/scratch/my runs";
+  s.environment = {{"API_TOKEN", "s3cr3t-value"}};
+  s.extra_directives = {"--exclusive"};
+  s.command = {"aifc", "bench", "--metadata", "note=$(whoami)"};
+  s.container = aifc::ContainerSpec{"/images/aifc.sif", {"/scratch:/scratch"}, std::nullopt, {}, "apptainer"};
+  const auto script = aifc::render_batch_script(s);
+  CAPTURE(script);
+  CHECK(script.rfind("#!/bin/bash\n", 0) == 0);
+  CHECK(script.find("#SBATCH --job-name='bench run'\n") != std::string::npos);
+  CHECK(script.find("#SBATCH --partition=gpu\n") != std::string::npos);
+  CHECK(script.find("#SBATCH --nodes=4\n") != std::string::npos);
+  CHECK(script.find("#SBATCH --ntasks-per-node=8\n") != std::string::npos);
+  CHECK(script.find("#SBATCH --gpus-per-node=4\n") != std::string::npos);
+  CHECK(script.find("#SBATCH --time=90\n") != std::string::npos);
+  CHECK(script.find("#SBATCH --array=0-3%2\n") != std::string::npos);
+  CHECK(script.find("#SBATCH --chdir='/scratch/my runs'\n") != std::string::npos);
+  CHECK(script.find("#SBATCH --exclusive\n") != std::string::npos);
+  CHECK(script.find("srun apptainer exec --nv --bind /scratch:/scratch /images/aifc.sif aifc bench --metadata 'note=$(whoami)'\n") !=
+        std::string::npos);
+  CHECK(script.find("s3cr3t") == std::string::npos);  // environment goes to the job, not the script
+  s.gpus_per_node = 0;
+  CHECK(aifc::render_batch_script(s).find("--nv") == std::string::npos);
+  s.use_srun = false;
+  s.container.reset();
+  CHECK(aifc::render_batch_script(s).find("\naifc bench") != std::string::npos);
+}
+
+TEST_CASE("slurm: job specs that could break the script are refused") {
+  aifc::JobSpec s;
+  s.command = {"true"};
+  CHECK_NOTHROW(s.validate());
+  auto refused = [](aifc::JobSpec spec, const char* what) {
+    CHECK_THROWS_WITH_AS(spec.validate(), doctest::Contains(what), aifc::Error);
+  };
+  auto t = s;
+  t.partition = "debug\n#SBATCH --uid=0";
+  refused(t, "partition");
+  t = s;
+  t.name = "it's";
+  refused(t, "name");
+  t = s;
+  t.environment = {{"BAD-NAME", "x"}};
+  refused(t, "BAD-NAME");
+  t = s;
+  t.command.clear();
+  refused(t, "command");
+  t = s;
+  t.nodes = 0;
+  refused(t, "nodes");
+  t = s;
+  t.extra_directives = {"exclusive"};
+  refused(t, "exclusive");
+  t = s;
+  t.container = aifc::ContainerSpec{};
+  refused(t, "image");
+}
+
+TEST_CASE("slurm: job states as Slurm writes them") {
+  CHECK(aifc::job_state_from_string("RUNNING") == aifc::JobState::running);
+  CHECK(aifc::job_state_from_string("CANCELLED by 1001") == aifc::JobState::cancelled);
+  CHECK(aifc::job_state_from_string("CA") == aifc::JobState::cancelled);
+  CHECK(aifc::job_state_from_string("OUT_OF_MEMORY") == aifc::JobState::out_of_memory);
+  CHECK(aifc::job_state_from_string("node_fail") == aifc::JobState::node_fail);
+  CHECK(aifc::job_state_from_string("weird") == aifc::JobState::unknown);
+  CHECK(aifc::is_terminal(aifc::JobState::timeout));
+  CHECK_FALSE(aifc::is_terminal(aifc::JobState::completing));
+  CHECK(aifc::to_string(aifc::JobState::completed) == "COMPLETED");
+}
+
+TEST_CASE("slurm: REST configuration files and versions") {
+  const auto path = std::filesystem::temp_directory_path() / "aifc_rest.conf";
+  std::ofstream(path) << "# site config\nurl = http://rest:6820\nuser_name=alice\napi_ver=0.0.40\naccount='proj'\njwt=abc.def\n";
+  auto c = aifc::RestConfig::from_file(path.string());
+  CHECK(c.url == "http://rest:6820");
+  CHECK(c.user_name == "alice");
+  CHECK(c.api_ver == "v0.0.40");
+  CHECK(c.account == "proj");
+  CHECK(c.jwt == "abc.def");
+  CHECK_NOTHROW(c.validate());
+  c.api_ver = "v0.0.36";
+  CHECK_THROWS_WITH_AS(c.validate(), doctest::Contains("v0.0.36"), aifc::Error);
+  std::ofstream(path) << "url=http://x\npassword=hunter2\n";
+  CHECK_THROWS_WITH_AS(aifc::RestConfig::from_file(path.string()), doctest::Contains("password"), aifc::Error);
+  CHECK_THROWS_AS(aifc::RestConfig::from_file("/nonexistent/rest.conf"), aifc::Error);
+  aifc::RestConfig missing_token;
+  missing_token.url = "http://x";
+  missing_token.user_name = "u";
+  CHECK_THROWS_WITH_AS(missing_token.validate(), doctest::Contains("token"), aifc::Error);
+}
+
+TEST_CASE("slurm: an unreachable slurmrestd is a clear error") {
+  aifc::RestConfig c;
+  c.url = "http://127.0.0.1:1";
+  c.user_name = "u";
+  c.jwt = "secret-token-value";
+  aifc::SlurmDispatcher d(aifc::make_rest_backend(c));
+  try {
+    d.state("1");
+    FAIL("no error");
+  } catch (const aifc::Error& e) {
+    CHECK(e.code() == aifc::ErrorCode::connection_failed);
+    CHECK(std::string(e.what()).find("cannot reach slurmrestd") != std::string::npos);
+    CHECK(std::string(e.what()).find("secret-token-value") == std::string::npos);
+  }
+}
+
+TEST_CASE("slurm: the CLI backend runs a job on two nodes and follows it to COMPLETED") {
+  if (!have_cluster()) return;
+  aifc::SlurmDispatcher d(aifc::make_cli_backend());
+  std::vector<aifc::JobState> seen;
+  d.on_state_change([&](const aifc::JobEvent& e) { seen.push_back(e.info.state); });
+  const auto id = d.submit(two_node_spec("cli"));
+  const auto info = d.wait(id, std::chrono::seconds(60));
+  check_two_node_output(info, "cli");
+  REQUIRE(seen.size() >= 2);
+  CHECK(seen.front() == aifc::JobState::pending);
+  CHECK(seen.back() == aifc::JobState::completed);
+}
+
+TEST_CASE("slurm: the REST backend runs the same spec, arrays, cancels and failures") {
+  if (!have_cluster()) return;
+  aifc::SlurmDispatcher d(aifc::make_rest_backend(rest_config()));
+  check_two_node_output(d.wait(d.submit(two_node_spec("rest")), std::chrono::seconds(60)), "rest");
+
+  auto array = two_node_spec("array");
+  array.nodes = 1;
+  array.array = "0-2";
+  array.output = array.working_directory + "/array-%A_%a.out";
+  array.command = {"bash", "-c", "echo task $SLURM_ARRAY_TASK_ID"};
+  const auto array_id = d.submit(array);
+  const auto done = d.wait(array_id, std::chrono::seconds(60));
+  CHECK(done.state == aifc::JobState::completed);
+  for (int t = 0; t < 3; ++t)
+    CHECK(read_all(array.working_directory + "/array-" + array_id + "_" + std::to_string(t) + ".out") ==
+          "task " + std::to_string(t) + "\n");
+
+  auto sleeper = two_node_spec("sleep");
+  sleeper.command = {"sleep", "300"};
+  const auto sleep_id = d.submit(sleeper);
+  d.wait(sleep_id, std::chrono::seconds(2));
+  d.cancel(sleep_id);
+  CHECK(d.wait(sleep_id, std::chrono::seconds(30)).state == aifc::JobState::cancelled);
+
+  auto failing = two_node_spec("fail");
+  failing.nodes = 1;
+  failing.use_srun = false;
+  failing.command = {"bash", "-c", "exit 3"};
+  const auto failed = d.wait(d.submit(failing), std::chrono::seconds(60));
+  CHECK(failed.state == aifc::JobState::failed);
+  CHECK(failed.exit_code == 3);
+}
+
+TEST_CASE("slurm: REST errors name the cause and hide the token") {
+  if (!have_cluster()) return;
+  auto spec = two_node_spec("bad");
+  spec.partition = "no-such-partition";
+  aifc::SlurmDispatcher d(aifc::make_rest_backend(rest_config()));
+  CHECK_THROWS_WITH_AS(d.submit(spec), doctest::Contains("partition"), aifc::Error);
+
+  auto wrong = rest_config();
+  wrong.jwt = "not-a-real-token";
+  aifc::SlurmDispatcher w(aifc::make_rest_backend(wrong));
+  try {
+    w.submit(two_node_spec("token"));
+    FAIL("a wrong token was accepted");
+  } catch (const aifc::Error& e) {
+    CHECK(std::string(e.what()).find("token") != std::string::npos);
+    CHECK(std::string(e.what()).find("not-a-real-token") == std::string::npos);
+  }
+  CHECK_THROWS_WITH_AS(d.state("999999"), doctest::Contains("999999"), aifc::Error);
+  auto no_dir = two_node_spec("nodir");
+  no_dir.working_directory.clear();
+  CHECK_THROWS_WITH_AS(d.submit(no_dir), doctest::Contains("working_directory"), aifc::Error);
+}
+
+TEST_CASE("slurm: the CLI backend reports sbatch's own complaint") {
+  if (!have_cluster()) return;
+  auto spec = two_node_spec("clibad");
+  spec.partition = "no-such-partition";
+  aifc::SlurmDispatcher d(aifc::make_cli_backend());
+  CHECK_THROWS_WITH_AS(d.submit(spec), doctest::Contains("partition"), aifc::Error);
+  CHECK_THROWS_AS(d.state("abc"), aifc::Error);
+}

@@ -2,7 +2,7 @@
 # Installs what aifc needs on Debian 12 and is not there yet. Safe to run again.
 set -euo pipefail
 packages=(build-essential cmake ninja-build pkg-config python3 python3-venv python3-dev
-          libcpp-httplib-dev nlohmann-json3-dev libfmt-dev doctest-dev libssl-dev openssl)
+          libcpp-httplib-dev nlohmann-json3-dev libfmt-dev doctest-dev libssl-dev openssl libssh-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -13,6 +13,7 @@
 
 #include "aifc/error.hpp"
 #include "process.hpp"
+#include "slurm_text.hpp"
 
 namespace aifc {
 namespace {
@@ -277,51 +278,23 @@ class CliBackend : public SlurmBackend {
   }
 
   JobInfo query(const std::string& job_id) override {
-    check_id(job_id);
+    detail::check_job_id(job_id);
     const auto r = detail::run_process({config_.scontrol, "show", "job", "-o", job_id}, base_environment());
     if (r.exit_code != 0)
       throw Error(ErrorCode::server_error, fmt::format("scontrol show job {} failed: {}", job_id, failure(r)));
-    std::vector<JobInfo> parts;
-    std::istringstream lines(r.out);
-    for (std::string line; std::getline(lines, line);) {
-      if (line.find("JobId=") == std::string::npos) continue;
-      JobInfo info;
-      info.job_id = job_id;
-      info.state_text = field(line, "JobState");
-      info.state = job_state_from_string(info.state_text);
-      info.reason = field(line, "Reason");
-      info.nodes = field(line, "NodeList");
-      const auto exit = field(line, "ExitCode");  // "status:signal"
-      if (!exit.empty()) info.exit_code = std::atoi(exit.c_str());
-      parts.push_back(std::move(info));
-    }
-    if (parts.empty()) throw Error(ErrorCode::server_error, fmt::format("Slurm knows no job {}", job_id));
-    return combine(job_id, parts);
+    return detail::parse_scontrol_jobs(job_id, r.out);
   }
 
   void cancel(const std::string& job_id) override {
-    check_id(job_id);
+    detail::check_job_id(job_id);
     const auto r = detail::run_process({config_.scancel, job_id}, base_environment());
     if (r.exit_code != 0) throw Error(ErrorCode::server_error, fmt::format("scancel {} failed: {}", job_id, failure(r)));
   }
 
  private:
-  static void check_id(const std::string& id) {
-    if (id.empty() || id.find_first_not_of("0123456789_") != std::string::npos)
-      bad(fmt::format("'{}' is not a Slurm job id", id));
-  }
   static std::string failure(const detail::ProcessResult& r) {
     if (r.timed_out) return "timed out (is slurmctld reachable?)";
-    std::string e = r.err.empty() ? r.out : r.err;
-    while (!e.empty() && (e.back() == '\n' || e.back() == ' ')) e.pop_back();
-    return e.empty() ? fmt::format("exit code {}", r.exit_code) : e;
-  }
-  static std::string field(const std::string& line, const std::string& key) {
-    const auto at = line.find(" " + key + "=");
-    const auto start = at == std::string::npos ? (line.rfind(key + "=", 0) == 0 ? 0 : std::string::npos) : at + 1;
-    if (start == std::string::npos) return {};
-    const auto value = start + key.size() + 1;
-    return line.substr(value, line.find(' ', value) - value);
+    return detail::trim_output(r.err, r.out.empty() ? fmt::format("exit code {}", r.exit_code) : r.out);
   }
   std::vector<std::string> base_environment() const {
     std::vector<std::string> env;
@@ -335,6 +308,48 @@ class CliBackend : public SlurmBackend {
 };
 
 }  // namespace
+
+namespace detail {
+
+void check_job_id(const std::string& id) {
+  if (id.empty() || id.find_first_not_of("0123456789_") != std::string::npos)
+    bad(fmt::format("'{}' is not a Slurm job id", id));
+}
+
+std::string trim_output(const std::string& err, const std::string& out) {
+  std::string e = err.empty() ? out : err;
+  while (!e.empty() && (e.back() == '\n' || e.back() == ' ' || e.back() == '\r')) e.pop_back();
+  return e;
+}
+
+JobInfo parse_scontrol_jobs(const std::string& job_id, const std::string& text) {
+  auto field = [](const std::string& line, const std::string& key) -> std::string {
+    std::size_t start;
+    if (line.rfind(key + "=", 0) == 0) start = 0;
+    else if (const auto at = line.find(" " + key + "="); at != std::string::npos) start = at + 1;
+    else return {};
+    const auto value = start + key.size() + 1;
+    return line.substr(value, line.find(' ', value) - value);
+  };
+  std::vector<JobInfo> parts;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("JobId=") == std::string::npos) continue;
+    JobInfo info;
+    info.job_id = job_id;
+    info.state_text = field(line, "JobState");
+    info.state = job_state_from_string(info.state_text);
+    info.reason = field(line, "Reason");
+    info.nodes = field(line, "NodeList");
+    const auto exit = field(line, "ExitCode");  // "status:signal"
+    if (!exit.empty()) info.exit_code = std::atoi(exit.c_str());
+    parts.push_back(std::move(info));
+  }
+  if (parts.empty()) throw Error(ErrorCode::server_error, fmt::format("Slurm knows no job {}", job_id));
+  return combine(job_id, parts);
+}
+
+}  // namespace detail
 
 std::unique_ptr<SlurmBackend> make_cli_backend(CliConfig config) { return std::make_unique<CliBackend>(std::move(config)); }
 

@@ -1,6 +1,7 @@
 #include <aifc/error.hpp>
 #include <aifc/slurm.hpp>
 #include <doctest/doctest.h>
+#include <httplib.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -8,7 +9,9 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 namespace {
 
@@ -283,4 +286,67 @@ TEST_CASE("slurm: the CLI backend reports sbatch's own complaint") {
   aifc::SlurmDispatcher d(aifc::make_cli_backend());
   CHECK_THROWS_WITH_AS(d.submit(spec), doctest::Contains("partition"), aifc::Error);
   CHECK_THROWS_AS(d.state("abc"), aifc::Error);
+}
+
+// Later data versions cannot run here (Debian 12 ships Slurm 22.05, v0.0.38 at most): a small
+// server plays slurmrestd with the request and response shapes of the published OpenAPI
+// documents (v0.0.39/v0.0.40 job_desc_msg: environment a string list, nodes a string,
+// time_limit a {set, infinite, number} object; v0.0.40 responses: job_state a list, exit_code
+// an object; v0.0.41: script inside job).
+TEST_CASE("slurm: request and response shapes of v0.0.39, v0.0.40 and v0.0.41") {
+  for (const std::string version : {"v0.0.39", "v0.0.40", "v0.0.41"}) {
+    CAPTURE(version);
+    httplib::Server server;
+    nlohmann::json submitted;
+    std::string user_header, token_header;
+    server.Post("/slurm/" + version + "/job/submit", [&](const httplib::Request& req, httplib::Response& res) {
+      submitted = nlohmann::json::parse(req.body);
+      user_header = req.get_header_value("X-SLURM-USER-NAME");
+      token_header = req.get_header_value("X-SLURM-USER-TOKEN");
+      res.set_content(R"({"job_id": 42, "step_id": "batch", "errors": [], "warnings": []})", "application/json");
+    });
+    server.Get("/slurm/" + version + "/job/42", [&](const httplib::Request&, httplib::Response& res) {
+      res.set_content(R"({"jobs": [{"job_id": 42, "job_state": ["FAILED"], "state_reason": "NonZeroExitCode",
+                          "nodes": "n[1-2]", "exit_code": {"status": ["EXITED"], "return_code": {"set": true,
+                          "infinite": false, "number": 3}}}], "errors": []})",
+                      "application/json");
+    });
+    const int port = server.bind_to_any_port("127.0.0.1");
+    std::thread serving([&] { server.listen_after_bind(); });
+    while (!server.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+
+    aifc::RestConfig c;
+    c.url = "http://127.0.0.1:" + std::to_string(port);
+    c.user_name = "alice";
+    c.jwt = "tok";
+    c.api_ver = version;
+    aifc::SlurmDispatcher d(aifc::make_rest_backend(c));
+    aifc::JobSpec s;
+    s.nodes = 2;
+    s.time_limit = std::chrono::minutes(30);
+    s.working_directory = "/home/alice";
+    s.environment = {{"A", "1"}};
+    s.command = {"true"};
+    CHECK(d.submit(s) == "42");
+    CHECK(user_header == "alice");
+    CHECK(token_header == "tok");
+    const auto& job = submitted.at("job");
+    CHECK(job.at("environment").is_array());
+    CHECK(job.at("environment")[0] == "A=1");
+    CHECK(job.at("nodes") == "2");
+    CHECK(job.at("time_limit") == nlohmann::json{{"set", true}, {"infinite", false}, {"number", 30}});
+    if (version == "v0.0.41") {
+      CHECK(job.contains("script"));
+      CHECK_FALSE(submitted.contains("script"));
+    } else {
+      CHECK(submitted.contains("script"));
+    }
+    const auto info = d.state("42");
+    CHECK(info.state == aifc::JobState::failed);
+    CHECK(info.exit_code == 3);
+    CHECK(info.nodes == "n[1-2]");
+    CHECK(info.reason == "NonZeroExitCode");
+    server.stop();
+    serving.join();
+  }
 }

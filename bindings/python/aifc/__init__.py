@@ -7,14 +7,14 @@ driving the same C++ core as the `aifc` command-line program.
     result.summary["mean_ttft_ms"], result.to_pandas()
 """
 from ._core import AifcError, InvalidArgument, __version__
-from ._config import ClientConfig, DatasetConfig, LoadConfig, SimulatorConfig, SummaryOptions
+from ._config import ClientConfig, ContainerSpec, DatasetConfig, JobSpec, LoadConfig, SimulatorConfig, SummaryOptions
 from . import plot
-from ._api import (BenchRun, ClientGroup, Interrupted, Observer, Result, Simulator, VLLMClient, load_dataset,
-                   load_result, run_benchmark)
+from ._api import (BenchRun, ClientGroup, Interrupted, Observer, Result, Simulator, SlurmDispatcher, VLLMClient,
+                   load_dataset, load_result, render_batch_script, run_benchmark)
 
 __all__ = [
     "AifcError", "InvalidArgument", "__version__",
-    "ClientConfig", "DatasetConfig", "LoadConfig", "SimulatorConfig", "SummaryOptions",
-    "BenchRun", "ClientGroup", "Interrupted", "Observer", "Result", "Simulator", "VLLMClient",
-    "load_dataset", "load_result", "run_benchmark", "plot",
+    "ClientConfig", "ContainerSpec", "DatasetConfig", "JobSpec", "LoadConfig", "SimulatorConfig", "SummaryOptions",
+    "BenchRun", "ClientGroup", "Interrupted", "Observer", "Result", "Simulator", "SlurmDispatcher", "VLLMClient",
+    "load_dataset", "load_result", "render_batch_script", "run_benchmark", "plot",
 ]

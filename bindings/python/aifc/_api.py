@@ -8,7 +8,7 @@ import warnings
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from . import _core
-from ._config import ClientConfig, DatasetConfig, LoadConfig, SimulatorConfig, SummaryOptions
+from ._config import ClientConfig, DatasetConfig, JobSpec, LoadConfig, SimulatorConfig, SummaryOptions
 
 
 class Interrupted(KeyboardInterrupt):
@@ -385,3 +385,61 @@ class Simulator:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class SlurmDispatcher:
+    """Submits client jobs to Slurm and follows them, through slurmrestd, the local sbatch, or
+    sbatch on a login node over SSH:
+
+        d = aifc.SlurmDispatcher.rest(url=..., user_name=..., jwt=...)   # or config_file=...
+        d = aifc.SlurmDispatcher.cli()
+        d = aifc.SlurmDispatcher.ssh(host=..., user=..., key_path=..., remote_base_path=...)
+        job = d.submit(aifc.JobSpec(command=["aifc", "bench", ...], nodes=2))
+        d.wait(job)["state"]   # "COMPLETED"
+    """
+
+    def __init__(self, backend: str, **config):
+        self._core = _core.SlurmDispatcher(backend, config)
+
+    @classmethod
+    def rest(cls, **config) -> "SlurmDispatcher":
+        """slurmrestd: url, user_name, api_ver (v0.0.38..v0.0.41), account, jwt, or config_file."""
+        return cls("rest", **config)
+
+    @classmethod
+    def cli(cls, slurm_conf: str = "") -> "SlurmDispatcher":
+        """The local sbatch, squeue, scontrol and scancel."""
+        return cls("cli", slurm_conf=slurm_conf)
+
+    @classmethod
+    def ssh(cls, **config) -> "SlurmDispatcher":
+        """sbatch over SSH: host, port, user, key_path, known_hosts_path, remote_base_path,
+        accept_unknown_host (defaults from SSH_* variables and a .env file)."""
+        return cls("ssh", **config)
+
+    @property
+    def backend(self) -> str:
+        return self._core.backend
+
+    def on_state_change(self, callback: Callable[[Dict[str, Any]], Any]) -> None:
+        """Calls `callback(event)` on every state change seen by state() or wait()."""
+        self._core.on_state_change(callback)
+
+    def submit(self, spec: Union[JobSpec, Dict[str, Any]]) -> str:
+        """Submits the job; returns its id."""
+        return self._core.submit(_as(JobSpec, spec, "spec").to_dict())
+
+    def state(self, job_id: str) -> Dict[str, Any]:
+        return self._core.state(job_id)
+
+    def wait(self, job_id: str, timeout_s: float = 3600.0, poll_s: float = 0.25) -> Dict[str, Any]:
+        """Waits (GIL released) until the job ends or the timeout passes; returns its last state."""
+        return self._core.wait(job_id, timeout_s, poll_s)
+
+    def cancel(self, job_id: str) -> None:
+        self._core.cancel(job_id)
+
+
+def render_batch_script(spec: Union[JobSpec, Dict[str, Any]]) -> str:
+    """The batch script every backend submits for this job."""
+    return _core.render_batch_script(_as(JobSpec, spec, "spec").to_dict())

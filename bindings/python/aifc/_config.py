@@ -139,3 +139,40 @@ class SimulatorConfig(_Config):
         for key in ("ttft_ms", "itl_ms"):
             d[key] = str(d[key])
         return d
+
+
+@dataclass
+class ContainerSpec(_Config):
+    """Run the job's command inside Apptainer (`apptainer exec [--nv] --bind ... image cmd`)."""
+
+    image: str = ""
+    binds: List[str] = field(default_factory=list)
+    gpu: Optional[bool] = None
+    extra_args: List[str] = field(default_factory=list)
+    apptainer: str = "apptainer"
+
+
+@dataclass
+class JobSpec(_Config):
+    """A client job in Slurm's vocabulary; every value is quoted in the generated script."""
+
+    command: List[str] = field(default_factory=list)
+    name: str = "aifc"
+    partition: str = ""
+    account: str = ""
+    qos: str = ""
+    nodes: int = 1
+    ntasks: int = 0
+    ntasks_per_node: int = 0
+    cpus_per_task: int = 0
+    gpus_per_node: int = 0
+    memory: str = ""
+    time_limit_min: int = 0
+    array: str = ""
+    working_directory: str = ""
+    output: str = ""
+    error: str = ""
+    environment: Dict[str, str] = field(default_factory=dict)
+    extra_directives: List[str] = field(default_factory=list)
+    use_srun: bool = True
+    container: Optional[ContainerSpec] = None

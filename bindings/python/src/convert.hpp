@@ -40,5 +40,6 @@ void init_client(py::module_& m);
 void init_group(py::module_& m);
 void init_simulator(py::module_& m);
 void init_cli(py::module_& m);
+void init_slurm(py::module_& m);
 
 }  // namespace aifc::python

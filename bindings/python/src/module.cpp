@@ -37,4 +37,5 @@ PYBIND11_MODULE(_core, m) {
   aifc::python::init_group(m);
   aifc::python::init_simulator(m);
   aifc::python::init_cli(m);
+  aifc::python::init_slurm(m);
 }

@@ -166,17 +166,16 @@ void ClientGroup::State::worker_loop(Worker& w) {
       leader_cv.wait(lock, [&] { return stop_requested.load() || schedule_done || !leader_taken; });
       --leader_waiters;
       if (stop_requested.load() || schedule_done) break;
-      if (!pending_slot) {
-        if (duration_end_ns >= 0 && mono_now() >= duration_end_ns) {
-          schedule_done = true;
-        } else {
-          pending_slot = schedule.next();
-          if (!pending_slot) schedule_done = true;
-        }
-        if (schedule_done) {
-          leader_cv.notify_all();
-          break;
-        }
+      if (duration_end_ns >= 0 && mono_now() >= duration_end_ns) {
+        schedule_done = true;
+        pending_slot.reset();
+      } else if (!pending_slot) {
+        pending_slot = schedule.next();
+        if (!pending_slot) schedule_done = true;
+      }
+      if (schedule_done) {
+        leader_cv.notify_all();
+        break;
       }
       scheduled = start_ns + pending_slot->offset.count();
       if (scheduled > mono_now()) {
@@ -228,11 +227,13 @@ std::optional<ScheduledRequest> ClientGroup::State::take_due_slot(MonoNanos now,
   std::lock_guard lock(schedule_mutex);
   next_due = -1;
   if (schedule_done) return std::nullopt;
+  // A slot drawn ahead (has_more_slots) is dropped too once the duration is over.
+  if (duration_end_ns >= 0 && now >= duration_end_ns) {
+    schedule_done = true;
+    pending_slot.reset();
+    return std::nullopt;
+  }
   if (!pending_slot) {
-    if (duration_end_ns >= 0 && now >= duration_end_ns) {
-      schedule_done = true;
-      return std::nullopt;
-    }
     pending_slot = schedule.next();
     if (!pending_slot) {
       schedule_done = true;

@@ -183,7 +183,9 @@ TEST_CASE("client_group: duration-limited run, warm-ups and aggregate-only mode"
   CHECK(result.records.empty());
   CHECK(result.summary["completed"].get<int>() > 20);
   CHECK(result.summary["percentiles_exact"] == false);
-  CHECK(result.duration_s == doctest::Approx(0.7).epsilon(0.3));
+  // It stops sending at 0.7 s; the bound above leaves room for a loaded CI machine.
+  CHECK(result.duration_s >= 0.65);
+  CHECK(result.duration_s < 2.5);
 
   auto bad = group_for(sim, 10);
   bad.max_clients = 0;

@@ -273,6 +273,26 @@ TEST_CASE("slurm: REST errors name the cause and hide the token") {
     CHECK(std::string(e.what()).find("token") != std::string::npos);
     CHECK(std::string(e.what()).find("not-a-real-token") == std::string::npos);
   }
+  // An expired token: Slurm's own, with a lifespan of one second.
+  std::string token;
+  if (FILE* p = ::popen(("scontrol token username=" + std::string(env("AIFC_CLUSTER_USER")) + " lifespan=1").c_str(), "r")) {
+    char buf[2048];
+    while (std::fgets(buf, sizeof buf, p)) token += buf;
+    ::pclose(p);
+  }
+  REQUIRE(token.rfind("SLURM_JWT=", 0) == 0);
+  token = token.substr(10, token.find_last_not_of("\n") - 9);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  auto expired = rest_config();
+  expired.jwt = token;
+  aifc::SlurmDispatcher e(aifc::make_rest_backend(expired));
+  try {
+    e.submit(two_node_spec("expired"));
+    FAIL("an expired token was accepted");
+  } catch (const aifc::Error& err) {
+    CHECK(std::string(err.what()).find("token") != std::string::npos);
+    CHECK(std::string(err.what()).find(token) == std::string::npos);
+  }
   CHECK_THROWS_WITH_AS(d.state("999999"), doctest::Contains("999999"), aifc::Error);
   auto no_dir = two_node_spec("nodir");
   no_dir.working_directory.clear();

@@ -478,10 +478,13 @@ std::string BenchSession::default_result_filename() const {
                      now_stamp("%Y%m%d-%H%M%S"));
 }
 
-int bench_main(const std::vector<std::string>& args) {
-  BenchOptions o;
+namespace {
+// Parses a subcommand's flags: --help prints and exits 0, a bad flag prints one line and exits 2.
+template <class Options, class Parse>
+std::optional<int> parse_or_exit(Options& options, Parse&& parse, const std::vector<std::string>& args) {
   try {
-    o = parse_bench_args(args);
+    options = parse(args);
+    return std::nullopt;
   } catch (const Error& e) {
     if (e.code() == ErrorCode::interrupted) {
       std::cout << e.what();
@@ -490,6 +493,12 @@ int bench_main(const std::vector<std::string>& args) {
     std::cerr << "error: " << e.what() << "\n";
     return 2;
   }
+}
+}  // namespace
+
+int bench_main(const std::vector<std::string>& args) {
+  BenchOptions o;
+  if (const auto code = parse_or_exit(o, parse_bench_args, args)) return *code;
   std::unique_ptr<BenchSession> session;
   std::atomic<bool> interrupted{false};
   std::mutex session_mutex;
@@ -542,16 +551,7 @@ int bench_main(const std::vector<std::string>& args) {
 
 int sim_main(const std::vector<std::string>& args) {
   SimulatorConfig config;
-  try {
-    config = parse_sim_args(args);
-  } catch (const Error& e) {
-    if (e.code() == ErrorCode::interrupted) {
-      std::cout << e.what();
-      return 0;
-    }
-    std::cerr << "error: " << e.what() << "\n";
-    return 2;
-  }
+  if (const auto code = parse_or_exit(config, parse_sim_args, args)) return *code;
   try {
     Simulator sim(config);
     SignalWatcher signals([&](int) { sim.stop(); });

@@ -78,6 +78,17 @@ void StreamRecorder::fail(RequestError error, std::string message) {
   rec_->error_message = std::move(message);
 }
 
+void StreamRecorder::take_usage(const StreamChunk& chunk) {
+  if (chunk.prompt_tokens >= 0) {
+    rec_->input_tokens = chunk.prompt_tokens;
+    rec_->input_tokens_exact = true;
+  }
+  if (chunk.completion_tokens >= 0) {
+    rec_->output_tokens = chunk.completion_tokens;
+    rec_->output_token_source = TokenSource::usage;
+  }
+}
+
 bool StreamRecorder::on_event(const SseEvent& ev, MonoNanos now) {
   RequestRecord& rec = *rec_;
   if (ev.data == "[DONE]") {
@@ -104,14 +115,7 @@ bool StreamRecorder::on_event(const SseEvent& ev, MonoNanos now) {
     if (config_.capture_text) append_json_unescaped(rec.generated_text, chunk.text);
   }
   if (!chunk.finish_reason.empty()) saw_finish_ = true;
-  if (chunk.prompt_tokens >= 0) {
-    rec.input_tokens = chunk.prompt_tokens;
-    rec.input_tokens_exact = true;
-  }
-  if (chunk.completion_tokens >= 0) {
-    rec.output_tokens = chunk.completion_tokens;
-    rec.output_token_source = TokenSource::usage;
-  }
+  take_usage(chunk);
   return true;
 }
 
@@ -216,14 +220,7 @@ void StreamRecorder::finish(TransportEnd end, MonoNanos now, const std::string& 
         rec.token_ns.push_back(rec.end_ns);
         rec.first_answer_ns = rec.end_ns;
         if (config_.capture_text) append_json_unescaped(rec.generated_text, chunk.text);
-        if (chunk.prompt_tokens >= 0) {
-          rec.input_tokens = chunk.prompt_tokens;
-          rec.input_tokens_exact = true;
-        }
-        if (chunk.completion_tokens >= 0) {
-          rec.output_tokens = chunk.completion_tokens;
-          rec.output_token_source = TokenSource::usage;
-        }
+        take_usage(chunk);
       }
     } else if (!saw_done_ && !saw_finish_) {
       fail(RequestError::connection_closed, "stream ended before [DONE]");

@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "aifc/openai_stream.hpp"
 #include "aifc/record.hpp"
 #include "aifc/sse.hpp"
 #include "aifc/vllm_client.hpp"
@@ -48,6 +49,7 @@ class StreamRecorder {
 
  private:
   bool on_event(const SseEvent& ev, MonoNanos now);
+  void take_usage(const StreamChunk& chunk);  ///< the server's token counts, when it sent them
 
   const ClientConfig& config_;
   MonoNanos first_token_budget_ = -1;

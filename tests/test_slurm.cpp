@@ -370,3 +370,26 @@ TEST_CASE("slurm: request and response shapes of v0.0.39, v0.0.40 and v0.0.41") 
     serving.join();
   }
 }
+
+TEST_CASE("slurm: a missing token comes from $SLURM_JWT, else from `scontrol token`") {
+  aifc::RestConfig c;
+  c.url = "http://127.0.0.1:1";
+  c.user_name = "someone";
+  ::setenv("SLURM_JWT", "from-environment", 1);
+  c.complete_from_environment();
+  ::unsetenv("SLURM_JWT");
+  CHECK(c.jwt == "from-environment");
+  if (!have_cluster()) return;
+  aifc::RestConfig fresh = rest_config();
+  fresh.jwt.clear();
+  fresh.user_name = "root";  // scontrol token issues a token for the calling user
+  fresh.complete_from_environment();
+  REQUIRE_FALSE(fresh.jwt.empty());
+  CHECK(fresh.jwt.find('\n') == std::string::npos);
+  aifc::SlurmDispatcher d(aifc::make_rest_backend(fresh));
+  auto spec = two_node_spec("root-token");
+  spec.nodes = 1;
+  spec.ntasks_per_node = 0;
+  spec.command = {"true"};
+  CHECK(d.wait(d.submit(spec), std::chrono::seconds(60)).state == aifc::JobState::completed);
+}

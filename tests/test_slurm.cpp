@@ -262,6 +262,13 @@ TEST_CASE("slurm: REST errors name the cause and hide the token") {
   spec.partition = "no-such-partition";
   aifc::SlurmDispatcher d(aifc::make_rest_backend(rest_config()));
   CHECK_THROWS_WITH_AS(d.submit(spec), doctest::Contains("partition"), aifc::Error);
+  // The cluster keeps accounts (slurmdbd): an unknown one is refused, the test user's own works.
+  auto bad_account = two_node_spec("account");
+  bad_account.account = "no-such-account";
+  CHECK_THROWS_WITH_AS(d.submit(bad_account), doctest::Contains("account"), aifc::Error);
+  auto good_account = two_node_spec("account-ok");
+  good_account.account = env("AIFC_CLUSTER_ACCOUNT");
+  CHECK(d.wait(d.submit(good_account), std::chrono::seconds(60)).state == aifc::JobState::completed);
 
   auto wrong = rest_config();
   wrong.jwt = "not-a-real-token";
@@ -305,6 +312,9 @@ TEST_CASE("slurm: the CLI backend reports sbatch's own complaint") {
   spec.partition = "no-such-partition";
   aifc::SlurmDispatcher d(aifc::make_cli_backend());
   CHECK_THROWS_WITH_AS(d.submit(spec), doctest::Contains("partition"), aifc::Error);
+  auto bad_account = two_node_spec("cliaccount");
+  bad_account.account = "no-such-account";
+  CHECK_THROWS_WITH_AS(d.submit(bad_account), doctest::Contains("account"), aifc::Error);
   CHECK_THROWS_AS(d.state("abc"), aifc::Error);
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/cluster/start.sh [STATE_DIR]
-# Starts a real Slurm test cluster on loopback, as root: munged, slurmctld, four slurmd (n1..n4,
-# one process each), slurmrestd with JWT auth, and a key-only sshd. Everything lives in
+# Starts a real Slurm test cluster on loopback, as root: munged, MariaDB + slurmdbd (accounts are
+# enforced), slurmctld, four slurmd (n1..n4, one process each), slurmrestd with JWT auth, and a
+# key-only sshd. Everything lives in
 # STATE_DIR (default /tmp/aifc-cluster). Components already running are left alone.
 # Writes STATE_DIR/env.sh for tests and people to source.
 set -euo pipefail
@@ -11,6 +12,9 @@ nodes=${AIFC_CLUSTER_NODES:-4}
 ctld_port=${AIFC_CLUSTER_CTLD_PORT:-6817}
 slurmd_port_base=${AIFC_CLUSTER_SLURMD_PORT_BASE:-17000}
 rest_listen=${AIFC_CLUSTER_REST:-127.0.0.1:6820}
+dbd_port=${AIFC_CLUSTER_DBD_PORT:-6819}
+db_port=${AIFC_CLUSTER_DB_PORT:-3307}
+account=aifc-test
 ssh_port=${AIFC_CLUSTER_SSH_PORT:-2222}
 user=${AIFC_CLUSTER_USER:-aifctest}
 partition=debug
@@ -49,7 +53,8 @@ wait_for() {  # wait_for WHAT COMMAND...
 # 1. Packages. Debian does not start daemons here (no systemd); a policy-rc.d makes sure.
 have_all() {
   local b
-  for b in munged slurmctld slurmd slurmrestd scontrol sbatch squeue scancel curl ssh ssh-keygen; do
+  for b in munged slurmctld slurmd slurmdbd slurmrestd scontrol sbatch squeue scancel sacctmgr mariadbd \
+           mariadb-install-db curl ssh ssh-keygen; do
     command -v "$b" >/dev/null || return 1
   done
   [ -x /usr/sbin/sshd ] && dpkg -s slurm-wlm-jwt-plugin >/dev/null 2>&1
@@ -64,7 +69,7 @@ if ! have_all; then
   apt-get update -qq
   # slurm-wlm-jwt-plugin is not pulled in by slurmrestd, and JWT auth needs it.
   apt-get install -y -qq --no-install-recommends slurm-wlm slurm-client slurmrestd slurm-wlm-jwt-plugin \
-    munge openssh-server openssh-client curl >/dev/null
+    slurmdbd mariadb-server munge openssh-server openssh-client curl >/dev/null
   [ "$policy_added" = 0 ] || rm -f /usr/sbin/policy-rc.d
 fi
 
@@ -93,6 +98,58 @@ if ! alive "$state/munge/munged.pid" munged; then
     --log-file="$state/log/munged.log" --seed-file="$state/munge/munged.seed"
   wait_for munged sh -c "munge -S '$munge_socket' -n | unmunge -S '$munge_socket'"
   say "munged up"
+fi
+# sacctmgr's connection to slurmdbd ignores AuthInfo and asks munge's default socket; point that
+# name at this munged unless a real one lives there.
+if [ ! -e /run/munge/munge.socket.2 ]; then
+  mkdir -p /run/munge
+  ln -s "$munge_socket" /run/munge/munge.socket.2
+  echo /run/munge/munge.socket.2 > "$state/munge/default-socket-link"
+fi
+
+# 3b. MariaDB and slurmdbd: with accounting, Slurm checks accounts (an unknown one is refused).
+db_dir=$state/mysql
+db_socket=$db_dir/mysql.sock
+[ -s "$state/etc/db.pass" ] || head -c 18 /dev/urandom | base64 | tr -dc A-Za-z0-9 > "$state/etc/db.pass"
+chmod 600 "$state/etc/db.pass"
+db_pass=$(cat "$state/etc/db.pass")
+if ! alive "$db_dir/mariadbd.pid" mariadbd; then
+  if [ ! -d "$db_dir/mysql" ]; then
+    mkdir -p "$db_dir"
+    mariadb-install-db --user=root --datadir="$db_dir" --auth-root-authentication-method=socket \
+      >"$state/log/mariadb-install.log" 2>&1 || fail "mariadb-install-db failed (see $state/log/mariadb-install.log)"
+  fi
+  ! port_busy 127.0.0.1 "$db_port" || fail "port $db_port is taken"
+  setsid mariadbd --user=root --datadir="$db_dir" --socket="$db_socket" --pid-file="$db_dir/mariadbd.pid" \
+    --bind-address=127.0.0.1 --port="$db_port" --log-error="$state/log/mariadb.log" </dev/null >/dev/null 2>&1 &
+  wait_for mariadb mariadb -S "$db_socket" -e 'select 1'
+  mariadb -S "$db_socket" -e "CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY '$db_pass';
+    ALTER USER 'slurm'@'127.0.0.1' IDENTIFIED BY '$db_pass';
+    GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1'; FLUSH PRIVILEGES;"
+  say "mariadb up on 127.0.0.1:$db_port"
+fi
+{
+  echo "AuthType=auth/munge"
+  echo "AuthInfo=socket=$munge_socket"
+  echo "DbdHost=localhost"
+  echo "DbdAddr=127.0.0.1"
+  echo "DbdPort=$dbd_port"
+  echo "SlurmUser=root"
+  echo "PidFile=$state/run/slurmdbd.pid"
+  echo "LogFile=$state/log/slurmdbd.log"
+  echo "StorageType=accounting_storage/mysql"
+  echo "StorageHost=127.0.0.1"
+  echo "StoragePort=$db_port"
+  echo "StorageUser=slurm"
+  echo "StoragePass=$db_pass"
+  echo "StorageLoc=slurm_acct_db"
+} > "$state/etc/slurmdbd.conf"
+chmod 600 "$state/etc/slurmdbd.conf"   # slurmdbd refuses a config others can read
+if ! alive "$state/run/slurmdbd.pid" slurmdbd; then
+  ! port_busy 127.0.0.1 "$dbd_port" || fail "port $dbd_port is taken"
+  slurmdbd
+  wait_for slurmdbd port_busy 127.0.0.1 "$dbd_port"
+  say "slurmdbd up"
 fi
 
 # 4. slurm.conf: n1..nN on 127.0.0.1, each slurmd on its own port.
@@ -129,7 +186,10 @@ KillWait=5
 MinJobAge=3600
 InactiveLimit=0
 JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=localhost
+AccountingStoragePort=$dbd_port
+AccountingStorageEnforce=associations
 JobCompType=jobcomp/filetxt
 JobCompLoc=$state/log/jobcomp.txt
 MailProg=/bin/true
@@ -147,7 +207,12 @@ chmod 644 "$conf"
 echo "CgroupPlugin=cgroup/v1" > "$state/etc/cgroup.conf"
 chmod 644 "$state/etc/cgroup.conf"
 
-# 5. slurmctld, then the slurmd processes.
+# 5. The cluster, an account and the test user in the accounting database, then slurmctld and
+#    the slurmd processes.
+sacctmgr -i -Q add cluster aifc >/dev/null 2>&1 || true
+sacctmgr -i -Q add account "$account" Cluster=aifc Description=aifc-tests Organization=aifc >/dev/null 2>&1 || true
+sacctmgr -i -Q add user "$user" Account="$account" Cluster=aifc >/dev/null 2>&1 || true
+sacctmgr -n -P show assoc user="$user" format=account | grep -qx "$account" || fail "sacctmgr could not add $user to $account"
 if ! alive "$state/run/slurmctld.pid" slurmctld; then
   ! port_busy 127.0.0.1 "$ctld_port" || fail "port $ctld_port is taken by another program"
   slurmctld -f "$conf"
@@ -223,6 +288,7 @@ fi
   echo "export AIFC_CLUSTER_NODES=$nodes"
   echo "export AIFC_CLUSTER_PARTITION=$partition"
   echo "export AIFC_CLUSTER_USER=$user"
+  echo "export AIFC_CLUSTER_ACCOUNT=$account"
   echo "export AIFC_CLUSTER_WORKDIR=$home"
   echo "export AIFC_SLURMRESTD_URL=$rest_url"
   echo "export AIFC_SLURMRESTD_API_VERSION=$rest_version"

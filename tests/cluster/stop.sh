@@ -44,10 +44,17 @@ if [ -s "$state/ssh/sshd.pid" ]; then
 fi
 for pf in "$state"/run/slurmd-*.pid; do [ -e "$pf" ] && stop_pidfile "$pf" slurmd; done
 stop_pidfile "$state/run/slurmctld.pid" slurmctld
+stop_pidfile "$state/run/slurmdbd.pid" slurmdbd
+stop_pidfile "$state/mysql/mariadbd.pid" mariadbd
 # Job steps outlive a killed slurmd: end any slurmstepd that belongs to this cluster.
 for d in /proc/[0-9]*; do
   [ "$(name_of "${d#/proc/}")" = slurmstepd ] || continue
   tr '\0' '\n' < "$d/environ" 2>/dev/null | grep -qx "SLURM_CONF=$SLURM_CONF" && stop_pid "${d#/proc/}" slurmstepd
 done
 stop_pidfile "$state/munge/munged.pid" munged
+if [ -s "$state/munge/default-socket-link" ]; then
+  link=$(cat "$state/munge/default-socket-link")
+  [ "$(readlink "$link")" = "$state/munge/munge.socket.2" ] && rm -f "$link"
+  rm -f "$state/munge/default-socket-link"
+fi
 echo "[cluster] stopped ($state)"

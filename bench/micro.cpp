@@ -3,7 +3,6 @@
 #include <aifc/openai_stream.hpp>
 #include <aifc/record.hpp>
 #include <aifc/sse.hpp>
-
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -31,8 +30,11 @@ int main() {
       }
     });
   }
-  const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("hot path per chunk (clock read + SSE + scan + record): %.0f ns  (%zu tokens, %zu-byte chunks)\n",
-              ns / chunks, tokens, chunk.size());
+  const double ns =
+      std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+  std::printf(
+      "hot path per chunk (clock read + SSE + scan + record): %.0f ns  (%zu tokens, %zu-byte "
+      "chunks)\n",
+      ns / chunks, tokens, chunk.size());
   return tokens == static_cast<std::size_t>(chunks) ? 0 : 1;
 }

@@ -21,7 +21,9 @@
 namespace aifc::cli {
 namespace {
 
-[[noreturn]] void usage_error(const std::string& message) { throw Error(ErrorCode::invalid_argument, message); }
+[[noreturn]] void usage_error(const std::string& message) {
+  throw Error(ErrorCode::invalid_argument, message);
+}
 
 // A small flag table: "--name value", "--name=value", underscores accepted as in vLLM's parser;
 // flags with `multi` take every following word up to the next flag (argparse's nargs='+').
@@ -34,10 +36,12 @@ struct Flag {
 
 using FlagTable = std::map<std::string, Flag>;
 
-void parse_flags(const std::vector<std::string>& args, const FlagTable& table, const char* command) {
+void parse_flags(const std::vector<std::string>& args, const FlagTable& table,
+                 const char* command) {
   for (std::size_t i = 0; i < args.size(); ++i) {
     std::string name = args[i];
-    if (name.rfind("--", 0) != 0) usage_error(fmt::format("aifc {}: unexpected argument '{}'", command, name));
+    if (name.rfind("--", 0) != 0)
+      usage_error(fmt::format("aifc {}: unexpected argument '{}'", command, name));
     std::optional<std::string> inline_value;
     if (const auto eq = name.find('='); eq != std::string::npos) {
       inline_value = name.substr(eq + 1);
@@ -46,18 +50,23 @@ void parse_flags(const std::vector<std::string>& args, const FlagTable& table, c
     for (char& c : name)
       if (c == '_') c = '-';
     const auto it = table.find(name);
-    if (it == table.end()) usage_error(fmt::format("aifc {}: unknown flag '{}' (see aifc {} --help)", command, name, command));
+    if (it == table.end())
+      usage_error(
+          fmt::format("aifc {}: unknown flag '{}' (see aifc {} --help)", command, name, command));
     const Flag& flag = it->second;
     std::vector<std::string> values;
     if (inline_value) {
-      if (flag.arity == Flag::Arity::none) usage_error(fmt::format("aifc {}: {} takes no value", command, name));
+      if (flag.arity == Flag::Arity::none)
+        usage_error(fmt::format("aifc {}: {} takes no value", command, name));
       values.push_back(*inline_value);
     } else if (flag.arity == Flag::Arity::one) {
-      if (i + 1 >= args.size()) usage_error(fmt::format("aifc {}: {} needs a value", command, name));
+      if (i + 1 >= args.size())
+        usage_error(fmt::format("aifc {}: {} needs a value", command, name));
       values.push_back(args[++i]);
     } else if (flag.arity == Flag::Arity::multi) {
       while (i + 1 < args.size() && args[i + 1].rfind("--", 0) != 0) values.push_back(args[++i]);
-      if (values.empty()) usage_error(fmt::format("aifc {}: {} needs at least one value", command, name));
+      if (values.empty())
+        usage_error(fmt::format("aifc {}: {} needs at least one value", command, name));
     }
     try {
       flag.apply(values);
@@ -89,12 +98,14 @@ double to_double(const std::string& s, const char* what) {
 }
 
 std::chrono::milliseconds seconds_flag(const std::string& s, const char* what) {
-  return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(to_double(s, what) * 1000.0)));
+  return std::chrono::milliseconds(
+      static_cast<std::int64_t>(std::llround(to_double(s, what) * 1000.0)));
 }
 
 std::pair<std::string, std::string> key_value(const std::string& s) {
   const auto eq = s.find('=');
-  if (eq == std::string::npos || eq == 0) usage_error(fmt::format("'{}' must look like KEY=VALUE", s));
+  if (eq == std::string::npos || eq == 0)
+    usage_error(fmt::format("'{}' must look like KEY=VALUE", s));
   return {s.substr(0, eq), s.substr(eq + 1)};
 }
 
@@ -116,31 +127,73 @@ std::vector<std::string> split_list(const std::vector<std::string>& values) {
 
 void add_sim_flags(FlagTable& t, SimulatorConfig& s, const std::string& prefix) {
   using A = Flag::Arity;
-  auto one = [&](const std::string& name, std::function<void(const std::string&)> f, std::string help) {
-    t[prefix + name] = {A::one, [f](const std::vector<std::string>& v) { f(v[0]); }, std::move(help)};
+  auto one = [&](const std::string& name, std::function<void(const std::string&)> f,
+                 std::string help) {
+    t[prefix + name] = {A::one, [f](const std::vector<std::string>& v) { f(v[0]); },
+                        std::move(help)};
   };
-  one("ttft-ms", [&s](const std::string& v) { s.ttft = DelaySpec::parse(v); }, "time to first token: MS, uniform:LO:HI, exp:MEAN, normal:MEAN:SD");
-  one("itl-ms", [&s](const std::string& v) { s.itl = DelaySpec::parse(v); }, "time between tokens, same forms");
-  one("model", [&s](const std::string& v) { s.model = v; }, "served model name");
-  one("max-tokens", [&s](const std::string& v) { s.default_max_tokens = to_int(v, "max tokens"); }, "tokens when the request sets none");
-  one("tokens-per-chunk", [&s](const std::string& v) { s.tokens_per_chunk = to_int(v, "tokens per chunk"); }, "tokens per streamed chunk");
-  one("reasoning-tokens", [&s](const std::string& v) { s.reasoning_tokens = to_int(v, "reasoning tokens"); }, "chat: first N tokens as reasoning_content");
-  one("eos-probability", [&s](const std::string& v) { s.eos_probability = to_double(v, "probability"); }, "chance per token to stop early unless ignore_eos");
-  one("error-rate", [&s](const std::string& v) { s.error_rate = to_double(v, "rate"); }, "share of requests answered with --error-status");
-  one("error-status", [&s](const std::string& v) { s.error_status = static_cast<int>(to_int(v, "status")); }, "HTTP status of injected errors (500, 429, ...)");
-  one("disconnect-rate", [&s](const std::string& v) { s.disconnect_rate = to_double(v, "rate"); }, "share of streams cut mid-way");
-  one("stall-rate", [&s](const std::string& v) { s.stall_rate = to_double(v, "rate"); }, "share of streams that stall");
-  one("stall-ms", [&s](const std::string& v) { s.stall = std::chrono::milliseconds(to_int(v, "stall ms")); }, "length of a stall");
-  one("stream-error-rate", [&s](const std::string& v) { s.stream_error_rate = to_double(v, "rate"); }, "share of streams that carry an error object");
-  one("malformed-rate", [&s](const std::string& v) { s.malformed_rate = to_double(v, "rate"); }, "share of streams with a broken chunk");
-  one("fault-after-tokens", [&s](const std::string& v) { s.fault_after_tokens = to_int(v, "tokens"); }, "mid-stream faults come after this many tokens");
-  one("threads", [&s](const std::string& v) { s.threads = to_int(v, "threads"); }, "connections served at once");
+  one(
+      "ttft-ms", [&s](const std::string& v) { s.ttft = DelaySpec::parse(v); },
+      "time to first token: MS, uniform:LO:HI, exp:MEAN, normal:MEAN:SD");
+  one(
+      "itl-ms", [&s](const std::string& v) { s.itl = DelaySpec::parse(v); },
+      "time between tokens, same forms");
+  one(
+      "model", [&s](const std::string& v) { s.model = v; }, "served model name");
+  one(
+      "max-tokens", [&s](const std::string& v) { s.default_max_tokens = to_int(v, "max tokens"); },
+      "tokens when the request sets none");
+  one(
+      "tokens-per-chunk",
+      [&s](const std::string& v) { s.tokens_per_chunk = to_int(v, "tokens per chunk"); },
+      "tokens per streamed chunk");
+  one(
+      "reasoning-tokens",
+      [&s](const std::string& v) { s.reasoning_tokens = to_int(v, "reasoning tokens"); },
+      "chat: first N tokens as reasoning_content");
+  one(
+      "eos-probability",
+      [&s](const std::string& v) { s.eos_probability = to_double(v, "probability"); },
+      "chance per token to stop early unless ignore_eos");
+  one(
+      "error-rate", [&s](const std::string& v) { s.error_rate = to_double(v, "rate"); },
+      "share of requests answered with --error-status");
+  one(
+      "error-status",
+      [&s](const std::string& v) { s.error_status = static_cast<int>(to_int(v, "status")); },
+      "HTTP status of injected errors (500, 429, ...)");
+  one(
+      "disconnect-rate", [&s](const std::string& v) { s.disconnect_rate = to_double(v, "rate"); },
+      "share of streams cut mid-way");
+  one(
+      "stall-rate", [&s](const std::string& v) { s.stall_rate = to_double(v, "rate"); },
+      "share of streams that stall");
+  one(
+      "stall-ms",
+      [&s](const std::string& v) { s.stall = std::chrono::milliseconds(to_int(v, "stall ms")); },
+      "length of a stall");
+  one(
+      "stream-error-rate",
+      [&s](const std::string& v) { s.stream_error_rate = to_double(v, "rate"); },
+      "share of streams that carry an error object");
+  one(
+      "malformed-rate", [&s](const std::string& v) { s.malformed_rate = to_double(v, "rate"); },
+      "share of streams with a broken chunk");
+  one(
+      "fault-after-tokens",
+      [&s](const std::string& v) { s.fault_after_tokens = to_int(v, "tokens"); },
+      "mid-stream faults come after this many tokens");
+  one(
+      "threads", [&s](const std::string& v) { s.threads = to_int(v, "threads"); },
+      "connections served at once");
 }
 
 std::string help_text(const FlagTable& t, const std::string& head) {
   std::string out = head;
   for (const auto& [name, flag] : t) {
-    const char* arg = flag.arity == Flag::Arity::none ? "" : flag.arity == Flag::Arity::one ? " V" : " V...";
+    const char* arg = flag.arity == Flag::Arity::none  ? ""
+                      : flag.arity == Flag::Arity::one ? " V"
+                                                       : " V...";
     out += fmt::format("  {:<34} {}\n", name + arg, flag.help);
   }
   return out;
@@ -149,7 +202,8 @@ std::string help_text(const FlagTable& t, const std::string& head) {
 FlagTable bench_flags(BenchOptions& o, bool& wants_help) {
   using A = Flag::Arity;
   FlagTable t;
-  auto one = [&](const std::string& name, std::function<void(const std::string&)> f, std::string help) {
+  auto one = [&](const std::string& name, std::function<void(const std::string&)> f,
+                 std::string help) {
     t[name] = {A::one, [f](const std::vector<std::string>& v) { f(v[0]); }, std::move(help)};
   };
   auto flag = [&](const std::string& name, std::function<void()> f, std::string help) {
@@ -159,89 +213,237 @@ FlagTable bench_flags(BenchOptions& o, bool& wants_help) {
   auto& d = o.dataset;
   auto& l = o.load;
   static std::string host = "127.0.0.1";  // only read while parsing one command line
-  one("--base-url", [&](const std::string& v) { c.base_url = v; o.base_url_given = true; }, "server URL; absent: start the built-in simulator");
-  one("--host", [&](const std::string& v) { host = v; c.base_url = fmt::format("http://{}:8000", v); o.base_url_given = true; }, "server host (with --port), if no --base-url");
-  one("--port", [&](const std::string& v) { c.base_url = fmt::format("http://{}:{}", host, to_int(v, "port")); o.base_url_given = true; }, "server port");
-  one("--endpoint", [&](const std::string& v) { c.endpoint = v; }, "/v1/completions (default) or /v1/chat/completions");
-  one("--backend", [&](const std::string& v) {
-    if (v == "openai-chat") c.endpoint = "/v1/chat/completions";
-    else if (v == "openai" || v == "vllm") c.endpoint = "/v1/completions";
-    else usage_error(fmt::format("backend '{}' is not one of vllm, openai, openai-chat", v));
-  }, "vllm | openai | openai-chat (sets the endpoint)");
-  one("--model", [&](const std::string& v) { c.model = v; }, "model name; default: the server's first model");
-  one("--api-key", [&](const std::string& v) { c.api_key = v; }, "bearer token (default: $OPENAI_API_KEY)");
-  t["--header"] = {A::multi, [&](const std::vector<std::string>& v) { for (const auto& h : v) c.headers.push_back(key_value(h)); }, "extra request headers KEY=VALUE"};
-  one("--extra-body", [&](const std::string& v) {
-    try {
-      c.extra_body = nlohmann::json::parse(v);
-    } catch (const nlohmann::json::exception&) {
-      usage_error("--extra-body must be a JSON object");
-    }
-    if (!c.extra_body.is_object()) usage_error("--extra-body must be a JSON object");
-  }, "JSON object merged into every request body");
-  flag("--ignore-eos", [&] { c.ignore_eos = true; }, "ask the server to ignore EOS");
-  flag("--no-stream", [&] { c.stream = false; }, "send non-streaming requests");
-  flag("--insecure", [&] { c.verify_tls = false; }, "https: skip certificate verification");
-  one("--ca-cert", [&](const std::string& v) { c.ca_cert_path = v; }, "https: CA bundle file");
-  one("--request-timeout", [&](const std::string& v) { c.request_timeout = seconds_flag(v, "seconds"); }, "seconds per request (default 21600)");
-  one("--first-token-timeout", [&](const std::string& v) { c.first_token_timeout = seconds_flag(v, "seconds"); }, "seconds to the first token (default none)");
-  one("--connect-timeout", [&](const std::string& v) { c.connect_timeout = seconds_flag(v, "seconds"); }, "seconds to connect (default 10)");
-  one("--read-timeout", [&](const std::string& v) { c.read_timeout = seconds_flag(v, "seconds"); }, "longest silence within a response (default 300)");
-  one("--dataset-name", [&](const std::string& v) {
-    if (v == "random") d.dataset_name = DatasetKind::random;
-    else if (v == "sharegpt") d.dataset_name = DatasetKind::sharegpt;
-    else if (v == "jsonl" || v == "custom") d.dataset_name = DatasetKind::jsonl;
-    else usage_error(fmt::format("dataset '{}' is not one of random, sharegpt, jsonl", v));
-  }, "random | sharegpt | jsonl");
-  one("--dataset-path", [&](const std::string& v) { d.dataset_path = v; }, "file for sharegpt / jsonl");
-  one("--num-prompts", [&](const std::string& v) { d.num_prompts = l.num_requests = to_int(v, "prompts"); }, "requests to send (default 1000)");
-  one("--random-input-len", [&](const std::string& v) { d.random_input_len = to_int(v, "tokens"); }, "random: input tokens (default 1024)");
-  one("--random-output-len", [&](const std::string& v) { d.random_output_len = to_int(v, "tokens"); }, "random: output tokens (default 128)");
-  one("--random-range-ratio", [&](const std::string& v) { d.random_range_ratio = to_double(v, "ratio"); }, "random: lengths in [len*(1-r), len*(1+r)]");
-  one("--random-prefix-len", [&](const std::string& v) { d.random_prefix_len = to_int(v, "tokens"); }, "random: shared prefix tokens");
-  one("--sharegpt-output-len", [&](const std::string& v) { d.sharegpt_output_len = to_int(v, "tokens"); }, "sharegpt: fixed output length");
-  flag("--no-server-tokenizer", [&] { o.use_server_tokenizer = false; }, "do not use /tokenize for exact lengths");
-  one("--request-rate", [&](const std::string& v) { l.request_rate = to_double(v, "requests/s"); }, "requests per second or inf (default inf)");
-  one("--burstiness", [&](const std::string& v) { l.burstiness = to_double(v, "burstiness"); }, "gamma shape of arrivals; 1 = Poisson");
-  one("--max-concurrency", [&](const std::string& v) { l.max_concurrency = to_int(v, "requests"); }, "most requests in flight");
-  one("--duration", [&](const std::string& v) { l.duration = seconds_flag(v, "seconds"); }, "send for this many seconds instead of --num-prompts");
-  one("--num-warmups", [&](const std::string& v) { l.num_warmups = to_int(v, "requests"); }, "uncounted warm-up requests");
-  one("--ramp-up-strategy", [&](const std::string& v) {
-    if (v == "linear") l.ramp_up_strategy = RampUp::linear;
-    else if (v == "exponential") l.ramp_up_strategy = RampUp::exponential;
-    else usage_error(fmt::format("ramp-up '{}' is not linear or exponential", v));
-  }, "linear | exponential");
-  one("--ramp-up-start-rps", [&](const std::string& v) { l.ramp_up_start_rps = to_double(v, "rps"); }, "ramp-up start rate");
-  one("--ramp-up-end-rps", [&](const std::string& v) { l.ramp_up_end_rps = to_double(v, "rps"); }, "ramp-up end rate");
-  one("--seed", [&](const std::string& v) { d.seed = l.seed = static_cast<std::uint64_t>(to_int(v, "seed")); }, "seed of prompts and arrivals (default 0)");
-  one("--rank", [&](const std::string& v) { o.shard.rank = static_cast<std::uint32_t>(to_int(v, "rank")); }, "this process's part of a distributed run");
-  one("--nranks", [&](const std::string& v) { o.shard.nranks = static_cast<std::uint32_t>(to_int(v, "ranks")); }, "number of parts of a distributed run");
-  one("--transport", [&](const std::string& v) {
-    if (v == "auto" || v == "automatic") o.transport = Transport::automatic;
-    else if (v == "event-loop" || v == "event_loop") o.transport = Transport::event_loop;
-    else if (v == "threads") o.transport = Transport::threads;
-    else usage_error(fmt::format("transport '{}' is not auto, event-loop or threads", v));
-  }, "auto (default) | event-loop | threads");
-  one("--max-clients", [&](const std::string& v) { o.max_clients = to_int(v, "clients"); }, "most connections when concurrency is unbounded");
-  t["--percentile-metrics"] = {A::multi, [&](const std::vector<std::string>& v) { o.summary.percentile_metrics = split_list(v); }, "ttft,tpot,itl,e2el (default ttft,tpot,itl)"};
-  t["--metric-percentiles"] = {A::multi, [&](const std::vector<std::string>& v) {
-    o.summary.metric_percentiles.clear();
-    for (const auto& p : split_list(v)) o.summary.metric_percentiles.push_back(to_double(p, "percentile"));
-  }, "percentiles to report (default 99)"};
-  t["--goodput"] = {A::multi, [&](const std::vector<std::string>& v) {
-    std::string joined;
-    for (const auto& s : v) joined += s + " ";
-    o.summary.goodput = GoodputSlo::parse(joined);
-  }, "SLOs: ttft:MS tpot:MS e2el:MS"};
-  flag("--save-result", [&] { o.save_result = true; }, "write the result JSON");
-  flag("--save-detailed", [&] { o.save_result = o.save_detailed = true; }, "also write per-request data");
-  one("--result-dir", [&](const std::string& v) { o.result_dir = v; }, "directory of the result file");
-  one("--result-filename", [&](const std::string& v) { o.result_filename = v; }, "name of the result file");
-  one("--label", [&](const std::string& v) { o.label = v; }, "label of the run in the result");
-  t["--metadata"] = {A::multi, [&](const std::vector<std::string>& v) { for (const auto& m : v) o.metadata.push_back(key_value(m)); }, "KEY=VALUE pairs stored in the result"};
-  flag("--disable-tqdm", [&] { o.progress = false; }, "no progress line");
-  flag("--no-progress", [&] { o.progress = false; }, "no progress line");
-  flag("--help", [&] { wants_help = true; }, "this help");
+  one(
+      "--base-url",
+      [&](const std::string& v) {
+        c.base_url = v;
+        o.base_url_given = true;
+      },
+      "server URL; absent: start the built-in simulator");
+  one(
+      "--host",
+      [&](const std::string& v) {
+        host = v;
+        c.base_url = fmt::format("http://{}:8000", v);
+        o.base_url_given = true;
+      },
+      "server host (with --port), if no --base-url");
+  one(
+      "--port",
+      [&](const std::string& v) {
+        c.base_url = fmt::format("http://{}:{}", host, to_int(v, "port"));
+        o.base_url_given = true;
+      },
+      "server port");
+  one(
+      "--endpoint", [&](const std::string& v) { c.endpoint = v; },
+      "/v1/completions (default) or /v1/chat/completions");
+  one(
+      "--backend",
+      [&](const std::string& v) {
+        if (v == "openai-chat")
+          c.endpoint = "/v1/chat/completions";
+        else if (v == "openai" || v == "vllm")
+          c.endpoint = "/v1/completions";
+        else
+          usage_error(fmt::format("backend '{}' is not one of vllm, openai, openai-chat", v));
+      },
+      "vllm | openai | openai-chat (sets the endpoint)");
+  one(
+      "--model", [&](const std::string& v) { c.model = v; },
+      "model name; default: the server's first model");
+  one(
+      "--api-key", [&](const std::string& v) { c.api_key = v; },
+      "bearer token (default: $OPENAI_API_KEY)");
+  t["--header"] = {A::multi,
+                   [&](const std::vector<std::string>& v) {
+                     for (const auto& h : v) c.headers.push_back(key_value(h));
+                   },
+                   "extra request headers KEY=VALUE"};
+  one(
+      "--extra-body",
+      [&](const std::string& v) {
+        try {
+          c.extra_body = nlohmann::json::parse(v);
+        } catch (const nlohmann::json::exception&) {
+          usage_error("--extra-body must be a JSON object");
+        }
+        if (!c.extra_body.is_object()) usage_error("--extra-body must be a JSON object");
+      },
+      "JSON object merged into every request body");
+  flag(
+      "--ignore-eos", [&] { c.ignore_eos = true; }, "ask the server to ignore EOS");
+  flag(
+      "--no-stream", [&] { c.stream = false; }, "send non-streaming requests");
+  flag(
+      "--insecure", [&] { c.verify_tls = false; }, "https: skip certificate verification");
+  one(
+      "--ca-cert", [&](const std::string& v) { c.ca_cert_path = v; }, "https: CA bundle file");
+  one(
+      "--request-timeout",
+      [&](const std::string& v) { c.request_timeout = seconds_flag(v, "seconds"); },
+      "seconds per request (default 21600)");
+  one(
+      "--first-token-timeout",
+      [&](const std::string& v) { c.first_token_timeout = seconds_flag(v, "seconds"); },
+      "seconds to the first token (default none)");
+  one(
+      "--connect-timeout",
+      [&](const std::string& v) { c.connect_timeout = seconds_flag(v, "seconds"); },
+      "seconds to connect (default 10)");
+  one(
+      "--read-timeout", [&](const std::string& v) { c.read_timeout = seconds_flag(v, "seconds"); },
+      "longest silence within a response (default 300)");
+  one(
+      "--dataset-name",
+      [&](const std::string& v) {
+        if (v == "random")
+          d.dataset_name = DatasetKind::random;
+        else if (v == "sharegpt")
+          d.dataset_name = DatasetKind::sharegpt;
+        else if (v == "jsonl" || v == "custom")
+          d.dataset_name = DatasetKind::jsonl;
+        else
+          usage_error(fmt::format("dataset '{}' is not one of random, sharegpt, jsonl", v));
+      },
+      "random | sharegpt | jsonl");
+  one(
+      "--dataset-path", [&](const std::string& v) { d.dataset_path = v; },
+      "file for sharegpt / jsonl");
+  one(
+      "--num-prompts",
+      [&](const std::string& v) { d.num_prompts = l.num_requests = to_int(v, "prompts"); },
+      "requests to send (default 1000)");
+  one(
+      "--random-input-len", [&](const std::string& v) { d.random_input_len = to_int(v, "tokens"); },
+      "random: input tokens (default 1024)");
+  one(
+      "--random-output-len",
+      [&](const std::string& v) { d.random_output_len = to_int(v, "tokens"); },
+      "random: output tokens (default 128)");
+  one(
+      "--random-range-ratio",
+      [&](const std::string& v) { d.random_range_ratio = to_double(v, "ratio"); },
+      "random: lengths in [len*(1-r), len*(1+r)]");
+  one(
+      "--random-prefix-len",
+      [&](const std::string& v) { d.random_prefix_len = to_int(v, "tokens"); },
+      "random: shared prefix tokens");
+  one(
+      "--sharegpt-output-len",
+      [&](const std::string& v) { d.sharegpt_output_len = to_int(v, "tokens"); },
+      "sharegpt: fixed output length");
+  flag(
+      "--no-server-tokenizer", [&] { o.use_server_tokenizer = false; },
+      "do not use /tokenize for exact lengths");
+  one(
+      "--request-rate", [&](const std::string& v) { l.request_rate = to_double(v, "requests/s"); },
+      "requests per second or inf (default inf)");
+  one(
+      "--burstiness", [&](const std::string& v) { l.burstiness = to_double(v, "burstiness"); },
+      "gamma shape of arrivals; 1 = Poisson");
+  one(
+      "--max-concurrency", [&](const std::string& v) { l.max_concurrency = to_int(v, "requests"); },
+      "most requests in flight");
+  one(
+      "--duration", [&](const std::string& v) { l.duration = seconds_flag(v, "seconds"); },
+      "send for this many seconds instead of --num-prompts");
+  one(
+      "--num-warmups", [&](const std::string& v) { l.num_warmups = to_int(v, "requests"); },
+      "uncounted warm-up requests");
+  one(
+      "--ramp-up-strategy",
+      [&](const std::string& v) {
+        if (v == "linear")
+          l.ramp_up_strategy = RampUp::linear;
+        else if (v == "exponential")
+          l.ramp_up_strategy = RampUp::exponential;
+        else
+          usage_error(fmt::format("ramp-up '{}' is not linear or exponential", v));
+      },
+      "linear | exponential");
+  one(
+      "--ramp-up-start-rps",
+      [&](const std::string& v) { l.ramp_up_start_rps = to_double(v, "rps"); },
+      "ramp-up start rate");
+  one(
+      "--ramp-up-end-rps", [&](const std::string& v) { l.ramp_up_end_rps = to_double(v, "rps"); },
+      "ramp-up end rate");
+  one(
+      "--seed",
+      [&](const std::string& v) {
+        d.seed = l.seed = static_cast<std::uint64_t>(to_int(v, "seed"));
+      },
+      "seed of prompts and arrivals (default 0)");
+  one(
+      "--rank",
+      [&](const std::string& v) { o.shard.rank = static_cast<std::uint32_t>(to_int(v, "rank")); },
+      "this process's part of a distributed run");
+  one(
+      "--nranks",
+      [&](const std::string& v) {
+        o.shard.nranks = static_cast<std::uint32_t>(to_int(v, "ranks"));
+      },
+      "number of parts of a distributed run");
+  one(
+      "--transport",
+      [&](const std::string& v) {
+        if (v == "auto" || v == "automatic")
+          o.transport = Transport::automatic;
+        else if (v == "event-loop" || v == "event_loop")
+          o.transport = Transport::event_loop;
+        else if (v == "threads")
+          o.transport = Transport::threads;
+        else
+          usage_error(fmt::format("transport '{}' is not auto, event-loop or threads", v));
+      },
+      "auto (default) | event-loop | threads");
+  one(
+      "--max-clients", [&](const std::string& v) { o.max_clients = to_int(v, "clients"); },
+      "most connections when concurrency is unbounded");
+  t["--percentile-metrics"] = {
+      A::multi,
+      [&](const std::vector<std::string>& v) { o.summary.percentile_metrics = split_list(v); },
+      "ttft,tpot,itl,e2el (default ttft,tpot,itl)"};
+  t["--metric-percentiles"] = {
+      A::multi,
+      [&](const std::vector<std::string>& v) {
+        o.summary.metric_percentiles.clear();
+        for (const auto& p : split_list(v))
+          o.summary.metric_percentiles.push_back(to_double(p, "percentile"));
+      },
+      "percentiles to report (default 99)"};
+  t["--goodput"] = {A::multi,
+                    [&](const std::vector<std::string>& v) {
+                      std::string joined;
+                      for (const auto& s : v) joined += s + " ";
+                      o.summary.goodput = GoodputSlo::parse(joined);
+                    },
+                    "SLOs: ttft:MS tpot:MS e2el:MS"};
+  flag(
+      "--save-result", [&] { o.save_result = true; }, "write the result JSON");
+  flag(
+      "--save-detailed", [&] { o.save_result = o.save_detailed = true; },
+      "also write per-request data");
+  one(
+      "--result-dir", [&](const std::string& v) { o.result_dir = v; },
+      "directory of the result file");
+  one(
+      "--result-filename", [&](const std::string& v) { o.result_filename = v; },
+      "name of the result file");
+  one(
+      "--label", [&](const std::string& v) { o.label = v; }, "label of the run in the result");
+  t["--metadata"] = {A::multi,
+                     [&](const std::vector<std::string>& v) {
+                       for (const auto& m : v) o.metadata.push_back(key_value(m));
+                     },
+                     "KEY=VALUE pairs stored in the result"};
+  flag(
+      "--disable-tqdm", [&] { o.progress = false; }, "no progress line");
+  flag(
+      "--no-progress", [&] { o.progress = false; }, "no progress line");
+  flag(
+      "--help", [&] { wants_help = true; }, "this help");
   add_sim_flags(t, o.simulator, "--sim-");
   return t;
 }
@@ -260,10 +462,12 @@ class ProgressPrinter : public Observer {
     if (!tty_ && s.elapsed_s - last_line_s_ < 5.0) return;
     last_line_s_ = s.elapsed_s;
     const std::string total = s.total ? fmt::format("/{}", s.total) : std::string();
-    std::fprintf(stderr, "%s[aifc] %6.1fs  done %llu%s  failed %llu  in flight %llu  %.1f req/s  %.1f tok/s%s",
-                 tty_ ? "\r" : "", s.elapsed_s, static_cast<unsigned long long>(s.completed), total.c_str(),
-                 static_cast<unsigned long long>(s.failed), static_cast<unsigned long long>(s.in_flight),
-                 s.request_throughput, s.output_throughput, tty_ ? "   " : "\n");
+    std::fprintf(
+        stderr,
+        "%s[aifc] %6.1fs  done %llu%s  failed %llu  in flight %llu  %.1f req/s  %.1f tok/s%s",
+        tty_ ? "\r" : "", s.elapsed_s, static_cast<unsigned long long>(s.completed), total.c_str(),
+        static_cast<unsigned long long>(s.failed), static_cast<unsigned long long>(s.in_flight),
+        s.request_throughput, s.output_throughput, tty_ ? "   " : "\n");
     std::fflush(stderr);
     printed_ = true;
   }
@@ -319,9 +523,7 @@ std::string now_stamp(const char* format) {
   return buf;
 }
 
-std::string rate_word(double rate) {
-  return std::isinf(rate) ? "inf" : fmt::format("{}", rate);
-}
+std::string rate_word(double rate) { return std::isinf(rate) ? "inf" : fmt::format("{}", rate); }
 
 }  // namespace
 
@@ -352,14 +554,26 @@ SimulatorConfig parse_sim_args(const std::vector<std::string>& args) {
   bool wants_help = false;
   FlagTable t;
   add_sim_flags(t, s, "--");
-  t["--host"] = {Flag::Arity::one, [&](const std::vector<std::string>& v) { s.host = v[0]; }, "address to listen on (default 127.0.0.1)"};
-  t["--port"] = {Flag::Arity::one, [&](const std::vector<std::string>& v) { s.port = static_cast<int>(to_int(v[0], "port")); }, "port (default 8000; 0 = any free)"};
-  t["--seed"] = {Flag::Arity::one, [&](const std::vector<std::string>& v) { s.seed = static_cast<std::uint64_t>(to_int(v[0], "seed")); }, "seed of delays and faults"};
-  t["--api-key"] = {Flag::Arity::one, [&](const std::vector<std::string>& v) { s.api_key = v[0]; }, "require this bearer token"};
-  t["--help"] = {Flag::Arity::none, [&](const std::vector<std::string>&) { wants_help = true; }, "this help"};
+  t["--host"] = {Flag::Arity::one, [&](const std::vector<std::string>& v) { s.host = v[0]; },
+                 "address to listen on (default 127.0.0.1)"};
+  t["--port"] = {
+      Flag::Arity::one,
+      [&](const std::vector<std::string>& v) { s.port = static_cast<int>(to_int(v[0], "port")); },
+      "port (default 8000; 0 = any free)"};
+  t["--seed"] = {Flag::Arity::one,
+                 [&](const std::vector<std::string>& v) {
+                   s.seed = static_cast<std::uint64_t>(to_int(v[0], "seed"));
+                 },
+                 "seed of delays and faults"};
+  t["--api-key"] = {Flag::Arity::one, [&](const std::vector<std::string>& v) { s.api_key = v[0]; },
+                    "require this bearer token"};
+  t["--help"] = {Flag::Arity::none, [&](const std::vector<std::string>&) { wants_help = true; },
+                 "this help"};
   parse_flags(args, t, "sim");
   if (wants_help)
-    throw Error(ErrorCode::interrupted, help_text(t, "usage: aifc sim [flags]\nA vLLM-compatible simulator on loopback.\n"));
+    throw Error(
+        ErrorCode::interrupted,
+        help_text(t, "usage: aifc sim [flags]\nA vLLM-compatible simulator on loopback.\n"));
   s.validate();
   return s;
 }
@@ -373,14 +587,19 @@ nlohmann::json result_document(const BenchOptions& o, const BenchmarkResult& r) 
   doc["label"] = o.label.empty() ? nlohmann::json(nullptr) : nlohmann::json(o.label);
   doc["model_id"] = o.client.model;
   doc["tokenizer_id"] = o.client.model;
-  doc["num_prompts"] = o.load.duration.count() > 0 ? nlohmann::json(nullptr) : nlohmann::json(o.load.num_requests);
-  doc["request_rate"] = std::isinf(o.load.request_rate) ? nlohmann::json("inf") : nlohmann::json(o.load.request_rate);
+  doc["num_prompts"] =
+      o.load.duration.count() > 0 ? nlohmann::json(nullptr) : nlohmann::json(o.load.num_requests);
+  doc["request_rate"] =
+      std::isinf(o.load.request_rate) ? nlohmann::json("inf") : nlohmann::json(o.load.request_rate);
   doc["burstiness"] = o.load.burstiness;
-  doc["max_concurrency"] = o.load.max_concurrency > 0 ? nlohmann::json(o.load.max_concurrency) : nlohmann::json(nullptr);
+  doc["max_concurrency"] =
+      o.load.max_concurrency > 0 ? nlohmann::json(o.load.max_concurrency) : nlohmann::json(nullptr);
   doc["interrupted"] = r.interrupted;
   doc["aifc_version"] = version();
-  doc["aifc_config"] = {{"client", o.client}, {"dataset", o.dataset}, {"load", o.load}, {"shard", o.shard}};
-  doc["clock_anchor"] = {{"mono_ns", r.anchor.mono_ns}, {"unix_ns", r.anchor.unix_ns}, {"start_mono_ns", r.start_ns}};
+  doc["aifc_config"] = {
+      {"client", o.client}, {"dataset", o.dataset}, {"load", o.load}, {"shard", o.shard}};
+  doc["clock_anchor"] = {
+      {"mono_ns", r.anchor.mono_ns}, {"unix_ns", r.anchor.unix_ns}, {"start_mono_ns", r.start_ns}};
   doc["aggregate"] = r.aggregate.to_json();
   for (const auto& [k, v] : o.metadata) doc[k] = v;
   if (o.save_detailed) {
@@ -395,10 +614,12 @@ nlohmann::json result_document(const BenchOptions& o, const BenchmarkResult& r) 
       output_lens.push_back(rec.ok() ? rec.output_tokens : 0);
       ttfts.push_back(rec.first_token_ns >= 0 ? rec.ttft_s() : 0.0);
       nlohmann::json itl = nlohmann::json::array();
-      for (std::size_t i = 1; i < rec.token_ns.size(); ++i) itl.push_back((rec.token_ns[i] - rec.token_ns[i - 1]) * 1e-9);
+      for (std::size_t i = 1; i < rec.token_ns.size(); ++i)
+        itl.push_back((rec.token_ns[i] - rec.token_ns[i - 1]) * 1e-9);
       itls.push_back(std::move(itl));
       start_times.push_back(static_cast<double>(rec.send_ns - r.start_ns) * 1e-9);
-      errors.push_back(rec.ok() ? std::string() : fmt::format("{}: {}", to_string(rec.error), rec.error_message));
+      errors.push_back(rec.ok() ? std::string()
+                                : fmt::format("{}: {}", to_string(rec.error), rec.error_message));
       texts.push_back(rec.generated_text);
     }
     doc["input_lens"] = std::move(input_lens);
@@ -420,13 +641,15 @@ BenchSession::BenchSession(BenchOptions o) : options_(std::move(o)) {
     simulator_->start();
     opt.client.base_url = simulator_->base_url();
     if (opt.verbose)
-      std::cerr << fmt::format("[aifc] no --base-url: started the built-in simulator at {} (ttft {} ms, itl {} ms)\n",
-                               opt.client.base_url, opt.simulator.ttft.to_string(), opt.simulator.itl.to_string());
+      std::cerr << fmt::format(
+          "[aifc] no --base-url: started the built-in simulator at {} (ttft {} ms, itl {} ms)\n",
+          opt.client.base_url, opt.simulator.ttft.to_string(), opt.simulator.itl.to_string());
   }
   VLLMClient probe(opt.client);
   if (opt.client.model.empty()) {
     const auto models = probe.list_models();
-    if (models.empty()) throw Error(ErrorCode::server_error, fmt::format("{} serves no model", opt.client.base_url));
+    if (models.empty())
+      throw Error(ErrorCode::server_error, fmt::format("{} serves no model", opt.client.base_url));
     opt.client.model = models.front();
     probe = VLLMClient(opt.client);
   }
@@ -443,12 +666,13 @@ BenchSession::BenchSession(BenchOptions o) : options_(std::move(o)) {
   gc.transport = opt.transport;
   group_ = std::make_unique<ClientGroup>(gc, std::move(prompts));
   if (opt.verbose)
-    std::cerr << fmt::format("[aifc] {} -> {}{}  model {}  rate {}  burstiness {}  max concurrency {}\n",
-                             opt.load.duration.count() > 0 ? fmt::format("{} s", opt.load.duration.count() / 1000.0)
-                                                           : fmt::format("{} requests", opt.load.num_requests),
-                             opt.client.base_url, opt.client.endpoint, opt.client.model, rate_word(opt.load.request_rate),
-                             opt.load.burstiness,
-                             opt.load.max_concurrency > 0 ? std::to_string(opt.load.max_concurrency) : "unbounded");
+    std::cerr << fmt::format(
+        "[aifc] {} -> {}{}  model {}  rate {}  burstiness {}  max concurrency {}\n",
+        opt.load.duration.count() > 0 ? fmt::format("{} s", opt.load.duration.count() / 1000.0)
+                                      : fmt::format("{} requests", opt.load.num_requests),
+        opt.client.base_url, opt.client.endpoint, opt.client.model,
+        rate_word(opt.load.request_rate), opt.load.burstiness,
+        opt.load.max_concurrency > 0 ? std::to_string(opt.load.max_concurrency) : "unbounded");
 }
 
 BenchSession::~BenchSession() {
@@ -465,23 +689,27 @@ void BenchSession::stop() noexcept {
 std::string BenchSession::summary_table(const BenchmarkResult& result) const {
   auto summary = result.summary;
   const auto& l = options_.load;
-  summary["max_concurrency"] = l.max_concurrency > 0 ? nlohmann::json(l.max_concurrency) : nlohmann::json(nullptr);
-  summary["request_rate"] = std::isinf(l.request_rate) ? nlohmann::json(nullptr) : nlohmann::json(l.request_rate);
+  summary["max_concurrency"] =
+      l.max_concurrency > 0 ? nlohmann::json(l.max_concurrency) : nlohmann::json(nullptr);
+  summary["request_rate"] =
+      std::isinf(l.request_rate) ? nlohmann::json(nullptr) : nlohmann::json(l.request_rate);
   return format_summary_table(summary, options_.summary);
 }
 
 std::string BenchSession::default_result_filename() const {
   const auto& o = options_;
   const std::string model = o.client.model.substr(o.client.model.rfind('/') + 1);
-  return fmt::format("{}-{}qps{}-{}-{}.json", o.label.empty() ? "aifc" : o.label, rate_word(o.load.request_rate),
-                     o.load.max_concurrency > 0 ? fmt::format("-concurrency{}", o.load.max_concurrency) : "", model,
-                     now_stamp("%Y%m%d-%H%M%S"));
+  return fmt::format(
+      "{}-{}qps{}-{}-{}.json", o.label.empty() ? "aifc" : o.label, rate_word(o.load.request_rate),
+      o.load.max_concurrency > 0 ? fmt::format("-concurrency{}", o.load.max_concurrency) : "",
+      model, now_stamp("%Y%m%d-%H%M%S"));
 }
 
 namespace {
 // Parses a subcommand's flags: --help prints and exits 0, a bad flag prints one line and exits 2.
 template <class Options, class Parse>
-std::optional<int> parse_or_exit(Options& options, Parse&& parse, const std::vector<std::string>& args) {
+std::optional<int> parse_or_exit(Options& options, Parse&& parse,
+                                 const std::vector<std::string>& args) {
   try {
     options = parse(args);
     return std::nullopt;
@@ -521,18 +749,25 @@ int bench_main(const std::vector<std::string>& args) {
     BenchmarkResult result = session->run();
     std::cout << session->summary_table(result);
     std::cout.flush();
-    if (result.observer_errors) std::cerr << "[aifc] an observer failed: " << result.first_observer_error << "\n";
+    if (result.observer_errors)
+      std::cerr << "[aifc] an observer failed: " << result.first_observer_error << "\n";
     if (o.save_result || result.interrupted) {
-      const std::string name = o.result_filename.empty() ? session->default_result_filename() : o.result_filename;
+      const std::string name =
+          o.result_filename.empty() ? session->default_result_filename() : o.result_filename;
       const auto path = std::filesystem::path(o.result_dir) / name;
       std::error_code ec;
       std::filesystem::create_directories(o.result_dir, ec);
       std::ofstream out(path);
-      if (!out) throw Error(ErrorCode::io_error, fmt::format("cannot write the result to '{}'", path.string()));
-      out << session->document(result).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
-      if (!out.good()) throw Error(ErrorCode::io_error, fmt::format("cannot write the result to '{}'", path.string()));
-      std::cerr << fmt::format("[aifc] {}result written to {}\n", result.interrupted ? "interrupted; partial " : "",
-                               path.string());
+      if (!out)
+        throw Error(ErrorCode::io_error,
+                    fmt::format("cannot write the result to '{}'", path.string()));
+      out << session->document(result).dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
+          << "\n";
+      if (!out.good())
+        throw Error(ErrorCode::io_error,
+                    fmt::format("cannot write the result to '{}'", path.string()));
+      std::cerr << fmt::format("[aifc] {}result written to {}\n",
+                               result.interrupted ? "interrupted; partial " : "", path.string());
     }
     {
       std::lock_guard lock(session_mutex);
@@ -556,8 +791,9 @@ int sim_main(const std::vector<std::string>& args) {
     Simulator sim(config);
     SignalWatcher signals([&](int) { sim.stop(); });
     sim.start();
-    std::cout << fmt::format("aifc sim listening on {} (model {}, ttft {} ms, itl {} ms)\n", sim.base_url(),
-                             config.model, config.ttft.to_string(), config.itl.to_string());
+    std::cout << fmt::format("aifc sim listening on {} (model {}, ttft {} ms, itl {} ms)\n",
+                             sim.base_url(), config.model, config.ttft.to_string(),
+                             config.itl.to_string());
     std::cout.flush();
     sim.wait();
     return 0;

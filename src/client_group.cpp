@@ -26,21 +26,23 @@ void GroupConfig::validate() const {
     throw Error(ErrorCode::invalid_argument, "progress_interval must be positive");
   if (io_threads < 1) throw Error(ErrorCode::invalid_argument, "io_threads must be at least 1");
   if (transport == Transport::event_loop && !detail::is_plain_http(client.base_url))
-    throw Error(ErrorCode::invalid_argument,
-                "the event_loop transport speaks plain http://; use threads (or automatic) for https://");
+    throw Error(
+        ErrorCode::invalid_argument,
+        "the event_loop transport speaks plain http://; use threads (or automatic) for https://");
 }
 
 void to_json(nlohmann::json& j, const GroupConfig& c) {
-  j = nlohmann::json{{"client", c.client},
-                     {"load", c.load},
-                     {"shard", c.shard},
-                     {"transport", c.transport},
-                     {"io_threads", c.io_threads},
-                     {"coalesce_window_us", c.coalesce_window.count()},
-                     {"max_clients", c.max_clients},
-                     {"progress_interval_s", static_cast<double>(c.progress_interval.count()) / 1000.0},
-                     {"keep_records", c.keep_records},
-                     {"summary", c.summary}};
+  j = nlohmann::json{
+      {"client", c.client},
+      {"load", c.load},
+      {"shard", c.shard},
+      {"transport", c.transport},
+      {"io_threads", c.io_threads},
+      {"coalesce_window_us", c.coalesce_window.count()},
+      {"max_clients", c.max_clients},
+      {"progress_interval_s", static_cast<double>(c.progress_interval.count()) / 1000.0},
+      {"keep_records", c.keep_records},
+      {"summary", c.summary}};
 }
 
 void from_json(const nlohmann::json& j, GroupConfig& c) {
@@ -51,7 +53,8 @@ void from_json(const nlohmann::json& j, GroupConfig& c) {
   if (j.contains("summary")) j.at("summary").get_to(c.summary);
   c.transport = j.value("transport", c.transport);
   c.io_threads = j.value("io_threads", c.io_threads);
-  c.coalesce_window = std::chrono::microseconds(j.value("coalesce_window_us", c.coalesce_window.count()));
+  c.coalesce_window =
+      std::chrono::microseconds(j.value("coalesce_window_us", c.coalesce_window.count()));
   c.max_clients = j.value("max_clients", c.max_clients);
   c.progress_interval = std::chrono::milliseconds(
       static_cast<std::int64_t>(std::llround(j.value("progress_interval_s", 1.0) * 1000.0)));
@@ -223,7 +226,8 @@ void ClientGroup::State::deliver(RequestRecord&& rec) {
   done.push_back(std::move(rec));
 }
 
-std::optional<ScheduledRequest> ClientGroup::State::take_due_slot(MonoNanos now, MonoNanos& next_due) {
+std::optional<ScheduledRequest> ClientGroup::State::take_due_slot(MonoNanos now,
+                                                                  MonoNanos& next_due) {
   std::lock_guard lock(schedule_mutex);
   next_due = -1;
   if (schedule_done) return std::nullopt;
@@ -252,7 +256,8 @@ std::optional<ScheduledRequest> ClientGroup::State::take_due_slot(MonoNanos now,
 
 ClientGroup::ClientGroup(GroupConfig config, std::vector<Prompt> prompts) {
   config.validate();
-  if (prompts.empty()) throw Error(ErrorCode::invalid_argument, "a client group needs at least one prompt");
+  if (prompts.empty())
+    throw Error(ErrorCode::invalid_argument, "a client group needs at least one prompt");
   state_ = std::make_unique<State>(std::move(config), std::move(prompts));
 }
 
@@ -277,9 +282,7 @@ bool ClientGroup::stopping() const noexcept { return state_->stop_requested.load
 void ClientGroup::stop() noexcept {
   auto& s = *state_;
   s.stop_requested.store(true);
-  {
-    std::lock_guard lock(s.schedule_mutex);
-  }
+  { std::lock_guard lock(s.schedule_mutex); }
   s.sleep_cv.notify_all();
   s.leader_cv.notify_all();
   {
@@ -294,7 +297,8 @@ ProgressSnapshot ClientGroup::progress() const { return state_->snapshot(mono_no
 
 BenchmarkResult ClientGroup::run() {
   auto& s = *state_;
-  if (s.started.exchange(true)) throw Error(ErrorCode::invalid_state, "a client group runs only once");
+  if (s.started.exchange(true))
+    throw Error(ErrorCode::invalid_state, "a client group runs only once");
   const auto& load = s.config.load;
   BenchmarkResult result;
   result.aggregate = MetricsAggregate(s.config.summary.goodput);
@@ -320,8 +324,9 @@ BenchmarkResult ClientGroup::run() {
     VLLMClient preparer(s.config.client);
     s.prepared.reserve(s.prompts.size());
     for (const auto& p : s.prompts)
-      s.prepared.push_back(preparer.prepare(
-          RequestSpec{p.text, p.output_tokens, p.input_tokens, p.input_tokens_exact, nlohmann::json::object()}));
+      s.prepared.push_back(
+          preparer.prepare(RequestSpec{p.text, p.output_tokens, p.input_tokens,
+                                       p.input_tokens_exact, nlohmann::json::object()}));
     // Warm-ups go one after another on their own connection before the clock starts.
     for (std::int64_t i = 0; i < load.num_warmups && !s.stop_requested.load(); ++i) {
       auto rec = preparer.send(s.prepared[static_cast<std::size_t>(i) % s.prepared.size()]);
@@ -332,7 +337,8 @@ BenchmarkResult ClientGroup::run() {
   }
 
   s.infinite_rate = std::isinf(load.request_rate) && load.ramp_up_strategy == RampUp::none;
-  // Every stream is a socket: allow as many as the hard limit permits (the soft limit is often 1024).
+  // Every stream is a socket: allow as many as the hard limit permits (the soft limit is often
+  // 1024).
   if (rlimit limit{}; getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
     limit.rlim_cur = limit.rlim_max;
     setrlimit(RLIMIT_NOFILE, &limit);
@@ -342,30 +348,39 @@ BenchmarkResult ClientGroup::run() {
     s.total = *n / nranks + (rank < *n % nranks ? 1 : 0);
   }
   const std::int64_t share = s.schedule.shard_max_concurrency();
-  s.worker_limit = share > 0 ? std::min<std::int64_t>(share, s.config.max_clients) : s.config.max_clients;
-  if (s.total > 0) s.worker_limit = std::min<std::int64_t>(s.worker_limit, static_cast<std::int64_t>(s.total));
+  s.worker_limit =
+      share > 0 ? std::min<std::int64_t>(share, s.config.max_clients) : s.config.max_clients;
+  if (s.total > 0)
+    s.worker_limit = std::min<std::int64_t>(s.worker_limit, static_cast<std::int64_t>(s.total));
   s.worker_limit = std::max<std::int64_t>(s.worker_limit, 1);
   // Enough clients from the start for what the schedule can demand at once; more on demand.
   std::int64_t initial = s.worker_limit;
   if (!s.infinite_rate) {
-    const double rate = load.ramp_up_strategy == RampUp::none ? load.request_rate
-                                                             : std::max(load.ramp_up_start_rps, load.ramp_up_end_rps);
-    initial = std::min<std::int64_t>(s.worker_limit, std::max<std::int64_t>(16, static_cast<std::int64_t>(rate / 4)));
+    const double rate = load.ramp_up_strategy == RampUp::none
+                            ? load.request_rate
+                            : std::max(load.ramp_up_start_rps, load.ramp_up_end_rps);
+    initial = std::min<std::int64_t>(
+        s.worker_limit, std::max<std::int64_t>(16, static_cast<std::int64_t>(rate / 4)));
   }
 
   result.anchor = ClockAnchor::now();
   // Time zero a little ahead, so that the first requests do not count thread start-up as lateness.
   s.start_ns = result.anchor.mono_ns + 2'000'000 + initial * 30'000;
   if (load.duration.count() > 0)
-    s.duration_end_ns = s.start_ns + std::chrono::duration_cast<std::chrono::nanoseconds>(load.duration).count();
+    s.duration_end_ns =
+        s.start_ns + std::chrono::duration_cast<std::chrono::nanoseconds>(load.duration).count();
   const bool use_loops = s.config.transport == Transport::event_loop ||
-                         (s.config.transport == Transport::automatic && detail::is_plain_http(s.config.client.base_url));
+                         (s.config.transport == Transport::automatic &&
+                          detail::is_plain_http(s.config.client.base_url));
   {
     std::lock_guard lock(s.workers_mutex);
     if (use_loops) {
-      for (const auto& p : s.prepared) s.raw_requests.push_back(detail::build_raw_request(s.config.client, p.body));
+      for (const auto& p : s.prepared)
+        s.raw_requests.push_back(detail::build_raw_request(s.config.client, p.body));
       detail::LoopHooks hooks;
-      hooks.take_due_slot = [&s](MonoNanos now, MonoNanos& next_due) { return s.take_due_slot(now, next_due); };
+      hooks.take_due_slot = [&s](MonoNanos now, MonoNanos& next_due) {
+        return s.take_due_slot(now, next_due);
+      };
       hooks.has_more_slots = [&s] {
         std::lock_guard lock(s.schedule_mutex);
         if (!s.schedule_done && !s.pending_slot) {
@@ -374,16 +389,20 @@ BenchmarkResult ClientGroup::run() {
         }
         return !s.schedule_done;
       };
-      hooks.scheduled_time = [&s](const ScheduledRequest& slot, MonoNanos now) { return s.scheduled_time(slot, now); };
+      hooks.scheduled_time = [&s](const ScheduledRequest& slot, MonoNanos now) {
+        return s.scheduled_time(slot, now);
+      };
       hooks.deliver = [&s](RequestRecord&& rec) { s.deliver(std::move(rec)); };
       hooks.stop = &s.stop_requested;
       hooks.closed_loop = s.infinite_rate;
-      hooks.coalesce_window = std::chrono::duration_cast<std::chrono::nanoseconds>(s.config.coalesce_window).count();
+      hooks.coalesce_window =
+          std::chrono::duration_cast<std::chrono::nanoseconds>(s.config.coalesce_window).count();
       hooks.in_flight = &s.in_flight;
       const auto n = std::min<std::int64_t>(s.config.io_threads, s.worker_limit);
       for (std::int64_t i = 0; i < n; ++i) {
         const std::int64_t cap = s.worker_limit / n + (i < s.worker_limit % n ? 1 : 0);
-        s.loops.push_back(std::make_unique<detail::EventLoop>(s.config.client, s.prepared, s.raw_requests, cap, hooks));
+        s.loops.push_back(std::make_unique<detail::EventLoop>(s.config.client, s.prepared,
+                                                              s.raw_requests, cap, hooks));
       }
       s.running_workers.store(n);
       for (auto& loop : s.loops)
@@ -398,7 +417,9 @@ BenchmarkResult ClientGroup::run() {
   }
   notify([&](Observer& o) { o.on_run_started(result.anchor, s.total); });
 
-  MonoNanos next_progress = s.start_ns + std::chrono::duration_cast<std::chrono::nanoseconds>(s.config.progress_interval).count();
+  MonoNanos next_progress =
+      s.start_ns +
+      std::chrono::duration_cast<std::chrono::nanoseconds>(s.config.progress_interval).count();
   std::vector<RequestRecord> batch;
   for (;;) {
     {
@@ -415,8 +436,9 @@ BenchmarkResult ClientGroup::run() {
       if (s.need_workers.exchange(false) && !s.stop_requested.load()) {
         std::lock_guard slock(s.schedule_mutex);
         const bool more = !s.schedule_done;
-        for (int i = 0; more && i < 8 && static_cast<std::int64_t>(s.workers.size()) < s.worker_limit &&
-                        s.free_workers.load() < 2;
+        for (int i = 0;
+             more && i < 8 && static_cast<std::int64_t>(s.workers.size()) < s.worker_limit &&
+             s.free_workers.load() < 2;
              ++i)
           s.spawn_worker();
       }
@@ -424,7 +446,9 @@ BenchmarkResult ClientGroup::run() {
     if (now >= next_progress) {
       const auto snap = s.snapshot(now);
       notify([&](Observer& o) { o.on_progress(snap); });
-      next_progress = now + std::chrono::duration_cast<std::chrono::nanoseconds>(s.config.progress_interval).count();
+      next_progress =
+          now +
+          std::chrono::duration_cast<std::chrono::nanoseconds>(s.config.progress_interval).count();
     }
     if (s.running_workers.load() == 0) {
       std::lock_guard lock(s.done_mutex);
@@ -445,10 +469,12 @@ BenchmarkResult ClientGroup::run() {
   MonoNanos last_end = s.start_ns;
   for (const auto& r : result.records)
     if (!r.warmup) last_end = std::max(last_end, r.end_ns);
-  if (s.config.keep_records && !result.records.empty()) result.end_ns = std::min(result.end_ns, last_end);
+  if (s.config.keep_records && !result.records.empty())
+    result.end_ns = std::min(result.end_ns, last_end);
   result.duration_s = static_cast<double>(result.end_ns - s.start_ns) * 1e-9;
-  result.summary = s.config.keep_records ? summarize(result.records, result.duration_s, s.config.summary)
-                                         : summarize(result.aggregate, result.duration_s, s.config.summary);
+  result.summary = s.config.keep_records
+                       ? summarize(result.records, result.duration_s, s.config.summary)
+                       : summarize(result.aggregate, result.duration_s, s.config.summary);
   const auto final_snapshot = s.snapshot(result.end_ns);
   notify([&](Observer& o) { o.on_run_finished(final_snapshot); });
   return result;

@@ -17,26 +17,29 @@ namespace {
 // Short, common words: nearly every BPE vocabulary holds " word" as one token, so a prompt of
 // N of them is close to N tokens even before the server's tokenizer corrects it.
 constexpr const char* kWords[] = {
-    "the",   "of",    "and",   "to",    "in",    "is",    "you",   "that",  "it",    "he",
-    "was",   "for",   "on",    "are",   "as",    "with",  "his",   "they",  "at",    "be",
-    "this",  "have",  "from",  "or",    "one",   "had",   "by",    "word",  "but",   "not",
-    "what",  "all",   "were",  "we",    "when",  "your",  "can",   "said",  "there", "use",
-    "an",    "each",  "which", "she",   "do",    "how",   "their", "if",    "will",  "up",
-    "other", "about", "out",   "many",  "then",  "them",  "these", "so",    "some",  "her",
-    "would", "make",  "like",  "him",   "into",  "time",  "has",   "look",  "two",   "more",
-    "write", "go",    "see",   "number", "no",   "way",   "could", "people", "my",   "than",
-    "first", "water", "been",  "call",  "who",   "oil",   "its",   "now",   "find",  "long",
-    "down",  "day",   "did",   "get",   "come",  "made",  "may",   "part",  "over",  "new",
-    "sound", "take",  "only",  "little", "work", "know",  "place", "year",  "live",  "me",
-    "back",  "give",  "most",  "very",  "after", "thing", "our",   "just",  "name",  "good",
-    "man",   "think", "say",   "great", "where", "help",  "through", "much", "before", "line",
-    "right", "too",   "mean",  "old",   "any",   "same",  "tell",  "boy",   "follow", "came",
-    "want",  "show",  "also",  "around", "form", "three", "small", "set",   "put",   "end",
-    "does",  "another", "well", "large", "must", "big",   "even",  "such",  "because", "turn",
-    "here",  "why",   "ask",   "went",  "men",   "read",  "need",  "land",  "different", "home",
-    "us",    "move",  "try",   "kind",  "hand",  "picture", "again", "change", "off", "play",
-    "spell", "air",   "away",  "animal", "house", "point", "page", "letter", "mother", "answer",
-    "found", "study", "still", "learn", "should", "world", "high", "every", "near", "add"};
+    "the",     "of",     "and",    "to",     "in",      "is",      "you",       "that",    "it",
+    "he",      "was",    "for",    "on",     "are",     "as",      "with",      "his",     "they",
+    "at",      "be",     "this",   "have",   "from",    "or",      "one",       "had",     "by",
+    "word",    "but",    "not",    "what",   "all",     "were",    "we",        "when",    "your",
+    "can",     "said",   "there",  "use",    "an",      "each",    "which",     "she",     "do",
+    "how",     "their",  "if",     "will",   "up",      "other",   "about",     "out",     "many",
+    "then",    "them",   "these",  "so",     "some",    "her",     "would",     "make",    "like",
+    "him",     "into",   "time",   "has",    "look",    "two",     "more",      "write",   "go",
+    "see",     "number", "no",     "way",    "could",   "people",  "my",        "than",    "first",
+    "water",   "been",   "call",   "who",    "oil",     "its",     "now",       "find",    "long",
+    "down",    "day",    "did",    "get",    "come",    "made",    "may",       "part",    "over",
+    "new",     "sound",  "take",   "only",   "little",  "work",    "know",      "place",   "year",
+    "live",    "me",     "back",   "give",   "most",    "very",    "after",     "thing",   "our",
+    "just",    "name",   "good",   "man",    "think",   "say",     "great",     "where",   "help",
+    "through", "much",   "before", "line",   "right",   "too",     "mean",      "old",     "any",
+    "same",    "tell",   "boy",    "follow", "came",    "want",    "show",      "also",    "around",
+    "form",    "three",  "small",  "set",    "put",     "end",     "does",      "another", "well",
+    "large",   "must",   "big",    "even",   "such",    "because", "turn",      "here",    "why",
+    "ask",     "went",   "men",    "read",   "need",    "land",    "different", "home",    "us",
+    "move",    "try",    "kind",   "hand",   "picture", "again",   "change",    "off",     "play",
+    "spell",   "air",    "away",   "animal", "house",   "point",   "page",      "letter",  "mother",
+    "answer",  "found",  "study",  "still",  "learn",   "should",  "world",     "high",    "every",
+    "near",    "add"};
 constexpr std::size_t kWordCount = std::size(kWords);
 
 void append_words(std::string& text, std::int64_t n, detail::Rng& rng) {
@@ -86,7 +89,8 @@ std::vector<Prompt> random_prompts(const DatasetConfig& c, const TokenCounter& c
   prompts.reserve(static_cast<std::size_t>(c.num_prompts));
   for (std::int64_t i = 0; i < c.num_prompts; ++i) {
     Prompt p;
-    const std::int64_t target = c.random_prefix_len + draw_len(c.random_input_len, c.random_range_ratio, rng);
+    const std::int64_t target =
+        c.random_prefix_len + draw_len(c.random_input_len, c.random_range_ratio, rng);
     p.output_tokens = draw_len(c.random_output_len, c.random_range_ratio, rng);
     p.text = prefix;
     append_words(p.text, target - c.random_prefix_len, rng);
@@ -108,8 +112,10 @@ std::vector<Prompt> random_prompts(const DatasetConfig& c, const TokenCounter& c
           break;
         }
         p.input_tokens = *n;
-        if (*n > target) drop_words(p.text, std::max<std::int64_t>(1, (*n - target + 1) / 2));
-        else append_words(p.text, std::max<std::int64_t>(1, (target - *n + 1) / 2), rng);
+        if (*n > target)
+          drop_words(p.text, std::max<std::int64_t>(1, (*n - target + 1) / 2));
+        else
+          append_words(p.text, std::max<std::int64_t>(1, (target - *n + 1) / 2), rng);
       }
       if (p.input_tokens_exact) p.input_tokens = target;
     }
@@ -128,12 +134,14 @@ std::string read_file(const std::string& path) {
 
 // Takes num_prompts from the candidates in a seeded order, cycling when there are too few
 // (as vLLM oversamples), so every request count is reachable.
-std::vector<Prompt> sample(std::vector<Prompt> all, const DatasetConfig& c, const std::string& what) {
+std::vector<Prompt> sample(std::vector<Prompt> all, const DatasetConfig& c,
+                           const std::string& what) {
   if (all.empty())
     throw Error(ErrorCode::parse_error, fmt::format("dataset '{}' holds no usable prompt", what));
   std::vector<Prompt> out;
   out.reserve(static_cast<std::size_t>(c.num_prompts));
-  for (std::int64_t i = 0; i < c.num_prompts; ++i) out.push_back(all[static_cast<std::size_t>(i) % all.size()]);
+  for (std::int64_t i = 0; i < c.num_prompts; ++i)
+    out.push_back(all[static_cast<std::size_t>(i) % all.size()]);
   return out;
 }
 
@@ -165,7 +173,8 @@ std::vector<Prompt> sharegpt_prompts(const DatasetConfig& c, const TokenCounter&
     if (!entry.is_object() || !entry.contains("conversations")) continue;
     const auto& conv = entry["conversations"];
     if (!conv.is_array() || conv.size() < 2 || !conv[0].contains("value") ||
-        !conv[1].contains("value") || !conv[0]["value"].is_string() || !conv[1]["value"].is_string())
+        !conv[1].contains("value") || !conv[0]["value"].is_string() ||
+        !conv[1]["value"].is_string())
       continue;
     Prompt p;
     p.text = conv[0]["value"].get<std::string>();
@@ -194,7 +203,8 @@ std::vector<Prompt> sharegpt_prompts(const DatasetConfig& c, const TokenCounter&
 
 std::vector<Prompt> jsonl_prompts(const DatasetConfig& c, const TokenCounter& counter) {
   std::ifstream in(c.dataset_path);
-  if (!in) throw Error(ErrorCode::io_error, fmt::format("cannot open dataset file '{}'", c.dataset_path));
+  if (!in)
+    throw Error(ErrorCode::io_error, fmt::format("cannot open dataset file '{}'", c.dataset_path));
   std::vector<Prompt> all;
   std::string line;
   bool server_counts = static_cast<bool>(counter);
@@ -213,7 +223,8 @@ std::vector<Prompt> jsonl_prompts(const DatasetConfig& c, const TokenCounter& co
     } else if (j.is_object() && j.contains("prompt") && j["prompt"].is_string()) {
       p.text = j["prompt"].get<std::string>();
       for (const char* key : {"output_tokens", "output_len", "max_tokens"})
-        if (j.contains(key) && j[key].is_number_integer()) p.output_tokens = j[key].get<std::int64_t>();
+        if (j.contains(key) && j[key].is_number_integer())
+          p.output_tokens = j[key].get<std::int64_t>();
     } else {
       throw Error(ErrorCode::parse_error,
                   fmt::format("{}:{}: expected a string or an object with a \"prompt\" string",
@@ -243,13 +254,16 @@ void DatasetConfig::validate() const {
   auto bad = [](const std::string& what) { throw Error(ErrorCode::invalid_argument, what); };
   if (num_prompts < 1) bad(fmt::format("num_prompts must be at least 1 (got {})", num_prompts));
   if (dataset_name == DatasetKind::random) {
-    if (random_input_len < 1) bad(fmt::format("random_input_len must be at least 1 (got {})", random_input_len));
-    if (random_output_len < 1) bad(fmt::format("random_output_len must be at least 1 (got {})", random_output_len));
+    if (random_input_len < 1)
+      bad(fmt::format("random_input_len must be at least 1 (got {})", random_input_len));
+    if (random_output_len < 1)
+      bad(fmt::format("random_output_len must be at least 1 (got {})", random_output_len));
     if (random_range_ratio < 0.0 || random_range_ratio >= 1.0)
       bad(fmt::format("random_range_ratio must be in [0, 1) (got {})", random_range_ratio));
     if (random_prefix_len < 0) bad("random_prefix_len must not be negative");
   } else if (dataset_path.empty()) {
-    bad(fmt::format("dataset '{}' needs a dataset_path", nlohmann::json(dataset_name).get<std::string>()));
+    bad(fmt::format("dataset '{}' needs a dataset_path",
+                    nlohmann::json(dataset_name).get<std::string>()));
   }
   if (sharegpt_output_len < 0) bad("sharegpt_output_len must not be negative");
 }
@@ -257,9 +271,12 @@ void DatasetConfig::validate() const {
 std::vector<Prompt> load_dataset(const DatasetConfig& config, const TokenCounter& counter) {
   config.validate();
   switch (config.dataset_name) {
-    case DatasetKind::random: return random_prompts(config, counter);
-    case DatasetKind::sharegpt: return sharegpt_prompts(config, counter);
-    case DatasetKind::jsonl: return jsonl_prompts(config, counter);
+    case DatasetKind::random:
+      return random_prompts(config, counter);
+    case DatasetKind::sharegpt:
+      return sharegpt_prompts(config, counter);
+    case DatasetKind::jsonl:
+      return jsonl_prompts(config, counter);
   }
   throw Error(ErrorCode::invalid_argument, "unknown dataset");
 }

@@ -98,9 +98,14 @@ struct Connection {
 }  // namespace
 
 struct EventLoop::Impl {
-  Impl(const ClientConfig& c, const std::vector<PreparedRequest>& p, const std::vector<std::string>& raw,
-       std::int64_t cap, LoopHooks h)
-      : config(c), prepared(p), requests(raw), max_in_flight(cap), hooks(std::move(h)), buffer(1 << 16) {}
+  Impl(const ClientConfig& c, const std::vector<PreparedRequest>& p,
+       const std::vector<std::string>& raw, std::int64_t cap, LoopHooks h)
+      : config(c),
+        prepared(p),
+        requests(raw),
+        max_in_flight(cap),
+        hooks(std::move(h)),
+        buffer(1 << 16) {}
 
   const ClientConfig& config;
   const std::vector<PreparedRequest>& prepared;
@@ -145,7 +150,9 @@ struct EventLoop::Impl {
   void coalesce(bool schedule_done, MonoNanos next_due) {
     if (!kernel_timestamps || hooks.coalesce_window <= 0) return;
     const MonoNanos now = mono_now();
-    const bool send_waiting = !schedule_done && (hooks.closed_loop || (next_due >= 0 && next_due < now + hooks.coalesce_window));
+    const bool send_waiting =
+        !schedule_done &&
+        (hooks.closed_loop || (next_due >= 0 && next_due < now + hooks.coalesce_window));
     if (send_waiting && static_cast<std::int64_t>(active.size()) < max_in_flight) return;
     if (hooks.closed_loop && !schedule_done) return;  // a completion frees a slot: send at once
     timespec t{0, static_cast<long>(hooks.coalesce_window)};
@@ -166,7 +173,8 @@ void EventLoop::Impl::resolve() {
   addrinfo* result = nullptr;
   const int rc = getaddrinfo(e.host.c_str(), e.port.c_str(), &hints, &result);
   if (rc != 0 || !result)
-    throw Error(ErrorCode::connection_failed, fmt::format("cannot resolve '{}': {}", e.host, gai_strerror(rc)));
+    throw Error(ErrorCode::connection_failed,
+                fmt::format("cannot resolve '{}': {}", e.host, gai_strerror(rc)));
   std::memcpy(&address, result->ai_addr, result->ai_addrlen);
   address_len = result->ai_addrlen;
   freeaddrinfo(result);
@@ -213,7 +221,8 @@ void EventLoop::Impl::start(const ScheduledRequest& slot, MonoNanos now) {
   if (c.fd < 0) {
     c.fd = ::socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c.fd < 0) {
-      finish(c, TransportEnd::connect_failed, send_ns, fmt::format("socket(): {}", std::strerror(errno)));
+      finish(c, TransportEnd::connect_failed, send_ns,
+             fmt::format("socket(): {}", std::strerror(errno)));
       return;
     }
     int one = 1;
@@ -241,7 +250,8 @@ void EventLoop::Impl::start(const ScheduledRequest& slot, MonoNanos now) {
 
 void EventLoop::Impl::write_some(Connection& c, MonoNanos now) {
   while (c.written < c.request->size()) {
-    const ssize_t n = ::send(c.fd, c.request->data() + c.written, c.request->size() - c.written, MSG_NOSIGNAL);
+    const ssize_t n =
+        ::send(c.fd, c.request->data() + c.written, c.request->size() - c.written, MSG_NOSIGNAL);
     if (n > 0) {
       c.written += static_cast<std::size_t>(n);
       continue;
@@ -299,12 +309,15 @@ void EventLoop::Impl::read_some(Connection& c, MonoNanos now) {
         finish(c, TransportEnd::complete, handler.now);  // ends when its last byte arrived
         return;
       }
-      if (static_cast<std::size_t>(n) < buffer.size()) return;  // drained; level-triggered epoll calls again
+      if (static_cast<std::size_t>(n) < buffer.size())
+        return;  // drained; level-triggered epoll calls again
       continue;
     }
     if (n == 0) {
-      if (c.parser.complete_at_eof()) finish(c, TransportEnd::complete, now);
-      else finish(c, TransportEnd::read_failed, now);
+      if (c.parser.complete_at_eof())
+        finish(c, TransportEnd::complete, now);
+      else
+        finish(c, TransportEnd::read_failed, now);
       return;
     }
     if (errno == EAGAIN || errno == EWOULDBLOCK) return;
@@ -330,7 +343,8 @@ ssize_t EventLoop::Impl::receive(Connection& c, MonoNanos now, MonoNanos& arrive
     if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS) {
       timespec ts;
       std::memcpy(&ts, CMSG_DATA(cm), sizeof ts);
-      const MonoNanos stamp = static_cast<MonoNanos>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec - realtime_minus_mono;
+      const MonoNanos stamp =
+          static_cast<MonoNanos>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec - realtime_minus_mono;
       // The kernel's stamp of the last packet in these bytes: never later than our wake-up,
       // never before the request was sent.
       if (stamp > 0) arrived = std::clamp(stamp, c.rec.send_ns, now);
@@ -349,7 +363,8 @@ void EventLoop::Impl::on_event(Connection& c, std::uint32_t events, MonoNanos no
       socklen_t len = sizeof err;
       getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
       if (err != 0) {
-        finish(c, TransportEnd::connect_failed, now, fmt::format("cannot connect to {}: {}", origin, std::strerror(err)));
+        finish(c, TransportEnd::connect_failed, now,
+               fmt::format("cannot connect to {}: {}", origin, std::strerror(err)));
         return;
       }
       c.state = ConnState::writing;
@@ -370,7 +385,8 @@ void EventLoop::Impl::on_event(Connection& c, std::uint32_t events, MonoNanos no
   }
 }
 
-void EventLoop::Impl::finish(Connection& c, TransportEnd end, MonoNanos now, const std::string& message) {
+void EventLoop::Impl::finish(Connection& c, TransportEnd end, MonoNanos now,
+                             const std::string& message) {
   c.recorder.finish(end, now, message);
   const bool reusable = end == TransportEnd::complete && c.parser.keep_alive() && c.rec.ok();
   const bool reusable_error = end == TransportEnd::complete && c.parser.keep_alive() &&
@@ -395,7 +411,8 @@ MonoNanos EventLoop::Impl::check_deadlines(MonoNanos now) {
     if (c.state == ConnState::connecting && c.connect_deadline >= 0) {
       if (now > c.connect_deadline) {
         finish(c, TransportEnd::connect_timeout, now,
-               fmt::format("connecting to {} took longer than {} ms", origin, config.connect_timeout.count()));
+               fmt::format("connecting to {} took longer than {} ms", origin,
+                           config.connect_timeout.count()));
         continue;
       }
       next = std::min(next, c.connect_deadline + 1);
@@ -414,8 +431,10 @@ MonoNanos EventLoop::Impl::check_deadlines(MonoNanos now) {
 }
 
 EventLoop::EventLoop(const ClientConfig& config, const std::vector<PreparedRequest>& prepared,
-                     const std::vector<std::string>& raw_requests, std::int64_t max_in_flight, LoopHooks hooks)
-    : impl_(std::make_unique<Impl>(config, prepared, raw_requests, std::max<std::int64_t>(1, max_in_flight), std::move(hooks))) {
+                     const std::vector<std::string>& raw_requests, std::int64_t max_in_flight,
+                     LoopHooks hooks)
+    : impl_(std::make_unique<Impl>(config, prepared, raw_requests,
+                                   std::max<std::int64_t>(1, max_in_flight), std::move(hooks))) {
   impl_->resolve();
   impl_->epfd = epoll_create1(EPOLL_CLOEXEC);
   impl_->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -447,8 +466,10 @@ void EventLoop::run() {
   MonoNanos next_check = 0;
   bool schedule_done = false;
   // No deadline of a request started now comes sooner than this.
-  MonoNanos shortest_budget = std::min({ns(s.config.read_timeout), ns(s.config.request_timeout), ns(s.config.connect_timeout)});
-  if (s.config.first_token_timeout.count() > 0) shortest_budget = std::min(shortest_budget, ns(s.config.first_token_timeout));
+  MonoNanos shortest_budget = std::min(
+      {ns(s.config.read_timeout), ns(s.config.request_timeout), ns(s.config.connect_timeout)});
+  if (s.config.first_token_timeout.count() > 0)
+    shortest_budget = std::min(shortest_budget, ns(s.config.first_token_timeout));
   for (;;) {
     MonoNanos now = mono_now();
     if (s.hooks.stop->load(std::memory_order_relaxed)) {
@@ -480,9 +501,11 @@ void EventLoop::run() {
     if (next_due >= 0 && static_cast<std::int64_t>(s.active.size()) < s.max_in_flight)
       wake_at = std::min(wake_at, next_due);
     const MonoNanos wait = std::max<MonoNanos>(0, wake_at - mono_now());
-    timespec timeout{static_cast<time_t>(wait / 1'000'000'000), static_cast<long>(wait % 1'000'000'000)};
+    timespec timeout{static_cast<time_t>(wait / 1'000'000'000),
+                     static_cast<long>(wait % 1'000'000'000)};
     int n = epoll_pwait2(s.epfd, events, kMaxEvents, &timeout, nullptr);
-    if (n < 0 && errno == ENOSYS) n = epoll_wait(s.epfd, events, kMaxEvents, static_cast<int>((wait + 999'999) / 1'000'000));
+    if (n < 0 && errno == ENOSYS)
+      n = epoll_wait(s.epfd, events, kMaxEvents, static_cast<int>((wait + 999'999) / 1'000'000));
     if (n <= 0) continue;
     if (!schedule_done && static_cast<std::int64_t>(s.active.size()) >= s.max_in_flight)
       schedule_done = !s.hooks.has_more_slots();
@@ -493,7 +516,8 @@ void EventLoop::run() {
     if (s.kernel_timestamps) {
       timespec rt;
       clock_gettime(CLOCK_REALTIME, &rt);
-      s.realtime_minus_mono = static_cast<MonoNanos>(rt.tv_sec) * 1'000'000'000 + rt.tv_nsec - mono_now();
+      s.realtime_minus_mono =
+          static_cast<MonoNanos>(rt.tv_sec) * 1'000'000'000 + rt.tv_nsec - mono_now();
     }
     for (int i = 0; i < n; ++i) {
       if (!events[i].data.ptr) {

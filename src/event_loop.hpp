@@ -26,8 +26,8 @@ struct LoopHooks {
   /// Hands a finished record to the group. Thread-safe.
   std::function<void(RequestRecord&&)> deliver;
   const std::atomic<bool>* stop = nullptr;
-  bool closed_loop = false;           ///< infinite rate: the next request goes when one ends
-  MonoNanos coalesce_window = 0;      ///< see EventLoop; 0 turns it off
+  bool closed_loop = false;       ///< infinite rate: the next request goes when one ends
+  MonoNanos coalesce_window = 0;  ///< see EventLoop; 0 turns it off
   std::atomic<std::uint64_t>* in_flight = nullptr;
 };
 
@@ -42,7 +42,8 @@ class EventLoop {
   /// `prepared` and `raw_requests` are parallel (the same request as data and as bytes) and
   /// must outlive the loop.
   EventLoop(const ClientConfig& config, const std::vector<PreparedRequest>& prepared,
-            const std::vector<std::string>& raw_requests, std::int64_t max_in_flight, LoopHooks hooks);
+            const std::vector<std::string>& raw_requests, std::int64_t max_in_flight,
+            LoopHooks hooks);
   ~EventLoop();
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;

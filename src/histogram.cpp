@@ -12,7 +12,7 @@ namespace aifc {
 namespace {
 
 constexpr std::int64_t kExactLimit = std::int64_t{1} << Histogram::kSubBucketBits;  // 2048
-constexpr std::size_t kHalf = std::size_t{1} << (Histogram::kSubBucketBits - 1);   // 1024
+constexpr std::size_t kHalf = std::size_t{1} << (Histogram::kSubBucketBits - 1);    // 1024
 
 std::string u128_to_string(Histogram::Sum v) {
   if (v == 0) return "0";
@@ -40,8 +40,8 @@ std::size_t Histogram::bucket_index(std::int64_t value) noexcept {
   if (value < 0) value = 0;
   if (value < kExactLimit) return static_cast<std::size_t>(value);
   const auto v = static_cast<std::uint64_t>(value);
-  const int msb = 63 - std::countl_zero(v);         // >= kSubBucketBits
-  const int shift = msb - (kSubBucketBits - 1);      // keep the top 11 bits
+  const int msb = 63 - std::countl_zero(v);                      // >= kSubBucketBits
+  const int shift = msb - (kSubBucketBits - 1);                  // keep the top 11 bits
   const std::size_t top = static_cast<std::size_t>(v >> shift);  // in [1024, 2048)
   return static_cast<std::size_t>(kExactLimit) + static_cast<std::size_t>(shift - 1) * kHalf +
          (top - kHalf);
@@ -150,9 +150,12 @@ nlohmann::json Histogram::to_json() const {
   nlohmann::json buckets = nlohmann::json::array();
   for (std::size_t i = 0; i < counts_.size(); ++i)
     if (counts_[i]) buckets.push_back({i, counts_[i]});
-  return {{"count", count_},          {"min", min()},
-          {"max", max()},             {"sum", u128_to_string(sum_)},
-          {"sum_sq", u128_to_string(sum_sq_)}, {"buckets", std::move(buckets)}};
+  return {{"count", count_},
+          {"min", min()},
+          {"max", max()},
+          {"sum", u128_to_string(sum_)},
+          {"sum_sq", u128_to_string(sum_sq_)},
+          {"buckets", std::move(buckets)}};
 }
 
 Histogram Histogram::from_json(const nlohmann::json& j) {

@@ -23,7 +23,9 @@ class HttpResponseParser {
   Result feed(const char* data, std::size_t len, Handler& handler);
 
   /// The connection closed: completes a close-delimited body, otherwise the response is cut.
-  bool complete_at_eof() const noexcept { return state_ == State::body_until_close || state_ == State::done; }
+  bool complete_at_eof() const noexcept {
+    return state_ == State::body_until_close || state_ == State::done;
+  }
   bool keep_alive() const noexcept { return keep_alive_; }
   bool started() const noexcept { return started_; }
   bool stopped() const noexcept { return stopped_; }
@@ -31,8 +33,17 @@ class HttpResponseParser {
   void reset();
 
  private:
-  enum class State { status_line, headers, chunk_size, chunk_data, chunk_data_end, trailers, body_length,
-                     body_until_close, done };
+  enum class State {
+    status_line,
+    headers,
+    chunk_size,
+    chunk_data,
+    chunk_data_end,
+    trailers,
+    body_length,
+    body_until_close,
+    done
+  };
 
   bool take_line(const char*& p, const char* end, std::string_view& line);
   bool header(std::string_view line);
@@ -67,7 +78,8 @@ inline void HttpResponseParser::reset() {
 }
 
 inline bool HttpResponseParser::take_line(const char*& p, const char* end, std::string_view& line) {
-  const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
+  const char* nl =
+      static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
   if (!nl) {
     line_.append(p, static_cast<std::size_t>(end - p));
     p = end;
@@ -122,14 +134,17 @@ inline bool HttpResponseParser::header(std::string_view line) {
   } else if (iequals(name, "transfer-encoding")) {
     chunked_ = icontains(value, "chunked");
   } else if (iequals(name, "connection")) {
-    if (icontains(value, "close")) keep_alive_ = false;
-    else if (icontains(value, "keep-alive")) keep_alive_ = true;
+    if (icontains(value, "close"))
+      keep_alive_ = false;
+    else if (icontains(value, "keep-alive"))
+      keep_alive_ = true;
   }
   return true;
 }
 
 template <class Handler>
-HttpResponseParser::Result HttpResponseParser::feed(const char* data, std::size_t len, Handler& handler) {
+HttpResponseParser::Result HttpResponseParser::feed(const char* data, std::size_t len,
+                                                    Handler& handler) {
   const char* p = data;
   const char* const end = data + len;
   if (len > 0) started_ = true;
@@ -173,8 +188,10 @@ HttpResponseParser::Result HttpResponseParser::feed(const char* data, std::size_
           stopped_ = true;
           return Result::more;
         }
-        if (status_ == 204 || status_ == 304) state_ = State::done;
-        else if (chunked_) state_ = State::chunk_size;
+        if (status_ == 204 || status_ == 304)
+          state_ = State::done;
+        else if (chunked_)
+          state_ = State::chunk_size;
         else if (content_length_ >= 0) {
           remaining_ = static_cast<std::uint64_t>(content_length_);
           state_ = remaining_ ? State::body_length : State::done;
@@ -196,14 +213,19 @@ HttpResponseParser::Result HttpResponseParser::feed(const char* data, std::size_
         for (; i < line.size(); ++i) {
           const char c = line[i];
           int d;
-          if (c >= '0' && c <= '9') d = c - '0';
-          else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-          else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-          else break;
+          if (c >= '0' && c <= '9')
+            d = c - '0';
+          else if (c >= 'a' && c <= 'f')
+            d = c - 'a' + 10;
+          else if (c >= 'A' && c <= 'F')
+            d = c - 'A' + 10;
+          else
+            break;
           size = size * 16 + static_cast<std::uint64_t>(d);
           if (size > (1ull << 40)) return fail("chunk too large");
         }
-        if (i == 0 || (i < line.size() && line[i] != ';' && line[i] != ' ')) return fail("bad chunk size");
+        if (i == 0 || (i < line.size() && line[i] != ';' && line[i] != ' '))
+          return fail("bad chunk size");
         line_.clear();
         remaining_ = size;
         state_ = size ? State::chunk_data : State::trailers;
@@ -211,7 +233,8 @@ HttpResponseParser::Result HttpResponseParser::feed(const char* data, std::size_
       }
       case State::chunk_data:
       case State::body_length: {
-        const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, static_cast<std::uint64_t>(end - p)));
+        const std::size_t n = static_cast<std::size_t>(
+            std::min<std::uint64_t>(remaining_, static_cast<std::uint64_t>(end - p)));
         if (!handler.on_body(p, n)) {
           stopped_ = true;
           return Result::more;

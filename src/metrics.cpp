@@ -47,7 +47,8 @@ void collect(const RequestRecord& r, Samples& s) {
     s.ttft.push_back(r.ttft_s());
     if (r.scheduled_ns >= 0) s.ttft_sched.push_back((r.first_token_ns - r.scheduled_ns) * 1e-9);
   }
-  if (r.first_reasoning_ns >= 0) s.ttft_reasoning.push_back((r.first_reasoning_ns - r.send_ns) * 1e-9);
+  if (r.first_reasoning_ns >= 0)
+    s.ttft_reasoning.push_back((r.first_reasoning_ns - r.send_ns) * 1e-9);
   if (r.first_reasoning_ns >= 0 && r.first_answer_ns >= 0)
     s.ttft_answer.push_back((r.first_answer_ns - r.send_ns) * 1e-9);
   s.e2el.push_back(r.e2el_s());
@@ -57,10 +58,12 @@ void collect(const RequestRecord& r, Samples& s) {
     s.itl.push_back((r.token_ns[i] - r.token_ns[i - 1]) * 1e-9);
 }
 
-std::int64_t to_ns(double seconds) { return static_cast<std::int64_t>(std::llround(seconds * 1e9)); }
+std::int64_t to_ns(double seconds) {
+  return static_cast<std::int64_t>(std::llround(seconds * 1e9));
+}
 
-void put_common(nlohmann::json& out, double duration_s, std::uint64_t completed, std::uint64_t failed,
-                std::int64_t input, std::int64_t output, std::uint64_t good,
+void put_common(nlohmann::json& out, double duration_s, std::uint64_t completed,
+                std::uint64_t failed, std::int64_t input, std::int64_t output, std::uint64_t good,
                 const SummaryOptions& options) {
   const double d = duration_s > 0 ? duration_s : 1e-9;
   out["duration"] = duration_s;
@@ -69,8 +72,8 @@ void put_common(nlohmann::json& out, double duration_s, std::uint64_t completed,
   out["total_input_tokens"] = input;
   out["total_output_tokens"] = output;
   out["request_throughput"] = static_cast<double>(completed) / d;
-  out["request_goodput"] =
-      options.goodput.empty() ? nlohmann::json(nullptr) : nlohmann::json(static_cast<double>(good) / d);
+  out["request_goodput"] = options.goodput.empty() ? nlohmann::json(nullptr)
+                                                   : nlohmann::json(static_cast<double>(good) / d);
   out["output_throughput"] = static_cast<double>(output) / d;
   out["total_token_throughput"] = static_cast<double>(input + output) / d;
 }
@@ -101,8 +104,9 @@ GoodputSlo GoodputSlo::parse(const std::string& spec) {
   while (in >> item) {
     const auto colon = item.find(':');
     if (colon == std::string::npos)
-      throw Error(ErrorCode::invalid_argument,
-                  fmt::format("goodput item '{}' must look like ttft:MS, tpot:MS or e2el:MS", item));
+      throw Error(
+          ErrorCode::invalid_argument,
+          fmt::format("goodput item '{}' must look like ttft:MS, tpot:MS or e2el:MS", item));
     const auto key = item.substr(0, colon);
     double value = 0;
     try {
@@ -110,12 +114,18 @@ GoodputSlo GoodputSlo::parse(const std::string& spec) {
       value = std::stod(item.substr(colon + 1), &used);
       if (used != item.size() - colon - 1) throw std::invalid_argument("trailing");
     } catch (const std::exception&) {
-      throw Error(ErrorCode::invalid_argument, fmt::format("goodput item '{}' has no number of ms", item));
+      throw Error(ErrorCode::invalid_argument,
+                  fmt::format("goodput item '{}' has no number of ms", item));
     }
-    if (value < 0) throw Error(ErrorCode::invalid_argument, fmt::format("goodput '{}' must not be negative", item));
-    if (key == "ttft") slo.ttft_ms = value;
-    else if (key == "tpot") slo.tpot_ms = value;
-    else if (key == "e2el") slo.e2el_ms = value;
+    if (value < 0)
+      throw Error(ErrorCode::invalid_argument,
+                  fmt::format("goodput '{}' must not be negative", item));
+    if (key == "ttft")
+      slo.ttft_ms = value;
+    else if (key == "tpot")
+      slo.tpot_ms = value;
+    else if (key == "e2el")
+      slo.e2el_ms = value;
     else
       throw Error(ErrorCode::invalid_argument,
                   fmt::format("goodput metric '{}' is not one of ttft, tpot, e2el", key));
@@ -147,10 +157,15 @@ void from_json(const nlohmann::json& j, GoodputSlo& g) {
     return;
   }
   for (const auto& [key, value] : j.items()) {
-    if (key == "ttft_ms") g.ttft_ms = value.get<double>();
-    else if (key == "tpot_ms") g.tpot_ms = value.get<double>();
-    else if (key == "e2el_ms") g.e2el_ms = value.get<double>();
-    else throw Error(ErrorCode::invalid_argument, fmt::format("goodput key '{}' is not ttft_ms, tpot_ms or e2el_ms", key));
+    if (key == "ttft_ms")
+      g.ttft_ms = value.get<double>();
+    else if (key == "tpot_ms")
+      g.tpot_ms = value.get<double>();
+    else if (key == "e2el_ms")
+      g.e2el_ms = value.get<double>();
+    else
+      throw Error(ErrorCode::invalid_argument,
+                  fmt::format("goodput key '{}' is not ttft_ms, tpot_ms or e2el_ms", key));
   }
 }
 
@@ -331,7 +346,8 @@ nlohmann::json summarize(const std::vector<RequestRecord>& records, double durat
         per_second[sec] += 1.0;
       }
     }
-    if (!per_second.empty()) max_tokens_per_s = *std::max_element(per_second.begin(), per_second.end());
+    if (!per_second.empty())
+      max_tokens_per_s = *std::max_element(per_second.begin(), per_second.end());
   }
   std::sort(events.begin(), events.end());  // at equal times, -1 sorts first: half-open intervals
   int current = 0, peak = 0;
@@ -346,7 +362,8 @@ nlohmann::json summarize(const std::vector<RequestRecord>& records, double durat
   if (selected(options, "itl")) put_stats(out, "itl", exact_stats(s.itl, ps));
   if (selected(options, "e2el")) put_stats(out, "e2el", exact_stats(s.e2el, ps));
   put_stats(out, "lateness", exact_stats(s.lateness, ps));
-  out["max_lateness_ms"] = s.lateness.empty() ? 0.0 : *std::max_element(s.lateness.begin(), s.lateness.end()) * 1e3;
+  out["max_lateness_ms"] =
+      s.lateness.empty() ? 0.0 : *std::max_element(s.lateness.begin(), s.lateness.end()) * 1e3;
   put_stats(out, "ttft_from_schedule", exact_stats(s.ttft_sched, ps));
   put_stats(out, "e2el_from_schedule", exact_stats(s.e2el_sched, ps));
   if (!s.ttft_reasoning.empty()) {
@@ -360,7 +377,8 @@ nlohmann::json summarize(const std::vector<RequestRecord>& records, double durat
   return out;
 }
 
-nlohmann::json summarize(const MetricsAggregate& a, double duration_s, const SummaryOptions& options) {
+nlohmann::json summarize(const MetricsAggregate& a, double duration_s,
+                         const SummaryOptions& options) {
   nlohmann::json out;
   put_common(out, duration_s, a.completed, a.failed, a.total_input_tokens, a.total_output_tokens,
              a.good, options);

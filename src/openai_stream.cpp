@@ -127,10 +127,14 @@ class Scanner {
         } while (consume(','));
         return consume(']');
       }
-      case 't': return literal("true");
-      case 'f': return literal("false");
-      case 'n': return literal("null");
-      default: return number();
+      case 't':
+        return literal("true");
+      case 'f':
+        return literal("false");
+      case 'n':
+        return literal("null");
+      default:
+        return number();
     }
   }
 
@@ -190,7 +194,8 @@ bool scan_choices(Scanner& s, StreamChunk& out) {
 bool scan_usage(Scanner& s, StreamChunk& out) {
   if (s.peek() == 'n') return s.literal("null");
   return s.object([&](std::string_view key) {
-    if (key == "prompt_tokens") return s.peek() == 'n' ? s.literal("null") : s.integer(out.prompt_tokens);
+    if (key == "prompt_tokens")
+      return s.peek() == 'n' ? s.literal("null") : s.integer(out.prompt_tokens);
     if (key == "completion_tokens")
       return s.peek() == 'n' ? s.literal("null") : s.integer(out.completion_tokens);
     return s.skip_value();
@@ -246,11 +251,21 @@ void append_json_unescaped(std::string& out, std::string_view raw) {
     }
     const char e = raw[++i];
     switch (e) {
-      case 'n': out.push_back('\n'); break;
-      case 't': out.push_back('\t'); break;
-      case 'r': out.push_back('\r'); break;
-      case 'b': out.push_back('\b'); break;
-      case 'f': out.push_back('\f'); break;
+      case 'n':
+        out.push_back('\n');
+        break;
+      case 't':
+        out.push_back('\t');
+        break;
+      case 'r':
+        out.push_back('\r');
+        break;
+      case 'b':
+        out.push_back('\b');
+        break;
+      case 'f':
+        out.push_back('\f');
+        break;
       case 'u': {
         if (i + 4 >= raw.size()) {  // truncated escape
           out.push_back('?');
@@ -262,9 +277,12 @@ void append_json_unescaped(std::string& out, std::string_view raw) {
           for (std::size_t k = 0; k < 4; ++k) {
             const char h = raw[at + k];
             v <<= 4;
-            if (h >= '0' && h <= '9') v |= static_cast<unsigned>(h - '0');
-            else if (h >= 'a' && h <= 'f') v |= static_cast<unsigned>(h - 'a' + 10);
-            else if (h >= 'A' && h <= 'F') v |= static_cast<unsigned>(h - 'A' + 10);
+            if (h >= '0' && h <= '9')
+              v |= static_cast<unsigned>(h - '0');
+            else if (h >= 'a' && h <= 'f')
+              v |= static_cast<unsigned>(h - 'a' + 10);
+            else if (h >= 'A' && h <= 'F')
+              v |= static_cast<unsigned>(h - 'A' + 10);
           }
           return v;
         };
@@ -295,7 +313,9 @@ void append_json_unescaped(std::string& out, std::string_view raw) {
         }
         break;
       }
-      default: out.push_back(e); break;  // \" \\ \/
+      default:
+        out.push_back(e);
+        break;  // \" \\ \/
     }
   }
 }

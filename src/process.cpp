@@ -14,8 +14,9 @@
 
 namespace aifc::detail {
 
-ProcessResult run_process(const std::vector<std::string>& argv, const std::vector<std::string>& environment,
-                          const std::string& input, std::chrono::milliseconds timeout) {
+ProcessResult run_process(const std::vector<std::string>& argv,
+                          const std::vector<std::string>& environment, const std::string& input,
+                          std::chrono::milliseconds timeout) {
   ProcessResult result;
   int in[2], out[2], err[2];
   if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
@@ -54,7 +55,8 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::vecto
     if (n > 0) written += static_cast<std::size_t>(n);
   }
   ::close(in[1]);
-  const MonoNanos deadline = mono_now() + std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count();
+  const MonoNanos deadline =
+      mono_now() + std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count();
   pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
   int open_fds = 2;
   char buf[4096];

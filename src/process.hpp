@@ -15,7 +15,8 @@ struct ProcessResult {
 
 /// Runs argv[0] (looked up in PATH) with exactly `environment` ("K=V" entries), feeding
 /// `input` on stdin and collecting stdout and stderr. Never throws for the program's failure.
-ProcessResult run_process(const std::vector<std::string>& argv, const std::vector<std::string>& environment,
+ProcessResult run_process(const std::vector<std::string>& argv,
+                          const std::vector<std::string>& environment,
                           const std::string& input = {},
                           std::chrono::milliseconds timeout = std::chrono::milliseconds(60'000));
 

@@ -16,10 +16,19 @@ ClockAnchor ClockAnchor::now() noexcept {
 }
 
 namespace {
-constexpr std::string_view kErrorNames[] = {
-    "none",    "connect",         "tls",          "http_status",      "server_error",
-    "malformed_stream", "connection_closed", "timeout_connect", "timeout_first_token",
-    "timeout_total", "timeout_read", "cancelled", "io"};
+constexpr std::string_view kErrorNames[] = {"none",
+                                            "connect",
+                                            "tls",
+                                            "http_status",
+                                            "server_error",
+                                            "malformed_stream",
+                                            "connection_closed",
+                                            "timeout_connect",
+                                            "timeout_first_token",
+                                            "timeout_total",
+                                            "timeout_read",
+                                            "cancelled",
+                                            "io"};
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 }  // namespace
 
@@ -36,9 +45,12 @@ RequestError request_error_from_string(std::string_view s) noexcept {
 
 std::string_view to_string(TokenSource s) noexcept {
   switch (s) {
-    case TokenSource::usage: return "usage";
-    case TokenSource::chunks: return "chunks";
-    case TokenSource::none: return "none";
+    case TokenSource::usage:
+      return "usage";
+    case TokenSource::chunks:
+      return "chunks";
+    case TokenSource::none:
+      return "none";
   }
   return "none";
 }

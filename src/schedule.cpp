@@ -19,9 +19,11 @@ static_assert(sizeof(detail::Rng) == 4 * sizeof(std::uint64_t));
 }  // namespace
 
 void LoadConfig::validate() const {
-  if (!(request_rate > 0.0)) bad(fmt::format("request_rate must be positive or inf (got {})", request_rate));
+  if (!(request_rate > 0.0))
+    bad(fmt::format("request_rate must be positive or inf (got {})", request_rate));
   if (!(burstiness > 0.0)) bad(fmt::format("burstiness must be positive (got {})", burstiness));
-  if (max_concurrency < 0) bad(fmt::format("max_concurrency must not be negative (got {})", max_concurrency));
+  if (max_concurrency < 0)
+    bad(fmt::format("max_concurrency must not be negative (got {})", max_concurrency));
   if (duration.count() < 0) bad("duration must not be negative");
   if (duration.count() == 0 && num_requests < 1)
     bad(fmt::format("num_requests must be at least 1 (got {})", num_requests));
@@ -91,7 +93,8 @@ std::optional<std::uint64_t> ArrivalSchedule::global_size() const {
 std::int64_t ArrivalSchedule::shard_max_concurrency() const {
   if (config_.max_concurrency == 0) return 0;
   const auto n = static_cast<std::int64_t>(shard_.nranks);
-  const auto share = config_.max_concurrency / n + (shard_.rank < config_.max_concurrency % n ? 1 : 0);
+  const auto share =
+      config_.max_concurrency / n + (shard_.rank < config_.max_concurrency % n ? 1 : 0);
   return std::max<std::int64_t>(share, 1);
 }
 
@@ -127,7 +130,8 @@ std::optional<ScheduledRequest> ArrivalSchedule::next_global() {
       time_s_ * 1000.0 >= static_cast<double>(config_.duration.count()))
     return std::nullopt;
   ++next_index_;
-  return ScheduledRequest{index, std::chrono::nanoseconds(static_cast<std::int64_t>(time_s_ * 1e9))};
+  return ScheduledRequest{index,
+                          std::chrono::nanoseconds(static_cast<std::int64_t>(time_s_ * 1e9))};
 }
 
 std::optional<ScheduledRequest> ArrivalSchedule::next() {

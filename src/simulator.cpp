@@ -19,8 +19,8 @@ namespace aifc {
 
 namespace {
 
-constexpr const char* kTokens[] = {" the", " of", " and", " to", " in", " is", " you", " that",
-                                   " it", " he", " was", " for", " on", " are", " as", " with"};
+constexpr const char* kTokens[] = {" the", " of", " and", " to",  " in", " is",  " you", " that",
+                                   " it",  " he", " was", " for", " on", " are", " as",  " with"};
 
 std::int64_t count_words(std::string_view text) {
   std::int64_t n = 0;
@@ -40,13 +40,15 @@ double parse_ms(const std::string& text, const std::string& whole) {
     if (used != text.size() || v < 0) throw std::invalid_argument("bad");
     return v;
   } catch (const std::exception&) {
-    throw Error(ErrorCode::invalid_argument,
-                fmt::format("delay '{}' must be MS, uniform:LO:HI, exp:MEAN or normal:MEAN:SD", whole));
+    throw Error(
+        ErrorCode::invalid_argument,
+        fmt::format("delay '{}' must be MS, uniform:LO:HI, exp:MEAN or normal:MEAN:SD", whole));
   }
 }
 
 std::string error_json(const std::string& message, const char* type, int code) {
-  return nlohmann::json{{"object", "error"}, {"message", message}, {"type", type}, {"param", nullptr}, {"code", code}}
+  return nlohmann::json{
+      {"object", "error"}, {"message", message}, {"type", type}, {"param", nullptr}, {"code", code}}
       .dump();
 }
 
@@ -69,7 +71,8 @@ DelaySpec DelaySpec::parse(const std::string& text) {
     d.kind = Kind::uniform;
     d.a_ms = parse_ms(parts[1], text);
     d.b_ms = parse_ms(parts[2], text);
-    if (d.b_ms < d.a_ms) throw Error(ErrorCode::invalid_argument, fmt::format("delay '{}': HI < LO", text));
+    if (d.b_ms < d.a_ms)
+      throw Error(ErrorCode::invalid_argument, fmt::format("delay '{}': HI < LO", text));
   } else if ((parts[0] == "exp" || parts[0] == "exponential") && parts.size() == 2) {
     d.kind = Kind::exponential;
     d.a_ms = parse_ms(parts[1], text);
@@ -85,10 +88,14 @@ DelaySpec DelaySpec::parse(const std::string& text) {
 
 std::string DelaySpec::to_string() const {
   switch (kind) {
-    case Kind::fixed: return fmt::format("{}", a_ms);
-    case Kind::uniform: return fmt::format("uniform:{}:{}", a_ms, b_ms);
-    case Kind::exponential: return fmt::format("exp:{}", a_ms);
-    case Kind::normal: return fmt::format("normal:{}:{}", a_ms, b_ms);
+    case Kind::fixed:
+      return fmt::format("{}", a_ms);
+    case Kind::uniform:
+      return fmt::format("uniform:{}:{}", a_ms, b_ms);
+    case Kind::exponential:
+      return fmt::format("exp:{}", a_ms);
+    case Kind::normal:
+      return fmt::format("normal:{}:{}", a_ms, b_ms);
   }
   return "0";
 }
@@ -96,10 +103,14 @@ std::string DelaySpec::to_string() const {
 namespace {
 double draw_ms(const DelaySpec& d, detail::Rng& rng) {
   switch (d.kind) {
-    case DelaySpec::Kind::fixed: return d.a_ms;
-    case DelaySpec::Kind::uniform: return d.a_ms + (d.b_ms - d.a_ms) * rng.uniform();
-    case DelaySpec::Kind::exponential: return rng.exponential(d.a_ms);
-    case DelaySpec::Kind::normal: return std::max(0.0, d.a_ms + d.b_ms * rng.normal());
+    case DelaySpec::Kind::fixed:
+      return d.a_ms;
+    case DelaySpec::Kind::uniform:
+      return d.a_ms + (d.b_ms - d.a_ms) * rng.uniform();
+    case DelaySpec::Kind::exponential:
+      return rng.exponential(d.a_ms);
+    case DelaySpec::Kind::normal:
+      return std::max(0.0, d.a_ms + d.b_ms * rng.normal());
   }
   return 0;
 }
@@ -168,7 +179,8 @@ void SimulatorConfig::validate() const {
   if (threads < 1) bad("threads must be at least 1");
   if (error_status < 400 || error_status > 599) bad("error_status must be an HTTP error status");
   double sum = 0;
-  for (double r : {error_rate, disconnect_rate, stall_rate, stream_error_rate, malformed_rate, eos_probability}) {
+  for (double r : {error_rate, disconnect_rate, stall_rate, stream_error_rate, malformed_rate,
+                   eos_probability}) {
     if (r < 0 || r > 1) bad("fault rates and eos_probability must be in [0, 1]");
   }
   sum = error_rate + disconnect_rate + stall_rate + stream_error_rate + malformed_rate;
@@ -203,7 +215,8 @@ struct Simulator::Impl {
   }
 
   bool authorized(const httplib::Request& req, httplib::Response& res) {
-    if (config.api_key.empty() || req.get_header_value("Authorization") == "Bearer " + config.api_key)
+    if (config.api_key.empty() ||
+        req.get_header_value("Authorization") == "Bearer " + config.api_key)
       return true;
     res.status = 401;
     res.set_content(error_json("invalid API key", "AuthenticationError", 401), "application/json");
@@ -235,16 +248,18 @@ void Simulator::Impl::generate(const httplib::Request& req, httplib::Response& r
     body = nlohmann::json::parse(req.body);
   } catch (const nlohmann::json::exception& e) {
     res.status = 400;
-    res.set_content(error_json(std::string("request body is not JSON: ") + e.what(), "BadRequestError", 400),
-                    "application/json");
+    res.set_content(
+        error_json(std::string("request body is not JSON: ") + e.what(), "BadRequestError", 400),
+        "application/json");
     ++rejected;
     return;
   }
   const std::string model = body.value("model", std::string());
   if (!model.empty() && model != config.model) {
     res.status = 404;
-    res.set_content(error_json(fmt::format("The model `{}` does not exist.", model), "NotFoundError", 404),
-                    "application/json");
+    res.set_content(
+        error_json(fmt::format("The model `{}` does not exist.", model), "NotFoundError", 404),
+        "application/json");
     ++rejected;
     return;
   }
@@ -252,21 +267,25 @@ void Simulator::Impl::generate(const httplib::Request& req, httplib::Response& r
   if (chat) {
     if (body.contains("messages") && body["messages"].is_array())
       for (const auto& m : body["messages"])
-        if (m.contains("content") && m["content"].is_string()) prompt_len += count_words(m["content"].get<std::string>());
+        if (m.contains("content") && m["content"].is_string())
+          prompt_len += count_words(m["content"].get<std::string>());
   } else if (body.contains("prompt") && body["prompt"].is_string()) {
     prompt_len = count_words(body["prompt"].get<std::string>());
   } else {
     res.status = 400;
-    res.set_content(error_json("'prompt' must be a string", "BadRequestError", 400), "application/json");
+    res.set_content(error_json("'prompt' must be a string", "BadRequestError", 400),
+                    "application/json");
     ++rejected;
     return;
   }
   std::int64_t max_tokens = config.default_max_tokens;
   for (const char* key : {"max_tokens", "max_completion_tokens"})
-    if (body.contains(key) && body[key].is_number_integer()) max_tokens = body[key].get<std::int64_t>();
+    if (body.contains(key) && body[key].is_number_integer())
+      max_tokens = body[key].get<std::int64_t>();
   if (max_tokens < 1 || prompt_len + max_tokens > config.max_model_len) {
     res.status = 400;
-    res.set_content(error_json(fmt::format("max_tokens {} with a prompt of {} tokens does not fit", max_tokens, prompt_len),
+    res.set_content(error_json(fmt::format("max_tokens {} with a prompt of {} tokens does not fit",
+                                           max_tokens, prompt_len),
                                "BadRequestError", 400),
                     "application/json");
     ++rejected;
@@ -278,9 +297,11 @@ void Simulator::Impl::generate(const httplib::Request& req, httplib::Response& r
   if (fault == Fault::http_error) {
     ++faulted;
     res.status = config.error_status;
-    res.set_content(error_json("injected fault", config.error_status == 429 ? "TooManyRequests" : "InternalServerError",
-                               config.error_status),
-                    "application/json");
+    res.set_content(
+        error_json("injected fault",
+                   config.error_status == 429 ? "TooManyRequests" : "InternalServerError",
+                   config.error_status),
+        "application/json");
     return;
   }
   const bool ignore_eos = body.value("ignore_eos", false);
@@ -293,12 +314,14 @@ void Simulator::Impl::generate(const httplib::Request& req, httplib::Response& r
       }
   }
   const bool stream = body.value("stream", false);
-  const bool include_usage = body.contains("stream_options") && body["stream_options"].is_object() &&
+  const bool include_usage = body.contains("stream_options") &&
+                             body["stream_options"].is_object() &&
                              body["stream_options"].value("include_usage", false);
   const std::string finish = n_tokens < max_tokens ? "stop" : "length";
   const std::string id = fmt::format("{}-{}", chat ? "chatcmpl" : "cmpl", seq);
   const auto created = std::chrono::duration_cast<std::chrono::seconds>(
-                           std::chrono::system_clock::now().time_since_epoch()).count();
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count();
   // Token k is due at first + sum of ITLs: an absolute timetable, so sleeps do not drift.
   std::vector<MonoNanos> due(static_cast<std::size_t>(n_tokens));
   MonoNanos t = arrived + static_cast<MonoNanos>(draw_ms(config.ttft, rng) * 1e6);
@@ -316,16 +339,22 @@ void Simulator::Impl::generate(const httplib::Request& req, httplib::Response& r
       return;
     }
     std::string text;
-    for (std::int64_t i = 0; i < n_tokens; ++i) text += kTokens[static_cast<std::size_t>(i) % std::size(kTokens)];
+    for (std::int64_t i = 0; i < n_tokens; ++i)
+      text += kTokens[static_cast<std::size_t>(i) % std::size(kTokens)];
     nlohmann::json choice{{"index", 0}, {"finish_reason", finish}};
-    if (chat) choice["message"] = {{"role", "assistant"}, {"content", text}};
-    else choice["text"] = text;
+    if (chat)
+      choice["message"] = {{"role", "assistant"}, {"content", text}};
+    else
+      choice["text"] = text;
     nlohmann::json answer{{"id", id},
                           {"object", chat ? "chat.completion" : "text_completion"},
                           {"created", created},
                           {"model", config.model},
                           {"choices", nlohmann::json::array({choice})},
-                          {"usage", {{"prompt_tokens", prompt_len}, {"completion_tokens", n_tokens}, {"total_tokens", prompt_len + n_tokens}}}};
+                          {"usage",
+                           {{"prompt_tokens", prompt_len},
+                            {"completion_tokens", n_tokens},
+                            {"total_tokens", prompt_len + n_tokens}}}};
     res.set_content(answer.dump(), "application/json");
     generation_tokens += static_cast<std::uint64_t>(n_tokens);
     ++ok;
@@ -345,114 +374,130 @@ void Simulator::Impl::generate(const httplib::Request& req, httplib::Response& r
   const std::string model_name = config.model;
   if (fault != Fault::none) ++faulted;
   res.set_header("Cache-Control", "no-cache");
-  res.set_chunked_content_provider(
-      "text/event-stream",
-      [this, st, due = std::move(due), n_tokens, per_chunk, reasoning, fault, fault_at, chat, id, created,
-       model_name, finish, include_usage, prompt_len](std::size_t, httplib::DataSink& sink) {
-        auto write = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
-        if (chat && !st->role_sent) {
-          st->role_sent = true;  // vLLM opens a chat stream with an empty assistant delta
-          return write(fmt::format(
-              "data: {{\"id\":\"{}\",\"object\":\"chat.completion.chunk\",\"created\":{},\"model\":\"{}\","
-              "\"choices\":[{{\"index\":0,\"delta\":{{\"role\":\"assistant\",\"content\":\"\"}},"
-              "\"logprobs\":null,\"finish_reason\":null}}]}}\n\n",
-              id, created, model_name));
-        }
-        if (st->next < n_tokens) {
-          if (fault != Fault::none && st->next == fault_at) {
-            switch (fault) {
-              case Fault::disconnect:
-                --running;
-                return false;  // httplib drops the connection without the final chunk
-              case Fault::stall:
-                if (!sleep_until(mono_now() + std::chrono::duration_cast<std::chrono::nanoseconds>(config.stall).count())) {
-                  --running;
-                  return false;
-                }
-                break;
-              case Fault::stream_error:
-                write("data: {\"error\":{\"object\":\"error\",\"message\":\"injected stream error\","
-                      "\"type\":\"InternalServerError\",\"code\":500}}\n\n");
-                write("data: [DONE]\n\n");
-                sink.done();
-                --running;
-                return true;
-              case Fault::malformed:
-                write("data: {\"choices\":[{\"text\":\"broken\n\n");
-                write("data: [DONE]\n\n");
-                sink.done();
-                --running;
-                return true;
-              default: break;
+  res.set_chunked_content_provider("text/event-stream", [this, st, due = std::move(due), n_tokens,
+                                                         per_chunk, reasoning, fault, fault_at,
+                                                         chat, id, created, model_name, finish,
+                                                         include_usage, prompt_len](
+                                                            std::size_t, httplib::DataSink& sink) {
+    auto write = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
+    if (chat && !st->role_sent) {
+      st->role_sent = true;  // vLLM opens a chat stream with an empty assistant delta
+      return write(fmt::format(
+          "data: "
+          "{{\"id\":\"{}\",\"object\":\"chat.completion.chunk\",\"created\":{},\"model\":\"{}\","
+          "\"choices\":[{{\"index\":0,\"delta\":{{\"role\":\"assistant\",\"content\":\"\"}},"
+          "\"logprobs\":null,\"finish_reason\":null}}]}}\n\n",
+          id, created, model_name));
+    }
+    if (st->next < n_tokens) {
+      if (fault != Fault::none && st->next == fault_at) {
+        switch (fault) {
+          case Fault::disconnect:
+            --running;
+            return false;  // httplib drops the connection without the final chunk
+          case Fault::stall:
+            if (!sleep_until(
+                    mono_now() +
+                    std::chrono::duration_cast<std::chrono::nanoseconds>(config.stall).count())) {
+              --running;
+              return false;
             }
-          }
-          const std::int64_t k = std::min(per_chunk, n_tokens - st->next);
-          if (!sleep_until(due[static_cast<std::size_t>(st->next + k - 1)])) {
+            break;
+          case Fault::stream_error:
+            write(
+                "data: {\"error\":{\"object\":\"error\",\"message\":\"injected stream error\","
+                "\"type\":\"InternalServerError\",\"code\":500}}\n\n");
+            write("data: [DONE]\n\n");
+            sink.done();
             --running;
-            return false;
-          }
-          std::string text;
-          for (std::int64_t i = 0; i < k; ++i)
-            text += kTokens[static_cast<std::size_t>(st->next + i) % std::size(kTokens)];
-          const bool is_reasoning = st->next < reasoning;
-          st->next += k;
-          generation_tokens += static_cast<std::uint64_t>(k);
-          std::string chunk;
-          if (chat) {
-            chunk = fmt::format(
-                "data: {{\"id\":\"{}\",\"object\":\"chat.completion.chunk\",\"created\":{},\"model\":\"{}\","
-                "\"choices\":[{{\"index\":0,\"delta\":{{\"{}\":\"{}\"}},\"logprobs\":null,\"finish_reason\":null}}],"
-                "\"aifc_sent_ns\":{}}}\n\n",
-                id, created, model_name, is_reasoning ? "reasoning_content" : "content", text, mono_now());
-          } else {
-            chunk = fmt::format(
-                "data: {{\"id\":\"{}\",\"object\":\"text_completion\",\"created\":{},\"model\":\"{}\","
-                "\"choices\":[{{\"index\":0,\"text\":\"{}\",\"logprobs\":null,\"finish_reason\":null,"
-                "\"stop_reason\":null}}],\"usage\":null,\"aifc_sent_ns\":{}}}\n\n",
-                id, created, model_name, text, mono_now());
-          }
-          if (!write(chunk)) {  // the client went away
+            return true;
+          case Fault::malformed:
+            write("data: {\"choices\":[{\"text\":\"broken\n\n");
+            write("data: [DONE]\n\n");
+            sink.done();
             --running;
-            return false;
-          }
-          return true;
+            return true;
+          default:
+            break;
         }
-        // The finish chunk, the usage chunk (if asked for), then [DONE].
-        std::string tail;
-        if (chat) {
-          tail = fmt::format(
-              "data: {{\"id\":\"{}\",\"object\":\"chat.completion.chunk\",\"created\":{},\"model\":\"{}\","
-              "\"choices\":[{{\"index\":0,\"delta\":{{}},\"logprobs\":null,\"finish_reason\":\"{}\"}}]}}\n\n",
-              id, created, model_name, finish);
-        } else {
-          tail = fmt::format(
-              "data: {{\"id\":\"{}\",\"object\":\"text_completion\",\"created\":{},\"model\":\"{}\","
-              "\"choices\":[{{\"index\":0,\"text\":\"\",\"logprobs\":null,\"finish_reason\":\"{}\","
-              "\"stop_reason\":null}}],\"usage\":null}}\n\n",
-              id, created, model_name, finish);
-        }
-        if (include_usage)
-          tail += fmt::format(
-              "data: {{\"id\":\"{}\",\"object\":\"{}\",\"created\":{},\"model\":\"{}\",\"choices\":[],"
-              "\"usage\":{{\"prompt_tokens\":{},\"total_tokens\":{},\"completion_tokens\":{}}}}}\n\n",
-              id, chat ? "chat.completion.chunk" : "text_completion", created, model_name, prompt_len,
-              prompt_len + n_tokens, n_tokens);
-        tail += "data: [DONE]\n\n";
-        write(tail);
-        sink.done();
-        ++ok;
+      }
+      const std::int64_t k = std::min(per_chunk, n_tokens - st->next);
+      if (!sleep_until(due[static_cast<std::size_t>(st->next + k - 1)])) {
         --running;
-        return true;
-      });
+        return false;
+      }
+      std::string text;
+      for (std::int64_t i = 0; i < k; ++i)
+        text += kTokens[static_cast<std::size_t>(st->next + i) % std::size(kTokens)];
+      const bool is_reasoning = st->next < reasoning;
+      st->next += k;
+      generation_tokens += static_cast<std::uint64_t>(k);
+      std::string chunk;
+      if (chat) {
+        chunk = fmt::format(
+            "data: "
+            "{{\"id\":\"{}\",\"object\":\"chat.completion.chunk\",\"created\":{},\"model\":\"{}\","
+            "\"choices\":[{{\"index\":0,\"delta\":{{\"{}\":\"{}\"}},\"logprobs\":null,\"finish_"
+            "reason\":null}}],"
+            "\"aifc_sent_ns\":{}}}\n\n",
+            id, created, model_name, is_reasoning ? "reasoning_content" : "content", text,
+            mono_now());
+      } else {
+        chunk = fmt::format(
+            "data: {{\"id\":\"{}\",\"object\":\"text_completion\",\"created\":{},\"model\":\"{}\","
+            "\"choices\":[{{\"index\":0,\"text\":\"{}\",\"logprobs\":null,\"finish_reason\":null,"
+            "\"stop_reason\":null}}],\"usage\":null,\"aifc_sent_ns\":{}}}\n\n",
+            id, created, model_name, text, mono_now());
+      }
+      if (!write(chunk)) {  // the client went away
+        --running;
+        return false;
+      }
+      return true;
+    }
+    // The finish chunk, the usage chunk (if asked for), then [DONE].
+    std::string tail;
+    if (chat) {
+      tail = fmt::format(
+          "data: "
+          "{{\"id\":\"{}\",\"object\":\"chat.completion.chunk\",\"created\":{},\"model\":\"{}\","
+          "\"choices\":[{{\"index\":0,\"delta\":{{}},\"logprobs\":null,\"finish_reason\":\"{}\"}}]}"
+          "}\n\n",
+          id, created, model_name, finish);
+    } else {
+      tail = fmt::format(
+          "data: {{\"id\":\"{}\",\"object\":\"text_completion\",\"created\":{},\"model\":\"{}\","
+          "\"choices\":[{{\"index\":0,\"text\":\"\",\"logprobs\":null,\"finish_reason\":\"{}\","
+          "\"stop_reason\":null}}],\"usage\":null}}\n\n",
+          id, created, model_name, finish);
+    }
+    if (include_usage)
+      tail += fmt::format(
+          "data: {{\"id\":\"{}\",\"object\":\"{}\",\"created\":{},\"model\":\"{}\",\"choices\":[],"
+          "\"usage\":{{\"prompt_tokens\":{},\"total_tokens\":{},\"completion_tokens\":{}}}}}\n\n",
+          id, chat ? "chat.completion.chunk" : "text_completion", created, model_name, prompt_len,
+          prompt_len + n_tokens, n_tokens);
+    tail += "data: [DONE]\n\n";
+    write(tail);
+    sink.done();
+    ++ok;
+    --running;
+    return true;
+  });
 }
 
 void Simulator::Impl::setup_routes() {
-  server.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) { generate(req, res, false); });
-  server.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) { generate(req, res, true); });
+  server.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
+    generate(req, res, false);
+  });
+  server.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
+    generate(req, res, true);
+  });
   server.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
     if (!authorized(req, res)) return;
     const auto created = std::chrono::duration_cast<std::chrono::seconds>(
-                             std::chrono::system_clock::now().time_since_epoch()).count();
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
     nlohmann::json j{{"object", "list"},
                      {"data", nlohmann::json::array({{{"id", config.model},
                                                       {"object", "model"},
@@ -468,10 +513,12 @@ void Simulator::Impl::setup_routes() {
     std::int64_t n = 0;
     try {
       const auto body = nlohmann::json::parse(req.body);
-      if (body.contains("prompt") && body["prompt"].is_string()) n = count_words(body["prompt"].get<std::string>());
+      if (body.contains("prompt") && body["prompt"].is_string())
+        n = count_words(body["prompt"].get<std::string>());
       else if (body.contains("messages") && body["messages"].is_array())
         for (const auto& m : body["messages"])
-          if (m.contains("content") && m["content"].is_string()) n += count_words(m["content"].get<std::string>());
+          if (m.contains("content") && m["content"].is_string())
+            n += count_words(m["content"].get<std::string>());
     } catch (const nlohmann::json::exception& e) {
       res.status = 400;
       res.set_content(error_json(e.what(), "BadRequestError", 400), "application/json");
@@ -479,26 +526,28 @@ void Simulator::Impl::setup_routes() {
     }
     nlohmann::json tokens = nlohmann::json::array();
     for (std::int64_t i = 0; i < n; ++i) tokens.push_back(i);
-    res.set_content(nlohmann::json{{"count", n}, {"max_model_len", config.max_model_len}, {"tokens", tokens}}.dump(),
-                    "application/json");
+    res.set_content(
+        nlohmann::json{{"count", n}, {"max_model_len", config.max_model_len}, {"tokens", tokens}}
+            .dump(),
+        "application/json");
   });
   server.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(fmt::format(
-                        "# TYPE vllm:num_requests_running gauge\n"
-                        "vllm:num_requests_running{{model_name=\"{0}\"}} {1}\n"
-                        "# TYPE vllm:request_success_total counter\n"
-                        "vllm:request_success_total{{model_name=\"{0}\"}} {2}\n"
-                        "# TYPE vllm:prompt_tokens_total counter\n"
-                        "vllm:prompt_tokens_total{{model_name=\"{0}\"}} {3}\n"
-                        "# TYPE vllm:generation_tokens_total counter\n"
-                        "vllm:generation_tokens_total{{model_name=\"{0}\"}} {4}\n"
-                        "# TYPE aifc_sim_requests_total counter\n"
-                        "aifc_sim_requests_total{{outcome=\"received\"}} {5}\n"
-                        "aifc_sim_requests_total{{outcome=\"faulted\"}} {6}\n"
-                        "aifc_sim_requests_total{{outcome=\"rejected\"}} {7}\n",
-                        config.model, running.load(), ok.load(), prompt_tokens.load(), generation_tokens.load(),
-                        requests.load(), faulted.load(), rejected.load()),
-                    "text/plain; version=0.0.4");
+    res.set_content(
+        fmt::format("# TYPE vllm:num_requests_running gauge\n"
+                    "vllm:num_requests_running{{model_name=\"{0}\"}} {1}\n"
+                    "# TYPE vllm:request_success_total counter\n"
+                    "vllm:request_success_total{{model_name=\"{0}\"}} {2}\n"
+                    "# TYPE vllm:prompt_tokens_total counter\n"
+                    "vllm:prompt_tokens_total{{model_name=\"{0}\"}} {3}\n"
+                    "# TYPE vllm:generation_tokens_total counter\n"
+                    "vllm:generation_tokens_total{{model_name=\"{0}\"}} {4}\n"
+                    "# TYPE aifc_sim_requests_total counter\n"
+                    "aifc_sim_requests_total{{outcome=\"received\"}} {5}\n"
+                    "aifc_sim_requests_total{{outcome=\"faulted\"}} {6}\n"
+                    "aifc_sim_requests_total{{outcome=\"rejected\"}} {7}\n",
+                    config.model, running.load(), ok.load(), prompt_tokens.load(),
+                    generation_tokens.load(), requests.load(), faulted.load(), rejected.load()),
+        "text/plain; version=0.0.4");
   });
 }
 
@@ -529,13 +578,14 @@ int Simulator::start() {
     s.bound_port = s.server.bind_to_port(s.config.host, s.config.port) ? s.config.port : -1;
   }
   if (s.bound_port < 0)
-    throw Error(ErrorCode::io_error, fmt::format("the simulator cannot listen on {}:{} (in use?)", s.config.host,
-                                                 s.config.port));
+    throw Error(ErrorCode::io_error, fmt::format("the simulator cannot listen on {}:{} (in use?)",
+                                                 s.config.host, s.config.port));
   // Debian's httplib listens with a backlog of 5: a burst of connects overflows it and the
   // kernel resets them. Listening again on the same socket raises the backlog.
   if (s.listen_socket >= 0) ::listen(s.listen_socket, SOMAXCONN);
   s.thread = std::thread([&s] { s.server.listen_after_bind(); });
-  for (int i = 0; i < 50000 && !s.server.is_running(); ++i) std::this_thread::sleep_for(std::chrono::microseconds(100));
+  for (int i = 0; i < 50000 && !s.server.is_running(); ++i)
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
   return s.bound_port;
 }
 
@@ -567,9 +617,12 @@ std::string Simulator::base_url() const {
 
 nlohmann::json Simulator::stats() const {
   const auto& s = *impl_;
-  return {{"requests", s.requests.load()},          {"ok", s.ok.load()},
-          {"faulted", s.faulted.load()},            {"rejected", s.rejected.load()},
-          {"running", s.running.load()},            {"prompt_tokens", s.prompt_tokens.load()},
+  return {{"requests", s.requests.load()},
+          {"ok", s.ok.load()},
+          {"faulted", s.faulted.load()},
+          {"rejected", s.rejected.load()},
+          {"running", s.running.load()},
+          {"prompt_tokens", s.prompt_tokens.load()},
           {"generation_tokens", s.generation_tokens.load()}};
 }
 

@@ -4,10 +4,10 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <cctype>
 #include <sstream>
 #include <thread>
 
@@ -35,23 +35,30 @@ constexpr StateName kStates[] = {
     {JobState::deadline, "DEADLINE", "DL"},
 };
 
-bool has_line_break(std::string_view s) { return s.find_first_of("\r\n") != std::string_view::npos; }
+bool has_line_break(std::string_view s) {
+  return s.find_first_of("\r\n") != std::string_view::npos;
+}
 
 // A value on an #SBATCH line: sbatch splits those lines itself, so a value is single-quoted
 // when it needs to be, and one that cannot be quoted that way is refused by validate().
 std::string directive_value(std::string_view v) {
-  if (!v.empty() && v.find_first_of(" \t\"'\\$`#;&|<>(){}*?[]!~") == std::string_view::npos) return std::string(v);
+  if (!v.empty() && v.find_first_of(" \t\"'\\$`#;&|<>(){}*?[]!~") == std::string_view::npos)
+    return std::string(v);
   return "'" + std::string(v) + "'";
 }
 
 void check_directive_value(std::string_view field, std::string_view v) {
   if (has_line_break(v)) bad(fmt::format("job {} must not contain a line break", field));
-  if (v.find('\'') != std::string_view::npos) bad(fmt::format("job {} must not contain a single quote", field));
+  if (v.find('\'') != std::string_view::npos)
+    bad(fmt::format("job {} must not contain a single quote", field));
 }
 
 bool is_env_name(std::string_view name) {
-  if (name.empty() || !(std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_')) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+  if (name.empty() || !(std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_'))
+    return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+  });
 }
 
 }  // namespace
@@ -71,7 +78,8 @@ JobState job_state_from_string(std::string_view s) noexcept {
   if (upper.size() && upper.back() == '+') upper.pop_back();  // "CANCELLED+" in sacct
   for (const auto& n : kStates)
     if (upper == n.name || upper == n.code) return n.state;
-  if (upper == "CONFIGURING" || upper == "CF" || upper == "REQUEUED" || upper == "RESIZING") return JobState::pending;
+  if (upper == "CONFIGURING" || upper == "CF" || upper == "REQUEUED" || upper == "RESIZING")
+    return JobState::pending;
   return JobState::unknown;
 }
 
@@ -85,19 +93,25 @@ bool is_terminal(JobState s) noexcept {
     case JobState::out_of_memory:
     case JobState::preempted:
     case JobState::boot_fail:
-    case JobState::deadline: return true;
-    default: return false;
+    case JobState::deadline:
+      return true;
+    default:
+      return false;
   }
 }
 
 std::string shell_quote(std::string_view word) {
-  if (!word.empty() && word.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-./:=@%+,") ==
-                           std::string_view::npos)
+  if (!word.empty() &&
+      word.find_first_not_of(
+          "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-./:=@%+,") ==
+          std::string_view::npos)
     return std::string(word);
   std::string out = "'";
   for (char c : word) {
-    if (c == '\'') out += "'\\''";
-    else out.push_back(c);
+    if (c == '\'')
+      out += "'\\''";
+    else
+      out.push_back(c);
   }
   out += "'";
   return out;
@@ -106,9 +120,14 @@ std::string shell_quote(std::string_view word) {
 void JobSpec::validate() const {
   if (name.empty()) bad("job name must not be empty");
   for (const auto& [field, value] : {std::pair<const char*, const std::string*>{"name", &name},
-                                     {"partition", &partition}, {"account", &account}, {"qos", &qos},
-                                     {"memory", &memory}, {"array", &array}, {"working_directory", &working_directory},
-                                     {"output", &output}, {"error", &error}})
+                                     {"partition", &partition},
+                                     {"account", &account},
+                                     {"qos", &qos},
+                                     {"memory", &memory},
+                                     {"array", &array},
+                                     {"working_directory", &working_directory},
+                                     {"output", &output},
+                                     {"error", &error}})
     check_directive_value(field, *value);
   if (nodes < 1) bad(fmt::format("nodes must be at least 1 (got {})", nodes));
   if (ntasks < 0 || ntasks_per_node < 0 || cpus_per_task < 0 || gpus_per_node < 0)
@@ -117,10 +136,12 @@ void JobSpec::validate() const {
   if (command.empty() || command.front().empty()) bad("a job needs a command");
   for (const auto& [k, v] : environment) {
     if (!is_env_name(k)) bad(fmt::format("environment name '{}' is not a valid variable name", k));
-    if (v.find('\0') != std::string::npos) bad(fmt::format("environment value of {} contains a NUL byte", k));
+    if (v.find('\0') != std::string::npos)
+      bad(fmt::format("environment value of {} contains a NUL byte", k));
   }
   for (const auto& d : extra_directives) {
-    if (d.rfind("--", 0) != 0 && d.rfind("-", 0) != 0) bad(fmt::format("extra directive '{}' must start with '-'", d));
+    if (d.rfind("--", 0) != 0 && d.rfind("-", 0) != 0)
+      bad(fmt::format("extra directive '{}' must start with '-'", d));
     if (has_line_break(d)) bad("extra directives must not contain line breaks");
   }
   if (container) {
@@ -142,7 +163,8 @@ std::string render_batch_script(const JobSpec& s) {
   directive("qos", s.qos);
   out += fmt::format("#SBATCH --nodes={}\n", s.nodes);
   if (s.ntasks > 0) out += fmt::format("#SBATCH --ntasks={}\n", s.ntasks);
-  if (s.ntasks_per_node > 0) out += fmt::format("#SBATCH --ntasks-per-node={}\n", s.ntasks_per_node);
+  if (s.ntasks_per_node > 0)
+    out += fmt::format("#SBATCH --ntasks-per-node={}\n", s.ntasks_per_node);
   if (s.cpus_per_task > 0) out += fmt::format("#SBATCH --cpus-per-task={}\n", s.cpus_per_task);
   if (s.gpus_per_node > 0) out += fmt::format("#SBATCH --gpus-per-node={}\n", s.gpus_per_node);
   directive("mem", s.memory);
@@ -172,7 +194,8 @@ std::string render_batch_script(const JobSpec& s) {
 // ---------------------------------------------------------------------------------------------
 // Dispatcher
 
-SlurmDispatcher::SlurmDispatcher(std::unique_ptr<SlurmBackend> backend) : backend_(std::move(backend)) {
+SlurmDispatcher::SlurmDispatcher(std::unique_ptr<SlurmBackend> backend)
+    : backend_(std::move(backend)) {
   if (!backend_) bad("SlurmDispatcher needs a backend");
 }
 SlurmDispatcher::~SlurmDispatcher() = default;
@@ -182,11 +205,14 @@ void SlurmDispatcher::on_state_change(std::function<void(const JobEvent&)> obser
 }
 
 void SlurmDispatcher::note(const JobInfo& info) {
-  auto it = std::find_if(last_states_.begin(), last_states_.end(), [&](const auto& p) { return p.first == info.job_id; });
+  auto it = std::find_if(last_states_.begin(), last_states_.end(),
+                         [&](const auto& p) { return p.first == info.job_id; });
   const JobState previous = it == last_states_.end() ? JobState::unknown : it->second;
   if (it != last_states_.end() && previous == info.state) return;
-  if (it == last_states_.end()) last_states_.emplace_back(info.job_id, info.state);
-  else it->second = info.state;
+  if (it == last_states_.end())
+    last_states_.emplace_back(info.job_id, info.state);
+  else
+    it->second = info.state;
   const JobEvent event{info.job_id, previous, info};
   for (auto& o : observers_) o(event);
 }
@@ -269,8 +295,10 @@ class CliBackend : public SlurmBackend {
     // so it runs with a clean one instead of this process's.
     auto env = base_environment();
     for (const auto& [k, v] : spec.environment) env.push_back(k + "=" + v);
-    const auto r = detail::run_process({config_.sbatch, "--parsable", "--export=ALL"}, env, render_batch_script(spec));
-    if (r.exit_code != 0) throw Error(ErrorCode::server_error, fmt::format("sbatch failed: {}", failure(r)));
+    const auto r = detail::run_process({config_.sbatch, "--parsable", "--export=ALL"}, env,
+                                       render_batch_script(spec));
+    if (r.exit_code != 0)
+      throw Error(ErrorCode::server_error, fmt::format("sbatch failed: {}", failure(r)));
     std::string id = r.out.substr(0, r.out.find_first_of(";\n"));
     if (id.empty() || id.find_first_not_of("0123456789") != std::string::npos)
       throw Error(ErrorCode::server_error, fmt::format("sbatch printed no job id: '{}'", r.out));
@@ -279,29 +307,36 @@ class CliBackend : public SlurmBackend {
 
   JobInfo query(const std::string& job_id) override {
     detail::check_job_id(job_id);
-    const auto r = detail::run_process({config_.scontrol, "show", "job", "-o", job_id}, base_environment());
+    const auto r =
+        detail::run_process({config_.scontrol, "show", "job", "-o", job_id}, base_environment());
     if (r.exit_code != 0)
-      throw Error(ErrorCode::server_error, fmt::format("scontrol show job {} failed: {}", job_id, failure(r)));
+      throw Error(ErrorCode::server_error,
+                  fmt::format("scontrol show job {} failed: {}", job_id, failure(r)));
     return detail::parse_scontrol_jobs(job_id, r.out);
   }
 
   void cancel(const std::string& job_id) override {
     detail::check_job_id(job_id);
     const auto r = detail::run_process({config_.scancel, job_id}, base_environment());
-    if (r.exit_code != 0) throw Error(ErrorCode::server_error, fmt::format("scancel {} failed: {}", job_id, failure(r)));
+    if (r.exit_code != 0)
+      throw Error(ErrorCode::server_error,
+                  fmt::format("scancel {} failed: {}", job_id, failure(r)));
   }
 
  private:
   static std::string failure(const detail::ProcessResult& r) {
     if (r.timed_out) return "timed out (is slurmctld reachable?)";
-    return detail::trim_output(r.err, r.out.empty() ? fmt::format("exit code {}", r.exit_code) : r.out);
+    return detail::trim_output(r.err,
+                               r.out.empty() ? fmt::format("exit code {}", r.exit_code) : r.out);
   }
   std::vector<std::string> base_environment() const {
     std::vector<std::string> env;
     for (const char* name : {"PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ"})
       if (const char* v = std::getenv(name)) env.push_back(std::string(name) + "=" + v);
-    if (!config_.slurm_conf.empty()) env.push_back("SLURM_CONF=" + config_.slurm_conf);
-    else if (const char* v = std::getenv("SLURM_CONF")) env.push_back(std::string("SLURM_CONF=") + v);
+    if (!config_.slurm_conf.empty())
+      env.push_back("SLURM_CONF=" + config_.slurm_conf);
+    else if (const char* v = std::getenv("SLURM_CONF"))
+      env.push_back(std::string("SLURM_CONF=") + v);
     return env;
   }
   CliConfig config_;
@@ -325,9 +360,12 @@ std::string trim_output(const std::string& err, const std::string& out) {
 JobInfo parse_scontrol_jobs(const std::string& job_id, const std::string& text) {
   auto field = [](const std::string& line, const std::string& key) -> std::string {
     std::size_t start;
-    if (line.rfind(key + "=", 0) == 0) start = 0;
-    else if (const auto at = line.find(" " + key + "="); at != std::string::npos) start = at + 1;
-    else return {};
+    if (line.rfind(key + "=", 0) == 0)
+      start = 0;
+    else if (const auto at = line.find(" " + key + "="); at != std::string::npos)
+      start = at + 1;
+    else
+      return {};
     const auto value = start + key.size() + 1;
     return line.substr(value, line.find(' ', value) - value);
   };
@@ -345,54 +383,72 @@ JobInfo parse_scontrol_jobs(const std::string& job_id, const std::string& text) 
     if (!exit.empty()) info.exit_code = std::atoi(exit.c_str());
     parts.push_back(std::move(info));
   }
-  if (parts.empty()) throw Error(ErrorCode::server_error, fmt::format("Slurm knows no job {}", job_id));
+  if (parts.empty())
+    throw Error(ErrorCode::server_error, fmt::format("Slurm knows no job {}", job_id));
   return combine(job_id, parts);
 }
 
 }  // namespace detail
 
-std::unique_ptr<SlurmBackend> make_cli_backend(CliConfig config) { return std::make_unique<CliBackend>(std::move(config)); }
+std::unique_ptr<SlurmBackend> make_cli_backend(CliConfig config) {
+  return std::make_unique<CliBackend>(std::move(config));
+}
 
 // ---------------------------------------------------------------------------------------------
 // slurmrestd backend
 
-std::vector<std::string> supported_rest_versions() { return {"v0.0.38", "v0.0.39", "v0.0.40", "v0.0.41"}; }
+std::vector<std::string> supported_rest_versions() {
+  return {"v0.0.38", "v0.0.39", "v0.0.40", "v0.0.41"};
+}
 
 void RestConfig::validate() const {
   if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0)
     bad(fmt::format("slurmrestd url '{}' must start with http:// or https://", url));
   const auto versions = supported_rest_versions();
   if (std::find(versions.begin(), versions.end(), api_ver) == versions.end())
-    bad(fmt::format("api_ver '{}' is not supported; use one of v0.0.38, v0.0.39, v0.0.40, v0.0.41", api_ver));
+    bad(fmt::format("api_ver '{}' is not supported; use one of v0.0.38, v0.0.39, v0.0.40, v0.0.41",
+                    api_ver));
   if (user_name.empty()) bad("slurmrestd needs user_name (X-SLURM-USER-NAME)");
-  if (jwt.empty()) bad("slurmrestd needs a token: jwt in the config, $SLURM_JWT, or `scontrol token`");
+  if (jwt.empty())
+    bad("slurmrestd needs a token: jwt in the config, $SLURM_JWT, or `scontrol token`");
 }
 
 RestConfig RestConfig::from_file(const std::string& path) {
   std::ifstream in(path);
-  if (!in) throw Error(ErrorCode::io_error, fmt::format("cannot open the slurmrestd config '{}'", path));
+  if (!in)
+    throw Error(ErrorCode::io_error, fmt::format("cannot open the slurmrestd config '{}'", path));
   RestConfig c;
   std::string line;
   for (int n = 1; std::getline(in, line); ++n) {
     const auto first = line.find_first_not_of(" \t");
     if (first == std::string::npos || line[first] == '#') continue;
     const auto eq = line.find('=');
-    if (eq == std::string::npos) throw Error(ErrorCode::parse_error, fmt::format("{}:{}: expected key=value", path, n));
+    if (eq == std::string::npos)
+      throw Error(ErrorCode::parse_error, fmt::format("{}:{}: expected key=value", path, n));
     auto trim = [](std::string s) {
       const auto b = s.find_first_not_of(" \t\r");
       const auto e = s.find_last_not_of(" \t\r");
       s = b == std::string::npos ? "" : s.substr(b, e - b + 1);
-      if (s.size() >= 2 && (s.front() == '"' || s.front() == '\'') && s.back() == s.front()) s = s.substr(1, s.size() - 2);
+      if (s.size() >= 2 && (s.front() == '"' || s.front() == '\'') && s.back() == s.front())
+        s = s.substr(1, s.size() - 2);
       return s;
     };
     const auto key = trim(line.substr(0, eq));
     const auto value = trim(line.substr(eq + 1));
-    if (key == "url") c.url = value;
-    else if (key == "user_name") c.user_name = value;
-    else if (key == "api_ver") c.api_ver = value.rfind("v", 0) == 0 ? value : "v" + value;
-    else if (key == "account") c.account = value;
-    else if (key == "jwt") c.jwt = value;
-    else throw Error(ErrorCode::parse_error, fmt::format("{}:{}: unknown key '{}' (url, user_name, api_ver, account, jwt)", path, n, key));
+    if (key == "url")
+      c.url = value;
+    else if (key == "user_name")
+      c.user_name = value;
+    else if (key == "api_ver")
+      c.api_ver = value.rfind("v", 0) == 0 ? value : "v" + value;
+    else if (key == "account")
+      c.account = value;
+    else if (key == "jwt")
+      c.jwt = value;
+    else
+      throw Error(ErrorCode::parse_error,
+                  fmt::format("{}:{}: unknown key '{}' (url, user_name, api_ver, account, jwt)",
+                              path, n, key));
   }
   return c;
 }
@@ -408,7 +464,8 @@ void RestConfig::complete_from_environment() {
   std::vector<std::string> env;
   for (const char* name : {"PATH", "HOME", "USER", "SLURM_CONF"})
     if (const char* v = std::getenv(name)) env.push_back(std::string(name) + "=" + v);
-  const auto r = detail::run_process({"scontrol", "token"}, env, {}, std::chrono::milliseconds(15'000));
+  const auto r =
+      detail::run_process({"scontrol", "token"}, env, {}, std::chrono::milliseconds(15'000));
   const auto at = r.out.find("SLURM_JWT=");
   if (r.exit_code == 0 && at != std::string::npos) {
     jwt = r.out.substr(at + 10);
@@ -427,15 +484,18 @@ nlohmann::json no_val(std::int64_t n, bool versioned) {
 std::int64_t read_number(const nlohmann::json& v, std::int64_t fallback) {
   if (v.is_number_integer()) return v.get<std::int64_t>();
   if (v.is_object()) {
-    if (v.contains("return_code")) return read_number(v["return_code"], fallback);  // v0.0.40 exit_code
-    if (v.value("set", true) && v.contains("number") && v["number"].is_number()) return v["number"].get<std::int64_t>();
+    if (v.contains("return_code"))
+      return read_number(v["return_code"], fallback);  // v0.0.40 exit_code
+    if (v.value("set", true) && v.contains("number") && v["number"].is_number())
+      return v["number"].get<std::int64_t>();
   }
   return fallback;
 }
 
 std::string read_state(const nlohmann::json& v) {
   if (v.is_string()) return v.get<std::string>();
-  if (v.is_array() && !v.empty() && v[0].is_string()) return v[0].get<std::string>();  // v0.0.40: ["RUNNING"]
+  if (v.is_array() && !v.empty() && v[0].is_string())
+    return v[0].get<std::string>();  // v0.0.40: ["RUNNING"]
   return {};
 }
 
@@ -453,15 +513,18 @@ class RestBackend : public SlurmBackend {
 
   std::string submit(const JobSpec& spec) override {
     if (spec.working_directory.empty())
-      bad("the REST backend needs working_directory (slurmrestd starts jobs in its own directory otherwise)");
+      bad("the REST backend needs working_directory (slurmrestd starts jobs in its own directory "
+          "otherwise)");
     const bool versioned = config_.api_ver != "v0.0.38";
     nlohmann::json job{{"name", spec.name}, {"current_working_directory", spec.working_directory}};
     if (!spec.partition.empty()) job["partition"] = spec.partition;
     const std::string account = spec.account.empty() ? config_.account : spec.account;
     if (!account.empty()) job["account"] = account;
     if (!spec.qos.empty()) job["qos"] = spec.qos;
-    if (versioned) job["nodes"] = std::to_string(spec.nodes);
-    else job["nodes"] = spec.nodes;
+    if (versioned)
+      job["nodes"] = std::to_string(spec.nodes);
+    else
+      job["nodes"] = spec.nodes;
     if (spec.ntasks > 0) job["tasks"] = spec.ntasks;
     if (spec.ntasks_per_node > 0) job["tasks_per_node"] = spec.ntasks_per_node;
     if (spec.cpus_per_task > 0) job["cpus_per_task"] = spec.cpus_per_task;
@@ -486,8 +549,10 @@ class RestBackend : public SlurmBackend {
     // reads too; the fields above are the ones it needs outside the script.
     const std::string script = render_batch_script(spec);
     nlohmann::json body{{"job", job}};
-    if (config_.api_ver == "v0.0.41") body["job"]["script"] = script;
-    else body["script"] = script;
+    if (config_.api_ver == "v0.0.41")
+      body["job"]["script"] = script;
+    else
+      body["script"] = script;
     const auto reply = call("POST", "/job/submit", body.dump());
     if (!reply.contains("job_id"))
       throw Error(ErrorCode::server_error, "slurmrestd accepted the job but sent no job_id");
@@ -509,11 +574,13 @@ class RestBackend : public SlurmBackend {
         info.exit_code = static_cast<int>(read_number(j["exit_code"], -1));
         // v0.0.38 reports the raw wait status: the exit code sits in the high byte, a signal low.
         if (config_.api_ver == "v0.0.38" && info.exit_code > 0)
-          info.exit_code = (info.exit_code & 0x7f) ? 128 + (info.exit_code & 0x7f) : (info.exit_code >> 8) & 0xff;
+          info.exit_code = (info.exit_code & 0x7f) ? 128 + (info.exit_code & 0x7f)
+                                                   : (info.exit_code >> 8) & 0xff;
       }
       parts.push_back(std::move(info));
     }
-    if (parts.empty()) throw Error(ErrorCode::server_error, fmt::format("slurmrestd knows no job {}", job_id));
+    if (parts.empty())
+      throw Error(ErrorCode::server_error, fmt::format("slurmrestd knows no job {}", job_id));
     return combine(job_id, parts);
   }
 
@@ -532,15 +599,17 @@ class RestBackend : public SlurmBackend {
     httplib::Client cli(origin_);
     cli.set_connection_timeout(std::chrono::seconds(10));
     cli.set_read_timeout(std::chrono::seconds(60));
-    const httplib::Headers headers{{"X-SLURM-USER-NAME", config_.user_name}, {"X-SLURM-USER-TOKEN", config_.jwt}};
+    const httplib::Headers headers{{"X-SLURM-USER-NAME", config_.user_name},
+                                   {"X-SLURM-USER-TOKEN", config_.jwt}};
     const std::string full = prefix_ + "/slurm/" + config_.api_ver + path;
     httplib::Result res = method == "POST"  ? cli.Post(full, headers, body, "application/json")
                           : method == "GET" ? cli.Get(full, headers)
                                             : cli.Delete(full, headers);
     if (!res)
-      throw Error(ErrorCode::connection_failed,
-                  fmt::format("cannot reach slurmrestd at {} ({}); check the url and that slurmrestd runs", origin_,
-                              httplib::to_string(res.error())));
+      throw Error(
+          ErrorCode::connection_failed,
+          fmt::format("cannot reach slurmrestd at {} ({}); check the url and that slurmrestd runs",
+                      origin_, httplib::to_string(res.error())));
     nlohmann::json reply;
     try {
       reply = nlohmann::json::parse(res->body);
@@ -559,8 +628,10 @@ class RestBackend : public SlurmBackend {
     std::string hint;
     // A token slurmctld refuses comes back as 401 on some versions, and on 22.05 as a 500 whose
     // error is "Zero Bytes were transmitted or received" or "slurmctld config is unable to load".
-    if (res->status == 401 || res->status == 403 || errors.find("unable to load") != std::string::npos ||
-        errors.find("Zero Bytes") != std::string::npos || errors.find("uthentication") != std::string::npos)
+    if (res->status == 401 || res->status == 403 ||
+        errors.find("unable to load") != std::string::npos ||
+        errors.find("Zero Bytes") != std::string::npos ||
+        errors.find("uthentication") != std::string::npos)
       hint = " (slurmctld refused the request: check the token (expired or wrong?) and user_name)";
     else if (errors.find("partition") != std::string::npos)
       hint = " (check the partition name)";
@@ -568,8 +639,8 @@ class RestBackend : public SlurmBackend {
       hint = " (check the account)";
     else if (res->status == 404)
       hint = fmt::format(" (does this slurmrestd serve api_ver {}?)", config_.api_ver);
-    throw Error(ErrorCode::server_error,
-                fmt::format("slurmrestd {} {} failed with HTTP {}: {}{}", method, path, res->status, errors, hint));
+    throw Error(ErrorCode::server_error, fmt::format("slurmrestd {} {} failed with HTTP {}: {}{}",
+                                                     method, path, res->status, errors, hint));
   }
 
   RestConfig config_;

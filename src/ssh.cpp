@@ -25,7 +25,9 @@
 namespace aifc {
 namespace {
 
-[[noreturn]] void refuse(const std::string& what) { throw Error(ErrorCode::connection_failed, what); }
+[[noreturn]] void refuse(const std::string& what) {
+  throw Error(ErrorCode::connection_failed, what);
+}
 
 std::string where(const SshConfig& c) { return fmt::format("{}@{}:{}", c.user, c.host, c.port); }
 
@@ -40,40 +42,52 @@ ssh_session open_session(const SshConfig& c) {
   ssh_options_set(s, SSH_OPTIONS_PORT, &port);
   ssh_options_set(s, SSH_OPTIONS_USER, c.user.c_str());
   ssh_options_set(s, SSH_OPTIONS_TIMEOUT, &timeout_s);
-  if (!c.known_hosts_path.empty()) ssh_options_set(s, SSH_OPTIONS_KNOWNHOSTS, c.known_hosts_path.c_str());
+  if (!c.known_hosts_path.empty())
+    ssh_options_set(s, SSH_OPTIONS_KNOWNHOSTS, c.known_hosts_path.c_str());
   auto fail = [&](const std::string& what) {
     ssh_disconnect(s);
     ssh_free(s);
     refuse(what);
   };
-  if (ssh_connect(s) != SSH_OK) fail(fmt::format("cannot connect to {}: {}", where(c), ssh_get_error(s)));
+  if (ssh_connect(s) != SSH_OK)
+    fail(fmt::format("cannot connect to {}: {}", where(c), ssh_get_error(s)));
   switch (ssh_session_is_known_server(s)) {
-    case SSH_KNOWN_HOSTS_OK: break;
+    case SSH_KNOWN_HOSTS_OK:
+      break;
     case SSH_KNOWN_HOSTS_CHANGED:
     case SSH_KNOWN_HOSTS_OTHER:
-      fail(fmt::format("the host key of {}:{} has CHANGED since it was recorded in known_hosts; this can be an "
-                       "attack. If the change is expected, remove the old key from {} and connect again",
-                       c.host, c.port, c.known_hosts_path.empty() ? "~/.ssh/known_hosts" : c.known_hosts_path));
+      fail(fmt::format(
+          "the host key of {}:{} has CHANGED since it was recorded in known_hosts; this can be an "
+          "attack. If the change is expected, remove the old key from {} and connect again",
+          c.host, c.port, c.known_hosts_path.empty() ? "~/.ssh/known_hosts" : c.known_hosts_path));
+      break;  // not reached: fail() throws
     case SSH_KNOWN_HOSTS_UNKNOWN:
     case SSH_KNOWN_HOSTS_NOT_FOUND:
       if (!c.accept_unknown_host)
-        fail(fmt::format("the host key of {}:{} is unknown (not in {}); check it and add it to known_hosts, or "
-                         "accept it explicitly (accept_unknown_host / SSH_ACCEPT_UNKNOWN_HOST=1)",
-                         c.host, c.port, c.known_hosts_path.empty() ? "~/.ssh/known_hosts" : c.known_hosts_path));
+        fail(fmt::format(
+            "the host key of {}:{} is unknown (not in {}); check it and add it to known_hosts, or "
+            "accept it explicitly (accept_unknown_host / SSH_ACCEPT_UNKNOWN_HOST=1)",
+            c.host, c.port,
+            c.known_hosts_path.empty() ? "~/.ssh/known_hosts" : c.known_hosts_path));
       if (ssh_session_update_known_hosts(s) != SSH_OK)
-        fail(fmt::format("cannot record the host key of {} in known_hosts: {}", c.host, ssh_get_error(s)));
+        fail(fmt::format("cannot record the host key of {} in known_hosts: {}", c.host,
+                         ssh_get_error(s)));
       break;
-    default: fail(fmt::format("cannot check the host key of {}: {}", c.host, ssh_get_error(s)));
+    default:
+      fail(fmt::format("cannot check the host key of {}: {}", c.host, ssh_get_error(s)));
   }
   ssh_key key = nullptr;
   if (ssh_pki_import_privkey_file(c.key_path.c_str(), nullptr, nullptr, nullptr, &key) != SSH_OK)
-    fail(fmt::format("cannot read the private key '{}' (missing, unreadable, or protected by a passphrase)", c.key_path));
+    fail(fmt::format(
+        "cannot read the private key '{}' (missing, unreadable, or protected by a passphrase)",
+        c.key_path));
   const int auth = ssh_userauth_publickey(s, nullptr, key);
   ssh_key_free(key);
   if (auth != SSH_AUTH_SUCCESS)
-    fail(fmt::format("SSH login to {} with key '{}' was refused; check the user name and that the public key is "
-                     "in the remote authorized_keys",
-                     where(c), c.key_path));
+    fail(fmt::format(
+        "SSH login to {} with key '{}' was refused; check the user name and that the public key is "
+        "in the remote authorized_keys",
+        where(c), c.key_path));
   return s;
 }
 
@@ -90,7 +104,8 @@ std::map<std::string, std::string> read_env_file(const std::string& path) {
     key.erase(0, key.find_first_not_of(" \t"));
     key.erase(key.find_last_not_of(" \t") + 1);
     while (!value.empty() && (value.back() == '\r' || value.back() == ' ')) value.pop_back();
-    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') && value.back() == value.front())
+    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') &&
+        value.back() == value.front())
       value = value.substr(1, value.size() - 2);
     values[key] = value;
   }
@@ -103,7 +118,8 @@ void SshConfig::validate() const {
   auto bad = [](const std::string& what) { throw Error(ErrorCode::invalid_argument, what); };
   if (host.empty()) bad("SSH needs a host (SSH_HOST)");
   if (user.empty()) bad("SSH needs a user (SSH_USER)");
-  if (key_path.empty()) bad("SSH needs a private key (SSH_KEY_PATH); only key authentication is used");
+  if (key_path.empty())
+    bad("SSH needs a private key (SSH_KEY_PATH); only key authentication is used");
   if (port < 1 || port > 65535) bad(fmt::format("SSH port {} is out of range", port));
 }
 
@@ -135,7 +151,8 @@ struct SshSession::Impl {
   }
 };
 
-SshSession::SshSession(SshConfig config) : impl_(std::make_unique<Impl>()), config_(std::move(config)) {
+SshSession::SshSession(SshConfig config)
+    : impl_(std::make_unique<Impl>()), config_(std::move(config)) {
   impl_->session = open_session(config_);
 }
 
@@ -144,13 +161,16 @@ SshSession::~SshSession() = default;
 SshSession::ExecResult SshSession::exec(const std::string& command, const std::string& input) {
   ssh_session s = impl_->session;
   ssh_channel ch = ssh_channel_new(s);
-  if (!ch || ssh_channel_open_session(ch) != SSH_OK || ssh_channel_request_exec(ch, command.c_str()) != SSH_OK) {
+  if (!ch || ssh_channel_open_session(ch) != SSH_OK ||
+      ssh_channel_request_exec(ch, command.c_str()) != SSH_OK) {
     if (ch) ssh_channel_free(ch);
-    throw Error(ErrorCode::connection_failed, fmt::format("cannot run a command on {}: {}", where(config_), ssh_get_error(s)));
+    throw Error(ErrorCode::connection_failed,
+                fmt::format("cannot run a command on {}: {}", where(config_), ssh_get_error(s)));
   }
   std::size_t sent = 0;
   while (sent < input.size()) {
-    const int n = ssh_channel_write(ch, input.data() + sent, static_cast<uint32_t>(input.size() - sent));
+    const int n =
+        ssh_channel_write(ch, input.data() + sent, static_cast<uint32_t>(input.size() - sent));
     if (n <= 0) break;
     sent += static_cast<std::size_t>(n);
   }
@@ -182,19 +202,23 @@ void SshSession::upload(const std::string& remote_path, const std::string& conte
     sftp_attributes_free(a);
   } else {
     sftp_free(sftp);
-    throw Error(ErrorCode::io_error, fmt::format("the remote path '{}' does not exist on {} (check REMOTE_BASE_PATH)",
-                                                 dir, config_.host));
+    throw Error(ErrorCode::io_error,
+                fmt::format("the remote path '{}' does not exist on {} (check REMOTE_BASE_PATH)",
+                            dir, config_.host));
   }
-  sftp_file f = sftp_open(sftp, remote_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, static_cast<mode_t>(mode));
+  sftp_file f =
+      sftp_open(sftp, remote_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, static_cast<mode_t>(mode));
   if (!f) {
     sftp_free(sftp);
-    throw Error(ErrorCode::io_error, fmt::format("cannot write '{}' on {}", remote_path, config_.host));
+    throw Error(ErrorCode::io_error,
+                fmt::format("cannot write '{}' on {}", remote_path, config_.host));
   }
   const auto written = sftp_write(f, content.data(), content.size());
   sftp_close(f);
   sftp_free(sftp);
   if (written < 0 || static_cast<std::size_t>(written) != content.size())
-    throw Error(ErrorCode::io_error, fmt::format("writing '{}' on {} was cut short", remote_path, config_.host));
+    throw Error(ErrorCode::io_error,
+                fmt::format("writing '{}' on {} was cut short", remote_path, config_.host));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -216,7 +240,9 @@ struct SshReverseTunnel::Impl {
     addrinfo hints{};
     hints.ai_socktype = SOCK_STREAM;
     addrinfo* res = nullptr;
-    if (getaddrinfo(local_host.c_str(), std::to_string(local_port).c_str(), &hints, &res) != 0 || !res) return -1;
+    if (getaddrinfo(local_host.c_str(), std::to_string(local_port).c_str(), &hints, &res) != 0 ||
+        !res)
+      return -1;
     const int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd >= 0 && ::connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
       ::close(fd);
@@ -252,9 +278,12 @@ struct SshReverseTunnel::Impl {
         if (n > 0) {
           busy = true;
           for (int off = 0; off < n;) {
-            const ssize_t w = ::send(it->fd, buf + off, static_cast<std::size_t>(n - off), MSG_NOSIGNAL);
-            if (w > 0) off += static_cast<int>(w);
-            else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) std::this_thread::sleep_for(std::chrono::microseconds(200));
+            const ssize_t w =
+                ::send(it->fd, buf + off, static_cast<std::size_t>(n - off), MSG_NOSIGNAL);
+            if (w > 0)
+              off += static_cast<int>(w);
+            else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+              std::this_thread::sleep_for(std::chrono::microseconds(200));
             else {
               closed = true;
               break;
@@ -290,7 +319,8 @@ struct SshReverseTunnel::Impl {
   }
 };
 
-SshReverseTunnel::SshReverseTunnel(SshConfig config, int remote_port, std::string local_host, int local_port)
+SshReverseTunnel::SshReverseTunnel(SshConfig config, int remote_port, std::string local_host,
+                                   int local_port)
     : impl_(std::make_unique<Impl>()) {
   impl_->session = open_session(config);
   impl_->local_host = std::move(local_host);
@@ -301,9 +331,11 @@ SshReverseTunnel::SshReverseTunnel(SshConfig config, int remote_port, std::strin
     ssh_disconnect(impl_->session);
     ssh_free(impl_->session);
     impl_->session = nullptr;
-    throw Error(ErrorCode::connection_failed,
-                fmt::format("{} refused to forward remote port {}: {} (port taken, or AllowTcpForwarding off?)",
-                            config.host, remote_port, message));
+    throw Error(
+        ErrorCode::connection_failed,
+        fmt::format(
+            "{} refused to forward remote port {}: {} (port taken, or AllowTcpForwarding off?)",
+            config.host, remote_port, message));
   }
   impl_->remote_port = remote_port != 0 ? remote_port : bound;
   impl_->relay = std::thread([this] { impl_->run(); });
@@ -331,7 +363,8 @@ class SshBackend : public SlurmBackend {
  public:
   explicit SshBackend(SshConfig c) : session_(std::move(c)) {
     if (session_.config().remote_base_path.empty())
-      throw Error(ErrorCode::invalid_argument, "the SSH backend needs remote_base_path (REMOTE_BASE_PATH)");
+      throw Error(ErrorCode::invalid_argument,
+                  "the SSH backend needs remote_base_path (REMOTE_BASE_PATH)");
   }
   std::string name() const override { return "ssh"; }
 
@@ -342,15 +375,19 @@ class SshBackend : public SlurmBackend {
     session_.upload(path, render_batch_script(spec), 0700);
     // Environment values go in on stdin, so no secret is ever on a remote command line.
     std::string exports;
-    for (const auto& [k, v] : spec.environment) exports += "export " + k + "=" + shell_quote(v) + "\n";
-    const auto r = session_.exec(fmt::format("set -a; . /dev/stdin; set +a; cd {} && sbatch --parsable --export=ALL {}",
-                                             shell_quote(c.remote_base_path), shell_quote(path)),
-                                 exports);
+    for (const auto& [k, v] : spec.environment)
+      exports += "export " + k + "=" + shell_quote(v) + "\n";
+    const auto r = session_.exec(
+        fmt::format("set -a; . /dev/stdin; set +a; cd {} && sbatch --parsable --export=ALL {}",
+                    shell_quote(c.remote_base_path), shell_quote(path)),
+        exports);
     if (r.exit_code != 0)
-      throw Error(ErrorCode::server_error, fmt::format("sbatch on {} failed: {}", c.host, detail::trim_output(r.err, r.out)));
+      throw Error(ErrorCode::server_error, fmt::format("sbatch on {} failed: {}", c.host,
+                                                       detail::trim_output(r.err, r.out)));
     std::string id = r.out.substr(0, r.out.find_first_of(";\n"));
     if (id.empty() || id.find_first_not_of("0123456789") != std::string::npos)
-      throw Error(ErrorCode::server_error, fmt::format("sbatch on {} printed no job id: '{}'", c.host, r.out));
+      throw Error(ErrorCode::server_error,
+                  fmt::format("sbatch on {} printed no job id: '{}'", c.host, r.out));
     return id;
   }
 
@@ -358,8 +395,8 @@ class SshBackend : public SlurmBackend {
     detail::check_job_id(job_id);
     const auto r = session_.exec("scontrol show job -o " + job_id);
     if (r.exit_code != 0)
-      throw Error(ErrorCode::server_error,
-                  fmt::format("scontrol show job {} failed: {}", job_id, detail::trim_output(r.err, r.out)));
+      throw Error(ErrorCode::server_error, fmt::format("scontrol show job {} failed: {}", job_id,
+                                                       detail::trim_output(r.err, r.out)));
     return detail::parse_scontrol_jobs(job_id, r.out);
   }
 
@@ -367,7 +404,8 @@ class SshBackend : public SlurmBackend {
     detail::check_job_id(job_id);
     const auto r = session_.exec("scancel " + job_id);
     if (r.exit_code != 0)
-      throw Error(ErrorCode::server_error, fmt::format("scancel {} failed: {}", job_id, detail::trim_output(r.err, r.out)));
+      throw Error(ErrorCode::server_error,
+                  fmt::format("scancel {} failed: {}", job_id, detail::trim_output(r.err, r.out)));
   }
 
  private:
@@ -376,6 +414,8 @@ class SshBackend : public SlurmBackend {
 
 }  // namespace
 
-std::unique_ptr<SlurmBackend> make_ssh_backend(SshConfig config) { return std::make_unique<SshBackend>(std::move(config)); }
+std::unique_ptr<SlurmBackend> make_ssh_backend(SshConfig config) {
+  return std::make_unique<SshBackend>(std::move(config));
+}
 
 }  // namespace aifc

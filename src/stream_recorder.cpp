@@ -39,8 +39,8 @@ StreamRecorder::StreamRecorder(const ClientConfig& config) : config_(config) {
   plain_body_.reserve(1024);
 }
 
-void StreamRecorder::begin(RequestRecord& rec, const PreparedRequest& request, MonoNanos scheduled_ns,
-                           MonoNanos send_ns) {
+void StreamRecorder::begin(RequestRecord& rec, const PreparedRequest& request,
+                           MonoNanos scheduled_ns, MonoNanos send_ns) {
   rec_ = &rec;
   rec.input_tokens = request.input_tokens;
   rec.input_tokens_exact = request.input_tokens_exact;
@@ -68,7 +68,8 @@ std::string StreamRecorder::timeout_message(RequestError e) const {
       return fmt::format("no data for {} ms", config_.read_timeout.count());
     case RequestError::timeout_connect:
       return fmt::format("connecting took longer than {} ms", config_.connect_timeout.count());
-    default: return std::string(to_string(e));
+    default:
+      return std::string(to_string(e));
   }
 }
 
@@ -97,7 +98,8 @@ bool StreamRecorder::on_event(const SseEvent& ev, MonoNanos now) {
   }
   StreamChunk chunk;
   if (!scan_openai_chunk(ev.data, chunk)) {
-    fail(RequestError::malformed_stream, fmt::format("malformed stream chunk: {}", ev.data.substr(0, 200)));
+    fail(RequestError::malformed_stream,
+         fmt::format("malformed stream chunk: {}", ev.data.substr(0, 200)));
     return false;
   }
   if (chunk.is_error) {
@@ -139,7 +141,8 @@ bool StreamRecorder::on_body(const char* data, std::size_t len, MonoNanos now) {
     if (keep_going) keep_going = on_event(ev, now);
   });
   if (!keep_going) return false;
-  if (const auto late = overdue(now); late != RequestError::none && late != RequestError::timeout_read) {
+  if (const auto late = overdue(now);
+      late != RequestError::none && late != RequestError::timeout_read) {
     fail(late, timeout_message(late));
     return false;
   }
@@ -160,7 +163,8 @@ MonoNanos StreamRecorder::next_deadline() const noexcept {
   const RequestRecord& rec = *rec_;
   MonoNanos d = rec.send_ns + total_budget_;
   d = std::min(d, (last_byte_ns_ >= 0 ? last_byte_ns_ : rec.send_ns) + read_budget_);
-  if (rec.first_token_ns < 0 && first_token_budget_ >= 0) d = std::min(d, rec.send_ns + first_token_budget_);
+  if (rec.first_token_ns < 0 && first_token_budget_ >= 0)
+    d = std::min(d, rec.send_ns + first_token_budget_);
   return d + 1;
 }
 
@@ -169,7 +173,8 @@ void StreamRecorder::finish(TransportEnd end, MonoNanos now, const std::string& 
   rec.end_ns = now;
   if (rec.error == RequestError::none) {
     switch (end) {
-      case TransportEnd::complete: break;
+      case TransportEnd::complete:
+        break;
       case TransportEnd::connect_failed:
         fail(RequestError::connect, transport_message);
         break;
@@ -189,17 +194,22 @@ void StreamRecorder::finish(TransportEnd end, MonoNanos now, const std::string& 
         // A blocking transport's read timeout is the smallest of the limits: tell which ran out.
         const MonoNanos elapsed = now - rec.send_ns;
         const MonoNanos quiet = now - (last_byte_ns_ >= 0 ? last_byte_ns_ : rec.send_ns);
-        const auto near = [](MonoNanos value, MonoNanos limit) { return value >= limit / 100 * 95; };
-        if (first_token_budget_ >= 0 && rec.first_token_ns < 0 && near(elapsed, first_token_budget_)) {
-          fail(RequestError::timeout_first_token, timeout_message(RequestError::timeout_first_token));
+        const auto near = [](MonoNanos value, MonoNanos limit) {
+          return value >= limit / 100 * 95;
+        };
+        if (first_token_budget_ >= 0 && rec.first_token_ns < 0 &&
+            near(elapsed, first_token_budget_)) {
+          fail(RequestError::timeout_first_token,
+               timeout_message(RequestError::timeout_first_token));
         } else if (near(elapsed, total_budget_)) {
           fail(RequestError::timeout_total, timeout_message(RequestError::timeout_total));
-        } else if (near(quiet, std::min(read_budget_, first_token_budget_ >= 0 ? first_token_budget_ : read_budget_))) {
+        } else if (near(quiet, std::min(read_budget_, first_token_budget_ >= 0 ? first_token_budget_
+                                                                               : read_budget_))) {
           fail(RequestError::timeout_read, fmt::format("no data for {} ms", quiet / 1'000'000));
         } else {
-          fail(RequestError::connection_closed, rec.first_byte_ns < 0
-                                                    ? "connection closed before the response"
-                                                    : "connection closed in the middle of the response");
+          fail(RequestError::connection_closed,
+               rec.first_byte_ns < 0 ? "connection closed before the response"
+                                     : "connection closed in the middle of the response");
         }
         break;
       }
@@ -207,13 +217,15 @@ void StreamRecorder::finish(TransportEnd end, MonoNanos now, const std::string& 
   }
   if (rec.error == RequestError::none) {
     if (rec.http_status < 200 || rec.http_status >= 300) {
-      fail(RequestError::http_status, fmt::format("HTTP {}: {}", rec.http_status, error_body_message(plain_body_)));
+      fail(RequestError::http_status,
+           fmt::format("HTTP {}: {}", rec.http_status, error_body_message(plain_body_)));
     } else if (!event_stream_) {
       // A plain JSON answer (stream=false, or a server that does not stream).
       rec.first_token_ns = rec.end_ns;
       StreamChunk chunk;
       if (!scan_openai_chunk(plain_body_, chunk)) {
-        fail(RequestError::malformed_stream, fmt::format("response is not JSON: {}", plain_body_.substr(0, 200)));
+        fail(RequestError::malformed_stream,
+             fmt::format("response is not JSON: {}", plain_body_.substr(0, 200)));
       } else if (chunk.is_error) {
         fail(RequestError::server_error, error_body_message(plain_body_));
       } else {

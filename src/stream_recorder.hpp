@@ -14,13 +14,13 @@ std::string error_body_message(const std::string& body);
 
 /// How a transport saw a request end.
 enum class TransportEnd {
-  complete,         ///< the whole response arrived
+  complete,  ///< the whole response arrived
   connect_failed,
   connect_timeout,
   tls_failed,
-  read_failed,      ///< the connection closed or a read timed out before the response was complete
+  read_failed,  ///< the connection closed or a read timed out before the response was complete
   write_failed,
-  aborted,          ///< the recorder (or a deadline, or cancel) asked to stop
+  aborted,  ///< the recorder (or a deadline, or cancel) asked to stop
 };
 
 /// Turns one response, as any transport receives it, into a RequestRecord: status and
@@ -31,7 +31,8 @@ class StreamRecorder {
   explicit StreamRecorder(const ClientConfig& config);
 
   /// Starts a new request; `rec` receives everything.
-  void begin(RequestRecord& rec, const PreparedRequest& request, MonoNanos scheduled_ns, MonoNanos send_ns);
+  void begin(RequestRecord& rec, const PreparedRequest& request, MonoNanos scheduled_ns,
+             MonoNanos send_ns);
   void on_headers(int status, bool event_stream, MonoNanos now);
   /// Returns false when the request must stop (the record's error is then set).
   bool on_body(const char* data, std::size_t len, MonoNanos now);

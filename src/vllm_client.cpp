@@ -35,7 +35,8 @@ std::chrono::milliseconds millis(double s) {
   return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(s * 1000.0)));
 }
 
-void configure(httplib::Client& cli, const ClientConfig& c, std::chrono::milliseconds read_timeout) {
+void configure(httplib::Client& cli, const ClientConfig& c,
+               std::chrono::milliseconds read_timeout) {
   cli.set_keep_alive(true);
   cli.set_tcp_nodelay(true);
   // A compressed event stream would be buffered by the compressor and ruin every timestamp.
@@ -113,7 +114,8 @@ void from_json(const nlohmann::json& j, ClientConfig& c) {
 }
 
 struct VLLMClient::Impl {
-  explicit Impl(ClientConfig c) : config(std::move(c)), url(split_url(config.base_url)), cli(url.origin) {
+  explicit Impl(ClientConfig c)
+      : config(std::move(c)), url(split_url(config.base_url)), cli(url.origin) {
     auto read_timeout = std::min(config.read_timeout, config.request_timeout);
     if (config.first_token_timeout.count() > 0)
       read_timeout = std::min(read_timeout, config.first_token_timeout);
@@ -177,9 +179,10 @@ RequestRecord VLLMClient::Impl::send(const PreparedRequest& prepared, MonoNanos 
   req.headers = headers;
   req.body = prepared.body;
   req.response_handler = [&](const httplib::Response& res) {
-    recorder.on_headers(res.status,
-                        res.get_header_value("Content-Type").find("text/event-stream") != std::string::npos,
-                        mono_now());
+    recorder.on_headers(
+        res.status,
+        res.get_header_value("Content-Type").find("text/event-stream") != std::string::npos,
+        mono_now());
     return !cancelled.load(std::memory_order_relaxed);
   };
   req.content_receiver = [&](const char* data, std::size_t len, std::uint64_t, std::uint64_t) {
@@ -194,11 +197,15 @@ RequestRecord VLLMClient::Impl::send(const PreparedRequest& prepared, MonoNanos 
   const MonoNanos send_ns = mono_now();
   recorder.begin(rec, prepared, scheduled_ns, send_ns);
   first_token_deadline.store(config.first_token_timeout.count() > 0
-                                 ? send_ns + std::chrono::duration_cast<std::chrono::nanoseconds>(config.first_token_timeout).count()
+                                 ? send_ns + std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                 config.first_token_timeout)
+                                                 .count()
                                  : -1,
                              std::memory_order_relaxed);
-  total_deadline.store(send_ns + std::chrono::duration_cast<std::chrono::nanoseconds>(config.request_timeout).count(),
-                       std::memory_order_relaxed);
+  total_deadline.store(
+      send_ns +
+          std::chrono::duration_cast<std::chrono::nanoseconds>(config.request_timeout).count(),
+      std::memory_order_relaxed);
   const bool sent = cli.send(req, res, err);
   const MonoNanos end_ns = mono_now();
   first_token_deadline.store(-1, std::memory_order_relaxed);
@@ -211,13 +218,17 @@ RequestRecord VLLMClient::Impl::send(const PreparedRequest& prepared, MonoNanos 
     const auto reason = static_cast<RequestError>(abort_reason.load(std::memory_order_relaxed));
     if (reason != RequestError::none) recorder.fail(reason, recorder.timeout_message(reason));
     switch (err) {
-      case httplib::Error::Canceled: recorder.finish(TransportEnd::aborted, end_ns); break;
+      case httplib::Error::Canceled:
+        recorder.finish(TransportEnd::aborted, end_ns);
+        break;
       case httplib::Error::Connection:
-        recorder.finish(TransportEnd::connect_failed, end_ns, fmt::format("cannot connect to {}", url.origin));
+        recorder.finish(TransportEnd::connect_failed, end_ns,
+                        fmt::format("cannot connect to {}", url.origin));
         break;
       case httplib::Error::ConnectionTimeout:
         recorder.finish(TransportEnd::connect_timeout, end_ns,
-                        fmt::format("connecting to {} took longer than {} ms", url.origin, config.connect_timeout.count()));
+                        fmt::format("connecting to {} took longer than {} ms", url.origin,
+                                    config.connect_timeout.count()));
         break;
       case httplib::Error::SSLConnection:
       case httplib::Error::SSLServerVerification:
@@ -225,11 +236,16 @@ RequestRecord VLLMClient::Impl::send(const PreparedRequest& prepared, MonoNanos 
         recorder.finish(TransportEnd::tls_failed, end_ns,
                         fmt::format("TLS with {} failed: {}", url.origin, httplib::to_string(err)));
         break;
-      case httplib::Error::Read: recorder.finish(TransportEnd::read_failed, end_ns); break;
-      default: recorder.finish(TransportEnd::write_failed, end_ns, httplib::to_string(err)); break;
+      case httplib::Error::Read:
+        recorder.finish(TransportEnd::read_failed, end_ns);
+        break;
+      default:
+        recorder.finish(TransportEnd::write_failed, end_ns, httplib::to_string(err));
+        break;
     }
   }
-  if (!rec.ok() && rec.error != RequestError::http_status && rec.error != RequestError::server_error)
+  if (!rec.ok() && rec.error != RequestError::http_status &&
+      rec.error != RequestError::server_error)
     cli.stop();  // the connection's state is unknown: start the next request on a fresh one
   return rec;
 }
@@ -280,8 +296,10 @@ void VLLMClient::resume() noexcept { impl_->cancelled.store(false); }
 void VLLMClient::expire_if_late(MonoNanos now) noexcept {
   const MonoNanos ft = impl_->first_token_deadline.load(std::memory_order_relaxed);
   const MonoNanos total = impl_->total_deadline.load(std::memory_order_relaxed);
-  if (ft >= 0 && now > ft) impl_->abort_with(RequestError::timeout_first_token);
-  else if (total >= 0 && now > total) impl_->abort_with(RequestError::timeout_total);
+  if (ft >= 0 && now > ft)
+    impl_->abort_with(RequestError::timeout_first_token);
+  else if (total >= 0 && now > total)
+    impl_->abort_with(RequestError::timeout_total);
 }
 
 std::vector<std::string> VLLMClient::list_models() {
@@ -292,14 +310,17 @@ std::vector<std::string> VLLMClient::list_models() {
                 fmt::format("cannot reach {} ({}); is the server running?", impl_->config.base_url,
                             httplib::to_string(res.error())));
   if (res->status != 200)
-    throw Error(ErrorCode::server_error, fmt::format("GET /v1/models answered HTTP {}: {}", res->status,
-                                                     detail::error_body_message(res->body)));
+    throw Error(ErrorCode::server_error,
+                fmt::format("GET /v1/models answered HTTP {}: {}", res->status,
+                            detail::error_body_message(res->body)));
   std::vector<std::string> ids;
   try {
-    const auto doc = nlohmann::json::parse(res->body);  // named: a temporary would die before the loop
+    const auto doc =
+        nlohmann::json::parse(res->body);  // named: a temporary would die before the loop
     for (const auto& m : doc.at("data")) ids.push_back(m.at("id").get<std::string>());
   } catch (const nlohmann::json::exception& e) {
-    throw Error(ErrorCode::server_error, fmt::format("GET /v1/models: unexpected answer ({})", e.what()));
+    throw Error(ErrorCode::server_error,
+                fmt::format("GET /v1/models: unexpected answer ({})", e.what()));
   }
   return ids;
 }
@@ -312,8 +333,10 @@ bool VLLMClient::health() {
 
 std::optional<std::int64_t> VLLMClient::count_tokens(const std::string& text) {
   auto cli = impl_->side_client();
-  nlohmann::json body{{"model", impl_->config.model}, {"prompt", text}, {"add_special_tokens", false}};
-  auto res = cli->Post(impl_->url.prefix + "/tokenize", impl_->side_headers(), body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+  nlohmann::json body{
+      {"model", impl_->config.model}, {"prompt", text}, {"add_special_tokens", false}};
+  auto res = cli->Post(impl_->url.prefix + "/tokenize", impl_->side_headers(),
+                       body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
                        "application/json");
   if (!res || res->status != 200) return std::nullopt;
   try {

@@ -1,21 +1,55 @@
-#include <aifc/cli.hpp>
-#include <aifc/error.hpp>
 #include <doctest/doctest.h>
 
+#include <aifc/cli.hpp>
+#include <aifc/error.hpp>
 #include <cmath>
 
 using aifc::cli::parse_bench_args;
 
 TEST_CASE("cli: vllm bench serve flags map onto the configs") {
-  const auto o = parse_bench_args({"--base-url", "http://h:9000", "--endpoint", "/v1/chat/completions",
-                                   "--model=m", "--dataset-name", "random", "--num-prompts", "77",
-                                   "--random-input-len", "300", "--random_output_len", "40",
-                                   "--random-range-ratio", "0.25", "--request-rate", "12.5", "--burstiness", "0.5",
-                                   "--max-concurrency", "16", "--goodput", "ttft:200", "tpot:20",
-                                   "--percentile-metrics", "ttft,itl,e2el", "--metric-percentiles", "50,90,99",
-                                   "--seed", "7", "--ignore-eos", "--save-detailed", "--metadata", "a=1", "b=x",
-                                   "--header", "X-Team=hpc", "--extra-body", "{\"top_k\":5}", "--rank", "1",
-                                   "--nranks", "4"});
+  const auto o = parse_bench_args({"--base-url",
+                                   "http://h:9000",
+                                   "--endpoint",
+                                   "/v1/chat/completions",
+                                   "--model=m",
+                                   "--dataset-name",
+                                   "random",
+                                   "--num-prompts",
+                                   "77",
+                                   "--random-input-len",
+                                   "300",
+                                   "--random_output_len",
+                                   "40",
+                                   "--random-range-ratio",
+                                   "0.25",
+                                   "--request-rate",
+                                   "12.5",
+                                   "--burstiness",
+                                   "0.5",
+                                   "--max-concurrency",
+                                   "16",
+                                   "--goodput",
+                                   "ttft:200",
+                                   "tpot:20",
+                                   "--percentile-metrics",
+                                   "ttft,itl,e2el",
+                                   "--metric-percentiles",
+                                   "50,90,99",
+                                   "--seed",
+                                   "7",
+                                   "--ignore-eos",
+                                   "--save-detailed",
+                                   "--metadata",
+                                   "a=1",
+                                   "b=x",
+                                   "--header",
+                                   "X-Team=hpc",
+                                   "--extra-body",
+                                   "{\"top_k\":5}",
+                                   "--rank",
+                                   "1",
+                                   "--nranks",
+                                   "4"});
   CHECK(o.base_url_given);
   CHECK(o.client.base_url == "http://h:9000");
   CHECK(o.client.is_chat());

@@ -1,8 +1,8 @@
+#include <doctest/doctest.h>
+
 #include <aifc/client_group.hpp>
 #include <aifc/error.hpp>
 #include <aifc/simulator.hpp>
-#include <doctest/doctest.h>
-
 #include <cstdlib>
 #include <mutex>
 #include <set>
@@ -59,7 +59,9 @@ struct Recorder : aifc::Observer {
 };
 
 struct Thrower : aifc::Observer {
-  void on_request_finished(const aifc::RequestRecord&) override { throw std::runtime_error("observer bug"); }
+  void on_request_finished(const aifc::RequestRecord&) override {
+    throw std::runtime_error("observer bug");
+  }
 };
 
 }  // namespace
@@ -166,8 +168,10 @@ TEST_CASE("client_group: faults are counted by kind and nothing is lost") {
   const auto completed = result.summary["completed"].get<int>();
   const auto failed = result.summary["failed"].get<int>();
   CHECK(completed + failed == 300);
-  CHECK(result.summary["errors_by_kind"]["http_status"].get<int>() == doctest::Approx(60).epsilon(0.5));
-  CHECK(result.summary["errors_by_kind"]["connection_closed"].get<int>() == doctest::Approx(30).epsilon(0.6));
+  CHECK(result.summary["errors_by_kind"]["http_status"].get<int>() ==
+        doctest::Approx(60).epsilon(0.5));
+  CHECK(result.summary["errors_by_kind"]["connection_closed"].get<int>() ==
+        doctest::Approx(30).epsilon(0.6));
 }
 
 TEST_CASE("client_group: duration-limited run, warm-ups and aggregate-only mode") {
@@ -208,7 +212,8 @@ TEST_CASE("client_group: stalls, slow starts and unreachable servers become reco
   auto result = aifc::ClientGroup(g, prompts()).run();
   CHECK(result.summary["errors_by_kind"]["timeout_read"] == 4);
   CHECK(aifc::mono_now() - t0 < 3'000'000'000);
-  for (const auto& r : result.records) CHECK(r.token_ns.size() == 2);  // tokens before the stall are kept
+  for (const auto& r : result.records)
+    CHECK(r.token_ns.size() == 2);  // tokens before the stall are kept
 
   aifc::Simulator slow(sim_config("3000", "1"));
   slow.start();
@@ -231,7 +236,8 @@ TEST_CASE("client_group: stalls, slow starts and unreachable servers become reco
   CHECK(result.records[0].error_message.find("127.0.0.1:1") != std::string::npos);
 }
 
-TEST_CASE("client_group: streams, plain answers and stream faults measure alike on every transport") {
+TEST_CASE(
+    "client_group: streams, plain answers and stream faults measure alike on every transport") {
   aifc::Simulator sim(sim_config("30", "5"));
   sim.start();
   auto g = group_for(sim, 6);

@@ -1,7 +1,7 @@
-#include <aifc/dataset.hpp>
-#include <aifc/error.hpp>
 #include <doctest/doctest.h>
 
+#include <aifc/dataset.hpp>
+#include <aifc/error.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -55,14 +55,18 @@ TEST_CASE("dataset: a token counter makes random lengths exact") {
   c.num_prompts = 20;
   c.random_input_len = 64;
   // A tokenizer that splits every word in two: the first guess is twice too long.
-  aifc::TokenCounter doubled = [](const std::string& s) -> std::optional<std::int64_t> { return 2 * words(s); };
+  aifc::TokenCounter doubled = [](const std::string& s) -> std::optional<std::int64_t> {
+    return 2 * words(s);
+  };
   for (const auto& p : aifc::load_dataset(c, doubled)) {
     CHECK(p.input_tokens_exact);
     CHECK(p.input_tokens == 64);
     CHECK(2 * words(p.text) == 64);
   }
   // A server without a tokenizer leaves lengths approximate.
-  aifc::TokenCounter none = [](const std::string&) -> std::optional<std::int64_t> { return std::nullopt; };
+  aifc::TokenCounter none = [](const std::string&) -> std::optional<std::int64_t> {
+    return std::nullopt;
+  };
   CHECK_FALSE(aifc::load_dataset(c, none)[0].input_tokens_exact);
 }
 
@@ -98,7 +102,8 @@ TEST_CASE("dataset: sharegpt file") {
 }
 
 TEST_CASE("dataset: jsonl file, with errors that name the line") {
-  const auto good = temp_file("good.jsonl", "{\"prompt\":\"one two three\",\"output_len\":5}\n\n\"just a string\"\n");
+  const auto good = temp_file(
+      "good.jsonl", "{\"prompt\":\"one two three\",\"output_len\":5}\n\n\"just a string\"\n");
   aifc::DatasetConfig c;
   c.dataset_name = aifc::DatasetKind::jsonl;
   c.dataset_path = good;

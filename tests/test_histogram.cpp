@@ -1,6 +1,6 @@
-#include <aifc/histogram.hpp>
 #include <doctest/doctest.h>
 
+#include <aifc/histogram.hpp>
 #include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -8,12 +8,14 @@
 #include <vector>
 
 TEST_CASE("histogram: buckets cover every value with 0.1% width") {
-  for (std::int64_t v : {0LL, 1LL, 2047LL, 2048LL, 2049LL, 4095LL, 4096LL, 123456789LL, 1LL << 40, (1LL << 62) + 12345}) {
+  for (std::int64_t v : {0LL, 1LL, 2047LL, 2048LL, 2049LL, 4095LL, 4096LL, 123456789LL, 1LL << 40,
+                         (1LL << 62) + 12345}) {
     const auto i = aifc::Histogram::bucket_index(v);
     CAPTURE(v);
     CHECK(aifc::Histogram::bucket_low(i) <= v);
     CHECK(aifc::Histogram::bucket_high(i) >= v);
-    const double width = static_cast<double>(aifc::Histogram::bucket_high(i) - aifc::Histogram::bucket_low(i) + 1);
+    const double width =
+        static_cast<double>(aifc::Histogram::bucket_high(i) - aifc::Histogram::bucket_low(i) + 1);
     CHECK(width <= std::max(1.0, static_cast<double>(v) / 1000.0));
   }
 }
@@ -54,7 +56,8 @@ TEST_CASE("histogram: percentiles and moments agree with exact values") {
   auto exact = [&](double q) {
     const double pos = q / 100.0 * static_cast<double>(values.size() - 1);
     const auto lo = static_cast<std::size_t>(pos);
-    return values[lo] + (values[std::min(lo + 1, values.size() - 1)] - values[lo]) * (pos - static_cast<double>(lo));
+    return values[lo] + (values[std::min(lo + 1, values.size() - 1)] - values[lo]) *
+                            (pos - static_cast<double>(lo));
   };
   for (double q : {1.0, 25.0, 50.0, 90.0, 99.0, 99.9}) {
     CAPTURE(q);

@@ -1,15 +1,15 @@
-#include <aifc/error.hpp>
-#include <aifc/metrics.hpp>
 #include <doctest/doctest.h>
 
+#include <aifc/error.hpp>
+#include <aifc/metrics.hpp>
 #include <random>
 
 namespace {
 
 constexpr aifc::MonoNanos ms = 1'000'000;
 
-aifc::RequestRecord make(std::uint64_t index, aifc::MonoNanos send, aifc::MonoNanos ttft, aifc::MonoNanos itl,
-                         int tokens) {
+aifc::RequestRecord make(std::uint64_t index, aifc::MonoNanos send, aifc::MonoNanos ttft,
+                         aifc::MonoNanos itl, int tokens) {
   aifc::RequestRecord r;
   r.index = index;
   r.scheduled_ns = send - ms / 10;
@@ -30,7 +30,8 @@ aifc::RequestRecord make(std::uint64_t index, aifc::MonoNanos send, aifc::MonoNa
 
 TEST_CASE("metrics: summary has vLLM's keys and right values") {
   std::vector<aifc::RequestRecord> records;
-  for (int i = 0; i < 10; ++i) records.push_back(make(i, 1000 * ms + i * 30 * ms, (10 + i) * ms, 5 * ms, 11));
+  for (int i = 0; i < 10; ++i)
+    records.push_back(make(i, 1000 * ms + i * 30 * ms, (10 + i) * ms, 5 * ms, 11));
   auto failed = make(10, 1000 * ms, 0, 0, 1);
   failed.error = aifc::RequestError::http_status;
   records.push_back(failed);
@@ -43,11 +44,27 @@ TEST_CASE("metrics: summary has vLLM's keys and right values") {
   o.metric_percentiles = {50, 90, 99};
   o.goodput = aifc::GoodputSlo::parse("ttft:14.5 tpot:6");
   const auto s = aifc::summarize(records, 2.0, o);
-  for (const char* key : {"duration", "completed", "failed", "total_input_tokens", "total_output_tokens",
-                          "request_throughput", "request_goodput", "output_throughput", "total_token_throughput",
-                          "mean_ttft_ms", "median_ttft_ms", "std_ttft_ms", "p99_ttft_ms", "p90_tpot_ms",
-                          "mean_itl_ms", "p50_e2el_ms", "max_output_tokens_per_s", "max_concurrent_requests",
-                          "mean_lateness_ms", "errors_by_kind", "output_token_source"}) {
+  for (const char* key : {"duration",
+                          "completed",
+                          "failed",
+                          "total_input_tokens",
+                          "total_output_tokens",
+                          "request_throughput",
+                          "request_goodput",
+                          "output_throughput",
+                          "total_token_throughput",
+                          "mean_ttft_ms",
+                          "median_ttft_ms",
+                          "std_ttft_ms",
+                          "p99_ttft_ms",
+                          "p90_tpot_ms",
+                          "mean_itl_ms",
+                          "p50_e2el_ms",
+                          "max_output_tokens_per_s",
+                          "max_concurrent_requests",
+                          "mean_lateness_ms",
+                          "errors_by_kind",
+                          "output_token_source"}) {
     CAPTURE(key);
     CHECK(s.contains(key));
   }
@@ -64,14 +81,16 @@ TEST_CASE("metrics: summary has vLLM's keys and right values") {
   CHECK(s["mean_lateness_ms"].get<double>() == doctest::Approx(0.1));
   // Goodput: ttft <= 14.5 ms and tpot <= 6 ms -> requests 0..4
   CHECK(s["request_goodput"].get<double>() == doctest::Approx(2.5));
-  CHECK(s["max_concurrent_requests"] == 3);  // 30 ms apart, 61-70 ms long; the failed one not counted
+  CHECK(s["max_concurrent_requests"] ==
+        3);  // 30 ms apart, 61-70 ms long; the failed one not counted
 }
 
 TEST_CASE("metrics: aggregates merge exactly and agree with the exact summary") {
   std::mt19937_64 gen(1);
   std::uniform_int_distribution<aifc::MonoNanos> ttft(5 * ms, 500 * ms), itl(ms, 40 * ms);
   std::vector<aifc::RequestRecord> records;
-  for (int i = 0; i < 3000; ++i) records.push_back(make(i, i * 10 * ms, ttft(gen), itl(gen), 1 + i % 50));
+  for (int i = 0; i < 3000; ++i)
+    records.push_back(make(i, i * 10 * ms, ttft(gen), itl(gen), 1 + i % 50));
   aifc::MetricsAggregate whole, a, b, c;
   for (std::size_t i = 0; i < records.size(); ++i) {
     whole.add(records[i]);
@@ -86,7 +105,8 @@ TEST_CASE("metrics: aggregates merge exactly and agree with the exact summary") 
   aifc::SummaryOptions o;
   const auto exact = aifc::summarize(records, 30.0, o);
   const auto approx = aifc::summarize(merged, 30.0, o);
-  for (const char* key : {"mean_ttft_ms", "median_ttft_ms", "p99_ttft_ms", "mean_itl_ms", "p99_itl_ms", "mean_tpot_ms"}) {
+  for (const char* key : {"mean_ttft_ms", "median_ttft_ms", "p99_ttft_ms", "mean_itl_ms",
+                          "p99_itl_ms", "mean_tpot_ms"}) {
     CAPTURE(key);
     CHECK(approx[key].get<double>() == doctest::Approx(exact[key].get<double>()).epsilon(0.002));
   }
@@ -94,7 +114,8 @@ TEST_CASE("metrics: aggregates merge exactly and agree with the exact summary") 
 }
 
 TEST_CASE("metrics: goodput and option parsing") {
-  CHECK_THROWS_WITH_AS(aifc::GoodputSlo::parse("ttft=5"), doctest::Contains("ttft:MS"), aifc::Error);
+  CHECK_THROWS_WITH_AS(aifc::GoodputSlo::parse("ttft=5"), doctest::Contains("ttft:MS"),
+                       aifc::Error);
   CHECK_THROWS_WITH_AS(aifc::GoodputSlo::parse("speed:5"), doctest::Contains("speed"), aifc::Error);
   CHECK_THROWS_AS(aifc::GoodputSlo::parse("ttft:abc"), aifc::Error);
   const auto g = aifc::GoodputSlo::parse("ttft:100,e2el:2000");

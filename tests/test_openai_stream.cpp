@@ -1,5 +1,6 @@
-#include <aifc/openai_stream.hpp>
 #include <doctest/doctest.h>
+
+#include <aifc/openai_stream.hpp>
 
 using aifc::StreamChunk;
 
@@ -18,14 +19,17 @@ TEST_CASE("openai_stream: completions chunk") {
 TEST_CASE("openai_stream: chat deltas, reasoning and role-only chunks") {
   StreamChunk c;
   REQUIRE(aifc::scan_openai_chunk(
-      R"({"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]})", c));
+      R"({"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]})",
+      c));
   CHECK(c.text.empty());
   REQUIRE(aifc::scan_openai_chunk(R"({"choices":[{"delta":{"reasoning_content":"think"}}]})", c));
   CHECK(c.reasoning == "think");
   CHECK(c.text.empty());
-  REQUIRE(aifc::scan_openai_chunk(R"({"choices":[{"delta":{"reasoning":"r","content":null}}]})", c));
+  REQUIRE(
+      aifc::scan_openai_chunk(R"({"choices":[{"delta":{"reasoning":"r","content":null}}]})", c));
   CHECK(c.reasoning == "r");
-  REQUIRE(aifc::scan_openai_chunk(R"({"choices":[{"delta":{"content":"a\"b"},"finish_reason":"stop"}]})", c));
+  REQUIRE(aifc::scan_openai_chunk(
+      R"({"choices":[{"delta":{"content":"a\"b"},"finish_reason":"stop"}]})", c));
   CHECK(c.text == R"(a\"b)");
   CHECK(c.finish_reason == "stop");
 }
@@ -33,7 +37,8 @@ TEST_CASE("openai_stream: chat deltas, reasoning and role-only chunks") {
 TEST_CASE("openai_stream: usage chunk and server stamp") {
   StreamChunk c;
   REQUIRE(aifc::scan_openai_chunk(
-      R"({"choices":[],"usage":{"prompt_tokens":12,"total_tokens":20,"completion_tokens":8},"aifc_sent_ns":123456789})", c));
+      R"({"choices":[],"usage":{"prompt_tokens":12,"total_tokens":20,"completion_tokens":8},"aifc_sent_ns":123456789})",
+      c));
   CHECK_FALSE(c.has_choices);
   CHECK(c.prompt_tokens == 12);
   CHECK(c.completion_tokens == 8);
@@ -54,8 +59,9 @@ TEST_CASE("openai_stream: error objects in both shapes") {
 
 TEST_CASE("openai_stream: malformed payloads are rejected") {
   StreamChunk c;
-  for (const char* bad : {"", "{", "{\"choices\":[{\"text\":\"broken", "[1,2]", "{\"a\":1} trailing",
-                          "{\"a\":tru}", "{\"a\":1,}", "{\"a\":\"ctl\x01\"}", "not json", "{\"a\":-}"}) {
+  for (const char* bad :
+       {"", "{", "{\"choices\":[{\"text\":\"broken", "[1,2]", "{\"a\":1} trailing", "{\"a\":tru}",
+        "{\"a\":1,}", "{\"a\":\"ctl\x01\"}", "not json", "{\"a\":-}"}) {
     CAPTURE(bad);
     CHECK_FALSE(aifc::scan_openai_chunk(bad, c));
   }

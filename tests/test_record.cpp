@@ -1,6 +1,6 @@
-#include <aifc/record.hpp>
 #include <doctest/doctest.h>
 
+#include <aifc/record.hpp>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -42,5 +42,6 @@ TEST_CASE("record: JSON round trip keeps every field") {
   CHECK(back.output_token_source == aifc::TokenSource::usage);
   CHECK(back.input_tokens_exact);
   CHECK(aifc::to_string(aifc::RequestError::connection_closed) == "connection_closed");
-  CHECK(aifc::request_error_from_string("timeout_first_token") == aifc::RequestError::timeout_first_token);
+  CHECK(aifc::request_error_from_string("timeout_first_token") ==
+        aifc::RequestError::timeout_first_token);
 }

@@ -1,7 +1,7 @@
-#include <aifc/error.hpp>
-#include <aifc/schedule.hpp>
 #include <doctest/doctest.h>
 
+#include <aifc/error.hpp>
+#include <aifc/schedule.hpp>
 #include <cmath>
 #include <set>
 #include <vector>
@@ -15,7 +15,9 @@ std::vector<aifc::ScheduledRequest> all(const aifc::LoadConfig& c, aifc::Shard s
   return out;
 }
 
-double seconds(const aifc::ScheduledRequest& r) { return static_cast<double>(r.offset.count()) * 1e-9; }
+double seconds(const aifc::ScheduledRequest& r) {
+  return static_cast<double>(r.offset.count()) * 1e-9;
+}
 
 }  // namespace
 
@@ -112,7 +114,8 @@ TEST_CASE("schedule: concurrency shares add up to the limit") {
   aifc::LoadConfig c;
   c.max_concurrency = 10;
   std::int64_t sum = 0;
-  for (std::uint32_t r = 0; r < 4; ++r) sum += aifc::ArrivalSchedule(c, {r, 4}).shard_max_concurrency();
+  for (std::uint32_t r = 0; r < 4; ++r)
+    sum += aifc::ArrivalSchedule(c, {r, 4}).shard_max_concurrency();
   CHECK(sum == 10);
 }
 

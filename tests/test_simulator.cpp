@@ -1,7 +1,8 @@
-#include <aifc/error.hpp>
-#include <aifc/simulator.hpp>
 #include <doctest/doctest.h>
 #include <httplib.h>
+
+#include <aifc/error.hpp>
+#include <aifc/simulator.hpp>
 
 TEST_CASE("simulator: delay specs") {
   CHECK(aifc::DelaySpec::parse("25").a_ms == 25);
@@ -33,11 +34,13 @@ TEST_CASE("simulator: endpoints answer like vLLM") {
   res = cli.Post("/v1/completions", R"({"model":"other","prompt":"x"})", "application/json");
   REQUIRE(res);
   CHECK(res->status == 404);
-  CHECK(nlohmann::json::parse(res->body)["message"].get<std::string>().find("does not exist") != std::string::npos);
+  CHECK(nlohmann::json::parse(res->body)["message"].get<std::string>().find("does not exist") !=
+        std::string::npos);
   res = cli.Post("/v1/completions", "{not json", "application/json");
   REQUIRE(res);
   CHECK(res->status == 400);
-  res = cli.Post("/v1/completions", R"({"prompt":"a b c","max_tokens":3,"stream":true})", "application/json");
+  res = cli.Post("/v1/completions", R"({"prompt":"a b c","max_tokens":3,"stream":true})",
+                 "application/json");
   REQUIRE(res);
   CHECK(res->status == 200);
   CHECK(res->get_header_value("Content-Type").find("text/event-stream") != std::string::npos);
@@ -48,7 +51,8 @@ TEST_CASE("simulator: endpoints answer like vLLM") {
   CHECK(nlohmann::json::parse(res->body)["count"] == 3);
   res = cli.Get("/metrics");
   REQUIRE(res);
-  CHECK(res->body.find("vllm:request_success_total{model_name=\"aifc-sim\"} 1") != std::string::npos);
+  CHECK(res->body.find("vllm:request_success_total{model_name=\"aifc-sim\"} 1") !=
+        std::string::npos);
   CHECK(sim.stats()["requests"] == 3);
   sim.stop();
   sim.stop();
@@ -79,7 +83,8 @@ TEST_CASE("simulator: faults are drawn from the seed") {
     httplib::Client cli("127.0.0.1", sim.start());
     std::string pattern;
     for (int i = 0; i < 40; ++i) {
-      auto res = cli.Post("/v1/completions", R"({"prompt":"a","max_tokens":1})", "application/json");
+      auto res =
+          cli.Post("/v1/completions", R"({"prompt":"a","max_tokens":1})", "application/json");
       pattern += res && res->status == 200 ? '.' : 'x';
     }
     return pattern;

@@ -1,22 +1,23 @@
-#include <aifc/error.hpp>
-#include <aifc/slurm.hpp>
 #include <doctest/doctest.h>
 #include <httplib.h>
 #include <unistd.h>
 
+#include <aifc/error.hpp>
+#include <aifc/slurm.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <set>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <thread>
 
 namespace {
 
 std::string run_bash(const std::string& script) {
-  const auto path = std::filesystem::temp_directory_path() / ("aifc_quote_" + std::to_string(::getpid()) + ".sh");
+  const auto path =
+      std::filesystem::temp_directory_path() / ("aifc_quote_" + std::to_string(::getpid()) + ".sh");
   std::ofstream(path) << script;
   std::string out;
   if (FILE* p = ::popen(("bash " + path.string()).c_str(), "r")) {
@@ -34,7 +35,8 @@ const char* env(const char* name) { return std::getenv(name); }
 // and sets AIFC_REQUIRE_CLUSTER so that a missing cluster fails instead of skipping.
 bool have_cluster() {
   if (env("AIFC_CLUSTER_STATE")) return true;
-  REQUIRE_MESSAGE(!env("AIFC_REQUIRE_CLUSTER"), "AIFC_REQUIRE_CLUSTER is set but no cluster environment is");
+  REQUIRE_MESSAGE(!env("AIFC_REQUIRE_CLUSTER"),
+                  "AIFC_REQUIRE_CLUSTER is set but no cluster environment is");
   MESSAGE("no test cluster (source tests/cluster/start.sh's env.sh): cluster cases skipped");
   return false;
 }
@@ -72,7 +74,8 @@ aifc::RestConfig rest_config() {
 void check_two_node_output(const aifc::JobInfo& info, const std::string& tag) {
   CHECK(info.state == aifc::JobState::completed);
   CHECK(info.exit_code == 0);
-  const auto out = read_all(std::string(env("AIFC_CLUSTER_WORKDIR")) + "/" + tag + "-" + info.job_id + ".out");
+  const auto out =
+      read_all(std::string(env("AIFC_CLUSTER_WORKDIR")) + "/" + tag + "-" + info.job_id + ".out");
   CAPTURE(out);
   CHECK(out.find("task 0 on n") != std::string::npos);
   CHECK(out.find("task 1 on n") != std::string::npos);
@@ -86,8 +89,9 @@ void check_two_node_output(const aifc::JobInfo& info, const std::string& tag) {
 }  // namespace
 
 TEST_CASE("slurm: shell quoting survives bash for every nasty string") {
-  for (const std::string s : {"plain", "with space", "it's", "$(rm -rf /)", "`id`", "a\"b", "back\\slash", "semi;colon",
-                              "new\nline", "", "*", "~user", "--flag=x y", "ünïcode"}) {
+  for (const std::string s :
+       {"plain", "with space", "it's", "$(rm -rf /)", "`id`", "a\"b", "back\\slash", "semi;colon",
+        "new\nline", "", "*", "~user", "--flag=x y", "ünïcode"}) {
     CAPTURE(s);
     CHECK(run_bash("printf '%s' " + aifc::shell_quote(s)) == s);
   }
@@ -108,7 +112,8 @@ TEST_CASE("slurm: the batch script is readable, quoted and free of environment v
   s.environment = {{"API_TOKEN", "s3cr3t-value"}};
   s.extra_directives = {"--exclusive"};
   s.command = {"aifc", "bench", "--metadata", "note=$(whoami)"};
-  s.container = aifc::ContainerSpec{"/images/aifc.sif", {"/scratch:/scratch"}, std::nullopt, {}, "apptainer"};
+  s.container =
+      aifc::ContainerSpec{"/images/aifc.sif", {"/scratch:/scratch"}, std::nullopt, {}, "apptainer"};
   const auto script = aifc::render_batch_script(s);
   CAPTURE(script);
   CHECK(script.rfind("#!/bin/bash\n", 0) == 0);
@@ -121,8 +126,8 @@ TEST_CASE("slurm: the batch script is readable, quoted and free of environment v
   CHECK(script.find("#SBATCH --array=0-3%2\n") != std::string::npos);
   CHECK(script.find("#SBATCH --chdir='/scratch/my runs'\n") != std::string::npos);
   CHECK(script.find("#SBATCH --exclusive\n") != std::string::npos);
-  CHECK(script.find("srun apptainer exec --nv --bind /scratch:/scratch /images/aifc.sif aifc bench --metadata 'note=$(whoami)'\n") !=
-        std::string::npos);
+  CHECK(script.find("srun apptainer exec --nv --bind /scratch:/scratch /images/aifc.sif aifc bench "
+                    "--metadata 'note=$(whoami)'\n") != std::string::npos);
   CHECK(script.find("s3cr3t") == std::string::npos);  // environment goes to the job, not the script
   s.gpus_per_node = 0;
   CHECK(aifc::render_batch_script(s).find("--nv") == std::string::npos);
@@ -175,7 +180,9 @@ TEST_CASE("slurm: job states as Slurm writes them") {
 
 TEST_CASE("slurm: REST configuration files and versions") {
   const auto path = std::filesystem::temp_directory_path() / "aifc_rest.conf";
-  std::ofstream(path) << "# site config\nurl = http://rest:6820\nuser_name=alice\napi_ver=0.0.40\naccount='proj'\njwt=abc.def\n";
+  std::ofstream(path)
+      << "# site config\nurl = "
+         "http://rest:6820\nuser_name=alice\napi_ver=0.0.40\naccount='proj'\njwt=abc.def\n";
   auto c = aifc::RestConfig::from_file(path.string());
   CHECK(c.url == "http://rest:6820");
   CHECK(c.user_name == "alice");
@@ -186,7 +193,8 @@ TEST_CASE("slurm: REST configuration files and versions") {
   c.api_ver = "v0.0.36";
   CHECK_THROWS_WITH_AS(c.validate(), doctest::Contains("v0.0.36"), aifc::Error);
   std::ofstream(path) << "url=http://x\npassword=hunter2\n";
-  CHECK_THROWS_WITH_AS(aifc::RestConfig::from_file(path.string()), doctest::Contains("password"), aifc::Error);
+  CHECK_THROWS_WITH_AS(aifc::RestConfig::from_file(path.string()), doctest::Contains("password"),
+                       aifc::Error);
   CHECK_THROWS_AS(aifc::RestConfig::from_file("/nonexistent/rest.conf"), aifc::Error);
   aifc::RestConfig missing_token;
   missing_token.url = "http://x";
@@ -237,8 +245,8 @@ TEST_CASE("slurm: the REST backend runs the same spec, arrays, cancels and failu
   const auto done = d.wait(array_id, std::chrono::seconds(60));
   CHECK(done.state == aifc::JobState::completed);
   for (int t = 0; t < 3; ++t)
-    CHECK(read_all(array.working_directory + "/array-" + array_id + "_" + std::to_string(t) + ".out") ==
-          "task " + std::to_string(t) + "\n");
+    CHECK(read_all(array.working_directory + "/array-" + array_id + "_" + std::to_string(t) +
+                   ".out") == "task " + std::to_string(t) + "\n");
 
   auto sleeper = two_node_spec("sleep");
   sleeper.command = {"sleep", "300"};
@@ -268,7 +276,8 @@ TEST_CASE("slurm: REST errors name the cause and hide the token") {
   CHECK_THROWS_WITH_AS(d.submit(bad_account), doctest::Contains("account"), aifc::Error);
   auto good_account = two_node_spec("account-ok");
   good_account.account = env("AIFC_CLUSTER_ACCOUNT");
-  CHECK(d.wait(d.submit(good_account), std::chrono::seconds(60)).state == aifc::JobState::completed);
+  CHECK(d.wait(d.submit(good_account), std::chrono::seconds(60)).state ==
+        aifc::JobState::completed);
 
   auto wrong = rest_config();
   wrong.jwt = "not-a-real-token";
@@ -282,7 +291,10 @@ TEST_CASE("slurm: REST errors name the cause and hide the token") {
   }
   // An expired token: Slurm's own, with a lifespan of one second.
   std::string token;
-  if (FILE* p = ::popen(("scontrol token username=" + std::string(env("AIFC_CLUSTER_USER")) + " lifespan=1").c_str(), "r")) {
+  if (FILE* p = ::popen(
+          ("scontrol token username=" + std::string(env("AIFC_CLUSTER_USER")) + " lifespan=1")
+              .c_str(),
+          "r")) {
     char buf[2048];
     while (std::fgets(buf, sizeof buf, p)) token += buf;
     ::pclose(p);
@@ -329,17 +341,21 @@ TEST_CASE("slurm: request and response shapes of v0.0.39, v0.0.40 and v0.0.41") 
     httplib::Server server;
     nlohmann::json submitted;
     std::string user_header, token_header;
-    server.Post("/slurm/" + version + "/job/submit", [&](const httplib::Request& req, httplib::Response& res) {
+    server.Post("/slurm/" + version + "/job/submit", [&](const httplib::Request& req,
+                                                         httplib::Response& res) {
       submitted = nlohmann::json::parse(req.body);
       user_header = req.get_header_value("X-SLURM-USER-NAME");
       token_header = req.get_header_value("X-SLURM-USER-TOKEN");
-      res.set_content(R"({"job_id": 42, "step_id": "batch", "errors": [], "warnings": []})", "application/json");
+      res.set_content(R"({"job_id": 42, "step_id": "batch", "errors": [], "warnings": []})",
+                      "application/json");
     });
-    server.Get("/slurm/" + version + "/job/42", [&](const httplib::Request&, httplib::Response& res) {
-      res.set_content(R"({"jobs": [{"job_id": 42, "job_state": ["FAILED"], "state_reason": "NonZeroExitCode",
+    server.Get("/slurm/" + version + "/job/42", [&](const httplib::Request&,
+                                                    httplib::Response& res) {
+      res.set_content(
+          R"({"jobs": [{"job_id": 42, "job_state": ["FAILED"], "state_reason": "NonZeroExitCode",
                           "nodes": "n[1-2]", "exit_code": {"status": ["EXITED"], "return_code": {"set": true,
                           "infinite": false, "number": 3}}}], "errors": []})",
-                      "application/json");
+          "application/json");
     });
     const int port = server.bind_to_any_port("127.0.0.1");
     std::thread serving([&] { server.listen_after_bind(); });
@@ -364,7 +380,8 @@ TEST_CASE("slurm: request and response shapes of v0.0.39, v0.0.40 and v0.0.41") 
     CHECK(job.at("environment").is_array());
     CHECK(job.at("environment")[0] == "A=1");
     CHECK(job.at("nodes") == "2");
-    CHECK(job.at("time_limit") == nlohmann::json{{"set", true}, {"infinite", false}, {"number", 30}});
+    CHECK(job.at("time_limit") ==
+          nlohmann::json{{"set", true}, {"infinite", false}, {"number", 30}});
     if (version == "v0.0.41") {
       CHECK(job.contains("script"));
       CHECK_FALSE(submitted.contains("script"));
@@ -417,8 +434,8 @@ TEST_CASE("slurm: CLI array jobs end when every task has") {
   const auto info = d.wait(id, std::chrono::seconds(60));
   CHECK(info.state == aifc::JobState::completed);
   for (int t = 0; t < 4; ++t)
-    CHECK(read_all(array.working_directory + "/cliarray-" + id + "_" + std::to_string(t) + ".out") ==
-          "task " + std::to_string(t) + "\n");
+    CHECK(read_all(array.working_directory + "/cliarray-" + id + "_" + std::to_string(t) +
+                   ".out") == "task " + std::to_string(t) + "\n");
 }
 
 // Apptainer is not installable here (not in Debian 12), so this runs the generated container
@@ -428,17 +445,20 @@ TEST_CASE("slurm: container mode launches `apptainer exec` on every task (stand-
   if (!have_cluster()) return;
   const std::string dir = env("AIFC_CLUSTER_WORKDIR");
   const std::string stub = dir + "/apptainer-stand-in";
-  std::ofstream(stub) << "#!/bin/bash\n"
-                         "# records argv, then runs the command after the image (argv after 'exec' and options)\n"
-                         "printf '%s|' \"$@\" > \"$0.args.$SLURM_PROCID\"\n"
-                         "shift; while [[ $1 == --* ]]; do [[ $1 == --bind ]] && shift; shift; done; shift\n"
-                         "exec \"$@\"\n";
-  std::filesystem::permissions(stub, std::filesystem::perms::owner_all | std::filesystem::perms::group_read |
-                                         std::filesystem::perms::group_exec | std::filesystem::perms::others_read |
-                                         std::filesystem::perms::others_exec);
+  std::ofstream(stub)
+      << "#!/bin/bash\n"
+         "# records argv, then runs the command after the image (argv after 'exec' and options)\n"
+         "printf '%s|' \"$@\" > \"$0.args.$SLURM_PROCID\"\n"
+         "shift; while [[ $1 == --* ]]; do [[ $1 == --bind ]] && shift; shift; done; shift\n"
+         "exec \"$@\"\n";
+  std::filesystem::permissions(
+      stub, std::filesystem::perms::owner_all | std::filesystem::perms::group_read |
+                std::filesystem::perms::group_exec | std::filesystem::perms::others_read |
+                std::filesystem::perms::others_exec);
   auto spec = two_node_spec("container");
   spec.gpus_per_node = 0;
-  spec.container = aifc::ContainerSpec{"/images/aifc.sif", {"/scratch:/scratch", "/data"}, true, {}, stub};
+  spec.container =
+      aifc::ContainerSpec{"/images/aifc.sif", {"/scratch:/scratch", "/data"}, true, {}, stub};
   spec.command = {"bash", "-c", "echo \"in container $SLURM_PROCID: $AIFC_GREETING\""};
   aifc::SlurmDispatcher d(aifc::make_rest_backend(rest_config()));
   const auto id = d.submit(spec);
@@ -448,6 +468,7 @@ TEST_CASE("slurm: container mode launches `apptainer exec` on every task (stand-
   CHECK(out.find("in container 0: hello from aifc") != std::string::npos);
   CHECK(out.find("in container 1: hello from aifc") != std::string::npos);
   CHECK(read_all(stub + ".args.0") ==
-        "exec|--nv|--bind|/scratch:/scratch|--bind|/data|/images/aifc.sif|bash|-c|echo \"in container $SLURM_PROCID: "
+        "exec|--nv|--bind|/scratch:/scratch|--bind|/data|/images/aifc.sif|bash|-c|echo \"in "
+        "container $SLURM_PROCID: "
         "$AIFC_GREETING\"|");
 }

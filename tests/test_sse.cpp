@@ -1,6 +1,6 @@
-#include <aifc/sse.hpp>
 #include <doctest/doctest.h>
 
+#include <aifc/sse.hpp>
 #include <string>
 #include <vector>
 
@@ -34,7 +34,8 @@ TEST_CASE("sse: events split at every possible byte give the same events") {
       "data: second line\n\n"
       "data:no-space\r\r"
       "data: [DONE]\n\n";
-  const std::vector<std::string> expected = {"{\"a\":1}", "first line\nsecond line", "no-space", "[DONE]"};
+  const std::vector<std::string> expected = {"{\"a\":1}", "first line\nsecond line", "no-space",
+                                             "[DONE]"};
   for (std::size_t piece = 1; piece <= stream.size(); ++piece) {
     CAPTURE(piece);
     const auto c = feed_in_pieces(stream, piece);

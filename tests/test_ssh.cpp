@@ -1,11 +1,11 @@
-#include <aifc/error.hpp>
-#include <aifc/simulator.hpp>
-#include <aifc/ssh.hpp>
 #include <doctest/doctest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <aifc/error.hpp>
+#include <aifc/simulator.hpp>
+#include <aifc/ssh.hpp>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -17,7 +17,8 @@ const char* env(const char* name) { return std::getenv(name); }
 
 bool have_cluster() {
   if (env("AIFC_CLUSTER_STATE")) return true;
-  REQUIRE_MESSAGE(!env("AIFC_REQUIRE_CLUSTER"), "AIFC_REQUIRE_CLUSTER is set but no cluster environment is");
+  REQUIRE_MESSAGE(!env("AIFC_REQUIRE_CLUSTER"),
+                  "AIFC_REQUIRE_CLUSTER is set but no cluster environment is");
   MESSAGE("no test cluster: SSH cases skipped");
   return false;
 }
@@ -34,7 +35,9 @@ aifc::SshConfig cluster_ssh() {
 }
 
 std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("aifc_ssh_" + std::to_string(::getpid()) + "_" + name)).string();
+  return (std::filesystem::temp_directory_path() /
+          ("aifc_ssh_" + std::to_string(::getpid()) + "_" + name))
+      .string();
 }
 
 std::string read_all(const std::string& path) {
@@ -60,7 +63,8 @@ int free_port() {
 
 TEST_CASE("ssh: configuration from the environment and a .env file") {
   const auto file = temp_path("env");
-  std::ofstream(file) << "# the seed service's variables\nSSH_HOST=login.example\nexport SSH_PORT=2200\nSSH_USER='bob'\n"
+  std::ofstream(file) << "# the seed service's variables\nSSH_HOST=login.example\nexport "
+                         "SSH_PORT=2200\nSSH_USER='bob'\n"
                          "SSH_KEY_PATH=/keys/id\nREMOTE_BASE_PATH=/scratch/bob\n";
   ::setenv("SSH_USER", "alice", 1);  // the environment wins over the file
   const auto c = aifc::SshConfig::from_environment(file);
@@ -77,7 +81,8 @@ TEST_CASE("ssh: configuration from the environment and a .env file") {
   CHECK_THROWS_WITH_AS(incomplete.validate(), doctest::Contains("key"), aifc::Error);
 }
 
-TEST_CASE("ssh: host keys are checked; unknown ones only on explicit acceptance, changed ones never") {
+TEST_CASE(
+    "ssh: host keys are checked; unknown ones only on explicit acceptance, changed ones never") {
   if (!have_cluster()) return;
   auto c = cluster_ssh();
   c.known_hosts_path = temp_path("known_hosts_empty");
@@ -93,7 +98,8 @@ TEST_CASE("ssh: host keys are checked; unknown ones only on explicit acceptance,
   const auto other_key = temp_path("other_host_key");
   REQUIRE(std::system(("ssh-keygen -q -t ed25519 -N '' -f " + other_key).c_str()) == 0);
   std::string pub = read_all(other_key + ".pub");
-  std::ofstream(c.known_hosts_path) << "[127.0.0.1]:" << c.port << " " << pub.substr(0, pub.rfind(' ')) << "\n";
+  std::ofstream(c.known_hosts_path)
+      << "[127.0.0.1]:" << c.port << " " << pub.substr(0, pub.rfind(' ')) << "\n";
   c.accept_unknown_host = true;
   CHECK_THROWS_WITH_AS(aifc::SshSession{c}, doctest::Contains("CHANGED"), aifc::Error);
 }
@@ -122,7 +128,8 @@ TEST_CASE("ssh: commands, exit codes, stdin and SFTP") {
   const auto path = std::string(env("AIFC_CLUSTER_WORKDIR")) + "/uploaded.txt";
   s.upload(path, "content over sftp\n");
   CHECK(read_all(path) == "content over sftp\n");
-  CHECK_THROWS_WITH_AS(s.upload("/no/such/dir/file", "x"), doctest::Contains("does not exist"), aifc::Error);
+  CHECK_THROWS_WITH_AS(s.upload("/no/such/dir/file", "x"), doctest::Contains("does not exist"),
+                       aifc::Error);
 }
 
 TEST_CASE("ssh: the SSH backend submits on the login node and a reverse tunnel carries HTTP back") {
@@ -158,7 +165,9 @@ TEST_CASE("ssh: the SSH backend submits on the login node and a reverse tunnel c
   CHECK(out.find("tunnel-test value") != std::string::npos);
   // Both tasks reached the local simulator through the tunnel.
   std::size_t models = 0;
-  for (auto at = out.find("aifc-sim"); at != std::string::npos; at = out.find("\"object\":\"list\"", at + 1)) ++models;
+  for (auto at = out.find("aifc-sim"); at != std::string::npos;
+       at = out.find("\"object\":\"list\"", at + 1))
+    ++models;
   CHECK(models >= 2);
   CHECK(sim.stats()["rejected"] == 0);
 
@@ -175,7 +184,8 @@ TEST_CASE("ssh: the SSH backend needs a remote base path that exists") {
   if (!have_cluster()) return;
   auto c = cluster_ssh();
   c.remote_base_path.clear();
-  CHECK_THROWS_WITH_AS(aifc::make_ssh_backend(c), doctest::Contains("REMOTE_BASE_PATH"), aifc::Error);
+  CHECK_THROWS_WITH_AS(aifc::make_ssh_backend(c), doctest::Contains("REMOTE_BASE_PATH"),
+                       aifc::Error);
   c.remote_base_path = "/no/such/base";
   aifc::SlurmDispatcher d(aifc::make_ssh_backend(c));
   aifc::JobSpec s;

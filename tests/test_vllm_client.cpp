@@ -1,14 +1,13 @@
-#include <aifc/client_group.hpp>
-#include <aifc/error.hpp>
-#include <aifc/simulator.hpp>
-#include <aifc/vllm_client.hpp>
 #include <doctest/doctest.h>
 #include <httplib.h>
 #include <unistd.h>
 
+#include <aifc/client_group.hpp>
+#include <aifc/error.hpp>
+#include <aifc/simulator.hpp>
+#include <aifc/vllm_client.hpp>
 #include <cstdlib>
 #include <filesystem>
-
 #include <numeric>
 #include <thread>
 
@@ -57,7 +56,8 @@ TEST_CASE("vllm_client: streamed completion is timed as the simulator was told")
     CHECK(r.input_tokens_exact);
     REQUIRE(r.token_ns.size() == 20);
     REQUIRE(r.server_token_ns.size() == 20);
-    // Tolerance: 5 ms on TTFT, 1 ms on the mean inter-token time (loopback, 2 cores, sanitizer-free build).
+    // Tolerance: 5 ms on TTFT, 1 ms on the mean inter-token time (loopback, 2 cores, sanitizer-free
+    // build).
     CHECK(r.ttft_s() * 1e3 == doctest::Approx(50).epsilon(0.1));
     CHECK(mean_ms(r.token_ns) == doctest::Approx(10).epsilon(0.1));
     CHECK(r.first_byte_ns <= r.first_token_ns);
@@ -118,11 +118,20 @@ TEST_CASE("vllm_client: every injected fault is a record with the right kind") {
     aifc::RequestError expected;
   };
   const Case cases[] = {
-      {"http 500", [](aifc::SimulatorConfig& s) { s.error_rate = 1; }, aifc::RequestError::http_status},
-      {"http 429", [](aifc::SimulatorConfig& s) { s.error_rate = 1; s.error_status = 429; }, aifc::RequestError::http_status},
-      {"disconnect", [](aifc::SimulatorConfig& s) { s.disconnect_rate = 1; }, aifc::RequestError::connection_closed},
-      {"stream error", [](aifc::SimulatorConfig& s) { s.stream_error_rate = 1; }, aifc::RequestError::server_error},
-      {"malformed", [](aifc::SimulatorConfig& s) { s.malformed_rate = 1; }, aifc::RequestError::malformed_stream},
+      {"http 500", [](aifc::SimulatorConfig& s) { s.error_rate = 1; },
+       aifc::RequestError::http_status},
+      {"http 429",
+       [](aifc::SimulatorConfig& s) {
+         s.error_rate = 1;
+         s.error_status = 429;
+       },
+       aifc::RequestError::http_status},
+      {"disconnect", [](aifc::SimulatorConfig& s) { s.disconnect_rate = 1; },
+       aifc::RequestError::connection_closed},
+      {"stream error", [](aifc::SimulatorConfig& s) { s.stream_error_rate = 1; },
+       aifc::RequestError::server_error},
+      {"malformed", [](aifc::SimulatorConfig& s) { s.malformed_rate = 1; },
+       aifc::RequestError::malformed_stream},
   };
   for (const auto& tc : cases) {
     CAPTURE(tc.name);
@@ -263,14 +272,16 @@ TEST_CASE("vllm_client: request body follows the OpenAI and vLLM conventions") {
   CHECK(nlohmann::json(c).dump().find("top-secret") == std::string::npos);
 }
 
-TEST_CASE("vllm_client: https with a CA bundle, refused without it, allowed with verification off") {
+TEST_CASE(
+    "vllm_client: https with a CA bundle, refused without it, allowed with verification off") {
   namespace fs = std::filesystem;
   const auto dir = fs::temp_directory_path() / ("aifc_tls_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   const auto cert = (dir / "cert.pem").string(), key = (dir / "key.pem").string();
-  const std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
-                          "-addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout " + key + " -out " + cert +
-                          " >/dev/null 2>&1";
+  const std::string cmd =
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+      "-addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout " +
+      key + " -out " + cert + " >/dev/null 2>&1";
   REQUIRE(std::system(cmd.c_str()) == 0);
 
   httplib::SSLServer server(cert.c_str(), key.c_str());

@@ -13,7 +13,7 @@
 #include "aifc/schedule.hpp"
 #include "aifc/simulator.hpp"
 #include "aifc/slurm.hpp"
-#include "aifc/ssh.hpp"
 #include "aifc/sse.hpp"
+#include "aifc/ssh.hpp"
 #include "aifc/version.hpp"
 #include "aifc/vllm_client.hpp"

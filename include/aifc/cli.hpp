@@ -20,9 +20,9 @@ struct BenchOptions {
   LoadConfig load;
   Shard shard;
   SummaryOptions summary;
-  bool base_url_given = false;      ///< false: start the built-in simulator
-  SimulatorConfig simulator;        ///< for the built-in simulator
-  bool use_server_tokenizer = true; ///< make prompt lengths exact through /tokenize
+  bool base_url_given = false;       ///< false: start the built-in simulator
+  SimulatorConfig simulator;         ///< for the built-in simulator
+  bool use_server_tokenizer = true;  ///< make prompt lengths exact through /tokenize
   bool save_result = false;
   bool save_detailed = false;
   std::string result_dir = ".";
@@ -56,7 +56,9 @@ class BenchSession {
   BenchmarkResult run();
   void stop() noexcept;
   /// The document `--save-result` writes.
-  nlohmann::json document(const BenchmarkResult& result) const { return result_document(options_, result); }
+  nlohmann::json document(const BenchmarkResult& result) const {
+    return result_document(options_, result);
+  }
   /// The summary table, with the configured rate and concurrency lines.
   std::string summary_table(const BenchmarkResult& result) const;
   /// The file name `--save-result` uses when none is given.

@@ -4,10 +4,9 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "aifc/dataset.hpp"
 #include "aifc/metrics.hpp"
@@ -54,11 +53,11 @@ void from_json(const nlohmann::json& j, GroupConfig& c);
 /// The outcome of a run: every record (unless keep_records is off), a mergeable aggregate and
 /// the summary in `vllm bench serve`'s keys.
 struct BenchmarkResult {
-  ClockAnchor anchor;          ///< taken at the run's start
-  MonoNanos start_ns = 0;      ///< the schedule's time zero
+  ClockAnchor anchor;      ///< taken at the run's start
+  MonoNanos start_ns = 0;  ///< the schedule's time zero
   MonoNanos end_ns = 0;
   double duration_s = 0;
-  bool interrupted = false;    ///< stop() ended the run early; the records so far are kept
+  bool interrupted = false;            ///< stop() ended the run early; the records so far are kept
   std::vector<RequestRecord> records;  ///< in completion order, warm-ups included (flagged)
   MetricsAggregate aggregate;
   nlohmann::json summary;

@@ -2,11 +2,10 @@
 
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace aifc {
 
@@ -19,7 +18,7 @@ NLOHMANN_JSON_SERIALIZE_ENUM(DatasetKind, {{DatasetKind::random, "random"},
 /// Which prompts to send. Field names follow `vllm bench serve`'s flags.
 struct DatasetConfig {
   DatasetKind dataset_name = DatasetKind::random;
-  std::string dataset_path;              ///< sharegpt / jsonl file
+  std::string dataset_path;  ///< sharegpt / jsonl file
   std::int64_t num_prompts = 1000;
   std::int64_t random_input_len = 1024;
   std::int64_t random_output_len = 128;
@@ -33,16 +32,16 @@ struct DatasetConfig {
 };
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DatasetConfig, dataset_name, dataset_path,
-                                                num_prompts, random_input_len,
-                                                random_output_len, random_range_ratio,
-                                                random_prefix_len, sharegpt_output_len, seed)
+                                                num_prompts, random_input_len, random_output_len,
+                                                random_range_ratio, random_prefix_len,
+                                                sharegpt_output_len, seed)
 
 /// One prompt of a workload.
 struct Prompt {
   std::string text;
-  std::int64_t input_tokens = 0;       ///< the prompt's length in tokens
-  bool input_tokens_exact = false;     ///< counted by the server's tokenizer
-  std::int64_t output_tokens = 0;      ///< max_tokens to ask for; 0: the server's default
+  std::int64_t input_tokens = 0;    ///< the prompt's length in tokens
+  bool input_tokens_exact = false;  ///< counted by the server's tokenizer
+  std::int64_t output_tokens = 0;   ///< max_tokens to ask for; 0: the server's default
 };
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Prompt, text, input_tokens, input_tokens_exact,

@@ -1,9 +1,8 @@
 #pragma once
 
 #include <cstdint>
-#include <vector>
-
 #include <nlohmann/json_fwd.hpp>
+#include <vector>
 
 namespace aifc {
 
@@ -50,6 +49,7 @@ class Histogram {
   std::uint64_t count_ = 0;
   std::int64_t min_ = 0;
   std::int64_t max_ = 0;
+
  public:
   __extension__ using Sum = unsigned __int128;  // exact sums: squares of ns overflow 64 bits
 

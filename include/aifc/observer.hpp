@@ -13,7 +13,7 @@ struct ProgressSnapshot {
   std::uint64_t completed = 0;  ///< finished successfully (warm-ups excluded)
   std::uint64_t failed = 0;
   std::uint64_t in_flight = 0;
-  std::uint64_t total = 0;      ///< requests this run will send; 0 when duration-limited
+  std::uint64_t total = 0;  ///< requests this run will send; 0 when duration-limited
   std::int64_t output_tokens = 0;
   double request_throughput = 0;  ///< completed per second so far
   double output_throughput = 0;   ///< output tokens per second so far

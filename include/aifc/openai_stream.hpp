@@ -15,8 +15,8 @@ struct StreamChunk {
   std::string_view finish_reason;   ///< empty when null or absent
   std::int64_t prompt_tokens = -1;  ///< from `usage`, -1 when absent
   std::int64_t completion_tokens = -1;
-  bool is_error = false;            ///< the server sent an error object in the stream
-  std::string_view error_message;   ///< raw JSON string of the error's message
+  bool is_error = false;             ///< the server sent an error object in the stream
+  std::string_view error_message;    ///< raw JSON string of the error's message
   std::int64_t server_sent_ns = -1;  ///< `aifc_sent_ns` stamp of the aifc simulator, -1 if absent
 };
 

@@ -2,11 +2,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 namespace aifc {
 
@@ -32,18 +31,18 @@ struct ClockAnchor {
 /// Why a request failed. `none` means it succeeded.
 enum class RequestError : std::uint8_t {
   none,
-  connect,           ///< could not connect (refused, unreachable, DNS)
-  tls,               ///< TLS handshake or certificate verification failed
-  http_status,       ///< the server answered with a non-2xx status
-  server_error,      ///< the server sent an error object inside the stream or body
-  malformed_stream,  ///< the body is not a valid event stream / JSON
-  connection_closed, ///< the connection ended before the response was complete
+  connect,            ///< could not connect (refused, unreachable, DNS)
+  tls,                ///< TLS handshake or certificate verification failed
+  http_status,        ///< the server answered with a non-2xx status
+  server_error,       ///< the server sent an error object inside the stream or body
+  malformed_stream,   ///< the body is not a valid event stream / JSON
+  connection_closed,  ///< the connection ended before the response was complete
   timeout_connect,
   timeout_first_token,
   timeout_total,
-  timeout_read,      ///< no bytes for longer than the read timeout
-  cancelled,         ///< stopped by the caller (stop(), Ctrl-C)
-  io,                ///< any other socket error
+  timeout_read,  ///< no bytes for longer than the read timeout
+  cancelled,     ///< stopped by the caller (stop(), Ctrl-C)
+  io,            ///< any other socket error
 };
 
 std::string_view to_string(RequestError e) noexcept;
@@ -68,12 +67,12 @@ struct RequestRecord {
   MonoNanos first_token_ns = -1;  ///< first chunk with content (answer or reasoning)
   MonoNanos first_reasoning_ns = -1;
   MonoNanos first_answer_ns = -1;
-  MonoNanos end_ns = -1;          ///< response complete, or the failure detected
+  MonoNanos end_ns = -1;            ///< response complete, or the failure detected
   std::vector<MonoNanos> token_ns;  ///< arrival of every chunk with content, in order
   /// Send stamps the server put into chunks (the aifc simulator does), parallel to token_ns.
   std::vector<MonoNanos> server_token_ns;
   std::int64_t input_tokens = 0;
-  bool input_tokens_exact = false;   ///< true when the server's usage confirmed the count
+  bool input_tokens_exact = false;  ///< true when the server's usage confirmed the count
   std::int64_t output_tokens = 0;
   TokenSource output_token_source = TokenSource::none;
   int http_status = 0;

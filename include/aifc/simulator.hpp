@@ -3,9 +3,8 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 namespace aifc {
 
@@ -14,8 +13,8 @@ namespace aifc {
 struct DelaySpec {
   enum class Kind { fixed, uniform, exponential, normal };
   Kind kind = Kind::fixed;
-  double a_ms = 0;  ///< fixed value, lower bound, or mean
-  double b_ms = 0;  ///< upper bound or standard deviation
+  double a_ms = 0;                                  ///< fixed value, lower bound, or mean
+  double b_ms = 0;                                  ///< upper bound or standard deviation
   static DelaySpec parse(const std::string& text);  ///< throws Error(invalid_argument)
   std::string to_string() const;
 };
@@ -35,13 +34,13 @@ struct SimulatorConfig {
   double eos_probability = 0;         ///< per token, unless the request sets ignore_eos
   std::int64_t max_model_len = 1 << 20;
   // Fault injection: the share of requests that fail in each way.
-  double error_rate = 0;       ///< answer with HTTP `error_status` at once
+  double error_rate = 0;  ///< answer with HTTP `error_status` at once
   int error_status = 500;
   double disconnect_rate = 0;  ///< close the connection mid-stream
   double stall_rate = 0;       ///< stop sending mid-stream for `stall`
   std::chrono::milliseconds stall{5000};
-  double stream_error_rate = 0;  ///< send an error object inside the stream
-  double malformed_rate = 0;     ///< send a chunk that is not JSON
+  double stream_error_rate = 0;         ///< send an error object inside the stream
+  double malformed_rate = 0;            ///< send a chunk that is not JSON
   std::int64_t fault_after_tokens = 2;  ///< mid-stream faults come after this many tokens
   std::uint64_t seed = 0;
   std::int64_t threads = 1100;  ///< connections served at once (one thread each)

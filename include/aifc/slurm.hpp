@@ -31,16 +31,17 @@ enum class JobState {
 };
 
 std::string_view to_string(JobState s) noexcept;  ///< "PENDING", "RUNNING", ...
-/// Parses "RUNNING", "CANCELLED by 0", "OUT_OF_MEMORY", "CA", ... (unknown text: JobState::unknown).
+/// Parses "RUNNING", "CANCELLED by 0", "OUT_OF_MEMORY", "CA", ... (unknown text:
+/// JobState::unknown).
 JobState job_state_from_string(std::string_view s) noexcept;
 /// True for states a job never leaves.
 bool is_terminal(JobState s) noexcept;
 
 /// Runs the job's command inside Apptainer: `apptainer exec [--nv] --bind ... IMAGE COMMAND`.
 struct ContainerSpec {
-  std::string image;                ///< a .sif file or a docker:// / oras:// reference
-  std::vector<std::string> binds;   ///< "src[:dst[:opts]]"
-  std::optional<bool> gpu;          ///< --nv; default: when the job asks for GPUs
+  std::string image;               ///< a .sif file or a docker:// / oras:// reference
+  std::vector<std::string> binds;  ///< "src[:dst[:opts]]"
+  std::optional<bool> gpu;         ///< --nv; default: when the job asks for GPUs
   std::vector<std::string> extra_args;
   std::string apptainer = "apptainer";
 };
@@ -52,20 +53,21 @@ struct JobSpec {
   std::string account;
   std::string qos;
   int nodes = 1;
-  int ntasks = 0;            ///< 0: one task per node
-  int ntasks_per_node = 0;   ///< 0: not set
-  int cpus_per_task = 0;     ///< 0: not set
-  int gpus_per_node = 0;     ///< 0: none
-  std::string memory;        ///< per node, e.g. "4G"; empty: not set
+  int ntasks = 0;                      ///< 0: one task per node
+  int ntasks_per_node = 0;             ///< 0: not set
+  int cpus_per_task = 0;               ///< 0: not set
+  int gpus_per_node = 0;               ///< 0: none
+  std::string memory;                  ///< per node, e.g. "4G"; empty: not set
   std::chrono::minutes time_limit{0};  ///< 0: the partition's default
-  std::string array;         ///< e.g. "0-3" or "1,5%2"; empty: no array
+  std::string array;                   ///< e.g. "0-3" or "1,5%2"; empty: no array
   std::string working_directory;
-  std::string output;        ///< standard output path (Slurm patterns like %j allowed)
+  std::string output;  ///< standard output path (Slurm patterns like %j allowed)
   std::string error;
-  std::vector<std::pair<std::string, std::string>> environment;  ///< given to the job, not written into the script
+  std::vector<std::pair<std::string, std::string>>
+      environment;                            ///< given to the job, not written into the script
   std::vector<std::string> extra_directives;  ///< more sbatch options, e.g. "--exclusive"
   std::vector<std::string> command;           ///< argv of each task
-  bool use_srun = true;                       ///< launch the command with srun (one task per client)
+  bool use_srun = true;  ///< launch the command with srun (one task per client)
   std::optional<ContainerSpec> container;
 
   /// Throws Error(invalid_argument) naming the field.
@@ -100,13 +102,14 @@ class SlurmBackend {
   virtual std::string name() const = 0;
 };
 
-/// slurmrestd settings, in the key=value form sites hand out (url, user_name, api_ver, account, jwt).
+/// slurmrestd settings, in the key=value form sites hand out (url, user_name, api_ver, account,
+/// jwt).
 struct RestConfig {
-  std::string url;               ///< e.g. http://slurm-rest:6820
+  std::string url;  ///< e.g. http://slurm-rest:6820
   std::string user_name;
   std::string api_ver = "v0.0.38";
-  std::string account;           ///< default account for jobs that set none
-  std::string jwt;               ///< never logged or shown
+  std::string account;  ///< default account for jobs that set none
+  std::string jwt;      ///< never logged or shown
 
   void validate() const;
   /// Reads key=value lines (# comments, blank lines allowed). Throws Error(io_error / parse_error).

@@ -15,10 +15,10 @@ struct SshConfig {
   std::string host;
   int port = 22;
   std::string user;
-  std::string key_path;          ///< private key file
-  std::string known_hosts_path;  ///< empty: ~/.ssh/known_hosts
+  std::string key_path;              ///< private key file
+  std::string known_hosts_path;      ///< empty: ~/.ssh/known_hosts
   bool accept_unknown_host = false;  ///< record an unknown host's key instead of refusing
-  std::string remote_base_path;  ///< where job scripts are uploaded
+  std::string remote_base_path;      ///< where job scripts are uploaded
   std::chrono::milliseconds timeout{15'000};
 
   void validate() const;

@@ -3,12 +3,11 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "aifc/record.hpp"
 
@@ -28,7 +27,7 @@ struct ClientConfig {
   std::string ca_cert_path;   ///< CA bundle for https; empty: the system's
   bool verify_tls = true;
   std::chrono::milliseconds connect_timeout{10'000};
-  std::chrono::milliseconds read_timeout{300'000};  ///< longest silence within a response
+  std::chrono::milliseconds read_timeout{300'000};   ///< longest silence within a response
   std::chrono::milliseconds first_token_timeout{0};  ///< 0: none
   std::chrono::milliseconds request_timeout{6 * 3600 * 1000};
 
@@ -43,8 +42,8 @@ void from_json(const nlohmann::json& j, ClientConfig& c);
 /// One request to send.
 struct RequestSpec {
   std::string prompt;
-  std::int64_t max_tokens = 0;      ///< 0: let the server decide
-  std::int64_t input_tokens = 0;    ///< expected prompt length, reported when the server is silent
+  std::int64_t max_tokens = 0;    ///< 0: let the server decide
+  std::int64_t input_tokens = 0;  ///< expected prompt length, reported when the server is silent
   bool input_tokens_exact = false;
   nlohmann::json extra_body = nlohmann::json::object();
 };

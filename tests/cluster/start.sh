@@ -101,9 +101,10 @@ if ! alive "$state/munge/munged.pid" munged; then
 fi
 # sacctmgr's connection to slurmdbd ignores AuthInfo and asks munge's default socket; point that
 # name at this munged unless a real one lives there.
-if [ ! -e /run/munge/munge.socket.2 ]; then
+# A symlink there is a test cluster's (maybe a stale one); a real munged makes a socket.
+if [ -L /run/munge/munge.socket.2 ] || [ ! -e /run/munge/munge.socket.2 ]; then
   mkdir -p /run/munge
-  ln -s "$munge_socket" /run/munge/munge.socket.2
+  ln -sfn "$munge_socket" /run/munge/munge.socket.2
   echo /run/munge/munge.socket.2 > "$state/munge/default-socket-link"
 fi
 

@@ -1,6 +1,5 @@
 // Built against an installed aifc: runs one request against an in-process simulator.
 #include <aifc/aifc.hpp>
-
 #include <iostream>
 
 int main() {

@@ -19,7 +19,8 @@ void init_cli(py::module_& m) {
         py::gil_scoped_release release;
         return cli::main(static_cast<int>(args.size()), argv.data());
       },
-      py::arg("argv"), "Runs the aifc program with argv (argv[0] is the program name); returns its exit code.");
+      py::arg("argv"),
+      "Runs the aifc program with argv (argv[0] is the program name); returns its exit code.");
 }
 
 }  // namespace aifc::python

@@ -12,7 +12,8 @@ nlohmann::json to_json(const py::handle& obj) {
 }
 
 py::object from_json(const nlohmann::json& j) {
-  return py::module_::import("json").attr("loads")(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  return py::module_::import("json").attr("loads")(
+      j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 namespace {
@@ -50,9 +51,9 @@ py::dict record_to_dict(const RequestRecord& r) {
 
 py::dict records_to_columns(const std::vector<RequestRecord>& records) {
   const std::size_t n = records.size();
-  py::list index(n), warmup(n), scheduled(n), send(n), first_byte(n), first_token(n), end(n), input(n),
-      input_exact(n), output(n), source(n), status(n), error(n), message(n), ok(n), ttft(n), tpot(n), e2el(n),
-      lateness(n), tokens(n), text(n);
+  py::list index(n), warmup(n), scheduled(n), send(n), first_byte(n), first_token(n), end(n),
+      input(n), input_exact(n), output(n), source(n), status(n), error(n), message(n), ok(n),
+      ttft(n), tpot(n), e2el(n), lateness(n), tokens(n), text(n);
   for (std::size_t i = 0; i < n; ++i) {
     const auto& r = records[i];
     index[i] = r.index;

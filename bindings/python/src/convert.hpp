@@ -3,11 +3,10 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <nlohmann/json.hpp>
-#include <vector>
-
 #include <aifc/client_group.hpp>
 #include <aifc/record.hpp>
+#include <nlohmann/json.hpp>
+#include <vector>
 
 namespace aifc::python {
 

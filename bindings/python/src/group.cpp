@@ -1,15 +1,14 @@
 // ClientGroup and `aifc bench` runs from Python: observers, background runs, Ctrl-C.
 #include <pybind11/stl.h>
 
+#include <aifc/cli.hpp>
+#include <aifc/client_group.hpp>
+#include <aifc/error.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
 #include <thread>
-
-#include <aifc/cli.hpp>
-#include <aifc/client_group.hpp>
-#include <aifc/error.hpp>
 
 #include "convert.hpp"
 
@@ -22,8 +21,9 @@ class PyObserver : public Observer {
  public:
   explicit PyObserver(py::object target) : target_(std::move(target)) {
     py::gil_scoped_acquire gil;
-    const bool has_methods = py::hasattr(target_, "on_request_finished") || py::hasattr(target_, "on_progress") ||
-                             py::hasattr(target_, "on_run_started") || py::hasattr(target_, "on_run_finished");
+    const bool has_methods =
+        py::hasattr(target_, "on_request_finished") || py::hasattr(target_, "on_progress") ||
+        py::hasattr(target_, "on_run_started") || py::hasattr(target_, "on_run_finished");
     plain_callable_ = !has_methods && PyCallable_Check(target_.ptr());
   }
   ~PyObserver() override {
@@ -103,15 +103,17 @@ class Runner {
   /// Waits up to `timeout_s` (None: until done). Returns whether the run is done. Ctrl-C stops
   /// the run, waits for its partial result, then raises KeyboardInterrupt.
   bool wait(std::optional<double> timeout_s) {
-    const auto deadline = timeout_s ? std::chrono::steady_clock::now() +
-                                          std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                              std::chrono::duration<double>(*timeout_s))
-                                    : std::chrono::steady_clock::time_point::max();
+    const auto deadline = timeout_s
+                              ? std::chrono::steady_clock::now() +
+                                    std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                        std::chrono::duration<double>(*timeout_s))
+                              : std::chrono::steady_clock::time_point::max();
     for (;;) {
       {
         py::gil_scoped_release release;
         std::unique_lock lock(mutex_);
-        const auto slice = std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
+        const auto slice =
+            std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
         cv_.wait_until(lock, slice, [&] { return done_; });
         if (done_) break;
       }
@@ -138,7 +140,8 @@ class Runner {
 
   const BenchmarkResult& result() {
     std::lock_guard lock(mutex_);
-    if (!done_) throw Error(ErrorCode::invalid_state, "the benchmark has not finished; wait() for it");
+    if (!done_)
+      throw Error(ErrorCode::invalid_state, "the benchmark has not finished; wait() for it");
     if (error_) throw *error_;
     if (!other_error_.empty()) throw std::runtime_error(other_error_);
     return *result_;
@@ -170,12 +173,15 @@ class Runner {
 class PyGroup : public Runner {
  public:
   PyGroup(const py::dict& config, const py::list& prompts)
-      : group_(config_from<GroupConfig>(config, "group config"), config_from<std::vector<Prompt>>(prompts, "prompts")) {}
+      : group_(config_from<GroupConfig>(config, "group config"),
+               config_from<std::vector<Prompt>>(prompts, "prompts")) {}
   ~PyGroup() override {
     stop();
     join_quietly();
   }
-  void add_observer(py::object o) { group_.add_observer(std::make_shared<PyObserver>(std::move(o))); }
+  void add_observer(py::object o) {
+    group_.add_observer(std::make_shared<PyObserver>(std::move(o)));
+  }
   void stop() noexcept override { group_.stop(); }
   ProgressSnapshot progress() const { return group_.progress(); }
 
@@ -198,7 +204,9 @@ class PyBench : public Runner {
     py::gil_scoped_release release;
     session_.reset();
   }
-  void add_observer(py::object o) { session_->group().add_observer(std::make_shared<PyObserver>(std::move(o))); }
+  void add_observer(py::object o) {
+    session_->group().add_observer(std::make_shared<PyObserver>(std::move(o)));
+  }
   void stop() noexcept override {
     if (session_) session_->stop();
   }
@@ -225,14 +233,18 @@ void bind_runner_methods(Class& c) {
 
 void init_group(py::module_& m) {
   py::class_<BenchmarkResult>(m, "BenchmarkResult")
-      .def_property_readonly("summary", [](const BenchmarkResult& r) { return from_json(r.summary); })
-      .def_property_readonly("records", [](const BenchmarkResult& r) { return records_to_columns(r.records); })
-      .def("record", [](const BenchmarkResult& r, std::size_t i) {
-        if (i >= r.records.size()) throw py::index_error("record index out of range");
-        return record_to_dict(r.records[i]);
-      })
+      .def_property_readonly("summary",
+                             [](const BenchmarkResult& r) { return from_json(r.summary); })
+      .def_property_readonly("records",
+                             [](const BenchmarkResult& r) { return records_to_columns(r.records); })
+      .def("record",
+           [](const BenchmarkResult& r, std::size_t i) {
+             if (i >= r.records.size()) throw py::index_error("record index out of range");
+             return record_to_dict(r.records[i]);
+           })
       .def("__len__", [](const BenchmarkResult& r) { return r.records.size(); })
-      .def_property_readonly("aggregate", [](const BenchmarkResult& r) { return from_json(r.aggregate.to_json()); })
+      .def_property_readonly(
+          "aggregate", [](const BenchmarkResult& r) { return from_json(r.aggregate.to_json()); })
       .def_readonly("duration_s", &BenchmarkResult::duration_s)
       .def_readonly("interrupted", &BenchmarkResult::interrupted)
       .def_readonly("start_ns", &BenchmarkResult::start_ns)
@@ -252,25 +264,31 @@ void init_group(py::module_& m) {
   py::class_<PyBench> bench(m, "BenchRun");
   bench.def(py::init<const std::vector<std::string>&>(), py::arg("args"));
   bind_runner_methods<PyBench>(bench);
-  bench.def("options", [](PyBench& b) {
-         const auto& o = b.session().options();
-         return from_json(nlohmann::json{{"client", o.client}, {"dataset", o.dataset}, {"load", o.load}});
-       })
+  bench
+      .def("options",
+           [](PyBench& b) {
+             const auto& o = b.session().options();
+             return from_json(
+                 nlohmann::json{{"client", o.client}, {"dataset", o.dataset}, {"load", o.load}});
+           })
       .def("document", [](PyBench& b) { return from_json(b.session().document(b.result())); })
       .def("summary_table", [](PyBench& b) { return b.session().summary_table(b.result()); })
-      .def("default_result_filename", [](PyBench& b) { return b.session().default_result_filename(); });
+      .def("default_result_filename",
+           [](PyBench& b) { return b.session().default_result_filename(); });
 
   m.def(
       "format_summary_table",
       [](const py::dict& summary, const py::dict& options) {
-        return format_summary_table(to_json(summary), config_from<SummaryOptions>(options, "summary options"));
+        return format_summary_table(to_json(summary),
+                                    config_from<SummaryOptions>(options, "summary options"));
       },
       py::arg("summary"), py::arg("options") = py::dict());
   m.def(
       "summarize_records",
       [](const py::list& records, double duration_s, const py::dict& options) {
         auto recs = config_from<std::vector<RequestRecord>>(records, "records");
-        return from_json(summarize(recs, duration_s, config_from<SummaryOptions>(options, "summary options")));
+        return from_json(
+            summarize(recs, duration_s, config_from<SummaryOptions>(options, "summary options")));
       },
       py::arg("records"), py::arg("duration_s"), py::arg("options") = py::dict());
 }

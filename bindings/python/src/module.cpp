@@ -15,7 +15,8 @@ PYBIND11_MODULE(_core, m) {
 
   // AifcError is a RuntimeError carrying `.code`; bad arguments are also ValueErrors.
   static PyObject* aifc_error = PyErr_NewExceptionWithDoc(
-      "aifc._core.AifcError", "An error of the aifc library; `.code` names its ErrorCode.", PyExc_RuntimeError, nullptr);
+      "aifc._core.AifcError", "An error of the aifc library; `.code` names its ErrorCode.",
+      PyExc_RuntimeError, nullptr);
   py::tuple bases = py::make_tuple(py::handle(aifc_error), py::handle(PyExc_ValueError));
   static PyObject* invalid_argument = PyErr_NewExceptionWithDoc(
       "aifc._core.InvalidArgument", "A bad argument or configuration value.", bases.ptr(), nullptr);
@@ -25,8 +26,10 @@ PYBIND11_MODULE(_core, m) {
     try {
       if (p) std::rethrow_exception(p);
     } catch (const aifc::Error& e) {
-      PyObject* type = e.code() == aifc::ErrorCode::invalid_argument ? invalid_argument : aifc_error;
-      py::object instance = py::reinterpret_steal<py::object>(PyObject_CallFunction(type, "s", e.what()));
+      PyObject* type =
+          e.code() == aifc::ErrorCode::invalid_argument ? invalid_argument : aifc_error;
+      py::object instance =
+          py::reinterpret_steal<py::object>(PyObject_CallFunction(type, "s", e.what()));
       if (!instance) return;  // the call set a Python error already
       instance.attr("code") = std::string(aifc::to_string(e.code()));
       PyErr_SetObject(type, instance.ptr());

@@ -10,7 +10,8 @@ namespace aifc::python {
 void init_simulator(py::module_& m) {
   py::class_<Simulator>(m, "Simulator")
       .def(py::init([](const py::dict& config) {
-             return std::make_unique<Simulator>(config_from<SimulatorConfig>(config, "simulator config"));
+             return std::make_unique<Simulator>(
+                 config_from<SimulatorConfig>(config, "simulator config"));
            }),
            py::arg("config"))
       .def("start", &Simulator::start, py::call_guard<py::gil_scoped_release>())

@@ -31,7 +31,8 @@ JobSpec job_spec_from(const py::handle& obj) {
     s.output = j.value("output", s.output);
     s.error = j.value("error", s.error);
     if (j.contains("environment"))
-      for (const auto& [k, v] : j["environment"].items()) s.environment.emplace_back(k, v.get<std::string>());
+      for (const auto& [k, v] : j["environment"].items())
+        s.environment.emplace_back(k, v.get<std::string>());
     if (j.contains("extra_directives")) j["extra_directives"].get_to(s.extra_directives);
     if (j.contains("command")) j["command"].get_to(s.command);
     s.use_srun = j.value("use_srun", s.use_srun);
@@ -66,7 +67,9 @@ py::dict job_info(const JobInfo& i) {
 std::unique_ptr<SlurmBackend> backend_from(const std::string& kind, const py::dict& config) {
   const auto j = to_json(config);
   if (kind == "rest") {
-    RestConfig c = j.contains("config_file") ? RestConfig::from_file(j["config_file"].get<std::string>()) : RestConfig{};
+    RestConfig c = j.contains("config_file")
+                       ? RestConfig::from_file(j["config_file"].get<std::string>())
+                       : RestConfig{};
     if (j.contains("url")) c.url = j["url"].get<std::string>();
     if (j.contains("user_name")) c.user_name = j["user_name"].get<std::string>();
     if (j.contains("api_ver")) c.api_ver = j["api_ver"].get<std::string>();
@@ -86,20 +89,25 @@ std::unique_ptr<SlurmBackend> backend_from(const std::string& kind, const py::di
     if (j.contains("port")) c.port = j["port"].get<int>();
     if (j.contains("user")) c.user = j["user"].get<std::string>();
     if (j.contains("key_path")) c.key_path = j["key_path"].get<std::string>();
-    if (j.contains("known_hosts_path")) c.known_hosts_path = j["known_hosts_path"].get<std::string>();
-    if (j.contains("remote_base_path")) c.remote_base_path = j["remote_base_path"].get<std::string>();
+    if (j.contains("known_hosts_path"))
+      c.known_hosts_path = j["known_hosts_path"].get<std::string>();
+    if (j.contains("remote_base_path"))
+      c.remote_base_path = j["remote_base_path"].get<std::string>();
     c.accept_unknown_host = j.value("accept_unknown_host", c.accept_unknown_host);
     py::gil_scoped_release release;  // connects
     return make_ssh_backend(c);
   }
-  throw Error(ErrorCode::invalid_argument, "backend must be 'rest', 'cli' or 'ssh', not '" + kind + "'");
+  throw Error(ErrorCode::invalid_argument,
+              "backend must be 'rest', 'cli' or 'ssh', not '" + kind + "'");
 }
 
 }  // namespace
 
 void init_slurm(py::module_& m) {
-  m.def("render_batch_script", [](const py::dict& spec) { return render_batch_script(job_spec_from(spec)); },
-        py::arg("spec"));
+  m.def(
+      "render_batch_script",
+      [](const py::dict& spec) { return render_batch_script(job_spec_from(spec)); },
+      py::arg("spec"));
   py::class_<SlurmDispatcher>(m, "SlurmDispatcher")
       .def(py::init([](const std::string& kind, const py::dict& config) {
              return std::make_unique<SlurmDispatcher>(backend_from(kind, config));

@@ -121,6 +121,9 @@ struct ClientGroup::State {
   void spawn_worker();
   void worker_loop(Worker& w);
   void deliver(RequestRecord&& rec);
+  /// With schedule_mutex held: makes pending_slot the next slot to send; false when none is
+  /// left (schedule exhausted or the duration over). The one place the schedule is read.
+  bool draw_pending(MonoNanos now);
   std::optional<ScheduledRequest> take_due_slot(MonoNanos now, MonoNanos& next_due);
   MonoNanos scheduled_time(const ScheduledRequest& slot, MonoNanos now) const {
     const MonoNanos t = start_ns + slot.offset.count();
@@ -169,18 +172,11 @@ void ClientGroup::State::worker_loop(Worker& w) {
       leader_cv.wait(lock, [&] { return stop_requested.load() || schedule_done || !leader_taken; });
       --leader_waiters;
       if (stop_requested.load() || schedule_done) break;
-      if (duration_end_ns >= 0 && mono_now() >= duration_end_ns) {
-        schedule_done = true;
-        pending_slot.reset();
-      } else if (!pending_slot) {
-        pending_slot = schedule.next();
-        if (!pending_slot) schedule_done = true;
-      }
-      if (schedule_done) {
+      if (!draw_pending(mono_now())) {
         leader_cv.notify_all();
         break;
       }
-      scheduled = start_ns + pending_slot->offset.count();
+      scheduled = scheduled_time(*pending_slot, mono_now());
       if (scheduled > mono_now()) {
         // Only a slot in the future needs a leader to wait for it; a due one is simply taken,
         // so a run at full speed never passes through a condition variable.
@@ -197,8 +193,7 @@ void ClientGroup::State::worker_loop(Worker& w) {
       pending_slot.reset();
       if (leader_waiters > 0) leader_cv.notify_one();
     }
-    // With an infinite rate nothing is scheduled: a request is due when a client is free.
-    if (infinite_rate) scheduled = std::max(scheduled, mono_now());
+    if (infinite_rate) scheduled = scheduled_time(slot, mono_now());  // due when a client is free
     if (free_workers.fetch_sub(1) == 1) {
       need_workers.store(true);
       dispatcher_cv.notify_one();
@@ -226,24 +221,26 @@ void ClientGroup::State::deliver(RequestRecord&& rec) {
   done.push_back(std::move(rec));
 }
 
+bool ClientGroup::State::draw_pending(MonoNanos now) {
+  if (schedule_done) return false;
+  // A slot drawn ahead is dropped too once the duration is over.
+  if (duration_end_ns >= 0 && now >= duration_end_ns) {
+    schedule_done = true;
+    pending_slot.reset();
+    return false;
+  }
+  if (!pending_slot) {
+    pending_slot = schedule.next();
+    if (!pending_slot) schedule_done = true;
+  }
+  return !schedule_done;
+}
+
 std::optional<ScheduledRequest> ClientGroup::State::take_due_slot(MonoNanos now,
                                                                   MonoNanos& next_due) {
   std::lock_guard lock(schedule_mutex);
   next_due = -1;
-  if (schedule_done) return std::nullopt;
-  // A slot drawn ahead (has_more_slots) is dropped too once the duration is over.
-  if (duration_end_ns >= 0 && now >= duration_end_ns) {
-    schedule_done = true;
-    pending_slot.reset();
-    return std::nullopt;
-  }
-  if (!pending_slot) {
-    pending_slot = schedule.next();
-    if (!pending_slot) {
-      schedule_done = true;
-      return std::nullopt;
-    }
-  }
+  if (!draw_pending(now)) return std::nullopt;
   const MonoNanos due = scheduled_time(*pending_slot, now);
   if (due > now) {
     next_due = due;
@@ -383,11 +380,7 @@ BenchmarkResult ClientGroup::run() {
       };
       hooks.has_more_slots = [&s] {
         std::lock_guard lock(s.schedule_mutex);
-        if (!s.schedule_done && !s.pending_slot) {
-          s.pending_slot = s.schedule.next();
-          if (!s.pending_slot) s.schedule_done = true;
-        }
-        return !s.schedule_done;
+        return s.draw_pending(mono_now());
       };
       hooks.scheduled_time = [&s](const ScheduledRequest& slot, MonoNanos now) {
         return s.scheduled_time(slot, now);

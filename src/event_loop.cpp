@@ -19,37 +19,10 @@
 #include "aifc/version.hpp"
 #include "http_response_parser.hpp"
 #include "stream_recorder.hpp"
+#include "url.hpp"
 
 namespace aifc::detail {
 namespace {
-
-struct Endpoint {
-  std::string host;
-  std::string port = "80";
-  std::string prefix;
-};
-
-Endpoint parse_http_url(const std::string& url) {
-  Endpoint e;
-  std::string rest = url.substr(std::string_view("http://").size());
-  const auto slash = rest.find('/');
-  if (slash != std::string::npos) {
-    e.prefix = rest.substr(slash);
-    rest.resize(slash);
-  }
-  while (!e.prefix.empty() && e.prefix.back() == '/') e.prefix.pop_back();
-  if (!rest.empty() && rest.front() == '[') {  // [IPv6]:port
-    const auto close = rest.find(']');
-    e.host = rest.substr(1, close - 1);
-    if (close + 1 < rest.size() && rest[close + 1] == ':') e.port = rest.substr(close + 2);
-  } else if (const auto colon = rest.rfind(':'); colon != std::string::npos) {
-    e.host = rest.substr(0, colon);
-    e.port = rest.substr(colon + 1);
-  } else {
-    e.host = rest;
-  }
-  return e;
-}
 
 MonoNanos ns(std::chrono::milliseconds ms) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(ms).count();
@@ -60,7 +33,7 @@ MonoNanos ns(std::chrono::milliseconds ms) {
 bool is_plain_http(const std::string& base_url) { return base_url.rfind("http://", 0) == 0; }
 
 std::string build_raw_request(const ClientConfig& config, const std::string& body) {
-  const Endpoint e = parse_http_url(config.base_url);
+  const Url e = parse_url(config.base_url);
   std::string host = e.host.find(':') != std::string::npos ? "[" + e.host + "]" : e.host;
   if (e.port != "80") host += ":" + e.port;
   std::string r = fmt::format(
@@ -165,7 +138,7 @@ struct EventLoop::Impl {
 };
 
 void EventLoop::Impl::resolve() {
-  const Endpoint e = parse_http_url(config.base_url);
+  const Url e = parse_url(config.base_url);
   origin = fmt::format("http://{}:{}", e.host, e.port);
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;

@@ -14,6 +14,7 @@
 #include "aifc/error.hpp"
 #include "process.hpp"
 #include "slurm_text.hpp"
+#include "url.hpp"
 
 namespace aifc {
 namespace {
@@ -503,11 +504,9 @@ class RestBackend : public SlurmBackend {
  public:
   explicit RestBackend(RestConfig c) : config_(std::move(c)) {
     config_.validate();
-    const auto scheme_end = config_.url.find("://") + 3;
-    const auto slash = config_.url.find('/', scheme_end);
-    origin_ = config_.url.substr(0, slash);
-    prefix_ = slash == std::string::npos ? "" : config_.url.substr(slash);
-    while (!prefix_.empty() && prefix_.back() == '/') prefix_.pop_back();
+    const auto url = detail::parse_url(config_.url);
+    origin_ = url.origin;
+    prefix_ = url.prefix;
   }
   std::string name() const override { return "rest"; }
 

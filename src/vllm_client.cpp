@@ -10,24 +10,10 @@
 #include "aifc/openai_stream.hpp"
 #include "aifc/sse.hpp"
 #include "stream_recorder.hpp"
+#include "url.hpp"
 
 namespace aifc {
 namespace {
-
-struct SplitUrl {
-  std::string origin;  // scheme://host:port
-  std::string prefix;  // path prefix without trailing '/'
-};
-
-SplitUrl split_url(const std::string& url) {
-  const auto scheme_end = url.find("://");
-  const auto path_start = url.find('/', scheme_end == std::string::npos ? 0 : scheme_end + 3);
-  SplitUrl s;
-  s.origin = url.substr(0, path_start);
-  if (path_start != std::string::npos) s.prefix = url.substr(path_start);
-  while (!s.prefix.empty() && s.prefix.back() == '/') s.prefix.pop_back();
-  return s;
-}
 
 double seconds(std::chrono::milliseconds ms) { return static_cast<double>(ms.count()) / 1000.0; }
 
@@ -55,9 +41,8 @@ void ClientConfig::validate() const {
   auto bad = [](const std::string& what) { throw Error(ErrorCode::invalid_argument, what); };
   if (base_url.rfind("http://", 0) != 0 && base_url.rfind("https://", 0) != 0)
     bad(fmt::format("base_url '{}' must start with http:// or https://", base_url));
-  const std::string origin = split_url(base_url).origin;
-  const std::string host = origin.substr(origin.find("://") + 3);
-  if (host.empty() || host.front() == ':') bad(fmt::format("base_url '{}' has no host", base_url));
+  if (detail::parse_url(base_url).host.empty())
+    bad(fmt::format("base_url '{}' has no host", base_url));
   if (endpoint.empty() || endpoint.front() != '/')
     bad(fmt::format("endpoint '{}' must start with '/'", endpoint));
   if (!extra_body.is_object()) bad("extra_body must be a JSON object");
@@ -115,7 +100,7 @@ void from_json(const nlohmann::json& j, ClientConfig& c) {
 
 struct VLLMClient::Impl {
   explicit Impl(ClientConfig c)
-      : config(std::move(c)), url(split_url(config.base_url)), cli(url.origin) {
+      : config(std::move(c)), url(detail::parse_url(config.base_url)), cli(url.origin) {
     auto read_timeout = std::min(config.read_timeout, config.request_timeout);
     if (config.first_token_timeout.count() > 0)
       read_timeout = std::min(read_timeout, config.first_token_timeout);
@@ -151,7 +136,7 @@ struct VLLMClient::Impl {
   RequestRecord send(const PreparedRequest& prepared, MonoNanos scheduled_ns);
 
   ClientConfig config;
-  SplitUrl url;
+  detail::Url url;
   httplib::Client cli;
   httplib::Headers headers;
   std::string path;

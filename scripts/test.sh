@@ -2,11 +2,14 @@
 # Every test: install what is missing, build with tests, start the real Slurm test cluster
 # (tests/cluster/start.sh: munge, slurmctld, 4 slurmd, slurmrestd with JWT, sshd, all on
 # loopback), run CTest (unit, integration over real sockets and against the cluster, the CLI
-# program, find_package from an install), install the Python package into a virtual
-# environment with `pip install .[test]` and run pytest. The cluster is stopped at the end.
+# program, find_package from an install, container mode under a real Apptainer), install the
+# Python package into a virtual environment with `pip install .[test]` and run pytest. The
+# cluster is stopped at the end. Apptainer is not packaged by Debian 12: the first run builds it
+# (scripts/install-apptainer.sh, about five minutes) and the test image (about three).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
+"$root/scripts/install-apptainer.sh"
 "$root/scripts/build.sh" -DAIFC_BUILD_TESTS=ON -DAIFC_BUILD_EXAMPLES=ON
 
 cluster=${AIFC_CLUSTER_STATE_DIR:-/tmp/aifc-cluster}
@@ -15,6 +18,8 @@ trap '"$root/tests/cluster/stop.sh" "$cluster" >/dev/null 2>&1 || true' EXIT
 # shellcheck disable=SC1091
 . "$cluster/env.sh"
 export AIFC_REQUIRE_CLUSTER=1
+AIFC_TEST_APPTAINER_IMAGE=$("$root/tests/container/build-image.sh" "${AIFC_IMAGE_DIR:-/tmp/aifc-image}")
+export AIFC_TEST_APPTAINER_IMAGE AIFC_REQUIRE_APPTAINER=1
 (cd "$root/build" && ctest --output-on-failure --timeout 600)
 
 venv="$root/build/venv"

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <aifc/error.hpp>
+#include <aifc/simulator.hpp>
 #include <aifc/slurm.hpp>
 #include <cstdio>
 #include <cstdlib>
@@ -264,6 +265,47 @@ TEST_CASE("slurm: the REST backend runs the same spec, arrays, cancels and failu
   CHECK(failed.exit_code == 3);
 }
 
+// Slurm ends these two itself: the time limit (checked by slurmctld about every 30 s, so this
+// case takes one to two minutes) and a node set DOWN under a job that may not be requeued.
+TEST_CASE("slurm: a job past its time limit ends TIMEOUT, one that loses its node NODE_FAIL") {
+  if (!have_cluster()) return;
+  aifc::SlurmDispatcher rest(aifc::make_rest_backend(rest_config()));
+  auto late = two_node_spec("timeout");
+  late.nodes = 1;
+  late.time_limit = std::chrono::minutes(1);
+  late.extra_directives = {"--exclude=n4"};
+  late.command = {"sleep", "600"};
+  const auto late_id = rest.submit(late);
+
+  aifc::SlurmDispatcher cli(aifc::make_cli_backend());
+  std::vector<aifc::JobState> seen;
+  cli.on_state_change([&](const aifc::JobEvent& e) { seen.push_back(e.info.state); });
+  auto lost = two_node_spec("nodefail");
+  lost.nodes = 1;
+  lost.extra_directives = {"--no-requeue", "--nodelist=n4"};
+  lost.command = {"sleep", "600"};
+  const auto lost_id = cli.submit(lost);
+  for (int i = 0; i < 200 && cli.state(lost_id).state != aifc::JobState::running; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  REQUIRE(cli.state(lost_id).state == aifc::JobState::running);
+  CHECK(std::system("scontrol update nodename=n4 state=down reason=aifc-node-fail-test") == 0);
+  const auto lost_info = cli.wait(lost_id, std::chrono::seconds(60));
+  // ReturnToService=2 may have brought n4 back already; then "resume" is refused, harmlessly.
+  std::system("scontrol update nodename=n4 state=resume 2>/dev/null");
+  std::string n4_state;
+  for (int i = 0; i < 300 && n4_state != "idle"; ++i) {
+    if (i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    n4_state = run_bash("sinfo -h -n n4 -o %t");
+    if (!n4_state.empty() && n4_state.back() == '\n') n4_state.pop_back();
+  }
+  CHECK(n4_state == "idle");
+  CHECK(lost_info.state == aifc::JobState::node_fail);
+  CHECK(seen.back() == aifc::JobState::node_fail);
+
+  const auto late_info = rest.wait(late_id, std::chrono::seconds(180));
+  CHECK(late_info.state == aifc::JobState::timeout);
+}
+
 TEST_CASE("slurm: REST errors name the cause and hide the token") {
   if (!have_cluster()) return;
   auto spec = two_node_spec("bad");
@@ -438,9 +480,8 @@ TEST_CASE("slurm: CLI array jobs end when every task has") {
                    ".out") == "task " + std::to_string(t) + "\n");
 }
 
-// Apptainer is not installable here (not in Debian 12), so this runs the generated container
-// line through Slurm with a stand-in `apptainer` that records its arguments and runs the
-// command: it checks the launch line, the quoting through srun and the environment, not Apptainer.
+// The exact launch line (options, binds, --nv, quoting through srun), recorded by a stand-in
+// `apptainer` that then runs the command; the real Apptainer runs in the next case.
 TEST_CASE("slurm: container mode launches `apptainer exec` on every task (stand-in apptainer)") {
   if (!have_cluster()) return;
   const std::string dir = env("AIFC_CLUSTER_WORKDIR");
@@ -471,4 +512,57 @@ TEST_CASE("slurm: container mode launches `apptainer exec` on every task (stand-
         "exec|--nv|--bind|/scratch:/scratch|--bind|/data|/images/aifc.sif|bash|-c|echo \"in "
         "container $SLURM_PROCID: "
         "$AIFC_GREETING\"|");
+}
+
+// Container mode for real: Apptainer runs the image built from containers/aifc.def
+// (tests/container/build-image.sh) on two nodes, and `aifc bench` inside it measures a
+// simulator in this process over loopback (Apptainer shares the host's network by default).
+TEST_CASE("slurm: container mode runs aifc bench inside the Apptainer image on two nodes") {
+  if (!have_cluster()) return;
+  const char* image = env("AIFC_TEST_APPTAINER_IMAGE");
+  if (!image) {
+    REQUIRE_MESSAGE(!env("AIFC_REQUIRE_APPTAINER"),
+                    "AIFC_REQUIRE_APPTAINER is set but AIFC_TEST_APPTAINER_IMAGE is not");
+    MESSAGE("no Apptainer image (tests/container/build-image.sh): case skipped");
+    return;
+  }
+  aifc::SimulatorConfig sim_config;
+  sim_config.port = 0;
+  sim_config.threads = 16;
+  aifc::Simulator sim(sim_config);
+  sim.start();
+
+  const std::string dir = env("AIFC_CLUSTER_WORKDIR");
+  auto spec = two_node_spec("apptainer");
+  spec.container = aifc::ContainerSpec{image, {dir}, std::nullopt, {}, "apptainer"};
+  spec.command = {"bash", "-c",
+                  "test -d /.singularity.d || { echo 'not in a container'; exit 3; }\n"
+                  "echo \"container $SLURM_PROCID on $SLURMD_NODENAME: $AIFC_GREETING\"\n"
+                  "exec aifc bench --base-url " +
+                      sim.base_url() +
+                      " --num-prompts 6 --random-input-len 16 --random-output-len 8 --save-result"
+                      " --result-dir " +
+                      dir + " --result-filename apptainer-$SLURM_JOB_ID-$SLURM_PROCID.json"};
+  aifc::SlurmDispatcher d(aifc::make_rest_backend(rest_config()));
+  const auto id = d.submit(spec);
+  const auto info = d.wait(id, std::chrono::seconds(180));
+  const auto out = read_all(dir + "/apptainer-" + id + ".out");
+  CAPTURE(out);
+  REQUIRE(info.state == aifc::JobState::completed);
+  std::set<std::string> nodes;
+  for (int rank = 0; rank < 2; ++rank) {
+    const auto prefix = "container " + std::to_string(rank) + " on ";
+    const auto at = out.find(prefix);
+    REQUIRE(at != std::string::npos);
+    const auto node = out.substr(at + prefix.size(), out.find(':', at) - at - prefix.size());
+    nodes.insert(node);
+    CHECK(out.find(prefix + node + ": hello from aifc") != std::string::npos);
+    const auto result = nlohmann::json::parse(
+        read_all(dir + "/apptainer-" + id + "-" + std::to_string(rank) + ".json"));
+    CHECK(result.at("completed") == 6);
+    CHECK(result.at("failed") == 0);
+    CHECK(result.at("total_output_tokens") == 48);
+  }
+  CHECK(nodes.size() == 2);
+  CHECK(sim.stats().at("requests").get<int>() >= 12);
 }

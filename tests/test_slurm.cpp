@@ -306,6 +306,26 @@ TEST_CASE("slurm: a job past its time limit ends TIMEOUT, one that loses its nod
   CHECK(late_info.state == aifc::JobState::timeout);
 }
 
+// start.sh confines jobs to their memory with task/cgroup where the host has a cgroup-v1 memory
+// controller; the kernel's OOM killer then ends the batch step and Slurm says OUT_OF_MEMORY.
+TEST_CASE("slurm: a job over its memory ends OUT_OF_MEMORY") {
+  if (!have_cluster()) return;
+  if (std::string(env("AIFC_CLUSTER_MEMORY_LIMITS") ? env("AIFC_CLUSTER_MEMORY_LIMITS") : "0") !=
+      "1") {
+    MESSAGE("the test cluster does not enforce memory (no cgroup-v1 memory controller): skipped");
+    return;
+  }
+  aifc::SlurmDispatcher d(aifc::make_rest_backend(rest_config()));
+  auto hungry = two_node_spec("oom");
+  hungry.nodes = 1;
+  hungry.memory = "50M";
+  hungry.use_srun = false;
+  hungry.command = {"python3", "-c", "import time; held = bytearray(300 << 20); time.sleep(30)"};
+  const auto info = d.wait(d.submit(hungry), std::chrono::seconds(60));
+  CHECK(info.state == aifc::JobState::out_of_memory);
+  CHECK(info.state_text == "OUT_OF_MEMORY");
+}
+
 TEST_CASE("slurm: REST errors name the cause and hide the token") {
   if (!have_cluster()) return;
   auto spec = two_node_spec("bad");

@@ -153,7 +153,14 @@ if ! alive "$state/run/slurmdbd.pid" slurmdbd; then
   say "slurmdbd up"
 fi
 
-# 4. slurm.conf: n1..nN on 127.0.0.1, each slurmd on its own port.
+# 4. slurm.conf: n1..nN on 127.0.0.1, each slurmd on its own port. Where the host has a cgroup-v1
+#    memory controller, jobs are confined to their memory (task/cgroup), so that a job over its
+#    --mem really ends OUT_OF_MEMORY; elsewhere memory is not enforced (task/none).
+if [ -d /sys/fs/cgroup/memory ] && grep -qE '^cgroup /sys/fs/cgroup/memory cgroup .*memory' /proc/mounts; then
+  memory_limits=1 task_plugin=task/cgroup select_params=CR_CPU_Memory
+else
+  memory_limits=0 task_plugin=task/none select_params=CR_CPU
+fi
 host=$(hostname -s 2>/dev/null || echo localhost)
 getent hosts "$host" >/dev/null 2>&1 || host=localhost
 cat > "$conf.new" <<EOF
@@ -176,9 +183,10 @@ SlurmdPidFile=$state/run/slurmd-%n.pid
 SlurmctldLogFile=$state/log/slurmctld.log
 SlurmdLogFile=$state/log/slurmd-%n.log
 ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
+TaskPlugin=$task_plugin
 SelectType=select/cons_tres
-SelectTypeParameters=CR_CPU
+SelectTypeParameters=$select_params
+DefMemPerCPU=250
 SchedulerType=sched/backfill
 MpiDefault=none
 ReturnToService=2
@@ -205,7 +213,10 @@ else
 fi
 chmod 644 "$conf"
 # Slurm 22.05's slurmd always loads a cgroup plugin; cgroup/v1 starts on hosts without cgroupfs too.
-echo "CgroupPlugin=cgroup/v1" > "$state/etc/cgroup.conf"
+{
+  echo "CgroupPlugin=cgroup/v1"
+  [ "$memory_limits" = 0 ] || printf 'ConstrainRAMSpace=yes\nConstrainSwapSpace=yes\nAllowedSwapSpace=0\n'
+} > "$state/etc/cgroup.conf"
 chmod 644 "$state/etc/cgroup.conf"
 
 # 5. The cluster, an account and the test user in the accounting database, then slurmctld and
@@ -287,6 +298,7 @@ fi
   echo "export AIFC_CLUSTER_STATE=$state"
   echo "export SLURM_CONF=$conf"
   echo "export AIFC_CLUSTER_NODES=$nodes"
+  echo "export AIFC_CLUSTER_MEMORY_LIMITS=$memory_limits"
   echo "export AIFC_CLUSTER_PARTITION=$partition"
   echo "export AIFC_CLUSTER_USER=$user"
   echo "export AIFC_CLUSTER_ACCOUNT=$account"

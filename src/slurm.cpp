@@ -118,6 +118,85 @@ std::string shell_quote(std::string_view word) {
   return out;
 }
 
+void to_json(nlohmann::json& j, const ContainerSpec& c) {
+  j = nlohmann::json{{"image", c.image},
+                     {"binds", c.binds},
+                     {"gpu", c.gpu ? nlohmann::json(*c.gpu) : nlohmann::json()},
+                     {"extra_args", c.extra_args},
+                     {"apptainer", c.apptainer}};
+}
+
+void from_json(const nlohmann::json& j, ContainerSpec& c) {
+  c = ContainerSpec{};
+  c.image = j.value("image", c.image);
+  if (j.contains("binds")) j.at("binds").get_to(c.binds);
+  if (j.contains("gpu") && !j.at("gpu").is_null()) c.gpu = j.at("gpu").get<bool>();
+  if (j.contains("extra_args")) j.at("extra_args").get_to(c.extra_args);
+  c.apptainer = j.value("apptainer", c.apptainer);
+}
+
+void to_json(nlohmann::json& j, const JobSpec& s) {
+  auto environment = nlohmann::json::object();
+  for (const auto& [key, value] : s.environment) environment[key] = value;
+  j = nlohmann::json{{"name", s.name},
+                     {"partition", s.partition},
+                     {"account", s.account},
+                     {"qos", s.qos},
+                     {"nodes", s.nodes},
+                     {"ntasks", s.ntasks},
+                     {"ntasks_per_node", s.ntasks_per_node},
+                     {"cpus_per_task", s.cpus_per_task},
+                     {"gpus_per_node", s.gpus_per_node},
+                     {"memory", s.memory},
+                     {"time_limit_min", s.time_limit.count()},
+                     {"array", s.array},
+                     {"working_directory", s.working_directory},
+                     {"output", s.output},
+                     {"error", s.error},
+                     {"environment", std::move(environment)},
+                     {"extra_directives", s.extra_directives},
+                     {"command", s.command},
+                     {"use_srun", s.use_srun},
+                     {"container", s.container ? nlohmann::json(*s.container) : nlohmann::json()}};
+}
+
+void from_json(const nlohmann::json& j, JobSpec& s) {
+  s = JobSpec{};
+  s.name = j.value("name", s.name);
+  s.partition = j.value("partition", s.partition);
+  s.account = j.value("account", s.account);
+  s.qos = j.value("qos", s.qos);
+  s.nodes = j.value("nodes", s.nodes);
+  s.ntasks = j.value("ntasks", s.ntasks);
+  s.ntasks_per_node = j.value("ntasks_per_node", s.ntasks_per_node);
+  s.cpus_per_task = j.value("cpus_per_task", s.cpus_per_task);
+  s.gpus_per_node = j.value("gpus_per_node", s.gpus_per_node);
+  s.memory = j.value("memory", s.memory);
+  s.time_limit = std::chrono::minutes(j.value("time_limit_min", s.time_limit.count()));
+  s.array = j.value("array", s.array);
+  s.working_directory = j.value("working_directory", s.working_directory);
+  s.output = j.value("output", s.output);
+  s.error = j.value("error", s.error);
+  if (j.contains("environment"))
+    for (const auto& [key, value] : j.at("environment").items())
+      s.environment.emplace_back(key, value.get<std::string>());
+  if (j.contains("extra_directives")) j.at("extra_directives").get_to(s.extra_directives);
+  if (j.contains("command")) j.at("command").get_to(s.command);
+  s.use_srun = j.value("use_srun", s.use_srun);
+  if (j.contains("container") && !j.at("container").is_null())
+    s.container = j.at("container").get<ContainerSpec>();
+}
+
+void to_json(nlohmann::json& j, const JobInfo& i) {
+  j = nlohmann::json{{"job_id", i.job_id},
+                     {"state", std::string(to_string(i.state))},
+                     {"state_text", i.state_text},
+                     {"reason", i.reason},
+                     {"exit_code", i.exit_code},
+                     {"nodes", i.nodes},
+                     {"terminal", is_terminal(i.state)}};
+}
+
 void JobSpec::validate() const {
   if (name.empty()) bad("job name must not be empty");
   for (const auto& [field, value] : {std::pair<const char*, const std::string*>{"name", &name},
@@ -177,10 +256,10 @@ std::string render_batch_script(const JobSpec& s) {
   for (const auto& d : s.extra_directives) out += "#SBATCH " + d + "\n";
   out += "\nset -euo pipefail\n\n";
   std::string launch;
-  if (s.use_srun) launch = "srun ";
+  if (s.use_srun) launch = "srun";
   if (s.container) {
     const auto& c = *s.container;
-    launch += shell_quote(c.apptainer) + " exec";
+    launch += (launch.empty() ? "" : " ") + shell_quote(c.apptainer) + " exec";
     if (c.gpu.value_or(s.gpus_per_node > 0)) launch += " --nv";
     for (const auto& b : c.binds) launch += " --bind " + shell_quote(b);
     for (const auto& a : c.extra_args) launch += " " + shell_quote(a);

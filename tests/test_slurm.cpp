@@ -135,6 +135,49 @@ TEST_CASE("slurm: the batch script is readable, quoted and free of environment v
   s.use_srun = false;
   s.container.reset();
   CHECK(aifc::render_batch_script(s).find("\naifc bench") != std::string::npos);
+  s.use_srun = true;
+  CHECK(aifc::render_batch_script(s).find("\nsrun aifc bench") != std::string::npos);
+}
+
+TEST_CASE("slurm: job specs, container specs and job info travel as JSON") {
+  aifc::JobSpec s;
+  s.name = "json run";
+  s.partition = "gpu";
+  s.nodes = 3;
+  s.ntasks_per_node = 2;
+  s.time_limit = std::chrono::minutes(45);
+  s.environment = {{"A", "1"}, {"B", "two words"}};
+  s.command = {"aifc", "bench", "--num-prompts", "9"};
+  s.use_srun = false;
+  s.container = aifc::ContainerSpec{"/img/aifc.sif", {"/data"}, false, {"--cleanenv"}, "/opt/at"};
+  const nlohmann::json j = s;
+  CHECK(j.at("time_limit_min") == 45);
+  CHECK(j.at("environment") == nlohmann::json{{"A", "1"}, {"B", "two words"}});
+  CHECK(j.at("container").at("gpu") == false);
+  const auto back = j.get<aifc::JobSpec>();
+  CHECK(back.environment == s.environment);
+  REQUIRE(back.container.has_value());
+  CHECK(back.container->gpu == std::optional<bool>(false));
+  CHECK(back.container->extra_args == std::vector<std::string>{"--cleanenv"});
+  CHECK(aifc::render_batch_script(back) == aifc::render_batch_script(s));
+
+  // Missing fields keep their defaults; null container means none.
+  const auto minimal = nlohmann::json{{"command", {"hostname"}}, {"container", nullptr}};
+  const auto m = minimal.get<aifc::JobSpec>();
+  CHECK(m.name == "aifc");
+  CHECK(m.nodes == 1);
+  CHECK(m.use_srun);
+  CHECK_FALSE(m.container.has_value());
+  CHECK_THROWS_AS((nlohmann::json{{"nodes", "two"}}.get<aifc::JobSpec>()),
+                  nlohmann::json::type_error);
+
+  aifc::JobInfo info;
+  info.job_id = "42";
+  info.state = aifc::JobState::out_of_memory;
+  info.exit_code = 0;
+  const nlohmann::json ij = info;
+  CHECK(ij.at("state") == "OUT_OF_MEMORY");
+  CHECK(ij.at("terminal") == true);
 }
 
 TEST_CASE("slurm: job specs that could break the script are refused") {

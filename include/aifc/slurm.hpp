@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -74,6 +75,14 @@ struct JobSpec {
   void validate() const;
 };
 
+/// JSON as services and notebooks send job specs: the field names above, `time_limit_min` in
+/// minutes, `environment` as an object, `container` null or an object. Missing fields keep their
+/// defaults; a value of the wrong type throws nlohmann::json::type_error.
+void to_json(nlohmann::json& j, const ContainerSpec& c);
+void from_json(const nlohmann::json& j, ContainerSpec& c);
+void to_json(nlohmann::json& j, const JobSpec& s);
+void from_json(const nlohmann::json& j, JobSpec& s);
+
 /// Quotes a word for bash: the result always reads back as exactly `word`.
 std::string shell_quote(std::string_view word);
 
@@ -90,6 +99,9 @@ struct JobInfo {
   int exit_code = -1;      ///< the batch script's exit status when known
   std::string nodes;       ///< e.g. "n[1-2]"
 };
+
+/// {"job_id", "state" ("RUNNING", ...), "state_text", "reason", "exit_code", "nodes", "terminal"}.
+void to_json(nlohmann::json& j, const JobInfo& i);
 
 /// One way of talking to Slurm. Implementations: make_rest_backend, make_cli_backend.
 class SlurmBackend {

@@ -12,57 +12,14 @@ namespace aifc::python {
 namespace {
 
 JobSpec job_spec_from(const py::handle& obj) {
-  const auto j = to_json(obj);
-  JobSpec s;
   try {
-    s.name = j.value("name", s.name);
-    s.partition = j.value("partition", s.partition);
-    s.account = j.value("account", s.account);
-    s.qos = j.value("qos", s.qos);
-    s.nodes = j.value("nodes", s.nodes);
-    s.ntasks = j.value("ntasks", s.ntasks);
-    s.ntasks_per_node = j.value("ntasks_per_node", s.ntasks_per_node);
-    s.cpus_per_task = j.value("cpus_per_task", s.cpus_per_task);
-    s.gpus_per_node = j.value("gpus_per_node", s.gpus_per_node);
-    s.memory = j.value("memory", s.memory);
-    s.time_limit = std::chrono::minutes(j.value("time_limit_min", 0));
-    s.array = j.value("array", s.array);
-    s.working_directory = j.value("working_directory", s.working_directory);
-    s.output = j.value("output", s.output);
-    s.error = j.value("error", s.error);
-    if (j.contains("environment"))
-      for (const auto& [k, v] : j["environment"].items())
-        s.environment.emplace_back(k, v.get<std::string>());
-    if (j.contains("extra_directives")) j["extra_directives"].get_to(s.extra_directives);
-    if (j.contains("command")) j["command"].get_to(s.command);
-    s.use_srun = j.value("use_srun", s.use_srun);
-    if (j.contains("container") && !j["container"].is_null()) {
-      const auto& c = j["container"];
-      ContainerSpec cs;
-      cs.image = c.value("image", std::string());
-      if (c.contains("binds")) c["binds"].get_to(cs.binds);
-      if (c.contains("gpu") && !c["gpu"].is_null()) cs.gpu = c["gpu"].get<bool>();
-      if (c.contains("extra_args")) c["extra_args"].get_to(cs.extra_args);
-      cs.apptainer = c.value("apptainer", cs.apptainer);
-      s.container = cs;
-    }
+    return to_json(obj).get<JobSpec>();
   } catch (const nlohmann::json::type_error& e) {
     throw py::type_error(std::string("job spec: ") + e.what());
   }
-  return s;
 }
 
-py::dict job_info(const JobInfo& i) {
-  py::dict d;
-  d["job_id"] = i.job_id;
-  d["state"] = std::string(to_string(i.state));
-  d["state_text"] = i.state_text;
-  d["reason"] = i.reason;
-  d["exit_code"] = i.exit_code;
-  d["nodes"] = i.nodes;
-  d["terminal"] = is_terminal(i.state);
-  return d;
-}
+py::object job_info(const JobInfo& i) { return from_json(nlohmann::json(i)); }
 
 std::unique_ptr<SlurmBackend> backend_from(const std::string& kind, const py::dict& config) {
   const auto j = to_json(config);

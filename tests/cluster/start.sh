@@ -46,7 +46,7 @@ wait_for() {  # wait_for WHAT COMMAND...
   local until=$(( $(date +%s) + 60 ))
   until "$@" >/dev/null 2>&1; do
     [ "$(date +%s)" -lt "$until" ] || fail "$what did not come up (logs in $state/log)"
-    sleep 0.1
+    sleep 0.05
   done
 }
 
@@ -219,18 +219,27 @@ chmod 644 "$conf"
 } > "$state/etc/cgroup.conf"
 chmod 644 "$state/etc/cgroup.conf"
 
-# 5. The cluster, an account and the test user in the accounting database, then slurmctld and
-#    the slurmd processes.
-sacctmgr -i -Q add cluster aifc >/dev/null 2>&1 || true
-sacctmgr -i -Q add account "$account" Cluster=aifc Description=aifc-tests Organization=aifc >/dev/null 2>&1 || true
-sacctmgr -i -Q add user "$user" Account="$account" Cluster=aifc >/dev/null 2>&1 || true
-sacctmgr -n -P show assoc user="$user" format=account | grep -qx "$account" || fail "sacctmgr could not add $user to $account"
+# 5. slurmctld, and meanwhile the cluster, an account and the test user in the accounting
+#    database (one `sacctmgr load`; slurmdbd pushes the association to slurmctld), then the
+#    slurmd processes.
 if ! alive "$state/run/slurmctld.pid" slurmctld; then
   ! port_busy 127.0.0.1 "$ctld_port" || fail "port $ctld_port is taken by another program"
   slurmctld -f "$conf"
-  wait_for slurmctld sh -c "scontrol ping | grep -q 'is UP'"
-  say "slurmctld up"
 fi
+has_user() { sacctmgr -n -P show assoc cluster=aifc user="$user" format=account 2>/dev/null | grep -qx "$account"; }
+if ! has_user; then
+  cat > "$state/etc/associations.cfg" <<EOF
+Cluster - 'aifc'
+Parent - 'root'
+Account - '$account':Description='aifc-tests':Organization='aifc'
+Parent - '$account'
+User - '$user':DefaultAccount='$account'
+EOF
+  sacctmgr -i load file="$state/etc/associations.cfg" >"$state/log/sacctmgr.log" 2>&1 || true
+  has_user || fail "sacctmgr could not add $user to $account (see $state/log/sacctmgr.log)"
+fi
+wait_for slurmctld sh -c "scontrol ping | grep -q 'is UP'"
+say "slurmctld up"
 for i in $(seq 1 "$nodes"); do
   alive "$state/run/slurmd-n$i.pid" slurmd && continue
   ! port_busy 127.0.0.1 $((slurmd_port_base + i)) || fail "port $((slurmd_port_base + i)) is taken"

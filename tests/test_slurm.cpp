@@ -72,6 +72,22 @@ aifc::RestConfig rest_config() {
   return c;
 }
 
+// An array of `tasks` one-node tasks that end at different times: the job is COMPLETED only
+// when every task is, and each wrote its own output.
+void check_array_job(aifc::SlurmDispatcher& d, const std::string& tag, int tasks) {
+  auto array = two_node_spec(tag);
+  array.nodes = 1;
+  array.ntasks_per_node = 0;
+  array.array = "0-" + std::to_string(tasks - 1);
+  array.output = array.working_directory + "/" + tag + "-%A_%a.out";
+  array.command = {"bash", "-c", "sleep 0.$SLURM_ARRAY_TASK_ID; echo task $SLURM_ARRAY_TASK_ID"};
+  const auto id = d.submit(array);
+  CHECK(d.wait(id, std::chrono::seconds(60)).state == aifc::JobState::completed);
+  for (int t = 0; t < tasks; ++t)
+    CHECK(read_all(array.working_directory + "/" + tag + "-" + id + "_" + std::to_string(t) +
+                   ".out") == "task " + std::to_string(t) + "\n");
+}
+
 void check_two_node_output(const aifc::JobInfo& info, const std::string& tag) {
   CHECK(info.state == aifc::JobState::completed);
   CHECK(info.exit_code == 0);
@@ -280,17 +296,7 @@ TEST_CASE("slurm: the REST backend runs the same spec, arrays, cancels and failu
   aifc::SlurmDispatcher d(aifc::make_rest_backend(rest_config()));
   check_two_node_output(d.wait(d.submit(two_node_spec("rest")), std::chrono::seconds(60)), "rest");
 
-  auto array = two_node_spec("array");
-  array.nodes = 1;
-  array.array = "0-2";
-  array.output = array.working_directory + "/array-%A_%a.out";
-  array.command = {"bash", "-c", "echo task $SLURM_ARRAY_TASK_ID"};
-  const auto array_id = d.submit(array);
-  const auto done = d.wait(array_id, std::chrono::seconds(60));
-  CHECK(done.state == aifc::JobState::completed);
-  for (int t = 0; t < 3; ++t)
-    CHECK(read_all(array.working_directory + "/array-" + array_id + "_" + std::to_string(t) +
-                   ".out") == "task " + std::to_string(t) + "\n");
+  check_array_job(d, "array", 3);
 
   auto sleeper = two_node_spec("sleep");
   sleeper.command = {"sleep", "300"};
@@ -529,18 +535,7 @@ TEST_CASE("slurm: a missing token comes from $SLURM_JWT, else from `scontrol tok
 TEST_CASE("slurm: CLI array jobs end when every task has") {
   if (!have_cluster()) return;
   aifc::SlurmDispatcher d(aifc::make_cli_backend());
-  auto array = two_node_spec("cliarray");
-  array.nodes = 1;
-  array.ntasks_per_node = 0;
-  array.array = "0-3";
-  array.output = array.working_directory + "/cliarray-%A_%a.out";
-  array.command = {"bash", "-c", "sleep 0.$SLURM_ARRAY_TASK_ID; echo task $SLURM_ARRAY_TASK_ID"};
-  const auto id = d.submit(array);
-  const auto info = d.wait(id, std::chrono::seconds(60));
-  CHECK(info.state == aifc::JobState::completed);
-  for (int t = 0; t < 4; ++t)
-    CHECK(read_all(array.working_directory + "/cliarray-" + id + "_" + std::to_string(t) +
-                   ".out") == "task " + std::to_string(t) + "\n");
+  check_array_job(d, "cliarray", 4);
 }
 
 // The exact launch line (options, binds, --nv, quoting through srun), recorded by a stand-in

@@ -32,8 +32,12 @@ chown "$user:" "$image_dir"
 staging=$image_dir/src
 rm -rf "$staging.new"
 mkdir -p "$staging.new"
-(cd "$root" && tar --exclude=./build --exclude=./.git --exclude=./results -cf - .) |
-  tar -xf - -C "$staging.new"
+# Only what the definition's own %files sections copy from the host (not "%files from STAGE"),
+# so that the image is rebuilt when those change and not for every edit elsewhere.
+mapfile -t sources < <(awk '/^%/ { copying = ($1 == "%files" && NF == 1); next }
+                            copying && NF >= 2 { print $1 }' "$root/containers/aifc.def")
+[ ${#sources[@]} -gt 0 ] || fail "containers/aifc.def copies nothing from the source tree"
+(cd "$root" && tar -cf - "${sources[@]}") | tar -xf - -C "$staging.new"
 case "$bootstrap" in
   debootstrap)
     awk -v mirror="$mirror" '

@@ -21,17 +21,10 @@ if command -v apptainer >/dev/null; then
 fi
 [ "$(id -u)" = 0 ] || fail "run as root: Apptainer is built and installed under $prefix"
 
-packages=(build-essential pkg-config libseccomp-dev squashfs-tools uidmap fakeroot debootstrap
-          fuse3 cryptsetup-bin)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  say "installing Apptainer's build and run dependencies: ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# Apptainer's build and run dependencies.
+install_packages=$(dirname "$0")/install-packages.sh
+"$install_packages" build-essential pkg-config libseccomp-dev squashfs-tools uidmap fakeroot \
+  debootstrap fuse3 cryptsetup-bin
 
 # Go >= 1.21 builds it: the one on PATH, else the Go toolchain module from the Go module proxy
 # (golang.org/toolchain, as the go command's own toolchain switch fetches it; its sha256 is
@@ -45,9 +38,7 @@ if ! go_ok; then
   if [ ! -x "$go_home/bin/go" ]; then
     [ "$(uname -m)" = x86_64 ] ||
       fail "no Go >= 1.21 on PATH and only the linux-amd64 toolchain is pinned here; install Go >= 1.21"
-    for tool in curl unzip; do
-      command -v "$tool" >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool" >/dev/null
-    done
+    "$install_packages" curl unzip
     say "no Go >= 1.21 on PATH: fetching $go_release from the Go module proxy into $go_home"
     go_tmp=$(mktemp -d "${TMPDIR:-/tmp}/aifc-go.XXXXXX")
     curl -fsSL -o "$go_tmp/go.zip" \

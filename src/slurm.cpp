@@ -255,19 +255,27 @@ std::string render_batch_script(const JobSpec& s) {
   directive("error", s.error);
   for (const auto& d : s.extra_directives) out += "#SBATCH " + d + "\n";
   out += "\nset -euo pipefail\n\n";
-  std::string launch;
-  if (s.use_srun) launch = "srun";
+  // The launch line, word by word: srun, then Apptainer, then the command.
+  std::string line;
+  const auto word = [&line](std::string_view w) {
+    if (!line.empty()) line += ' ';
+    line += w;
+  };
+  if (s.use_srun) word("srun");
   if (s.container) {
     const auto& c = *s.container;
-    launch += (launch.empty() ? "" : " ") + shell_quote(c.apptainer) + " exec";
-    if (c.gpu.value_or(s.gpus_per_node > 0)) launch += " --nv";
-    for (const auto& b : c.binds) launch += " --bind " + shell_quote(b);
-    for (const auto& a : c.extra_args) launch += " " + shell_quote(a);
-    launch += " " + shell_quote(c.image);
+    word(shell_quote(c.apptainer));
+    word("exec");
+    if (c.gpu.value_or(s.gpus_per_node > 0)) word("--nv");
+    for (const auto& b : c.binds) {
+      word("--bind");
+      word(shell_quote(b));
+    }
+    for (const auto& a : c.extra_args) word(shell_quote(a));
+    word(shell_quote(c.image));
   }
-  std::string cmd;
-  for (const auto& a : s.command) cmd += (cmd.empty() ? "" : " ") + shell_quote(a);
-  out += (launch.empty() ? "" : launch + " ") + cmd + "\n";
+  for (const auto& a : s.command) word(shell_quote(a));
+  out += line + "\n";
   return out;
 }
 

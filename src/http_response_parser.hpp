@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "keep_alive.hpp"
+
 namespace aifc::detail {
 
 /// Incremental HTTP/1.1 response parser for the event-loop transport: status line, headers,
@@ -27,6 +29,8 @@ class HttpResponseParser {
     return state_ == State::body_until_close || state_ == State::done;
   }
   bool keep_alive() const noexcept { return keep_alive_; }
+  /// The `Keep-Alive` header's timeout and max, when the server sent one.
+  const KeepAliveHint& keep_alive_hint() const noexcept { return keep_alive_hint_; }
   bool started() const noexcept { return started_; }
   bool stopped() const noexcept { return stopped_; }
   const std::string& error() const noexcept { return error_; }
@@ -63,6 +67,7 @@ class HttpResponseParser {
   bool stopped_ = false;
   std::int64_t content_length_ = -1;
   std::uint64_t remaining_ = 0;
+  KeepAliveHint keep_alive_hint_;
   std::string error_;
 };
 
@@ -74,6 +79,7 @@ inline void HttpResponseParser::reset() {
   keep_alive_ = true;
   content_length_ = -1;
   remaining_ = 0;
+  keep_alive_hint_ = {};
   error_.clear();
 }
 
@@ -133,6 +139,8 @@ inline bool HttpResponseParser::header(std::string_view line) {
     content_length_ = v;
   } else if (iequals(name, "transfer-encoding")) {
     chunked_ = icontains(value, "chunked");
+  } else if (iequals(name, "keep-alive")) {
+    keep_alive_hint_ = KeepAliveHint::parse(value);
   } else if (iequals(name, "connection")) {
     if (icontains(value, "close"))
       keep_alive_ = false;

@@ -28,6 +28,7 @@ double numpy_percentile(const std::vector<double>& sorted, double p) {
 }
 
 void put_stats(nlohmann::json& out, const std::string& name, const MetricStats& s) {
+  out["samples"][name] = s.count;
   out["mean_" + name + "_ms"] = s.mean;
   out["median_" + name + "_ms"] = s.median;
   out["std_" + name + "_ms"] = s.std;
@@ -189,6 +190,7 @@ MetricStats exact_stats(std::vector<double> seconds, const std::vector<double>& 
     return s;
   }
   std::sort(seconds.begin(), seconds.end());
+  s.count = seconds.size();
   const double n = static_cast<double>(seconds.size());
   const double mean = std::accumulate(seconds.begin(), seconds.end(), 0.0) / n;
   double sq = 0;
@@ -202,6 +204,7 @@ MetricStats exact_stats(std::vector<double> seconds, const std::vector<double>& 
 
 MetricStats histogram_stats(const Histogram& h, const std::vector<double>& percentiles) {
   MetricStats s;
+  s.count = h.count();
   s.mean = h.mean() * 1e-6;
   s.std = h.stddev() * 1e-6;
   s.median = h.percentile(50.0) * 1e-6;
@@ -217,6 +220,7 @@ void MetricsAggregate::add(const RequestRecord& r) {
     return;
   }
   if (r.send_ns >= 0 && r.scheduled_ns >= 0) lateness.record(r.send_ns - r.scheduled_ns);
+  if (r.retried) ++retried;
   if (!r.ok()) {
     ++failed;
     ++errors_by_kind[std::string(to_string(r.error))];
@@ -227,6 +231,7 @@ void MetricsAggregate::add(const RequestRecord& r) {
   total_input_tokens += r.input_tokens;
   total_output_tokens += r.output_tokens;
   if (!r.input_tokens_exact) ++inexact_input_counts;
+  if (r.exceeded_requested_length()) ++exceeded_requested_length;
   ++output_token_source[std::string(to_string(r.output_token_source))];
   if (r.first_token_ns >= 0) {
     ttft.record(r.first_token_ns - r.send_ns);
@@ -246,6 +251,8 @@ void MetricsAggregate::merge(const MetricsAggregate& o) {
   total_input_tokens += o.total_input_tokens;
   total_output_tokens += o.total_output_tokens;
   inexact_input_counts += o.inexact_input_counts;
+  exceeded_requested_length += o.exceeded_requested_length;
+  retried += o.retried;
   ttft.merge(o.ttft);
   tpot.merge(o.tpot);
   itl.merge(o.itl);
@@ -265,6 +272,8 @@ nlohmann::json MetricsAggregate::to_json() const {
           {"total_input_tokens", total_input_tokens},
           {"total_output_tokens", total_output_tokens},
           {"inexact_input_counts", inexact_input_counts},
+          {"exceeded_requested_length", exceeded_requested_length},
+          {"retried", retried},
           {"errors_by_kind", errors_by_kind},
           {"output_token_source", output_token_source},
           {"ttft", ttft.to_json()},
@@ -286,6 +295,8 @@ MetricsAggregate MetricsAggregate::from_json(const nlohmann::json& j) {
     a.total_input_tokens = j.at("total_input_tokens").get<std::int64_t>();
     a.total_output_tokens = j.at("total_output_tokens").get<std::int64_t>();
     a.inexact_input_counts = j.value("inexact_input_counts", std::uint64_t{0});
+    a.exceeded_requested_length = j.value("exceeded_requested_length", std::uint64_t{0});
+    a.retried = j.value("retried", std::uint64_t{0});
     a.errors_by_kind = j.at("errors_by_kind").get<std::map<std::string, std::uint64_t>>();
     a.output_token_source = j.at("output_token_source").get<std::map<std::string, std::uint64_t>>();
   } catch (const nlohmann::json::exception& e) {
@@ -304,7 +315,8 @@ MetricsAggregate MetricsAggregate::from_json(const nlohmann::json& j) {
 nlohmann::json summarize(const std::vector<RequestRecord>& records, double duration_s,
                          const SummaryOptions& options) {
   Samples s;
-  std::uint64_t completed = 0, failed = 0, good = 0, inexact = 0, cancelled = 0;
+  std::uint64_t completed = 0, failed = 0, good = 0, inexact = 0, cancelled = 0, exceeded = 0,
+                retried = 0;
   std::int64_t input = 0, output = 0;
   std::map<std::string, std::uint64_t> errors, sources;
   // Peak output tokens per second and peak concurrency, as vLLM computes them.
@@ -317,6 +329,7 @@ nlohmann::json summarize(const std::vector<RequestRecord>& records, double durat
       continue;
     }
     collect(r, s);
+    if (r.retried) ++retried;
     if (!r.ok()) {
       ++failed;
       ++errors[std::string(to_string(r.error))];
@@ -327,6 +340,7 @@ nlohmann::json summarize(const std::vector<RequestRecord>& records, double durat
     input += r.input_tokens;
     output += r.output_tokens;
     if (!r.input_tokens_exact) ++inexact;
+    if (r.exceeded_requested_length()) ++exceeded;
     ++sources[std::string(to_string(r.output_token_source))];
     if (first_send < 0 || r.send_ns < first_send) first_send = r.send_ns;
     events.emplace_back(r.send_ns, 1);
@@ -373,6 +387,8 @@ nlohmann::json summarize(const std::vector<RequestRecord>& records, double durat
   out["errors_by_kind"] = errors;
   out["output_token_source"] = sources;
   out["input_tokens_exact"] = inexact == 0;
+  out["exceeded_requested_length"] = exceeded;
+  out["retried_requests"] = retried;
   out["percentiles_exact"] = true;
   return out;
 }
@@ -395,6 +411,8 @@ nlohmann::json summarize(const MetricsAggregate& a, double duration_s,
   out["errors_by_kind"] = a.errors_by_kind;
   out["output_token_source"] = a.output_token_source;
   out["input_tokens_exact"] = a.inexact_input_counts == 0;
+  out["exceeded_requested_length"] = a.exceeded_requested_length;
+  out["retried_requests"] = a.retried;
   out["percentiles_exact"] = false;
   return out;
 }
@@ -433,12 +451,16 @@ std::string format_summary_table(const nlohmann::json& s, const SummaryOptions& 
                      bool always) {
     if (!always && !selected(options, key)) return;
     if (!s.contains("mean_" + key + "_ms")) return;
+    // A metric without samples (TPOT and ITL of a non-streaming run) has no value to show.
+    const bool none = s.contains("samples") && s["samples"].contains(key) &&
+                      s["samples"][key].get<std::uint64_t>() == 0;
+    auto stat = [&](const std::string& k) { return none ? std::string("n/a") : num(k.c_str()); };
     t += fmt::format("{:-^50}\n", header);
-    line(fmt::format("Mean {} (ms):", name), num(("mean_" + key + "_ms").c_str()));
-    line(fmt::format("Median {} (ms):", name), num(("median_" + key + "_ms").c_str()));
+    line(fmt::format("Mean {} (ms):", name), stat("mean_" + key + "_ms"));
+    line(fmt::format("Median {} (ms):", name), stat("median_" + key + "_ms"));
     for (double p : options.metric_percentiles) {
       const auto word = percentile_word(p);
-      line(fmt::format("P{} {} (ms):", word, name), num(("p" + word + "_" + key + "_ms").c_str()));
+      line(fmt::format("P{} {} (ms):", word, name), stat("p" + word + "_" + key + "_ms"));
     }
   };
   section("ttft", "TTFT", "Time to First Token", false);
@@ -458,6 +480,10 @@ std::string format_summary_table(const nlohmann::json& s, const SummaryOptions& 
     line("Output tokens counted from chunks:", integer("total_output_tokens"));
   if (s.contains("input_tokens_exact") && !s["input_tokens_exact"].get<bool>())
     line("Input token counts:", "approximate");
+  if (s.value("exceeded_requested_length", std::uint64_t{0}) > 0)
+    line("Answers longer than max_tokens:", integer("exceeded_requested_length"));
+  if (s.value("retried_requests", std::uint64_t{0}) > 0)
+    line("Resent after a stale connection:", integer("retried_requests"));
   if (s.contains("errors_by_kind"))
     for (const auto& [kind, n] : s["errors_by_kind"].items())
       line(fmt::format("Errors ({}):", kind), fmt::format("{}", n.get<std::int64_t>()));

@@ -91,6 +91,8 @@ void to_json(nlohmann::json& j, const RequestRecord& r) {
                      {"input_tokens_exact", r.input_tokens_exact},
                      {"output_tokens", r.output_tokens},
                      {"output_token_source", to_string(r.output_token_source)},
+                     {"requested_output_tokens", r.requested_output_tokens},
+                     {"retried", r.retried},
                      {"http_status", r.http_status},
                      {"error", to_string(r.error)},
                      {"error_message", r.error_message}};
@@ -118,6 +120,8 @@ void from_json(const nlohmann::json& j, RequestRecord& r) {
   r.output_token_source = source == "usage"    ? TokenSource::usage
                           : source == "chunks" ? TokenSource::chunks
                                                : TokenSource::none;
+  r.requested_output_tokens = j.value("requested_output_tokens", std::int64_t{0});
+  r.retried = j.value("retried", false);
   r.http_status = j.value("http_status", 0);
   r.error = request_error_from_string(j.value("error", std::string("none")));
   r.error_message = j.value("error_message", std::string());

@@ -2,11 +2,13 @@
 
 #include <fmt/format.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 
 #include <atomic>
 #include <condition_variable>
+#include <filesystem>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -22,15 +24,46 @@ namespace {
 constexpr const char* kTokens[] = {" the", " of", " and", " to",  " in", " is",  " you", " that",
                                    " it",  " he", " was", " for", " on", " are", " as",  " with"};
 
-std::int64_t count_words(std::string_view text) {
-  std::int64_t n = 0;
-  bool in_word = false;
+// The simulated tokenizer: a word is one token, or ceil(length / chars_per_token) tokens.
+std::int64_t count_tokens(std::string_view text, std::int64_t chars_per_token) {
+  std::int64_t n = 0, word = 0;
+  auto end_word = [&] {
+    if (word > 0) n += chars_per_token > 0 ? (word + chars_per_token - 1) / chars_per_token : 1;
+    word = 0;
+  };
   for (char c : text) {
-    const bool space = c == ' ' || c == '\n' || c == '\t' || c == '\r';
-    if (!space && !in_word) ++n;
-    in_word = !space;
+    if (c == ' ' || c == '\n' || c == '\t' || c == '\r')
+      end_word();
+    else
+      ++word;
   }
+  end_word();
   return n;
+}
+
+// The socket of the connection a request came in on, found by its two ends (cpp-httplib does
+// not hand it out). Only the close-after-response habit needs it.
+int connection_socket(const httplib::Request& req) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+    int fd = -1;
+    try {
+      fd = std::stoi(entry.path().filename().string());
+    } catch (const std::exception&) {
+      continue;
+    }
+    sockaddr_storage peer{}, local{};
+    socklen_t peer_len = sizeof peer, local_len = sizeof local;
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0) continue;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0) continue;
+    auto port = [](const sockaddr_storage& a) {
+      if (a.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(a).sin_port);
+      if (a.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6&>(a).sin6_port);
+      return std::uint16_t{0};
+    };
+    if (port(peer) == req.remote_port && port(local) == req.local_port) return fd;
+  }
+  return -1;
 }
 
 double parse_ms(const std::string& text, const std::string& whole) {
@@ -52,7 +85,7 @@ std::string error_json(const std::string& message, const char* type, int code) {
       .dump();
 }
 
-enum class Fault { none, http_error, disconnect, stall, stream_error, malformed };
+enum class Fault { none, http_error, disconnect, stall, stream_error, malformed, empty };
 
 }  // namespace
 
@@ -134,6 +167,13 @@ void to_json(nlohmann::json& j, const SimulatorConfig& c) {
                      {"stall_ms", c.stall.count()},
                      {"stream_error_rate", c.stream_error_rate},
                      {"malformed_rate", c.malformed_rate},
+                     {"stream_error_style", c.stream_error_style},
+                     {"empty_response_rate", c.empty_response_rate},
+                     {"length_field", c.length_field},
+                     {"tokenizer", c.tokenizer},
+                     {"chars_per_token", c.chars_per_token},
+                     {"close_after_response_ms", c.close_after_response.count()},
+                     {"max_requests_per_connection", c.max_requests_per_connection},
                      {"fault_after_tokens", c.fault_after_tokens},
                      {"seed", c.seed},
                      {"threads", c.threads}};
@@ -164,6 +204,25 @@ void from_json(const nlohmann::json& j, SimulatorConfig& c) {
   c.stall = std::chrono::milliseconds(j.value("stall_ms", c.stall.count()));
   c.stream_error_rate = j.value("stream_error_rate", c.stream_error_rate);
   c.malformed_rate = j.value("malformed_rate", c.malformed_rate);
+  // nlohmann maps an unknown name to an enum's first value; a typo must be an error instead.
+  auto named = [&j](const char* key, auto& field) {
+    if (!j.contains(key)) return;
+    using Enum = std::remove_reference_t<decltype(field)>;
+    const Enum value = j.at(key).get<Enum>();
+    if (nlohmann::json(value) != j.at(key))
+      throw Error(ErrorCode::invalid_argument,
+                  fmt::format("simulator {}: {} is not a known value", key, j.at(key).dump()));
+    field = value;
+  };
+  named("stream_error_style", c.stream_error_style);
+  c.empty_response_rate = j.value("empty_response_rate", c.empty_response_rate);
+  named("length_field", c.length_field);
+  named("tokenizer", c.tokenizer);
+  c.chars_per_token = j.value("chars_per_token", c.chars_per_token);
+  c.close_after_response =
+      std::chrono::milliseconds(j.value("close_after_response_ms", c.close_after_response.count()));
+  c.max_requests_per_connection =
+      j.value("max_requests_per_connection", c.max_requests_per_connection);
   c.fault_after_tokens = j.value("fault_after_tokens", c.fault_after_tokens);
   c.seed = j.value("seed", c.seed);
   c.threads = j.value("threads", c.threads);
@@ -177,13 +236,18 @@ void SimulatorConfig::validate() const {
   if (tokens_per_chunk < 1) bad("tokens_per_chunk must be at least 1");
   if (reasoning_tokens < 0) bad("reasoning_tokens must not be negative");
   if (threads < 1) bad("threads must be at least 1");
+  if (chars_per_token < 0) bad("chars_per_token must not be negative");
+  if (close_after_response.count() < -1)
+    bad("close_after_response must be -1 (off) or a delay in ms");
+  if (max_requests_per_connection < 0) bad("max_requests_per_connection must not be negative");
   if (error_status < 400 || error_status > 599) bad("error_status must be an HTTP error status");
   double sum = 0;
   for (double r : {error_rate, disconnect_rate, stall_rate, stream_error_rate, malformed_rate,
-                   eos_probability}) {
-    if (r < 0 || r > 1) bad("fault rates and eos_probability must be in [0, 1]");
+                   empty_response_rate, eos_probability}) {
+    if (!(r >= 0 && r <= 1)) bad("fault rates and eos_probability must be in [0, 1]");
   }
-  sum = error_rate + disconnect_rate + stall_rate + stream_error_rate + malformed_rate;
+  sum = error_rate + disconnect_rate + stall_rate + stream_error_rate + malformed_rate +
+        empty_response_rate;
   if (sum > 1.0 + 1e-9) bad("fault rates must add up to at most 1");
 }
 
@@ -211,6 +275,7 @@ struct Simulator::Impl {
     if (u < (edge += config.stall_rate)) return Fault::stall;
     if (u < (edge += config.stream_error_rate)) return Fault::stream_error;
     if (u < (edge += config.malformed_rate)) return Fault::malformed;
+    if (u < (edge += config.empty_response_rate)) return Fault::empty;
     return Fault::none;
   }
 
@@ -236,6 +301,9 @@ struct Simulator::Impl {
   }
 
   void generate(const httplib::Request& req, httplib::Response& res, bool chat);
+  /// With close_after_response: lets the response go out whole, then closes its connection
+  /// although the headers promised keep-alive.
+  void close_after(const httplib::Request& req, httplib::Response& res);
   void setup_routes();
 };
 
@@ -268,9 +336,9 @@ void Simulator::Impl::generate(const httplib::Request& req, httplib::Response& r
     if (body.contains("messages") && body["messages"].is_array())
       for (const auto& m : body["messages"])
         if (m.contains("content") && m["content"].is_string())
-          prompt_len += count_words(m["content"].get<std::string>());
+          prompt_len += count_tokens(m["content"].get<std::string>(), config.chars_per_token);
   } else if (body.contains("prompt") && body["prompt"].is_string()) {
-    prompt_len = count_words(body["prompt"].get<std::string>());
+    prompt_len = count_tokens(body["prompt"].get<std::string>(), config.chars_per_token);
   } else {
     res.status = 400;
     res.set_content(error_json("'prompt' must be a string", "BadRequestError", 400),
@@ -279,9 +347,13 @@ void Simulator::Impl::generate(const httplib::Request& req, httplib::Response& r
     return;
   }
   std::int64_t max_tokens = config.default_max_tokens;
-  for (const char* key : {"max_tokens", "max_completion_tokens"})
-    if (body.contains(key) && body[key].is_number_integer())
+  for (const char* key : {"max_tokens", "max_completion_tokens"}) {
+    const bool is_max_tokens = std::string_view(key) == "max_tokens";
+    const bool read = config.length_field == LengthField::both ||
+                      (config.length_field == LengthField::max_tokens) == is_max_tokens;
+    if (read && body.contains(key) && body[key].is_number_integer())
       max_tokens = body[key].get<std::int64_t>();
+  }
   if (max_tokens < 1 || prompt_len + max_tokens > config.max_model_len) {
     res.status = 400;
     res.set_content(error_json(fmt::format("max_tokens {} with a prompt of {} tokens does not fit",
@@ -341,6 +413,10 @@ void Simulator::Impl::generate(const httplib::Request& req, httplib::Response& r
     std::string text;
     for (std::int64_t i = 0; i < n_tokens; ++i)
       text += kTokens[static_cast<std::size_t>(i) % std::size(kTokens)];
+    if (fault == Fault::empty) {
+      text.clear();
+      ++faulted;
+    }
     nlohmann::json choice{{"index", 0}, {"finish_reason", finish}};
     if (chat)
       choice["message"] = {{"role", "assistant"}, {"content", text}};
@@ -350,11 +426,11 @@ void Simulator::Impl::generate(const httplib::Request& req, httplib::Response& r
                           {"object", chat ? "chat.completion" : "text_completion"},
                           {"created", created},
                           {"model", config.model},
-                          {"choices", nlohmann::json::array({choice})},
-                          {"usage",
-                           {{"prompt_tokens", prompt_len},
-                            {"completion_tokens", n_tokens},
-                            {"total_tokens", prompt_len + n_tokens}}}};
+                          {"choices", nlohmann::json::array({choice})}};
+    if (fault != Fault::empty)
+      answer["usage"] = {{"prompt_tokens", prompt_len},
+                         {"completion_tokens", n_tokens},
+                         {"total_tokens", prompt_len + n_tokens}};
     res.set_content(answer.dump(), "application/json");
     generation_tokens += static_cast<std::uint64_t>(n_tokens);
     ++ok;
@@ -370,7 +446,8 @@ void Simulator::Impl::generate(const httplib::Request& req, httplib::Response& r
   auto st = std::make_shared<StreamState>();
   const std::int64_t per_chunk = config.tokens_per_chunk;
   const std::int64_t reasoning = chat ? config.reasoning_tokens : 0;
-  const std::int64_t fault_at = std::min(config.fault_after_tokens, n_tokens - 1);
+  const std::int64_t fault_at =
+      fault == Fault::empty ? 0 : std::min(config.fault_after_tokens, n_tokens - 1);
   const std::string model_name = config.model;
   if (fault != Fault::none) ++faulted;
   res.set_header("Cache-Control", "no-cache");
@@ -403,10 +480,32 @@ void Simulator::Impl::generate(const httplib::Request& req, httplib::Response& r
               return false;
             }
             break;
-          case Fault::stream_error:
-            write(
-                "data: {\"error\":{\"object\":\"error\",\"message\":\"injected stream error\","
-                "\"type\":\"InternalServerError\",\"code\":500}}\n\n");
+          case Fault::stream_error: {
+            const std::string error =
+                "{\"message\":\"injected stream error\",\"type\":\"InternalServerError\","
+                "\"code\":500}";
+            switch (config.stream_error_style) {
+              case StreamErrorStyle::data:
+                write("data: {\"error\":" + error + "}\n\n");
+                break;
+              case StreamErrorStyle::event:
+                write("event: error\ndata: " + error + "\n\n");
+                break;
+              case StreamErrorStyle::error_field:
+                write("error: " + error + "\n\n");
+                break;
+            }
+            write("data: [DONE]\n\n");
+            sink.done();
+            --running;
+            return true;
+          }
+          case Fault::empty:  // the finish chunk and [DONE], no content and no usage
+            write(fmt::format(
+                "data: {{\"id\":\"{}\",\"object\":\"{}\",\"created\":{},\"model\":\"{}\","
+                "\"choices\":[{{\"index\":0,{},\"finish_reason\":\"stop\"}}]}}\n\n",
+                id, chat ? "chat.completion.chunk" : "text_completion", created, model_name,
+                chat ? R"("delta":{})" : R"("text":"")"));
             write("data: [DONE]\n\n");
             sink.done();
             --running;
@@ -486,12 +585,51 @@ void Simulator::Impl::generate(const httplib::Request& req, httplib::Response& r
   });
 }
 
+void Simulator::Impl::close_after(const httplib::Request& req, httplib::Response& res) {
+  if (config.close_after_response.count() < 0) return;
+  const int fd = connection_socket(req);
+  const auto delay =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(config.close_after_response).count();
+  auto close_later = [this, fd, delay] {
+    if (sleep_until(mono_now() + delay) && fd >= 0) ::shutdown(fd, SHUT_RDWR);
+  };
+  if (res.content_provider_) {  // a stream: close once its end has been written
+    auto inner = std::move(res.content_provider_);
+    res.content_provider_ = [inner, close_later](std::size_t offset, std::size_t length,
+                                                 httplib::DataSink& sink) {
+      const auto original_done = sink.done;
+      sink.done = [original_done, close_later] {
+        original_done();
+        close_later();
+      };
+      const bool more = inner(offset, length, sink);
+      sink.done = original_done;
+      return more;
+    };
+    return;
+  }
+  if (res.body.empty()) return;
+  auto body = std::make_shared<std::string>(std::move(res.body));
+  res.body.clear();
+  const std::string type = res.get_header_value("Content-Type");
+  res.headers.erase("Content-Type");
+  res.set_content_provider(
+      body->size(), type.c_str(),
+      [body, close_later](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+        if (!sink.write(body->data() + offset, length)) return false;
+        if (offset + length == body->size()) close_later();
+        return true;
+      });
+}
+
 void Simulator::Impl::setup_routes() {
   server.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
     generate(req, res, false);
+    close_after(req, res);
   });
   server.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
     generate(req, res, true);
+    close_after(req, res);
   });
   server.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
     if (!authorized(req, res)) return;
@@ -506,30 +644,49 @@ void Simulator::Impl::setup_routes() {
                                                       {"root", config.model},
                                                       {"max_model_len", config.max_model_len}}})}};
     res.set_content(j.dump(), "application/json");
+    close_after(req, res);
   });
   server.Get("/health", [](const httplib::Request&, httplib::Response& res) { res.status = 200; });
   server.Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) {
     if (!authorized(req, res)) return;
-    std::int64_t n = 0;
-    try {
-      const auto body = nlohmann::json::parse(req.body);
-      if (body.contains("prompt") && body["prompt"].is_string())
-        n = count_words(body["prompt"].get<std::string>());
-      else if (body.contains("messages") && body["messages"].is_array())
-        for (const auto& m : body["messages"])
-          if (m.contains("content") && m["content"].is_string())
-            n += count_words(m["content"].get<std::string>());
-    } catch (const nlohmann::json::exception& e) {
+    if (config.tokenizer == SimTokenizer::none) {
+      res.status = 404;
+      res.set_content(R"({"detail":"Not Found"})", "application/json");
+      return;
+    }
+    const auto body = nlohmann::json::parse(req.body, nullptr, false);
+    if (!body.is_object()) {
       res.status = 400;
-      res.set_content(error_json(e.what(), "BadRequestError", 400), "application/json");
+      res.set_content(error_json("request body is not a JSON object", "BadRequestError", 400),
+                      "application/json");
+      return;
+    }
+    // vLLM reads "prompt" (or chat "messages"); llama.cpp reads "content" and answers any other
+    // shape with 200 and an empty token list.
+    const bool llama = config.tokenizer == SimTokenizer::llama_cpp;
+    std::int64_t n = 0;
+    const char* text_key = llama ? "content" : "prompt";
+    if (body.contains(text_key) && body[text_key].is_string()) {
+      n = count_tokens(body[text_key].get<std::string>(), config.chars_per_token);
+    } else if (!llama && body.contains("messages") && body["messages"].is_array()) {
+      for (const auto& m : body["messages"])
+        if (m.is_object() && m.contains("content") && m["content"].is_string())
+          n += count_tokens(m["content"].get<std::string>(), config.chars_per_token);
+    } else if (!llama) {
+      res.status = 400;
+      res.set_content(error_json("'prompt' must be a string", "BadRequestError", 400),
+                      "application/json");
       return;
     }
     nlohmann::json tokens = nlohmann::json::array();
     for (std::int64_t i = 0; i < n; ++i) tokens.push_back(i);
-    res.set_content(
-        nlohmann::json{{"count", n}, {"max_model_len", config.max_model_len}, {"tokens", tokens}}
-            .dump(),
-        "application/json");
+    nlohmann::json answer{{"tokens", std::move(tokens)}};
+    if (!llama) {
+      answer["count"] = n;
+      answer["max_model_len"] = config.max_model_len;
+    }
+    res.set_content(answer.dump(), "application/json");
+    close_after(req, res);
   });
   server.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(
@@ -564,6 +721,11 @@ int Simulator::start() {
   const auto threads = static_cast<std::size_t>(s.config.threads);
   s.server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   s.server.set_tcp_nodelay(true);
+  // cpp-httplib closes a connection after 5 requests by default; vLLM keeps it open.
+  s.server.set_keep_alive_max_count(
+      s.config.max_requests_per_connection > 0
+          ? static_cast<std::size_t>(s.config.max_requests_per_connection)
+          : std::size_t{1} << 30);
   // httplib's default adds SO_REUSEPORT, which lets a second simulator share a taken port
   // silently. The callback also tells us the listening socket, for the backlog below.
   s.server.set_socket_options([&s](int sock) {

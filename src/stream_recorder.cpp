@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 
 #include "aifc/openai_stream.hpp"
 
@@ -11,6 +12,7 @@ namespace {
 
 constexpr std::size_t kMaxErrorBody = 4096;
 constexpr std::size_t kMaxPlainBody = 64u << 20;
+constexpr const char* kEmptyAnswer = "the server answered 200 with no content and no usage";
 
 MonoNanos ns(std::chrono::milliseconds ms) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(ms).count();
@@ -18,15 +20,28 @@ MonoNanos ns(std::chrono::milliseconds ms) {
 
 }  // namespace
 
-// The message of an error body: OpenAI's {"error":{"message"}} or vLLM's {"message"}; else raw.
-std::string error_body_message(const std::string& body) {
-  StreamChunk c;
-  if (scan_openai_chunk(body, c) && c.is_error && !c.error_message.empty()) {
-    std::string m;
-    append_json_unescaped(m, c.error_message);
-    return m;
+std::string_view utf8_prefix(std::string_view text, std::size_t max_bytes) noexcept {
+  if (text.size() <= max_bytes) return text;
+  std::size_t n = max_bytes;
+  // Back up over continuation bytes (10xxxxxx) to the start of the character that was cut.
+  while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) --n;
+  return text.substr(0, n);
+}
+
+std::string error_body_message(std::string_view body) {
+  // Error paths are rare: a full JSON parse is fine here.
+  const auto doc = nlohmann::json::parse(body, nullptr, false);
+  if (doc.is_object()) {
+    if (const auto e = doc.find("error"); e != doc.end()) {
+      if (e->is_string()) return e->get<std::string>();
+      if (e->is_object() && e->contains("message") && (*e)["message"].is_string())
+        return (*e)["message"].get<std::string>();
+    }
+    for (const char* key : {"message", "detail"})
+      if (const auto m = doc.find(key); m != doc.end() && m->is_string())
+        return m->get<std::string>();
   }
-  std::string raw = body.substr(0, 300);
+  std::string raw(utf8_prefix(body, 300));
   for (char& ch : raw)
     if (ch == '\n' || ch == '\r') ch = ' ';
   return raw;
@@ -42,6 +57,7 @@ StreamRecorder::StreamRecorder(const ClientConfig& config) : config_(config) {
 void StreamRecorder::begin(RequestRecord& rec, const PreparedRequest& request,
                            MonoNanos scheduled_ns, MonoNanos send_ns) {
   rec_ = &rec;
+  rec.requested_output_tokens = request.max_tokens;
   rec.input_tokens = request.input_tokens;
   rec.input_tokens_exact = request.input_tokens_exact;
   rec.send_ns = send_ns;
@@ -92,6 +108,11 @@ void StreamRecorder::take_usage(const StreamChunk& chunk) {
 
 bool StreamRecorder::on_event(const SseEvent& ev, MonoNanos now) {
   RequestRecord& rec = *rec_;
+  if (ev.event == "error") {  // `event: error` + data, or llama.cpp's bare `error:` line
+    const std::string m = error_body_message(ev.data);
+    fail(RequestError::server_error, m.empty() ? "error event in stream" : m);
+    return false;
+  }
   if (ev.data == "[DONE]") {
     saw_done_ = true;
     return true;
@@ -99,7 +120,7 @@ bool StreamRecorder::on_event(const SseEvent& ev, MonoNanos now) {
   StreamChunk chunk;
   if (!scan_openai_chunk(ev.data, chunk)) {
     fail(RequestError::malformed_stream,
-         fmt::format("malformed stream chunk: {}", ev.data.substr(0, 200)));
+         fmt::format("malformed stream chunk: {}", utf8_prefix(ev.data, 200)));
     return false;
   }
   if (chunk.is_error) {
@@ -225,9 +246,11 @@ void StreamRecorder::finish(TransportEnd end, MonoNanos now, const std::string& 
       StreamChunk chunk;
       if (!scan_openai_chunk(plain_body_, chunk)) {
         fail(RequestError::malformed_stream,
-             fmt::format("response is not JSON: {}", plain_body_.substr(0, 200)));
+             fmt::format("response is not JSON: {}", utf8_prefix(plain_body_, 200)));
       } else if (chunk.is_error) {
         fail(RequestError::server_error, error_body_message(plain_body_));
+      } else if (chunk.text.empty() && chunk.reasoning.empty() && chunk.completion_tokens < 0) {
+        fail(RequestError::server_error, kEmptyAnswer);
       } else {
         rec.token_ns.push_back(rec.end_ns);
         rec.first_answer_ns = rec.end_ns;
@@ -236,6 +259,9 @@ void StreamRecorder::finish(TransportEnd end, MonoNanos now, const std::string& 
       }
     } else if (!saw_done_ && !saw_finish_) {
       fail(RequestError::connection_closed, "stream ended before [DONE]");
+    } else if (rec.token_ns.empty() && rec.output_token_source != TokenSource::usage) {
+      // A 200 stream that carried nothing: vLLM's client counts it failed, and so does aifc.
+      fail(RequestError::server_error, kEmptyAnswer);
     }
   }
   if (rec.ok() && rec.output_token_source == TokenSource::none) {

@@ -9,8 +9,13 @@
 
 namespace aifc::detail {
 
-/// The message of an error body: OpenAI's {"error":{"message"}}, vLLM's {"message"}, else raw text.
-std::string error_body_message(const std::string& body);
+/// The message of an error body or an in-stream error event: OpenAI's {"error":{"message"}} or
+/// {"error":"..."}, vLLM's and llama.cpp's {"message"}, FastAPI's {"detail"}; else the raw text,
+/// cut to a few hundred bytes at a character boundary.
+std::string error_body_message(std::string_view body);
+
+/// The first `max_bytes` bytes of `text`, shortened so that no UTF-8 character is cut in half.
+std::string_view utf8_prefix(std::string_view text, std::size_t max_bytes) noexcept;
 
 /// How a transport saw a request end.
 enum class TransportEnd {

@@ -9,6 +9,7 @@
 #include "aifc/error.hpp"
 #include "aifc/openai_stream.hpp"
 #include "aifc/sse.hpp"
+#include "keep_alive.hpp"
 #include "stream_recorder.hpp"
 #include "url.hpp"
 
@@ -113,11 +114,27 @@ struct VLLMClient::Impl {
     path = url.prefix + config.endpoint;
   }
 
-  // A short-lived connection for set-up calls, so they never disturb the measuring one.
-  std::unique_ptr<httplib::Client> side_client() const {
-    auto c = std::make_unique<httplib::Client>(url.origin);
-    configure(*c, config, std::min(config.read_timeout, std::chrono::milliseconds(30'000)));
-    return c;
+  // A connection of its own for set-up calls, so they never disturb the measuring one.
+  httplib::Client& side_client() {
+    if (!side) {
+      side = std::make_unique<httplib::Client>(url.origin);
+      configure(*side, config, std::min(config.read_timeout, std::chrono::milliseconds(30'000)));
+    }
+    return *side;
+  }
+
+  std::optional<std::int64_t> count_with(TokenizerApi api, const std::string& text);
+
+  /// A set-up call, made again once on a fresh connection when the kept-alive one had been
+  /// closed by the server (the same habit the measuring path handles).
+  template <class Call>
+  httplib::Result side_call(Call&& call) {
+    auto res = call(side_client());
+    if (!res && (res.error() == httplib::Error::Read || res.error() == httplib::Error::Write)) {
+      side_client().stop();
+      res = call(side_client());
+    }
+    return res;
   }
 
   httplib::Headers side_headers() const {
@@ -145,7 +162,36 @@ struct VLLMClient::Impl {
   std::atomic<int> abort_reason{static_cast<int>(RequestError::none)};
   std::atomic<MonoNanos> first_token_deadline{-1};  // -1: none or already met
   std::atomic<MonoNanos> total_deadline{-1};
+  // The kept-alive connection's life, to decide whether it may carry the next request.
+  std::int64_t responses_on_connection = 0;
+  std::unique_ptr<httplib::Client> side;
+  std::optional<TokenizerApi> tokenizer;  // probed once
+  MonoNanos idle_since = -1;
+  detail::KeepAliveHint keep_alive;
+
+  /// One exchange on the measuring connection; true when the response arrived complete.
+  bool exchange(httplib::Request& req, httplib::Error& err);
 };
+
+bool VLLMClient::Impl::exchange(httplib::Request& req, httplib::Error& err) {
+  httplib::Response res;
+  err = httplib::Error::Success;
+  const MonoNanos send_ns = mono_now();
+  first_token_deadline.store(config.first_token_timeout.count() > 0
+                                 ? send_ns + std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                 config.first_token_timeout)
+                                                 .count()
+                                 : -1,
+                             std::memory_order_relaxed);
+  total_deadline.store(
+      send_ns +
+          std::chrono::duration_cast<std::chrono::nanoseconds>(config.request_timeout).count(),
+      std::memory_order_relaxed);
+  const bool sent = cli.send(req, res, err);
+  first_token_deadline.store(-1, std::memory_order_relaxed);
+  total_deadline.store(-1, std::memory_order_relaxed);
+  return sent;
+}
 
 RequestRecord VLLMClient::Impl::send(const PreparedRequest& prepared, MonoNanos scheduled_ns) {
   RequestRecord rec;
@@ -164,6 +210,7 @@ RequestRecord VLLMClient::Impl::send(const PreparedRequest& prepared, MonoNanos 
   req.headers = headers;
   req.body = prepared.body;
   req.response_handler = [&](const httplib::Response& res) {
+    keep_alive = detail::KeepAliveHint::parse(res.get_header_value("Keep-Alive"));
     recorder.on_headers(
         res.status,
         res.get_header_value("Content-Type").find("text/event-stream") != std::string::npos,
@@ -177,28 +224,36 @@ RequestRecord VLLMClient::Impl::send(const PreparedRequest& prepared, MonoNanos 
     return recorder.on_body(data, len, now);
   };
 
-  httplib::Response res;
+  // A kept-alive connection idle past the server's announced timeout is likely being closed.
+  bool reused = cli.is_socket_open() != 0;
+  const MonoNanos idle_limit = keep_alive.idle_limit_ns();
+  if (reused && idle_limit >= 0 && mono_now() - idle_since > idle_limit) {
+    cli.stop();
+    reused = false;
+  }
+  if (!reused) responses_on_connection = 0;
   httplib::Error err = httplib::Error::Success;
-  const MonoNanos send_ns = mono_now();
-  recorder.begin(rec, prepared, scheduled_ns, send_ns);
-  first_token_deadline.store(config.first_token_timeout.count() > 0
-                                 ? send_ns + std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                                 config.first_token_timeout)
-                                                 .count()
-                                 : -1,
-                             std::memory_order_relaxed);
-  total_deadline.store(
-      send_ns +
-          std::chrono::duration_cast<std::chrono::nanoseconds>(config.request_timeout).count(),
-      std::memory_order_relaxed);
-  const bool sent = cli.send(req, res, err);
+  recorder.begin(rec, prepared, scheduled_ns, mono_now());
+  bool sent = exchange(req, err);
+  // A server may close a kept-alive connection while the next request is already on its way:
+  // such a request never reached it. Resend it once on a fresh connection, measured from the
+  // second send (its lateness shows the delay), instead of counting a server failure.
+  if (!sent && reused && rec.first_byte_ns < 0 &&
+      (err == httplib::Error::Read || err == httplib::Error::Write) &&
+      abort_reason.load(std::memory_order_relaxed) == static_cast<int>(RequestError::none) &&
+      !cancelled.load(std::memory_order_relaxed)) {
+    cli.stop();
+    responses_on_connection = 0;
+    recorder.begin(rec, prepared, rec.scheduled_ns, mono_now());
+    rec.retried = true;
+    sent = exchange(req, err);
+  }
   const MonoNanos end_ns = mono_now();
-  first_token_deadline.store(-1, std::memory_order_relaxed);
-  total_deadline.store(-1, std::memory_order_relaxed);
-
   using detail::TransportEnd;
   if (sent) {
     recorder.finish(TransportEnd::complete, end_ns);
+    idle_since = end_ns;
+    if (!keep_alive.allows_another(++responses_on_connection)) cli.stop();
   } else {
     const auto reason = static_cast<RequestError>(abort_reason.load(std::memory_order_relaxed));
     if (reason != RequestError::none) recorder.fail(reason, recorder.timeout_message(reason));
@@ -251,7 +306,13 @@ PreparedRequest VLLMClient::prepare(const RequestSpec& spec) const {
   nlohmann::json body{{"model", c.model}, {"stream", c.stream}, {"temperature", 0.0}};
   if (c.is_chat()) {
     body["messages"] = nlohmann::json::array({{{"role", "user"}, {"content", spec.prompt}}});
-    if (spec.max_tokens > 0) body["max_completion_tokens"] = spec.max_tokens;
+    // Both names: servers differ in which one they read (vLLM either, llama.cpp and older
+    // servers only max_tokens, OpenAI's newer models only max_completion_tokens). A user can
+    // drop one with extra_body {"max_tokens": null}.
+    if (spec.max_tokens > 0) {
+      body["max_completion_tokens"] = spec.max_tokens;
+      body["max_tokens"] = spec.max_tokens;
+    }
   } else {
     body["prompt"] = spec.prompt;
     if (spec.max_tokens > 0) body["max_tokens"] = spec.max_tokens;
@@ -262,6 +323,7 @@ PreparedRequest VLLMClient::prepare(const RequestSpec& spec) const {
   if (spec.extra_body.is_object()) body.merge_patch(spec.extra_body);
   PreparedRequest p;
   p.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  p.max_tokens = spec.max_tokens;
   p.input_tokens = spec.input_tokens;
   p.input_tokens_exact = spec.input_tokens_exact;
   return p;
@@ -288,8 +350,9 @@ void VLLMClient::expire_if_late(MonoNanos now) noexcept {
 }
 
 std::vector<std::string> VLLMClient::list_models() {
-  auto cli = impl_->side_client();
-  auto res = cli->Get(impl_->url.prefix + "/v1/models", impl_->side_headers());
+  auto res = impl_->side_call([&](httplib::Client& c) {
+    return c.Get(impl_->url.prefix + "/v1/models", impl_->side_headers());
+  });
   if (!res)
     throw Error(ErrorCode::connection_failed,
                 fmt::format("cannot reach {} ({}); is the server running?", impl_->config.base_url,
@@ -311,26 +374,84 @@ std::vector<std::string> VLLMClient::list_models() {
 }
 
 bool VLLMClient::health() {
-  auto cli = impl_->side_client();
-  auto res = cli->Get(impl_->url.prefix + "/health", impl_->side_headers());
+  auto res = impl_->side_call([&](httplib::Client& c) {
+    return c.Get(impl_->url.prefix + "/health", impl_->side_headers());
+  });
   return res && res->status >= 200 && res->status < 300;
 }
 
-std::optional<std::int64_t> VLLMClient::count_tokens(const std::string& text) {
-  auto cli = impl_->side_client();
-  nlohmann::json body{
-      {"model", impl_->config.model}, {"prompt", text}, {"add_special_tokens", false}};
-  auto res = cli->Post(impl_->url.prefix + "/tokenize", impl_->side_headers(),
-                       body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
-                       "application/json");
-  if (!res || res->status != 200) return std::nullopt;
-  try {
-    const auto j = nlohmann::json::parse(res->body);
-    if (j.contains("count")) return j["count"].get<std::int64_t>();
-    if (j.contains("tokens")) return static_cast<std::int64_t>(j["tokens"].size());
-  } catch (const nlohmann::json::exception&) {
+std::string_view to_string(TokenizerApi api) noexcept {
+  switch (api) {
+    case TokenizerApi::vllm:
+      return "vllm";
+    case TokenizerApi::llama_cpp:
+      return "llama_cpp";
+    case TokenizerApi::tgi:
+      return "tgi";
+    case TokenizerApi::none:
+      break;
   }
+  return "none";
+}
+
+std::optional<std::int64_t> VLLMClient::Impl::count_with(TokenizerApi api,
+                                                         const std::string& text) {
+  nlohmann::json body;
+  switch (api) {
+    case TokenizerApi::vllm:
+      body = {{"model", config.model}, {"prompt", text}, {"add_special_tokens", false}};
+      break;
+    case TokenizerApi::llama_cpp:
+      body = {{"content", text}, {"add_special", false}};
+      break;
+    case TokenizerApi::tgi:
+      body = {{"inputs", text}};
+      break;
+    case TokenizerApi::none:
+      return std::nullopt;
+  }
+  const std::string payload = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  auto res = side_call([&](httplib::Client& c) {
+    return c.Post(url.prefix + "/tokenize", side_headers(), payload, "application/json");
+  });
+  if (!res || res->status != 200) return std::nullopt;
+  const auto j = nlohmann::json::parse(res->body, nullptr, false);
+  if (api == TokenizerApi::tgi) {
+    if (j.is_array()) return static_cast<std::int64_t>(j.size());
+    return std::nullopt;
+  }
+  if (!j.is_object()) return std::nullopt;
+  if (api == TokenizerApi::vllm && j.contains("count") && j["count"].is_number_integer())
+    return j["count"].get<std::int64_t>();
+  if (j.contains("tokens") && j["tokens"].is_array())
+    return static_cast<std::int64_t>(j["tokens"].size());
   return std::nullopt;
+}
+
+TokenizerApi VLLMClient::probe_tokenizer() {
+  auto& s = *impl_;
+  if (s.tokenizer) return *s.tokenizer;
+  // Two plain texts, the second four times the first: any real tokenizer counts both above
+  // zero and the second higher.
+  const std::string shorter = "the quick brown fox jumps over the lazy dog";
+  const std::string longer = shorter + " " + shorter + " " + shorter + " " + shorter;
+  s.tokenizer = TokenizerApi::none;
+  for (const auto api : {TokenizerApi::vllm, TokenizerApi::llama_cpp, TokenizerApi::tgi}) {
+    const auto a = s.count_with(api, shorter);
+    if (!a || *a <= 0) continue;
+    const auto b = s.count_with(api, longer);
+    if (b && *b > *a) {
+      s.tokenizer = api;
+      break;
+    }
+  }
+  return *s.tokenizer;
+}
+
+std::optional<std::int64_t> VLLMClient::count_tokens(const std::string& text) {
+  const TokenizerApi api = probe_tokenizer();
+  if (api == TokenizerApi::none) return std::nullopt;
+  return impl_->count_with(api, text);
 }
 
 }  // namespace aifc

@@ -39,6 +39,30 @@ assert r["total_input_tokens"] == 40 * 32, r["total_input_tokens"]  # exact thro
 assert r["input_tokens_exact"] is True
 PY
 
+# Habits of real servers, through the built-in simulator: a /tokenize of llama.cpp's shape with a
+# tokenizer that splits words, or none at all; connections closed after every response.
+for tokenizer in llama_cpp vllm none; do
+  "$aifc" bench --num-prompts 20 --random-input-len 40 --random-output-len 4 --max-concurrency 4 \
+    --sim-tokenizer "$tokenizer" --sim-chars-per-token 3 --sim-close-after-response 10 \
+    --sim-ttft-ms 1 --sim-itl-ms 1 --save-detailed --result-dir "$tmp/tok" \
+    --result-filename "$tokenizer.json" --disable-tqdm >"$tmp/out" 2>"$tmp/err" \
+    || fail "bench with --sim-tokenizer $tokenizer: $(cat "$tmp/err")"
+  if [ "$tokenizer" = none ]; then
+    grep -q "no /tokenize that counts" "$tmp/err" || fail "no warning without a tokenizer: $(cat "$tmp/err")"
+  fi
+  python3 - "$tmp/tok/$tokenizer.json" "$tokenizer" <<'PY'
+import json, sys
+r, tokenizer = json.load(open(sys.argv[1])), sys.argv[2]
+assert r["completed"] == 20 and r["failed"] == 0, (r["completed"], r["errors_by_kind"])
+assert r["input_tokens_exact"] is True  # the server's usage confirms every count
+if tokenizer == "none":
+    # Lengths are estimates (a word per token); the server's usage tells the truth.
+    assert all(n >= 40 for n in r["input_lens"]), r["input_lens"]
+else:
+    assert r["input_lens"] == [40] * 20, r["input_lens"]
+PY
+done
+
 # A separate simulator process, and Ctrl-C in the middle of a long run keeps the partial result.
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$aifc" sim --port "$port" --ttft-ms 5 --itl-ms 20 >"$tmp/sim.out" 2>&1 &

@@ -3,6 +3,7 @@
 #include <aifc/client_group.hpp>
 #include <aifc/error.hpp>
 #include <aifc/simulator.hpp>
+#include <algorithm>
 #include <cstdlib>
 #include <mutex>
 #include <set>
@@ -86,9 +87,12 @@ TEST_CASE("client_group: a paced run sends on schedule and measures every reques
   std::vector<aifc::MonoNanos> planned(200);
   while (auto s = schedule.next()) planned[s->index] = s->offset.count();
   for (const auto& r : result.records) CHECK(r.scheduled_ns - result.start_ns == planned[r.index]);
-  // The client keeps up with 200 req/s: lateness stays far below the mean gap of 5 ms.
-  CHECK(result.summary["p99_lateness_ms"].get<double>() < 5.0);
-  CHECK(result.summary["duration"].get<double>() == doctest::Approx(1.0).epsilon(0.35));
+  // Nothing leaves before its time, so the run lasts at least as long as the schedule. How
+  // late sends are is a speed figure, measured in bench/ (a loaded machine would fail a bound).
+  for (const auto& r : result.records) CHECK(r.send_ns >= r.scheduled_ns);
+  const double last_s =
+      static_cast<double>(*std::max_element(planned.begin(), planned.end())) * 1e-9;
+  CHECK(result.summary["duration"].get<double>() >= last_s);
   // Observers: one dispatcher thread, the one that called run(); a throwing one is counted.
   CHECK(recorder->started == 1);
   CHECK(recorder->finished == 1);
@@ -108,7 +112,7 @@ TEST_CASE("client_group: max concurrency bounds the requests in flight") {
   const auto result = group.run();
   CHECK(result.summary["completed"] == 40);
   CHECK(result.summary["max_concurrent_requests"] == 4);
-  CHECK(result.summary["mean_ttft_ms"].get<double>() == doctest::Approx(20).epsilon(0.25));
+  CHECK(result.summary["mean_ttft_ms"].get<double>() >= 20.0);  // the server's delay is a floor
 }
 
 TEST_CASE("client_group: stop() ends the run early and keeps what was measured") {
@@ -125,7 +129,7 @@ TEST_CASE("client_group: stop() ends the run early and keeps what was measured")
   const auto t0 = aifc::mono_now();
   const auto result = group.run();
   stopper.join();
-  CHECK((aifc::mono_now() - t0) < 3'000'000'000);
+  CHECK((aifc::mono_now() - t0) < 30'000'000'000);  // not the 100 s the whole schedule takes
   CHECK(result.interrupted);
   CHECK(result.summary["completed"].get<int>() > 20);
   CHECK(result.summary["cancelled"].get<int>() > 0);  // those in flight at the stop
@@ -187,9 +191,9 @@ TEST_CASE("client_group: duration-limited run, warm-ups and aggregate-only mode"
   CHECK(result.records.empty());
   CHECK(result.summary["completed"].get<int>() > 20);
   CHECK(result.summary["percentiles_exact"] == false);
-  // It stops sending at 0.7 s; the bound above leaves room for a loaded CI machine.
+  // It stops sending at 0.7 s; the upper bound only tells "stopped" from "never stopped".
   CHECK(result.duration_s >= 0.65);
-  CHECK(result.duration_s < 2.5);
+  CHECK(result.duration_s < 30);
 
   auto bad = group_for(sim, 10);
   bad.max_clients = 0;
@@ -203,7 +207,7 @@ TEST_CASE("client_group: duration-limited run, warm-ups and aggregate-only mode"
 TEST_CASE("client_group: stalls, slow starts and unreachable servers become records") {
   auto cfg = sim_config("1", "1");
   cfg.stall_rate = 1;
-  cfg.stall = std::chrono::milliseconds(5000);
+  cfg.stall = std::chrono::milliseconds(20000);
   aifc::Simulator stalling(cfg);
   stalling.start();
   auto g = group_for(stalling, 4);
@@ -211,18 +215,18 @@ TEST_CASE("client_group: stalls, slow starts and unreachable servers become reco
   auto t0 = aifc::mono_now();
   auto result = aifc::ClientGroup(g, prompts()).run();
   CHECK(result.summary["errors_by_kind"]["timeout_read"] == 4);
-  CHECK(aifc::mono_now() - t0 < 3'000'000'000);
+  CHECK(aifc::mono_now() - t0 < 15'000'000'000);  // cut short, well before the 20 s stall
   for (const auto& r : result.records)
     CHECK(r.token_ns.size() == 2);  // tokens before the stall are kept
 
-  aifc::Simulator slow(sim_config("3000", "1"));
+  aifc::Simulator slow(sim_config("20000", "1"));
   slow.start();
   g = group_for(slow, 3);
   g.client.first_token_timeout = std::chrono::milliseconds(200);
   t0 = aifc::mono_now();
   result = aifc::ClientGroup(g, prompts()).run();
   CHECK(result.summary["errors_by_kind"]["timeout_first_token"] == 3);
-  CHECK(aifc::mono_now() - t0 < 2'000'000'000);
+  CHECK(aifc::mono_now() - t0 < 15'000'000'000);  // well before the 20 s first token
 
   g = group_for(slow, 2);
   g.client.request_timeout = std::chrono::milliseconds(300);
@@ -244,10 +248,11 @@ TEST_CASE(
   g.load.max_concurrency = 3;
   auto result = aifc::ClientGroup(g, prompts(6, 11)).run();
   REQUIRE(result.summary["completed"] == 6);
-  CHECK(result.summary["mean_ttft_ms"].get<double>() == doctest::Approx(30).epsilon(0.15));
-  CHECK(result.summary["mean_itl_ms"].get<double>() == doctest::Approx(5).epsilon(0.15));
+  // The simulator's delays are floors; how close aifc measures them is a figure for bench/.
+  CHECK(result.summary["mean_ttft_ms"].get<double>() >= 30.0);
   CHECK(result.summary["total_output_tokens"] == 66);
   for (const auto& r : result.records) {
+    CHECK(r.e2el_s() >= 0.030 + 10 * 0.005);  // first token, then ten gaps of 5 ms
     CHECK(r.input_tokens == 6);
     CHECK(r.input_tokens_exact);
     CHECK(r.server_token_ns.size() == 11);
@@ -289,4 +294,117 @@ TEST_CASE("client_group: config JSON round trip, as services and Python send it"
   CHECK(*back.summary.goodput.ttft_ms == 100);
   CHECK(back.summary.metric_percentiles == std::vector<double>{50, 99.9});
   CHECK(nlohmann::json(back) == j);
+}
+
+// Habits of real servers other than vLLM (issue: llama.cpp's server broke the measurement).
+
+TEST_CASE("client_group: a server that closes after every response causes no false failures") {
+  auto cfg = sim_config("2", "1");
+  // Long enough that the next request is always on its way before the close: the stale case.
+  cfg.close_after_response = std::chrono::milliseconds(20);
+  aifc::Simulator sim(cfg);
+  sim.start();
+  for (const std::int64_t concurrency : {1, 8}) {
+    for (const bool stream : {true, false}) {
+      for (const char* endpoint : {"/v1/completions", "/v1/chat/completions"}) {
+        CAPTURE(concurrency);
+        CAPTURE(stream);
+        CAPTURE(endpoint);
+        auto g = group_for(sim, 24);
+        g.load.max_concurrency = concurrency;
+        g.client.stream = stream;
+        g.client.endpoint = endpoint;
+        const auto result = aifc::ClientGroup(g, prompts(24, 4)).run();
+        CHECK(result.summary["failed"] == 0);
+        CHECK(result.summary["completed"] == 24);
+        CHECK(result.summary["total_output_tokens"] == 96);
+        if (concurrency == 1) CHECK(result.summary["retried_requests"].get<int>() > 0);
+        for (const auto& r : result.records) {
+          // A resent request is measured from its second send; its lateness holds the delay.
+          if (r.retried) CHECK(r.send_ns >= r.scheduled_ns);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("client_group: Keep-Alive max and Connection: close end connections cleanly") {
+  auto cfg = sim_config("1", "1");
+  cfg.max_requests_per_connection = 3;
+  aifc::Simulator sim(cfg);
+  sim.start();
+  auto g = group_for(sim, 30);
+  g.load.max_concurrency = 2;
+  const auto result = aifc::ClientGroup(g, prompts(30, 3)).run();
+  CHECK(result.summary["failed"] == 0);
+  CHECK(result.summary["completed"] == 30);
+}
+
+TEST_CASE("client_group: errors inside a 200 stream are failures with the server's message") {
+  using Style = aifc::StreamErrorStyle;
+  for (const auto style : {Style::data, Style::event, Style::error_field}) {
+    CAPTURE(nlohmann::json(style).dump());
+    auto cfg = sim_config("1", "1");
+    cfg.stream_error_rate = 1;
+    cfg.stream_error_style = style;
+    aifc::Simulator sim(cfg);
+    sim.start();
+    for (const char* endpoint : {"/v1/completions", "/v1/chat/completions"}) {
+      auto g = group_for(sim, 10);
+      g.client.endpoint = endpoint;
+      const auto result = aifc::ClientGroup(g, prompts(10, 6)).run();
+      CHECK(result.summary["completed"] == 0);
+      CHECK(result.summary["failed"] == 10);
+      CHECK(result.summary["errors_by_kind"]["server_error"] == 10);
+      for (const auto& r : result.records) CHECK(r.error_message == "injected stream error");
+    }
+  }
+}
+
+TEST_CASE("client_group: a 200 answer with no content and no usage is a failure") {
+  auto cfg = sim_config("1", "1");
+  cfg.empty_response_rate = 1;
+  aifc::Simulator sim(cfg);
+  sim.start();
+  for (const bool stream : {true, false}) {
+    for (const char* endpoint : {"/v1/completions", "/v1/chat/completions"}) {
+      CAPTURE(stream);
+      CAPTURE(endpoint);
+      auto g = group_for(sim, 6);
+      g.client.stream = stream;
+      g.client.endpoint = endpoint;
+      const auto result = aifc::ClientGroup(g, prompts(6, 4)).run();
+      CHECK(result.summary["completed"] == 0);
+      CHECK(result.summary["errors_by_kind"]["server_error"] == 6);
+      CHECK(result.records[0].error_message.find("no content and no usage") != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("client_group: the requested length holds on servers that read either field") {
+  using Field = aifc::LengthField;
+  for (const auto field : {Field::both, Field::max_tokens, Field::max_completion_tokens}) {
+    CAPTURE(nlohmann::json(field).dump());
+    auto cfg = sim_config("1", "1");
+    cfg.length_field = field;
+    cfg.default_max_tokens = 40;  // what such a server generates when it misses the field
+    aifc::Simulator sim(cfg);
+    sim.start();
+    auto g = group_for(sim, 8);
+    g.client.endpoint = "/v1/chat/completions";
+    auto result = aifc::ClientGroup(g, prompts(8, 5)).run();
+    CHECK(result.summary["completed"] == 8);
+    CHECK(result.summary["total_output_tokens"] == 40);
+    CHECK(result.summary["exceeded_requested_length"] == 0);
+
+    // Without max_tokens in the body, a server that reads only that field overruns: reported.
+    g.client.extra_body = {{"max_tokens", nullptr}};
+    result = aifc::ClientGroup(g, prompts(8, 5)).run();
+    CHECK(result.summary["completed"] == 8);
+    const int over = field == Field::max_tokens ? 8 : 0;
+    CHECK(result.summary["exceeded_requested_length"] == over);
+    const bool reported = aifc::format_summary_table(result.summary, g.summary)
+                              .find("Answers longer than max_tokens:") != std::string::npos;
+    CHECK(reported == (over > 0));
+  }
 }

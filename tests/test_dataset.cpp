@@ -2,6 +2,7 @@
 
 #include <aifc/dataset.hpp>
 #include <aifc/error.hpp>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -68,6 +69,65 @@ TEST_CASE("dataset: a token counter makes random lengths exact") {
     return std::nullopt;
   };
   CHECK_FALSE(aifc::load_dataset(c, none)[0].input_tokens_exact);
+}
+
+TEST_CASE("dataset: prompts fit a tokenizer that splits words, in a few counts each") {
+  // Each word is ceil(length / 3) tokens, as the simulator's --chars-per-token 3 counts.
+  int calls = 0;
+  aifc::TokenCounter split = [&calls](const std::string& s) -> std::optional<std::int64_t> {
+    ++calls;
+    std::int64_t n = 0, word = 0;
+    for (char c : s + " ") {
+      if (c != ' ') {
+        ++word;
+      } else if (word > 0) {
+        n += (word + 2) / 3;
+        word = 0;
+      }
+    }
+    return n;
+  };
+  aifc::DatasetConfig c;
+  c.num_prompts = 50;
+  for (const std::int64_t len : {1, 16, 200, 1024}) {
+    CAPTURE(len);
+    c.random_input_len = len;
+    calls = 0;
+    const auto prompts = aifc::load_dataset(c, split);
+    int on_target = 0;
+    for (const auto& p : prompts) {
+      CHECK(p.input_tokens_exact);
+      CHECK(*split(p.text) == p.input_tokens);  // the length reported is the text's count
+      // The target, or the nearest word boundary: at most one word (3 tokens here) away.
+      CHECK(std::abs(p.input_tokens - len) <= 3);
+      on_target += p.input_tokens == len;
+    }
+    CHECK(on_target == 50);  // the word search plus one top-up reaches every target
+    // One count for the probe, then a handful per prompt (the 50 checks above aside).
+    const int fitting = calls - 50 - 1;
+    CHECK(fitting <= 7 * 50);
+    CHECK(static_cast<double>(fitting) / 50 <= 4.0);
+    MESSAGE("len ", len, ": ", on_target, "/50 on target, ", fitting / 50.0, " counts a prompt");
+  }
+}
+
+TEST_CASE("dataset: a tokenizer that counts nothing is not trusted") {
+  // A server answering another request shape with 200 and no tokens must not be believed:
+  // lengths stay the drawn ones (one word per token) and are not called exact.
+  int calls = 0;
+  aifc::TokenCounter zero = [&calls](const std::string&) -> std::optional<std::int64_t> {
+    ++calls;
+    return 0;
+  };
+  aifc::DatasetConfig c;
+  c.num_prompts = 10;
+  c.random_input_len = 16;
+  for (const auto& p : aifc::load_dataset(c, zero)) {
+    CHECK_FALSE(p.input_tokens_exact);
+    CHECK(p.input_tokens == 16);
+    CHECK(words(p.text) == 16);
+  }
+  CHECK(calls == 1);
 }
 
 TEST_CASE("dataset: random prefix is shared") {

@@ -110,3 +110,30 @@ TEST_CASE("simulator: config JSON round trip") {
   CHECK(nlohmann::json{{"ttft_ms", 12}}.get<aifc::SimulatorConfig>().ttft.a_ms == 12);
   CHECK_THROWS_AS((nlohmann::json{{"itl_ms", "soon"}}.get<aifc::SimulatorConfig>()), aifc::Error);
 }
+
+TEST_CASE("simulator: real-server habits are options that round-trip and are checked") {
+  aifc::SimulatorConfig c;
+  c.tokenizer = aifc::SimTokenizer::llama_cpp;
+  c.length_field = aifc::LengthField::max_tokens;
+  c.stream_error_style = aifc::StreamErrorStyle::error_field;
+  c.close_after_response = std::chrono::milliseconds(3);
+  c.max_requests_per_connection = 7;
+  c.chars_per_token = 4;
+  c.empty_response_rate = 0.5;
+  const auto j = nlohmann::json(c);
+  CHECK(j["tokenizer"] == "llama_cpp");
+  CHECK(j["stream_error_style"] == "error_field");
+  const auto back = j.get<aifc::SimulatorConfig>();
+  CHECK(nlohmann::json(back) == j);
+  CHECK_THROWS_WITH_AS((nlohmann::json{{"tokenizer", "llamacpp"}}.get<aifc::SimulatorConfig>()),
+                       doctest::Contains("tokenizer"), aifc::Error);
+  CHECK_THROWS_AS((nlohmann::json{{"length_field", "max_tokenz"}}.get<aifc::SimulatorConfig>()),
+                  aifc::Error);
+  c = {};
+  c.chars_per_token = -1;
+  CHECK_THROWS_AS(c.validate(), aifc::Error);
+  c = {};
+  c.empty_response_rate = 0.7;
+  c.error_rate = 0.5;
+  CHECK_THROWS_AS(c.validate(), aifc::Error);  // rates add up to more than 1
+}

@@ -39,6 +39,7 @@ void from_json(const nlohmann::json& j, SummaryOptions& o);
 
 /// Mean, median, standard deviation and chosen percentiles of one latency metric, in ms.
 struct MetricStats {
+  std::uint64_t count = 0;  ///< samples; with none every figure is 0, as vLLM writes it
   double mean = 0, median = 0, std = 0;
   std::vector<std::pair<double, double>> percentiles;  ///< (p, value)
 };
@@ -63,6 +64,8 @@ class MetricsAggregate {
   std::map<std::string, std::uint64_t> errors_by_kind;
   std::map<std::string, std::uint64_t> output_token_source;
   std::uint64_t inexact_input_counts = 0;
+  std::uint64_t exceeded_requested_length = 0;  ///< answers longer than their max_tokens
+  std::uint64_t retried = 0;  ///< resent once on a fresh connection (a stale kept-alive one)
 
   nlohmann::json to_json() const;
   static MetricsAggregate from_json(const nlohmann::json& j);

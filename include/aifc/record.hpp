@@ -75,6 +75,10 @@ struct RequestRecord {
   bool input_tokens_exact = false;  ///< true when the server's usage confirmed the count
   std::int64_t output_tokens = 0;
   TokenSource output_token_source = TokenSource::none;
+  std::int64_t requested_output_tokens = 0;  ///< the max_tokens asked for; 0: none
+  /// Sent a second time on a fresh connection because a kept-alive one had been closed by the
+  /// server before any byte of the answer came back (its send_ns is the second send's).
+  bool retried = false;
   int http_status = 0;
   RequestError error = RequestError::none;
   std::string error_message;
@@ -88,6 +92,10 @@ struct RequestRecord {
   double tpot_s() const noexcept;
   /// How late the send was against the schedule, in seconds.
   double lateness_s() const noexcept;
+  /// The server generated more tokens than the request asked for.
+  bool exceeded_requested_length() const noexcept {
+    return ok() && requested_output_tokens > 0 && output_tokens > requested_output_tokens;
+  }
 };
 
 void to_json(nlohmann::json& j, const RequestRecord& r);

@@ -19,6 +19,30 @@ struct DelaySpec {
   std::string to_string() const;
 };
 
+/// Which request fields set the answer's length: vLLM reads both names, llama.cpp's server and
+/// older servers only `max_tokens`, some newer ones only `max_completion_tokens`.
+enum class LengthField { both, max_tokens, max_completion_tokens };
+
+/// How an injected in-stream error is written: vLLM's and OpenAI's `data: {"error": ...}`, an
+/// `event: error` with its data, or llama.cpp's bare `error: {...}` line.
+enum class StreamErrorStyle { data, event, error_field };
+
+/// The /tokenize endpoint the simulator offers (see aifc::TokenizerApi): vLLM's shape,
+/// llama.cpp's (which answers a vLLM-shaped request with 200 and no tokens, as llama.cpp does),
+/// or none (404).
+enum class SimTokenizer { vllm, llama_cpp, none };
+
+NLOHMANN_JSON_SERIALIZE_ENUM(LengthField,
+                             {{LengthField::both, "both"},
+                              {LengthField::max_tokens, "max_tokens"},
+                              {LengthField::max_completion_tokens, "max_completion_tokens"}})
+NLOHMANN_JSON_SERIALIZE_ENUM(StreamErrorStyle, {{StreamErrorStyle::data, "data"},
+                                                {StreamErrorStyle::event, "event"},
+                                                {StreamErrorStyle::error_field, "error_field"}})
+NLOHMANN_JSON_SERIALIZE_ENUM(SimTokenizer, {{SimTokenizer::vllm, "vllm"},
+                                            {SimTokenizer::llama_cpp, "llama_cpp"},
+                                            {SimTokenizer::none, "none"}})
+
 /// A vLLM-compatible test server. Faults are drawn per request from the seed, so a given
 /// seed and request order fault the same requests every time.
 struct SimulatorConfig {
@@ -33,14 +57,28 @@ struct SimulatorConfig {
   std::int64_t reasoning_tokens = 0;  ///< chat: the first N tokens arrive as reasoning_content
   double eos_probability = 0;         ///< per token, unless the request sets ignore_eos
   std::int64_t max_model_len = 1 << 20;
+  // Habits of real servers other than vLLM, each off (vLLM's behaviour) by default.
+  LengthField length_field = LengthField::both;
+  SimTokenizer tokenizer = SimTokenizer::vllm;
+  /// Characters per token of the simulated tokenizer: 0 counts a word as one token; N counts
+  /// each word as ceil(length / N) tokens, like a tokenizer that splits words.
+  std::int64_t chars_per_token = 0;
+  /// >= 0: close the connection this long after every response while its headers still
+  /// promise keep-alive (llama.cpp's server was seen doing that); -1: keep connections open.
+  std::chrono::milliseconds close_after_response{-1};
+  /// Requests one connection serves before the server closes it (announced with
+  /// `Keep-Alive: max=N` and `Connection: close` on the last); 0: no limit.
+  std::int64_t max_requests_per_connection = 0;
   // Fault injection: the share of requests that fail in each way.
   double error_rate = 0;  ///< answer with HTTP `error_status` at once
   int error_status = 500;
   double disconnect_rate = 0;  ///< close the connection mid-stream
   double stall_rate = 0;       ///< stop sending mid-stream for `stall`
   std::chrono::milliseconds stall{5000};
-  double stream_error_rate = 0;         ///< send an error object inside the stream
-  double malformed_rate = 0;            ///< send a chunk that is not JSON
+  double stream_error_rate = 0;  ///< send an error object inside the stream
+  double malformed_rate = 0;     ///< send a chunk that is not JSON
+  StreamErrorStyle stream_error_style = StreamErrorStyle::data;
+  double empty_response_rate = 0;       ///< answer 200 with no content and no usage
   std::int64_t fault_after_tokens = 2;  ///< mid-stream faults come after this many tokens
   std::uint64_t seed = 0;
   std::int64_t threads = 1100;  ///< connections served at once (one thread each)

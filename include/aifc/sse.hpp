@@ -7,6 +7,8 @@
 namespace aifc {
 
 /// One server-sent event: the joined `data:` lines and the `event:` type (empty if none).
+/// An `error:` line (llama.cpp's server reports a failure mid-stream that way, outside the
+/// standard fields) arrives as an event of type "error" carrying the line's value.
 struct SseEvent {
   std::string_view event;
   std::string_view data;
@@ -95,6 +97,11 @@ class SseParser {
       has_data_ = true;
     } else if (field == "event") {
       event_.assign(value);
+    } else if (field == "error") {
+      event_.assign("error");
+      if (has_data_) data_.push_back('\n');
+      data_.append(value);
+      has_data_ = true;
     }
     // "id" and "retry" carry nothing a benchmark needs; unknown fields are ignored per the spec.
   }

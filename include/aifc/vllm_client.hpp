@@ -51,9 +51,20 @@ struct RequestSpec {
 /// A request whose body is already serialized, so that the send itself costs no JSON work.
 struct PreparedRequest {
   std::string body;
+  std::int64_t max_tokens = 0;  ///< the output length asked for (0: none)
   std::int64_t input_tokens = 0;
   bool input_tokens_exact = false;
 };
+
+/// The token-counting endpoint a server has, and how it is spoken to.
+enum class TokenizerApi : std::uint8_t {
+  none,       ///< no endpoint that counts: prompt lengths are estimates
+  vllm,       ///< POST /tokenize {"model", "prompt"} -> {"count"} / {"tokens"} (vLLM, SGLang)
+  llama_cpp,  ///< POST /tokenize {"content"} -> {"tokens": [...]} (llama.cpp's server)
+  tgi,        ///< POST /tokenize {"inputs"} -> [{"id", ...}, ...] (Hugging Face TGI)
+};
+
+std::string_view to_string(TokenizerApi api) noexcept;
 
 /// Streams requests to one OpenAI-compatible server over one kept-alive connection and
 /// timestamps every chunk. Not thread-safe except cancel() and expire_if_late(), which may be
@@ -84,7 +95,14 @@ class VLLMClient {
   std::vector<std::string> list_models();
   /// GET /health: true on a 2xx answer.
   bool health();
-  /// POST /tokenize (vLLM): the prompt's token count, or nullopt if the server has no tokenizer.
+  /// Finds which token-counting endpoint the server speaks and checks that it really counts:
+  /// a non-empty text must count more than zero tokens, and a longer text more than a shorter
+  /// one (a server given a request shape it does not read may answer 200 with no tokens).
+  /// Tries vLLM's shape, then llama.cpp's, then TGI's; the answer is kept for count_tokens().
+  TokenizerApi probe_tokenizer();
+  /// The text's token count through the probed endpoint (probing first if needed), without
+  /// special tokens where the server lets that be chosen; nullopt when the server has none.
+  /// Set-up calls share one kept-alive connection of their own.
   std::optional<std::int64_t> count_tokens(const std::string& text);
 
  private:

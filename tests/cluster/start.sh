@@ -41,13 +41,16 @@ alive() {
   [ "${stat%% *}" != Z ]
 }
 port_busy() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
-wait_for() {  # wait_for WHAT COMMAND...
-  local what=$1; shift
-  local until=$(( $(date +%s) + 60 ))
+wait_up_to() {  # wait_up_to SECONDS COMMAND...: true once COMMAND succeeds, false at the limit
+  local until=$(( $(date +%s) + $1 )); shift
   until "$@" >/dev/null 2>&1; do
-    [ "$(date +%s)" -lt "$until" ] || fail "$what did not come up (logs in $state/log)"
+    [ "$(date +%s)" -lt "$until" ] || return 1
     sleep 0.05
   done
+}
+wait_for() {  # wait_for WHAT COMMAND...
+  local what=$1; shift
+  wait_up_to 60 "$@" || fail "$what did not come up (logs in $state/log)"
 }
 
 # 1. Packages. Debian does not start daemons here (no systemd); a policy-rc.d makes sure.
@@ -239,7 +242,22 @@ EOF
   has_user || fail "sacctmgr could not add $user to $account (see $state/log/sacctmgr.log)"
 fi
 wait_for slurmctld sh -c "scontrol ping | grep -q 'is UP'"
-say "slurmctld up"
+# The database having the association is not enough: slurmctld must have it in its own cache,
+# or every job is refused "Invalid account". Under load the push from slurmdbd can be lost
+# while slurmctld registers; a restarted slurmctld reads all associations from slurmdbd.
+ctld_knows_user() {
+  scontrol show assoc_mgr users="$user" flags=assoc 2>/dev/null | grep -q "Account=$account UserName=$user("
+}
+if ! wait_up_to 20 ctld_knows_user; then
+  say "slurmctld has not learned $user's association from slurmdbd; restarting it"
+  pid=$(tr -dc 0-9 < "$state/run/slurmctld.pid")
+  kill "$pid" 2>/dev/null || true
+  wait_up_to 30 sh -c "! kill -0 $pid" || kill -9 "$pid" 2>/dev/null || true
+  slurmctld -f "$conf"
+  wait_for slurmctld sh -c "scontrol ping | grep -q 'is UP'"
+  wait_for "slurmctld's association for $user" ctld_knows_user
+fi
+say "slurmctld up, with $user in $account"
 for i in $(seq 1 "$nodes"); do
   alive "$state/run/slurmd-n$i.pid" slurmd && continue
   ! port_busy 127.0.0.1 $((slurmd_port_base + i)) || fail "port $((slurmd_port_base + i)) is taken"

@@ -1,4 +1,5 @@
 import math
+import signal
 import threading
 import time
 import warnings
@@ -82,14 +83,32 @@ def test_background_run_progress_and_stop_keep_the_partial_result():
 def test_ctrl_c_stops_the_run_and_keeps_the_partial_result():
     import _thread
 
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     with aifc.Simulator(ttft_ms=5, itl_ms=20, threads=64) as s:
         group = aifc.ClientGroup({"base_url": s.url}, {"num_requests": 10000, "request_rate": 50}, dataset=dataset(50, 10))
-        threading.Timer(0.8, _thread.interrupt_main).start()
-        t0 = time.monotonic()
+
+        # Ctrl-C once the run is under way (not at a fixed time, which a loaded machine may
+        # reach before run() waits); the run would take 200 s, so a lost interrupt fails fast.
+        def interrupt_when_running():
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if group.progress()["completed"] > 10:
+                        break
+                except aifc.AifcError:
+                    pass  # not started yet
+                time.sleep(0.05)
+            _thread.interrupt_main()
+            for _ in range(600):
+                if group.done:
+                    return
+                time.sleep(0.05)
+            group.stop()
+
+        threading.Thread(target=interrupt_when_running, daemon=True).start()
         with pytest.raises(aifc.Interrupted) as info:
             group.run()
         assert isinstance(info.value, KeyboardInterrupt)
-        assert time.monotonic() - t0 < 5
         partial = info.value.result
         assert partial.interrupted
         assert partial.summary["completed"] > 10

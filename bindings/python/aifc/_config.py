@@ -130,6 +130,13 @@ class SimulatorConfig(_Config):
     stall_ms: int = 5000
     stream_error_rate: float = 0.0
     malformed_rate: float = 0.0
+    stream_error_style: str = "data"
+    empty_response_rate: float = 0.0
+    length_field: str = "both"
+    tokenizer: str = "vllm"
+    chars_per_token: int = 0
+    close_after_response_ms: int = -1
+    max_requests_per_connection: int = 0
     fault_after_tokens: int = 2
     seed: int = 0
     threads: int = 1100

@@ -37,6 +37,8 @@ py::dict record_to_dict(const RequestRecord& r) {
   d["input_tokens_exact"] = r.input_tokens_exact;
   d["output_tokens"] = r.output_tokens;
   d["output_token_source"] = std::string(to_string(r.output_token_source));
+  d["requested_output_tokens"] = r.requested_output_tokens;
+  d["retried"] = r.retried;
   d["http_status"] = r.http_status;
   d["error"] = std::string(to_string(r.error));
   d["error_message"] = r.error_message;
@@ -53,7 +55,7 @@ py::dict records_to_columns(const std::vector<RequestRecord>& records) {
   const std::size_t n = records.size();
   py::list index(n), warmup(n), scheduled(n), send(n), first_byte(n), first_token(n), end(n),
       input(n), input_exact(n), output(n), source(n), status(n), error(n), message(n), ok(n),
-      ttft(n), tpot(n), e2el(n), lateness(n), tokens(n), text(n);
+      ttft(n), tpot(n), e2el(n), lateness(n), tokens(n), text(n), requested(n), retried(n);
   for (std::size_t i = 0; i < n; ++i) {
     const auto& r = records[i];
     index[i] = r.index;
@@ -67,6 +69,8 @@ py::dict records_to_columns(const std::vector<RequestRecord>& records) {
     input_exact[i] = r.input_tokens_exact;
     output[i] = r.output_tokens;
     source[i] = std::string(to_string(r.output_token_source));
+    requested[i] = r.requested_output_tokens;
+    retried[i] = r.retried;
     status[i] = r.http_status;
     error[i] = std::string(to_string(r.error));
     message[i] = r.error_message;
@@ -94,6 +98,8 @@ py::dict records_to_columns(const std::vector<RequestRecord>& records) {
   d["input_tokens_exact"] = input_exact;
   d["output_tokens"] = output;
   d["output_token_source"] = source;
+  d["requested_output_tokens"] = requested;
+  d["retried"] = retried;
   d["ttft_ms"] = ttft;
   d["tpot_ms"] = tpot;
   d["e2el_ms"] = e2el;

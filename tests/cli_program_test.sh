@@ -41,12 +41,13 @@ PY
 
 # Habits of real servers, through the built-in simulator: a /tokenize of llama.cpp's shape with a
 # tokenizer that splits words, or none at all; connections closed after every response.
-for tokenizer in llama_cpp vllm none; do
+for run in llama_cpp:event_loop llama_cpp:threads vllm:event_loop none:threads; do
+  tokenizer=${run%:*} transport=${run#*:}
   "$aifc" bench --num-prompts 20 --random-input-len 40 --random-output-len 4 --max-concurrency 4 \
     --sim-tokenizer "$tokenizer" --sim-chars-per-token 3 --sim-close-after-response 10 \
-    --sim-ttft-ms 1 --sim-itl-ms 1 --save-detailed --result-dir "$tmp/tok" \
+    --sim-ttft-ms 1 --sim-itl-ms 1 --transport "$transport" --save-detailed --result-dir "$tmp/tok" \
     --result-filename "$tokenizer.json" --disable-tqdm >"$tmp/out" 2>"$tmp/err" \
-    || fail "bench with --sim-tokenizer $tokenizer: $(cat "$tmp/err")"
+    || fail "bench with --sim-tokenizer $tokenizer --transport $transport: $(cat "$tmp/err")"
   if [ "$tokenizer" = none ]; then
     grep -q "no /tokenize that counts" "$tmp/err" || fail "no warning without a tokenizer: $(cat "$tmp/err")"
   fi

@@ -139,3 +139,42 @@ TEST_CASE("metrics: the summary table has the familiar lines") {
   CHECK(table.find("Mean TTFT (ms):                          10.00") != std::string::npos);
   CHECK(table.find("P99 ITL (ms):") != std::string::npos);
 }
+
+TEST_CASE("metrics: a metric without samples is n/a in the table, 0 in the JSON as vLLM") {
+  // A non-streaming answer: one arrival, so no inter-token gaps (and one token: no TPOT).
+  std::vector<aifc::RequestRecord> records;
+  for (int i = 0; i < 4; ++i) records.push_back(make(i, 1000 * ms + i * ms, 20 * ms, 0, 1));
+  aifc::SummaryOptions options;
+  options.percentile_metrics = {"ttft", "tpot", "itl"};
+  for (const auto& summary : {aifc::summarize(records, 1.0, options), [&] {
+                                aifc::MetricsAggregate a;
+                                for (const auto& r : records) a.add(r);
+                                return aifc::summarize(a, 1.0, options);
+                              }()}) {
+    CHECK(summary["samples"]["ttft"] == 4);
+    CHECK(summary["samples"]["tpot"] == 0);
+    CHECK(summary["samples"]["itl"] == 0);
+    CHECK(summary["mean_tpot_ms"] == 0.0);
+    const auto table = aifc::format_summary_table(summary, options);
+    CHECK(table.find("Mean TPOT (ms):                          n/a") != std::string::npos);
+    CHECK(table.find("P99 ITL (ms):                            n/a") != std::string::npos);
+    CHECK(table.find("Mean TTFT (ms):                          20.00") != std::string::npos);
+  }
+}
+
+TEST_CASE("metrics: answers longer than asked and resent requests are counted on both paths") {
+  std::vector<aifc::RequestRecord> records;
+  for (int i = 0; i < 6; ++i) {
+    auto r = make(i, 1000 * ms, 10 * ms, ms, 8);
+    r.requested_output_tokens = i < 2 ? 4 : 8;  // two answers ran past their max_tokens
+    r.retried = i == 5;
+    records.push_back(r);
+  }
+  aifc::MetricsAggregate a;
+  for (const auto& r : records) a.add(r);
+  const auto back = aifc::MetricsAggregate::from_json(a.to_json());
+  for (const auto& s : {aifc::summarize(records, 1.0, {}), aifc::summarize(back, 1.0, {})}) {
+    CHECK(s["exceeded_requested_length"] == 2);
+    CHECK(s["retried_requests"] == 1);
+  }
+}

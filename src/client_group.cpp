@@ -13,6 +13,7 @@
 
 #include "aifc/error.hpp"
 #include "event_loop.hpp"
+#include "observer_channel.hpp"
 
 namespace aifc {
 
@@ -25,6 +26,8 @@ void GroupConfig::validate() const {
   if (progress_interval.count() <= 0)
     throw Error(ErrorCode::invalid_argument, "progress_interval must be positive");
   if (io_threads < 1) throw Error(ErrorCode::invalid_argument, "io_threads must be at least 1");
+  if (observer_queue_capacity < 1)
+    throw Error(ErrorCode::invalid_argument, "observer_queue_capacity must be at least 1");
   if (transport == Transport::event_loop && !detail::is_plain_http(client.base_url))
     throw Error(
         ErrorCode::invalid_argument,
@@ -41,6 +44,7 @@ void to_json(nlohmann::json& j, const GroupConfig& c) {
       {"coalesce_window_us", c.coalesce_window.count()},
       {"max_clients", c.max_clients},
       {"progress_interval_s", static_cast<double>(c.progress_interval.count()) / 1000.0},
+      {"observer_queue_capacity", c.observer_queue_capacity},
       {"keep_records", c.keep_records},
       {"summary", c.summary}};
 }
@@ -58,6 +62,7 @@ void from_json(const nlohmann::json& j, GroupConfig& c) {
   c.max_clients = j.value("max_clients", c.max_clients);
   c.progress_interval = std::chrono::milliseconds(
       static_cast<std::int64_t>(std::llround(j.value("progress_interval_s", 1.0) * 1000.0)));
+  c.observer_queue_capacity = j.value("observer_queue_capacity", c.observer_queue_capacity);
   c.keep_records = j.value("keep_records", c.keep_records);
 }
 
@@ -75,12 +80,15 @@ constexpr auto kDispatchTick = std::chrono::milliseconds(10);
 
 struct ClientGroup::State {
   State(GroupConfig c, std::vector<Prompt> p)
-      : config(std::move(c)), prompts(std::move(p)), schedule(config.load, config.shard) {}
+      : config(std::move(c)),
+        prompts(std::move(p)),
+        observers(static_cast<std::size_t>(config.observer_queue_capacity)),
+        schedule(config.load, config.shard) {}
 
   GroupConfig config;
   std::vector<Prompt> prompts;
   std::vector<PreparedRequest> prepared;
-  std::vector<std::shared_ptr<Observer>> observers;
+  detail::ObserverChannel observers;
   std::atomic<bool> started{false};
   std::atomic<bool> stop_requested{false};
 
@@ -268,10 +276,15 @@ ClientGroup::~ClientGroup() {
     if (t.joinable()) t.join();
 }
 
-void ClientGroup::add_observer(std::shared_ptr<Observer> observer) {
+ObserverHandle ClientGroup::add_observer(std::shared_ptr<Observer> observer) {
   if (state_->started.load())
     throw Error(ErrorCode::invalid_state, "observers must be added before run()");
-  if (observer) state_->observers.push_back(std::move(observer));
+  if (!observer) throw Error(ErrorCode::invalid_argument, "add_observer: the observer is null");
+  return state_->observers.add(std::move(observer));
+}
+
+bool ClientGroup::remove_observer(ObserverHandle handle) {
+  return state_->observers.remove(handle);
 }
 
 bool ClientGroup::stopping() const noexcept { return state_->stop_requested.load(); }
@@ -300,19 +313,9 @@ BenchmarkResult ClientGroup::run() {
   BenchmarkResult result;
   result.aggregate = MetricsAggregate(s.config.summary.goodput);
 
-  auto notify = [&](auto&& call) {
-    for (auto& o : s.observers) {
-      try {
-        call(*o);
-      } catch (const std::exception& e) {
-        if (result.observer_errors++ == 0) result.first_observer_error = e.what();
-      } catch (...) {
-        if (result.observer_errors++ == 0) result.first_observer_error = "unknown exception";
-      }
-    }
-  };
+  // Observers get copies through their own queue; nothing here waits for them.
   auto take = [&](RequestRecord&& rec) {
-    notify([&](Observer& o) { o.on_request_finished(rec); });
+    s.observers.request_finished(rec);
     result.aggregate.add(rec);
     if (s.config.keep_records) result.records.push_back(std::move(rec));
   };
@@ -408,7 +411,7 @@ BenchmarkResult ClientGroup::run() {
       for (std::int64_t i = 0; i < initial && !s.stop_requested.load(); ++i) s.spawn_worker();
     }
   }
-  notify([&](Observer& o) { o.on_run_started(result.anchor, s.total); });
+  s.observers.run_started(result.anchor, s.total);
 
   MonoNanos next_progress =
       s.start_ns +
@@ -437,8 +440,7 @@ BenchmarkResult ClientGroup::run() {
       }
     }
     if (now >= next_progress) {
-      const auto snap = s.snapshot(now);
-      notify([&](Observer& o) { o.on_progress(snap); });
+      s.observers.progress(s.snapshot(now));
       next_progress =
           now +
           std::chrono::duration_cast<std::chrono::nanoseconds>(s.config.progress_interval).count();
@@ -468,8 +470,12 @@ BenchmarkResult ClientGroup::run() {
   result.summary = s.config.keep_records
                        ? summarize(result.records, result.duration_s, s.config.summary)
                        : summarize(result.aggregate, result.duration_s, s.config.summary);
-  const auto final_snapshot = s.snapshot(result.end_ns);
-  notify([&](Observer& o) { o.on_run_finished(final_snapshot); });
+  // The run returns once observers have seen its end.
+  s.observers.run_finished(s.snapshot(result.end_ns));
+  s.observers.finish();
+  result.observer_errors = s.observers.errors();
+  result.first_observer_error = s.observers.first_error();
+  result.observer_events_dropped = s.observers.dropped();
   return result;
 }
 

@@ -35,32 +35,64 @@ void put_stats(nlohmann::json& out, const std::string& name, const MetricStats& 
   for (const auto& [p, v] : s.percentiles) out["p" + percentile_word(p) + "_" + name + "_ms"] = v;
 }
 
-// Per-record samples of every metric, in seconds.
-struct Samples {
-  std::vector<double> ttft, tpot, itl, e2el, lateness, ttft_sched, e2el_sched, ttft_reasoning,
-      ttft_answer;
+// The latency metrics, in the order the summary lists them.
+enum class Metric {
+  ttft,
+  tpot,
+  itl,
+  e2el,
+  lateness,
+  ttft_from_schedule,
+  e2el_from_schedule,
+  ttft_reasoning,
+  ttft_answer
 };
+constexpr Metric kMetrics[] = {Metric::ttft,
+                               Metric::tpot,
+                               Metric::itl,
+                               Metric::e2el,
+                               Metric::lateness,
+                               Metric::ttft_from_schedule,
+                               Metric::e2el_from_schedule,
+                               Metric::ttft_reasoning,
+                               Metric::ttft_answer};
+constexpr const char* kMetricNames[] = {"ttft",
+                                        "tpot",
+                                        "itl",
+                                        "e2el",
+                                        "lateness",
+                                        "ttft_from_schedule",
+                                        "e2el_from_schedule",
+                                        "ttft_reasoning",
+                                        "ttft_answer"};
+constexpr std::size_t kMetricCount = std::size(kMetrics);
 
-void collect(const RequestRecord& r, Samples& s) {
-  if (r.send_ns >= 0 && r.scheduled_ns >= 0) s.lateness.push_back(r.lateness_s());
+const char* name_of(Metric m) { return kMetricNames[static_cast<std::size_t>(m)]; }
+
+// What a record means for the metrics, in one place for the exact summary and the aggregate:
+// every latency sample it gives, in nanoseconds. Warm-up and cancelled records give none.
+template <class OnSample>
+void for_each_sample(const RequestRecord& r, OnSample&& on_sample) {
+  if (r.warmup || r.error == RequestError::cancelled) return;
+  if (r.send_ns >= 0 && r.scheduled_ns >= 0)
+    on_sample(Metric::lateness, static_cast<double>(r.send_ns - r.scheduled_ns));
   if (!r.ok()) return;
   if (r.first_token_ns >= 0) {
-    s.ttft.push_back(r.ttft_s());
-    if (r.scheduled_ns >= 0) s.ttft_sched.push_back((r.first_token_ns - r.scheduled_ns) * 1e-9);
+    on_sample(Metric::ttft, static_cast<double>(r.first_token_ns - r.send_ns));
+    if (r.scheduled_ns >= 0)
+      on_sample(Metric::ttft_from_schedule, static_cast<double>(r.first_token_ns - r.scheduled_ns));
+    if (r.output_tokens > 1) on_sample(Metric::tpot, r.tpot_s() * 1e9);
   }
-  if (r.first_reasoning_ns >= 0)
-    s.ttft_reasoning.push_back((r.first_reasoning_ns - r.send_ns) * 1e-9);
-  if (r.first_reasoning_ns >= 0 && r.first_answer_ns >= 0)
-    s.ttft_answer.push_back((r.first_answer_ns - r.send_ns) * 1e-9);
-  s.e2el.push_back(r.e2el_s());
-  if (r.scheduled_ns >= 0) s.e2el_sched.push_back((r.end_ns - r.scheduled_ns) * 1e-9);
-  if (r.output_tokens > 1 && r.first_token_ns >= 0) s.tpot.push_back(r.tpot_s());
+  if (r.first_reasoning_ns >= 0) {
+    on_sample(Metric::ttft_reasoning, static_cast<double>(r.first_reasoning_ns - r.send_ns));
+    if (r.first_answer_ns >= 0)
+      on_sample(Metric::ttft_answer, static_cast<double>(r.first_answer_ns - r.send_ns));
+  }
+  on_sample(Metric::e2el, static_cast<double>(r.end_ns - r.send_ns));
+  if (r.scheduled_ns >= 0)
+    on_sample(Metric::e2el_from_schedule, static_cast<double>(r.end_ns - r.scheduled_ns));
   for (std::size_t i = 1; i < r.token_ns.size(); ++i)
-    s.itl.push_back((r.token_ns[i] - r.token_ns[i - 1]) * 1e-9);
-}
-
-std::int64_t to_ns(double seconds) {
-  return static_cast<std::int64_t>(std::llround(seconds * 1e9));
+    on_sample(Metric::itl, static_cast<double>(r.token_ns[i] - r.token_ns[i - 1]));
 }
 
 void put_common(nlohmann::json& out, double duration_s, std::uint64_t completed,
@@ -212,35 +244,90 @@ MetricStats histogram_stats(const Histogram& h, const std::vector<double>& perce
   return s;
 }
 
+namespace {
+
+Histogram& histogram_of(MetricsAggregate& a, Metric m) {
+  switch (m) {
+    case Metric::ttft:
+      return a.ttft;
+    case Metric::tpot:
+      return a.tpot;
+    case Metric::itl:
+      return a.itl;
+    case Metric::e2el:
+      return a.e2el;
+    case Metric::lateness:
+      return a.lateness;
+    case Metric::ttft_from_schedule:
+      return a.ttft_from_schedule;
+    case Metric::e2el_from_schedule:
+      return a.e2el_from_schedule;
+    case Metric::ttft_reasoning:
+      return a.ttft_reasoning;
+    case Metric::ttft_answer:
+      return a.ttft_answer;
+  }
+  return a.ttft;
+}
+
+const Histogram& histogram_of(const MetricsAggregate& a, Metric m) {
+  return histogram_of(const_cast<MetricsAggregate&>(a), m);
+}
+
+// The keys both summaries share: counts, tokens, throughputs, errors and sources.
+void put_counts(nlohmann::json& out, const MetricsAggregate& a, double duration_s,
+                const SummaryOptions& options) {
+  put_common(out, duration_s, a.completed, a.failed, a.total_input_tokens, a.total_output_tokens,
+             a.good, options);
+  out["cancelled"] = a.cancelled;
+  out["errors_by_kind"] = a.errors_by_kind;
+  out["output_token_source"] = a.output_token_source;
+  out["input_tokens_exact"] = a.inexact_input_counts == 0;
+  out["exceeded_requested_length"] = a.exceeded_requested_length;
+  out["retried_requests"] = a.retried;
+}
+
+// Which metrics a summary shows: the chosen percentile metrics, aifc's own always, and the
+// reasoning split when there was reasoning.
+bool shown(Metric m, const SummaryOptions& options, std::uint64_t samples) {
+  switch (m) {
+    case Metric::ttft:
+    case Metric::tpot:
+    case Metric::itl:
+    case Metric::e2el:
+      return selected(options, name_of(m));
+    case Metric::ttft_reasoning:
+    case Metric::ttft_answer:
+      return samples > 0;
+    default:
+      return true;
+  }
+}
+
+}  // namespace
+
 void MetricsAggregate::add(const RequestRecord& r) {
-  // Straight into the histograms: this runs once per request on the dispatcher thread.
+  // Straight into the histograms: this runs once per request on the controller thread.
   if (r.warmup) return;
   if (r.error == RequestError::cancelled) {  // stopped by the user: not the server's failure
     ++cancelled;
     return;
   }
-  if (r.send_ns >= 0 && r.scheduled_ns >= 0) lateness.record(r.send_ns - r.scheduled_ns);
   if (r.retried) ++retried;
   if (!r.ok()) {
     ++failed;
     ++errors_by_kind[std::string(to_string(r.error))];
-    return;
+  } else {
+    ++completed;
+    if (goodput_.is_good(r)) ++good;
+    total_input_tokens += r.input_tokens;
+    total_output_tokens += r.output_tokens;
+    if (!r.input_tokens_exact) ++inexact_input_counts;
+    if (r.exceeded_requested_length()) ++exceeded_requested_length;
+    ++output_token_source[std::string(to_string(r.output_token_source))];
   }
-  ++completed;
-  if (goodput_.is_good(r)) ++good;
-  total_input_tokens += r.input_tokens;
-  total_output_tokens += r.output_tokens;
-  if (!r.input_tokens_exact) ++inexact_input_counts;
-  if (r.exceeded_requested_length()) ++exceeded_requested_length;
-  ++output_token_source[std::string(to_string(r.output_token_source))];
-  if (r.first_token_ns >= 0) {
-    ttft.record(r.first_token_ns - r.send_ns);
-    if (r.scheduled_ns >= 0) ttft_from_schedule.record(r.first_token_ns - r.scheduled_ns);
-    if (r.output_tokens > 1) tpot.record(to_ns(r.tpot_s()));
-  }
-  e2el.record(r.end_ns - r.send_ns);
-  if (r.scheduled_ns >= 0) e2el_from_schedule.record(r.end_ns - r.scheduled_ns);
-  for (std::size_t i = 1; i < r.token_ns.size(); ++i) itl.record(r.token_ns[i] - r.token_ns[i - 1]);
+  for_each_sample(r,
+                  [this](Metric m, double ns) { histogram_of(*this, m).record(std::llround(ns)); });
 }
 
 void MetricsAggregate::merge(const MetricsAggregate& o) {
@@ -253,41 +340,32 @@ void MetricsAggregate::merge(const MetricsAggregate& o) {
   inexact_input_counts += o.inexact_input_counts;
   exceeded_requested_length += o.exceeded_requested_length;
   retried += o.retried;
-  ttft.merge(o.ttft);
-  tpot.merge(o.tpot);
-  itl.merge(o.itl);
-  e2el.merge(o.e2el);
-  lateness.merge(o.lateness);
-  ttft_from_schedule.merge(o.ttft_from_schedule);
-  e2el_from_schedule.merge(o.e2el_from_schedule);
+  for (const Metric m : kMetrics) histogram_of(*this, m).merge(histogram_of(o, m));
   for (const auto& [k, v] : o.errors_by_kind) errors_by_kind[k] += v;
   for (const auto& [k, v] : o.output_token_source) output_token_source[k] += v;
 }
 
 nlohmann::json MetricsAggregate::to_json() const {
-  return {{"completed", completed},
-          {"failed", failed},
-          {"cancelled", cancelled},
-          {"good", good},
-          {"total_input_tokens", total_input_tokens},
-          {"total_output_tokens", total_output_tokens},
-          {"inexact_input_counts", inexact_input_counts},
-          {"exceeded_requested_length", exceeded_requested_length},
-          {"retried", retried},
-          {"errors_by_kind", errors_by_kind},
-          {"output_token_source", output_token_source},
-          {"ttft", ttft.to_json()},
-          {"tpot", tpot.to_json()},
-          {"itl", itl.to_json()},
-          {"e2el", e2el.to_json()},
-          {"lateness", lateness.to_json()},
-          {"ttft_from_schedule", ttft_from_schedule.to_json()},
-          {"e2el_from_schedule", e2el_from_schedule.to_json()}};
+  nlohmann::json j{{"completed", completed},
+                   {"failed", failed},
+                   {"cancelled", cancelled},
+                   {"good", good},
+                   {"goodput", goodput_},
+                   {"total_input_tokens", total_input_tokens},
+                   {"total_output_tokens", total_output_tokens},
+                   {"inexact_input_counts", inexact_input_counts},
+                   {"exceeded_requested_length", exceeded_requested_length},
+                   {"retried", retried},
+                   {"errors_by_kind", errors_by_kind},
+                   {"output_token_source", output_token_source}};
+  for (const Metric m : kMetrics) j[name_of(m)] = histogram_of(*this, m).to_json();
+  return j;
 }
 
 MetricsAggregate MetricsAggregate::from_json(const nlohmann::json& j) {
   MetricsAggregate a;
   try {
+    if (j.contains("goodput") && !j.at("goodput").is_null()) j.at("goodput").get_to(a.goodput_);
     a.completed = j.at("completed").get<std::uint64_t>();
     a.failed = j.at("failed").get<std::uint64_t>();
     a.good = j.at("good").get<std::uint64_t>();
@@ -302,52 +380,38 @@ MetricsAggregate MetricsAggregate::from_json(const nlohmann::json& j) {
   } catch (const nlohmann::json::exception& e) {
     throw Error(ErrorCode::parse_error, std::string("metrics aggregate: ") + e.what());
   }
-  a.ttft = Histogram::from_json(j.at("ttft"));
-  a.tpot = Histogram::from_json(j.at("tpot"));
-  a.itl = Histogram::from_json(j.at("itl"));
-  a.e2el = Histogram::from_json(j.at("e2el"));
-  a.lateness = Histogram::from_json(j.at("lateness"));
-  a.ttft_from_schedule = Histogram::from_json(j.at("ttft_from_schedule"));
-  a.e2el_from_schedule = Histogram::from_json(j.at("e2el_from_schedule"));
+  for (const Metric m : kMetrics) {
+    // The reasoning split came later: files without it load with empty histograms.
+    const bool optional = m == Metric::ttft_reasoning || m == Metric::ttft_answer;
+    if (!j.contains(name_of(m))) {
+      if (optional) continue;
+      throw Error(ErrorCode::parse_error,
+                  fmt::format("metrics aggregate: '{}' is missing", name_of(m)));
+    }
+    histogram_of(a, m) = Histogram::from_json(j.at(name_of(m)));
+  }
   return a;
 }
 
 nlohmann::json summarize(const std::vector<RequestRecord>& records, double duration_s,
                          const SummaryOptions& options) {
-  Samples s;
-  std::uint64_t completed = 0, failed = 0, good = 0, inexact = 0, cancelled = 0, exceeded = 0,
-                retried = 0;
-  std::int64_t input = 0, output = 0;
-  std::map<std::string, std::uint64_t> errors, sources;
+  // Counted exactly as the aggregate counts; the percentiles from the raw samples.
+  MetricsAggregate counts(options.goodput);
+  std::vector<double> samples[kMetricCount];
   // Peak output tokens per second and peak concurrency, as vLLM computes them.
   MonoNanos first_send = -1;
   std::vector<std::pair<MonoNanos, int>> events;
   for (const auto& r : records) {
-    if (r.warmup) continue;
-    if (r.error == RequestError::cancelled) {
-      ++cancelled;
-      continue;
-    }
-    collect(r, s);
-    if (r.retried) ++retried;
-    if (!r.ok()) {
-      ++failed;
-      ++errors[std::string(to_string(r.error))];
-      continue;
-    }
-    ++completed;
-    if (options.goodput.is_good(r)) ++good;
-    input += r.input_tokens;
-    output += r.output_tokens;
-    if (!r.input_tokens_exact) ++inexact;
-    if (r.exceeded_requested_length()) ++exceeded;
-    ++sources[std::string(to_string(r.output_token_source))];
+    counts.add(r);
+    for_each_sample(
+        r, [&](Metric m, double ns) { samples[static_cast<std::size_t>(m)].push_back(ns * 1e-9); });
+    if (r.warmup || !r.ok()) continue;
     if (first_send < 0 || r.send_ns < first_send) first_send = r.send_ns;
     events.emplace_back(r.send_ns, 1);
     events.emplace_back(r.end_ns, -1);
   }
   nlohmann::json out;
-  put_common(out, duration_s, completed, failed, input, output, good, options);
+  put_counts(out, counts, duration_s, options);
 
   double max_tokens_per_s = 0;
   if (first_send >= 0) {
@@ -366,29 +430,17 @@ nlohmann::json summarize(const std::vector<RequestRecord>& records, double durat
   std::sort(events.begin(), events.end());  // at equal times, -1 sorts first: half-open intervals
   int current = 0, peak = 0;
   for (const auto& e : events) peak = std::max(peak, current += e.second);
-  out["cancelled"] = cancelled;
   out["max_output_tokens_per_s"] = max_tokens_per_s;
   out["max_concurrent_requests"] = peak;
 
-  const auto& ps = options.metric_percentiles;
-  if (selected(options, "ttft")) put_stats(out, "ttft", exact_stats(s.ttft, ps));
-  if (selected(options, "tpot")) put_stats(out, "tpot", exact_stats(s.tpot, ps));
-  if (selected(options, "itl")) put_stats(out, "itl", exact_stats(s.itl, ps));
-  if (selected(options, "e2el")) put_stats(out, "e2el", exact_stats(s.e2el, ps));
-  put_stats(out, "lateness", exact_stats(s.lateness, ps));
-  out["max_lateness_ms"] =
-      s.lateness.empty() ? 0.0 : *std::max_element(s.lateness.begin(), s.lateness.end()) * 1e3;
-  put_stats(out, "ttft_from_schedule", exact_stats(s.ttft_sched, ps));
-  put_stats(out, "e2el_from_schedule", exact_stats(s.e2el_sched, ps));
-  if (!s.ttft_reasoning.empty()) {
-    put_stats(out, "ttft_reasoning", exact_stats(s.ttft_reasoning, ps));
-    put_stats(out, "ttft_answer", exact_stats(s.ttft_answer, ps));
+  for (const Metric m : kMetrics) {
+    auto& values = samples[static_cast<std::size_t>(m)];
+    if (shown(m, options, values.size()))
+      put_stats(out, name_of(m), exact_stats(values, options.metric_percentiles));
   }
-  out["errors_by_kind"] = errors;
-  out["output_token_source"] = sources;
-  out["input_tokens_exact"] = inexact == 0;
-  out["exceeded_requested_length"] = exceeded;
-  out["retried_requests"] = retried;
+  const auto& lateness = samples[static_cast<std::size_t>(Metric::lateness)];
+  out["max_lateness_ms"] =
+      lateness.empty() ? 0.0 : *std::max_element(lateness.begin(), lateness.end()) * 1e3;
   out["percentiles_exact"] = true;
   return out;
 }
@@ -396,23 +448,13 @@ nlohmann::json summarize(const std::vector<RequestRecord>& records, double durat
 nlohmann::json summarize(const MetricsAggregate& a, double duration_s,
                          const SummaryOptions& options) {
   nlohmann::json out;
-  put_common(out, duration_s, a.completed, a.failed, a.total_input_tokens, a.total_output_tokens,
-             a.good, options);
-  out["cancelled"] = a.cancelled;
-  const auto& ps = options.metric_percentiles;
-  if (selected(options, "ttft")) put_stats(out, "ttft", histogram_stats(a.ttft, ps));
-  if (selected(options, "tpot")) put_stats(out, "tpot", histogram_stats(a.tpot, ps));
-  if (selected(options, "itl")) put_stats(out, "itl", histogram_stats(a.itl, ps));
-  if (selected(options, "e2el")) put_stats(out, "e2el", histogram_stats(a.e2el, ps));
-  put_stats(out, "lateness", histogram_stats(a.lateness, ps));
+  put_counts(out, a, duration_s, options);
+  for (const Metric m : kMetrics) {
+    const Histogram& h = histogram_of(a, m);
+    if (shown(m, options, h.count()))
+      put_stats(out, name_of(m), histogram_stats(h, options.metric_percentiles));
+  }
   out["max_lateness_ms"] = static_cast<double>(a.lateness.max()) * 1e-6;
-  put_stats(out, "ttft_from_schedule", histogram_stats(a.ttft_from_schedule, ps));
-  put_stats(out, "e2el_from_schedule", histogram_stats(a.e2el_from_schedule, ps));
-  out["errors_by_kind"] = a.errors_by_kind;
-  out["output_token_source"] = a.output_token_source;
-  out["input_tokens_exact"] = a.inexact_input_counts == 0;
-  out["exceeded_requested_length"] = a.exceeded_requested_length;
-  out["retried_requests"] = a.retried;
   out["percentiles_exact"] = false;
   return out;
 }

@@ -4,6 +4,7 @@
 #include <aifc/error.hpp>
 #include <aifc/simulator.hpp>
 #include <algorithm>
+#include <condition_variable>
 #include <cstdlib>
 #include <mutex>
 #include <set>
@@ -93,12 +94,14 @@ TEST_CASE("client_group: a paced run sends on schedule and measures every reques
   const double last_s =
       static_cast<double>(*std::max_element(planned.begin(), planned.end())) * 1e-9;
   CHECK(result.summary["duration"].get<double>() >= last_s);
-  // Observers: one dispatcher thread, the one that called run(); a throwing one is counted.
+  // Observers: called from one thread of their own; a throwing one is counted.
   CHECK(recorder->started == 1);
   CHECK(recorder->finished == 1);
   CHECK(recorder->finished_requests == 200);
-  CHECK(recorder->progress >= 5);
-  CHECK(recorder->threads == std::set<std::thread::id>{std::this_thread::get_id()});
+  CHECK(recorder->progress >= 1);
+  CHECK(recorder->threads.size() == 1);
+  CHECK(recorder->threads.count(std::this_thread::get_id()) == 0);
+  CHECK(result.observer_events_dropped == 0);
   CHECK(result.observer_errors == 200);
   CHECK(result.first_observer_error == "observer bug");
 }
@@ -407,4 +410,69 @@ TEST_CASE("client_group: the requested length holds on servers that read either 
                               .find("Answers longer than max_tokens:") != std::string::npos;
     CHECK(reported == (over > 0));
   }
+}
+
+TEST_CASE("client_group: a blocked observer never holds up the run; what it missed is counted") {
+  aifc::Simulator sim(sim_config("1", "1"));
+  sim.start();
+  auto g = group_for(sim, 60);
+  g.load.max_concurrency = 4;
+  g.observer_queue_capacity = 8;
+  struct Blocked : aifc::Observer {
+    std::mutex m;
+    std::condition_variable cv;
+    bool released = false;
+    std::atomic<int> requests{0}, finished{0};
+    void on_request_finished(const aifc::RequestRecord&) override {
+      std::unique_lock lock(m);
+      cv.wait(lock, [&] { return released; });
+      ++requests;
+    }
+    void on_run_finished(const aifc::ProgressSnapshot&) override { ++finished; }
+  };
+  auto blocked = std::make_shared<Blocked>();
+  aifc::ClientGroup group(g, prompts(60, 2));
+  group.add_observer(blocked);
+  aifc::BenchmarkResult result;
+  std::thread runner([&] { result = group.run(); });
+  // Every request completes while the observer is still stuck in its first call.
+  while (group.progress().completed + group.progress().failed < 60)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  {
+    std::lock_guard lock(blocked->m);
+    blocked->released = true;
+  }
+  blocked->cv.notify_all();
+  runner.join();
+  CHECK(result.summary["completed"] == 60);
+  CHECK(blocked->finished == 1);  // the end is always delivered
+  CHECK(result.observer_events_dropped > 0);
+  CHECK(blocked->requests + result.observer_events_dropped == 60);
+}
+
+TEST_CASE("client_group: an observer can be removed during the run, even by itself") {
+  aifc::Simulator sim(sim_config("1", "1"));
+  sim.start();
+  auto g = group_for(sim, 30);
+  aifc::ClientGroup group(g, prompts(30, 2));
+  struct Quitter : aifc::Observer {
+    aifc::ClientGroup* group = nullptr;
+    aifc::ObserverHandle self = 0;
+    int seen = 0;
+    bool removed = false;
+    void on_request_finished(const aifc::RequestRecord&) override {
+      if (++seen == 5) removed = group->remove_observer(self);
+    }
+  };
+  auto quitter = std::make_shared<Quitter>();
+  auto counter = std::make_shared<Recorder>();
+  quitter->group = &group;
+  quitter->self = group.add_observer(quitter);
+  group.add_observer(counter);
+  const auto result = group.run();
+  CHECK(quitter->removed);
+  CHECK(quitter->seen == 5);
+  CHECK(counter->finished_requests == 30);
+  CHECK_FALSE(group.remove_observer(quitter->self));
+  CHECK_THROWS_AS(group.add_observer(counter), aifc::Error);  // only before run()
 }

@@ -113,6 +113,70 @@ TEST_CASE("metrics: aggregates merge exactly and agree with the exact summary") 
   CHECK(approx["completed"] == exact["completed"]);
 }
 
+TEST_CASE("metrics: the exact and the aggregate summary agree on every key they share") {
+  std::mt19937_64 gen(7);
+  std::uniform_int_distribution<aifc::MonoNanos> ttft(5 * ms, 900 * ms), itl(ms / 2, 60 * ms);
+  std::uniform_int_distribution<int> pick(0, 99);
+  std::vector<aifc::RequestRecord> records;
+  for (int i = 0; i < 4000; ++i) {
+    auto r = make(i, i * 7 * ms, ttft(gen), itl(gen), 1 + i % 64);
+    const int kind = pick(gen);
+    if (kind < 5) {
+      r.error = aifc::RequestError::http_status;
+    } else if (kind < 7) {
+      r.error = aifc::RequestError::cancelled;
+    } else if (kind < 9) {
+      r.warmup = true;
+    } else if (kind < 30) {  // a reasoning model: reasoning first, the answer later
+      r.first_reasoning_ns = r.first_token_ns;
+      r.first_answer_ns = r.first_token_ns + ttft(gen) / 4;
+    }
+    r.input_tokens_exact = kind != 50;
+    r.retried = kind == 60;
+    r.requested_output_tokens = kind == 70 ? 1 : 0;
+    records.push_back(r);
+  }
+  aifc::SummaryOptions options;
+  options.percentile_metrics = {"ttft", "tpot", "itl", "e2el"};
+  options.metric_percentiles = {1, 25, 50, 90, 99, 99.9};
+  options.goodput = aifc::GoodputSlo::parse("ttft:400 tpot:30");
+  aifc::MetricsAggregate aggregate(options.goodput);
+  for (const auto& r : records) aggregate.add(r);
+  // Through JSON, as agents send it: the SLO travels along, so later adds judge alike.
+  auto loaded = aifc::MetricsAggregate::from_json(aggregate.to_json());
+  CHECK(loaded.to_json() == aggregate.to_json());
+  REQUIRE(loaded.goodput().ttft_ms);
+  CHECK(*loaded.goodput().ttft_ms == 400);
+
+  const auto exact = aifc::summarize(records, 30.0, options);
+  const auto approx = aifc::summarize(loaded, 30.0, options);
+  int compared = 0;
+  for (const auto& [key, value] : exact.items()) {
+    CAPTURE(key);
+    if (key == "max_output_tokens_per_s" || key == "max_concurrent_requests" ||
+        key == "percentiles_exact")
+      continue;  // need raw records, or say which path made them
+    REQUIRE(approx.contains(key));
+    ++compared;
+    if (value.is_number_float()) {
+      // Within the histogram's 0.1% (plus rounding a sample to a whole nanosecond).
+      CHECK(approx[key].get<double>() ==
+            doctest::Approx(value.get<double>()).epsilon(0.001).scale(1e-6));
+    } else {
+      CHECK(approx[key] == value);
+    }
+  }
+  for (const auto& [key, value] : approx.items()) {
+    CAPTURE(key);
+    CHECK((exact.contains(key) || key == "percentiles_exact"));
+  }
+  CHECK(compared > 80);
+  CHECK(exact.contains("p99_ttft_reasoning_ms"));
+  CHECK_FALSE(exact.contains("good"));  // not a summary key; goodput is a rate
+  CHECK(exact["request_goodput"].get<double>() > 0);
+  CHECK(exact["retried_requests"].get<int>() > 0);
+}
+
 TEST_CASE("metrics: goodput and option parsing") {
   CHECK_THROWS_WITH_AS(aifc::GoodputSlo::parse("ttft=5"), doctest::Contains("ttft:MS"),
                        aifc::Error);

@@ -41,6 +41,8 @@ struct GroupConfig {
   /// starts with as many as it needs and never goes beyond this.
   std::int64_t max_clients = 4096;
   std::chrono::milliseconds progress_interval{1000};
+  /// Events waiting for slow observers; beyond it request events are dropped (see Observer).
+  std::int64_t observer_queue_capacity = 65536;
   bool keep_records = true;  ///< false keeps only the mergeable aggregate (long runs)
   SummaryOptions summary;
 
@@ -63,13 +65,16 @@ struct BenchmarkResult {
   nlohmann::json summary;
   std::uint64_t observer_errors = 0;
   std::string first_observer_error;
+  std::uint64_t observer_events_dropped = 0;  ///< request events slow observers did not get
 };
 
 /// Runs one workload with many concurrent clients: requests leave at their scheduled times
 /// (ArrivalSchedule) over as many kept-alive connections as the concurrency needs.
-/// Threads: one per client, plus one dispatcher that calls observers, enforces deadlines and
-/// takes progress snapshots. run() blocks; stop() may be called from any thread, is idempotent,
-/// and keeps what was measured. The destructor stops and joins.
+/// Threads: the transport's (one per client, or the event loops), one controller that collects
+/// records, enforces deadlines, spawns clients and takes progress snapshots, and one that calls
+/// observers (see Observer: they can never slow the controller). run() blocks; stop() may be
+/// called from any thread, is idempotent, and keeps what was measured. The destructor stops and
+/// joins.
 class ClientGroup {
  public:
   ClientGroup(GroupConfig config, std::vector<Prompt> prompts);
@@ -77,7 +82,10 @@ class ClientGroup {
   ClientGroup(const ClientGroup&) = delete;
   ClientGroup& operator=(const ClientGroup&) = delete;
 
-  void add_observer(std::shared_ptr<Observer> observer);
+  /// Before run(). The handle removes it again, from any thread, also during the run.
+  ObserverHandle add_observer(std::shared_ptr<Observer> observer);
+  /// Returns false for an unknown handle. Once it returns, the observer is not called again.
+  bool remove_observer(ObserverHandle handle);
 
   /// Runs to the end (or until stop()) and returns the result. Callable once.
   BenchmarkResult run();

@@ -54,19 +54,25 @@ MetricStats histogram_stats(const Histogram& ns, const std::vector<double>& perc
 class MetricsAggregate {
  public:
   explicit MetricsAggregate(GoodputSlo goodput = {}) : goodput_(goodput) {}
+  /// Counts one record and records its samples (warm-ups are skipped; cancelled requests are
+  /// only counted as such). The exact summary counts through this same function.
   void add(const RequestRecord& r);
+  /// Adds another aggregate's counts and histograms. Both must judge goodput by the same SLO.
   void merge(const MetricsAggregate& other);
+  const GoodputSlo& goodput() const noexcept { return goodput_; }
 
   std::uint64_t completed = 0, failed = 0, good = 0;
   std::uint64_t cancelled = 0;  ///< stopped by the user; neither completed nor failed
   std::int64_t total_input_tokens = 0, total_output_tokens = 0;
-  Histogram ttft, tpot, itl, e2el, lateness, ttft_from_schedule, e2el_from_schedule;
+  Histogram ttft, tpot, itl, e2el, lateness, ttft_from_schedule, e2el_from_schedule, ttft_reasoning,
+      ttft_answer;
   std::map<std::string, std::uint64_t> errors_by_kind;
   std::map<std::string, std::uint64_t> output_token_source;
   std::uint64_t inexact_input_counts = 0;
   std::uint64_t exceeded_requested_length = 0;  ///< answers longer than their max_tokens
   std::uint64_t retried = 0;  ///< resent once on a fresh connection (a stale kept-alive one)
 
+  /// Everything, the goodput SLO included, so that add() after a load judges alike.
   nlohmann::json to_json() const;
   static MetricsAggregate from_json(const nlohmann::json& j);
 

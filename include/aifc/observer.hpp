@@ -19,9 +19,13 @@ struct ProgressSnapshot {
   double output_throughput = 0;   ///< output tokens per second so far
 };
 
-/// Receives a run's events. All calls come from one dispatcher thread owned by the run, never
-/// from a thread that timestamps a stream, so a slow observer delays only other observers.
-/// An exception thrown by an observer is caught, counted in the result, and does not stop the run.
+/// Receives a run's events. Observers are called from one thread of their own, fed through a
+/// bounded queue, so that the run's controller (sending, deadlines, spawning clients) never
+/// waits for them. When observers fall behind and the queue is full, `on_request_finished`
+/// events are dropped and counted (`BenchmarkResult::observer_events_dropped`); a newer progress
+/// snapshot replaces one not yet delivered; the run's start and end are always delivered, and
+/// the run returns once observers have seen its end. An exception thrown by an observer is
+/// caught and counted in the result and does not stop the run.
 class Observer {
  public:
   virtual ~Observer() = default;
@@ -30,5 +34,8 @@ class Observer {
   virtual void on_progress(const ProgressSnapshot& /*snapshot*/) {}
   virtual void on_run_finished(const ProgressSnapshot& /*final_snapshot*/) {}
 };
+
+/// Names an added observer, for remove_observer().
+using ObserverHandle = std::uint64_t;
 
 }  // namespace aifc

@@ -21,8 +21,10 @@ class Interrupted(KeyboardInterrupt):
 
 class Observer:
     """Base class for live monitoring; override what you need. Methods are called on the run's
-    dispatcher thread with the GIL held; an exception is reported in the result and does not
-    stop the run. A plain callable works too: it is called with each finished request."""
+    observer thread with the GIL held, behind a bounded queue, so a slow observer never slows the
+    run (when it falls far behind, request events are dropped and counted in the result's
+    `observer_events_dropped`). An exception is reported in the result and does not stop the
+    run. A plain callable works too: it is called with each finished request."""
 
     def on_run_started(self, info: Dict[str, Any]) -> None:
         """The run starts: `info` has `mono_ns`, `unix_ns` and `total` (0 if duration-limited)."""
@@ -42,7 +44,7 @@ class Result:
 
     def __init__(self, summary: Dict[str, Any], records: Dict[str, list], document: Optional[Dict[str, Any]] = None,
                  duration_s: float = 0.0, interrupted: bool = False, observer_errors: int = 0,
-                 first_observer_error: str = ""):
+                 first_observer_error: str = "", observer_events_dropped: int = 0):
         self.summary = summary
         """The summary, with `vllm bench serve`'s result keys and aifc's own."""
         self.records = records
@@ -53,6 +55,8 @@ class Result:
         self.interrupted = interrupted
         self.observer_errors = observer_errors
         self.first_observer_error = first_observer_error
+        self.observer_events_dropped = observer_events_dropped
+        """Request events that observers missed because they fell behind."""
         self._summary_options = SummaryOptions()
 
     @classmethod
@@ -63,7 +67,8 @@ class Result:
             document["interrupted"] = core_result.interrupted
             document["aggregate"] = core_result.aggregate
         return cls(summary, core_result.records, document, core_result.duration_s, core_result.interrupted,
-                   core_result.observer_errors, core_result.first_observer_error)
+                   core_result.observer_errors, core_result.first_observer_error,
+                   core_result.observer_events_dropped)
 
     def __len__(self) -> int:
         return len(self.records.get("index", []))
@@ -190,11 +195,16 @@ class _Run:
         for o in observers or ():
             self.add_observer(o)
 
-    def add_observer(self, observer: Union[Observer, Callable[[Dict[str, Any]], Any]]) -> None:
-        """Adds an Observer (or a callable taking each finished request's record) before the run."""
+    def add_observer(self, observer: Union[Observer, Callable[[Dict[str, Any]], Any]]) -> int:
+        """Adds an Observer (or a callable taking each finished request's record) before the run;
+        returns a handle for remove_observer()."""
         if not (isinstance(observer, Observer) or callable(observer) or hasattr(observer, "on_request_finished")):
             raise TypeError("an observer must be an aifc.Observer or a callable")
-        self._core.add_observer(observer)
+        return self._core.add_observer(observer)
+
+    def remove_observer(self, handle: int) -> bool:
+        """Detaches an observer, also during the run; False for an unknown handle."""
+        return self._core.remove_observer(handle)
 
     def start(self) -> None:
         """Starts the run in the background and returns at once (for notebooks)."""

@@ -15,7 +15,7 @@
 namespace aifc::python {
 namespace {
 
-// Calls a Python observer on the group's dispatcher thread, holding the GIL only for the call.
+// Calls a Python observer on the group's observer thread, holding the GIL only for the call.
 // A plain callable gets every finished request; an object gets the methods it has.
 class PyObserver : public Observer {
  public:
@@ -179,9 +179,10 @@ class PyGroup : public Runner {
     stop();
     join_quietly();
   }
-  void add_observer(py::object o) {
-    group_.add_observer(std::make_shared<PyObserver>(std::move(o)));
+  ObserverHandle add_observer(py::object o) {
+    return group_.add_observer(std::make_shared<PyObserver>(std::move(o)));
   }
+  bool remove_observer(ObserverHandle handle) { return group_.remove_observer(handle); }
   void stop() noexcept override { group_.stop(); }
   ProgressSnapshot progress() const { return group_.progress(); }
 
@@ -204,9 +205,10 @@ class PyBench : public Runner {
     py::gil_scoped_release release;
     session_.reset();
   }
-  void add_observer(py::object o) {
-    session_->group().add_observer(std::make_shared<PyObserver>(std::move(o)));
+  ObserverHandle add_observer(py::object o) {
+    return session_->group().add_observer(std::make_shared<PyObserver>(std::move(o)));
   }
+  bool remove_observer(ObserverHandle handle) { return session_->group().remove_observer(handle); }
   void stop() noexcept override {
     if (session_) session_->stop();
   }
@@ -221,6 +223,9 @@ class PyBench : public Runner {
 template <class T, class Class>
 void bind_runner_methods(Class& c) {
   c.def("add_observer", &T::add_observer, py::arg("observer"))
+      // Without the GIL: removal waits for a call under way, which may be waiting for the GIL.
+      .def("remove_observer", &T::remove_observer, py::arg("handle"),
+           py::call_guard<py::gil_scoped_release>())
       .def("start", &T::start)
       .def("wait", &T::wait, py::arg("timeout_s") = py::none())
       .def("stop", &T::stop, py::call_guard<py::gil_scoped_release>())
@@ -250,6 +255,7 @@ void init_group(py::module_& m) {
       .def_readonly("start_ns", &BenchmarkResult::start_ns)
       .def_readonly("observer_errors", &BenchmarkResult::observer_errors)
       .def_readonly("first_observer_error", &BenchmarkResult::first_observer_error)
+      .def_readonly("observer_events_dropped", &BenchmarkResult::observer_events_dropped)
       .def_property_readonly("anchor", [](const BenchmarkResult& r) {
         py::dict d;
         d["mono_ns"] = r.anchor.mono_ns;

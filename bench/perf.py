@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Measures the aifc client against `aifc sim` on this machine and prints the figures.
 
-Usage: python3 bench/perf.py [path/to/aifc]   (default build/examples/aifc)
+Usage: python3 bench/perf.py [path/to/aifc]   (default build/apps/aifc)
 
 The simulator runs as its own process; the client's CPU time is read from /usr/bin/time.
 """
@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 
-AIFC = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "build", "examples", "aifc")
+AIFC = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "build", "apps", "aifc")
 
 
 # With two or more cores the simulator and the client get one core each, so that the client's

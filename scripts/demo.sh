@@ -10,4 +10,4 @@ if [ $# -eq 0 ]; then
          --percentile-metrics ttft,tpot,itl,e2el --metric-percentiles 50,90,99 --save-result \
          --result-dir "$root/results"
 fi
-exec "$root/build/examples/aifc" bench "$@"
+exec "$root/build/apps/aifc" bench "$@"

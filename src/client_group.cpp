@@ -45,6 +45,7 @@ void to_json(nlohmann::json& j, const GroupConfig& c) {
       {"max_clients", c.max_clients},
       {"progress_interval_s", static_cast<double>(c.progress_interval.count()) / 1000.0},
       {"observer_queue_capacity", c.observer_queue_capacity},
+      {"raise_fd_limit", c.raise_fd_limit},
       {"keep_records", c.keep_records},
       {"summary", c.summary}};
 }
@@ -64,6 +65,7 @@ void from_json(const nlohmann::json& j, GroupConfig& c) {
       static_cast<std::int64_t>(std::llround(j.value("progress_interval_s", 1.0) * 1000.0)));
   c.observer_queue_capacity = j.value("observer_queue_capacity", c.observer_queue_capacity);
   c.keep_records = j.value("keep_records", c.keep_records);
+  c.raise_fd_limit = j.value("raise_fd_limit", c.raise_fd_limit);
 }
 
 namespace {
@@ -337,9 +339,9 @@ BenchmarkResult ClientGroup::run() {
   }
 
   s.infinite_rate = std::isinf(load.request_rate) && load.ramp_up_strategy == RampUp::none;
-  // Every stream is a socket: allow as many as the hard limit permits (the soft limit is often
-  // 1024).
-  if (rlimit limit{}; getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+  // Every stream is a socket: allow as many as the hard limit permits, when asked to.
+  if (rlimit limit{}; s.config.raise_fd_limit && getrlimit(RLIMIT_NOFILE, &limit) == 0 &&
+                      limit.rlim_cur < limit.rlim_max) {
     limit.rlim_cur = limit.rlim_max;
     setrlimit(RLIMIT_NOFILE, &limit);
   }

@@ -1,8 +1,9 @@
 #include <doctest/doctest.h>
 
-#include <aifc/cli.hpp>
 #include <aifc/error.hpp>
 #include <cmath>
+
+#include "cli.hpp"
 
 using aifc::cli::parse_bench_args;
 
@@ -51,40 +52,55 @@ TEST_CASE("cli: vllm bench serve flags map onto the configs") {
                                    "--nranks",
                                    "4"});
   CHECK(o.base_url_given);
-  CHECK(o.client.base_url == "http://h:9000");
-  CHECK(o.client.is_chat());
-  CHECK(o.client.model == "m");
-  CHECK(o.dataset.num_prompts == 77);
-  CHECK(o.load.num_requests == 77);
-  CHECK(o.dataset.random_input_len == 300);
-  CHECK(o.dataset.random_output_len == 40);
-  CHECK(o.dataset.random_range_ratio == 0.25);
-  CHECK(o.load.request_rate == 12.5);
-  CHECK(o.load.burstiness == 0.5);
-  CHECK(o.load.max_concurrency == 16);
-  CHECK(*o.summary.goodput.ttft_ms == 200);
-  CHECK(*o.summary.goodput.tpot_ms == 20);
-  CHECK(o.summary.percentile_metrics == std::vector<std::string>{"ttft", "itl", "e2el"});
-  CHECK(o.summary.metric_percentiles == std::vector<double>{50, 90, 99});
-  CHECK(o.load.seed == 7);
-  CHECK(o.dataset.seed == 7);
-  CHECK(o.client.ignore_eos);
+  CHECK(o.spec.client.base_url == "http://h:9000");
+  CHECK(o.spec.client.is_chat());
+  CHECK(o.spec.client.model == "m");
+  CHECK(o.spec.dataset.num_prompts == 77);
+  CHECK(o.spec.load.num_requests == 77);
+  CHECK(o.spec.dataset.random_input_len == 300);
+  CHECK(o.spec.dataset.random_output_len == 40);
+  CHECK(o.spec.dataset.random_range_ratio == 0.25);
+  CHECK(o.spec.load.request_rate == 12.5);
+  CHECK(o.spec.load.burstiness == 0.5);
+  CHECK(o.spec.load.max_concurrency == 16);
+  CHECK(*o.spec.summary.goodput.ttft_ms == 200);
+  CHECK(*o.spec.summary.goodput.tpot_ms == 20);
+  CHECK(o.spec.summary.percentile_metrics == std::vector<std::string>{"ttft", "itl", "e2el"});
+  CHECK(o.spec.summary.metric_percentiles == std::vector<double>{50, 90, 99});
+  CHECK(o.spec.load.seed == 7);
+  CHECK(o.spec.dataset.seed == 7);
+  CHECK(o.spec.client.ignore_eos);
   CHECK(o.save_result);
   CHECK(o.save_detailed);
   CHECK(o.metadata.size() == 2);
-  CHECK(o.client.headers[0].first == "X-Team");
-  CHECK(o.client.extra_body["top_k"] == 5);
-  CHECK(o.shard.rank == 1);
-  CHECK(o.shard.nranks == 4);
+  CHECK(o.spec.client.headers[0].first == "X-Team");
+  CHECK(o.spec.client.extra_body["top_k"] == 5);
+  CHECK(o.spec.shard.rank == 1);
+  CHECK(o.spec.shard.nranks == 4);
 }
 
 TEST_CASE("cli: defaults start the simulator and follow vLLM") {
   const auto o = parse_bench_args({});
   CHECK_FALSE(o.base_url_given);
-  CHECK(std::isinf(o.load.request_rate));
-  CHECK(o.dataset.num_prompts == 1000);
-  CHECK(o.client.model == "aifc-sim");
-  CHECK(o.summary.metric_percentiles == std::vector<double>{99});
+  CHECK(std::isinf(o.spec.load.request_rate));
+  CHECK(o.spec.dataset.num_prompts == 1000);
+  REQUIRE(o.spec.simulator.has_value());  // no server named: the built-in simulator
+  CHECK(o.spec.simulator->model == "aifc-sim");
+  CHECK(o.spec.raise_fd_limit);  // the program may change its own process; the library never
+  CHECK(o.spec.summary.metric_percentiles == std::vector<double>{99});
+}
+
+TEST_CASE("cli: --host and --port make the URL whatever their order") {
+  CHECK(parse_bench_args({"--port", "9001", "--host", "gpu7"}).spec.client.base_url ==
+        "http://gpu7:9001");
+  CHECK(parse_bench_args({"--host", "gpu7", "--port", "9001"}).spec.client.base_url ==
+        "http://gpu7:9001");
+  CHECK(parse_bench_args({"--port", "9002"}).spec.client.base_url == "http://127.0.0.1:9002");
+  CHECK(parse_bench_args({"--host", "gpu8"}).spec.client.base_url == "http://gpu8:8000");
+  // Nothing is remembered from one command line to the next.
+  CHECK(parse_bench_args({"--port", "9003"}).spec.client.base_url == "http://127.0.0.1:9003");
+  CHECK_FALSE(parse_bench_args({"--port", "9003"}).spec.simulator.has_value());
+  CHECK_THROWS_AS(parse_bench_args({"--port", "70000"}), aifc::Error);
 }
 
 TEST_CASE("cli: bad flags give one clear message") {

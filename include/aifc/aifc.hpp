@@ -1,7 +1,7 @@
 #pragma once
 
 // Umbrella header: everything libaifc offers.
-#include "aifc/cli.hpp"
+#include "aifc/benchmark.hpp"
 #include "aifc/client_group.hpp"
 #include "aifc/dataset.hpp"
 #include "aifc/error.hpp"

@@ -44,6 +44,9 @@ struct GroupConfig {
   /// Events waiting for slow observers; beyond it request events are dropped (see Observer).
   std::int64_t observer_queue_capacity = 65536;
   bool keep_records = true;  ///< false keeps only the mergeable aggregate (long runs)
+  /// Raise the process's open-file limit to its hard limit before the run (every stream is a
+  /// socket, and the soft limit is often 1024). Process-wide, so off unless asked.
+  bool raise_fd_limit = false;
   SummaryOptions summary;
 
   void validate() const;

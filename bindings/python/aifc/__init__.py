@@ -9,12 +9,12 @@ driving the same C++ core as the `aifc` command-line program.
 from ._core import AifcError, InvalidArgument, __version__
 from ._config import ClientConfig, ContainerSpec, DatasetConfig, JobSpec, LoadConfig, SimulatorConfig, SummaryOptions
 from . import plot
-from ._api import (BenchRun, ClientGroup, Interrupted, Observer, Result, Simulator, SlurmDispatcher, VLLMClient,
-                   load_dataset, load_result, render_batch_script, run_benchmark)
+from ._api import (Benchmark, BenchRun, ClientGroup, Interrupted, Observer, Result, Simulator, SlurmDispatcher, VLLMClient,
+                   default_spec, load_dataset, load_result, render_batch_script, run_benchmark)
 
 __all__ = [
     "AifcError", "InvalidArgument", "__version__",
     "ClientConfig", "ContainerSpec", "DatasetConfig", "JobSpec", "LoadConfig", "SimulatorConfig", "SummaryOptions",
-    "BenchRun", "ClientGroup", "Interrupted", "Observer", "Result", "Simulator", "SlurmDispatcher", "VLLMClient",
-    "load_dataset", "load_result", "render_batch_script", "run_benchmark", "plot",
+    "Benchmark", "BenchRun", "ClientGroup", "Interrupted", "Observer", "Result", "Simulator", "SlurmDispatcher", "VLLMClient",
+    "default_spec", "load_dataset", "load_result", "render_batch_script", "run_benchmark", "plot",
 ]

@@ -323,10 +323,23 @@ class BenchRun(_Run):
 
     def __init__(self, observers: Iterable[Any] = (), **kwargs):
         kwargs.setdefault("no_progress", True)
-        self._summary_options = SummaryOptions(
-            percentile_metrics=list(kwargs.get("percentile_metrics", ["ttft", "tpot", "itl"])),
-            metric_percentiles=[float(p) for p in kwargs.get("metric_percentiles", [99])])
-        super().__init__(_core.BenchRun(_bench_args(kwargs)), observers)
+        self._init_core(_core.BenchRun(_bench_args(kwargs)), observers)
+
+    def _init_core(self, core, observers: Iterable[Any]) -> None:
+        summary = core.spec()["summary"]
+        self._summary_options = SummaryOptions(percentile_metrics=list(summary["percentile_metrics"]),
+                                               metric_percentiles=list(summary["metric_percentiles"]))
+        super().__init__(core, observers)
+
+    @property
+    def spec(self) -> Dict[str, Any]:
+        """The BenchmarkSpec as resolved (the simulator's address, the server's model)."""
+        return self._core.spec()
+
+    @property
+    def warnings(self) -> List[str]:
+        """What the set-up noticed, e.g. a server without a tokenizer."""
+        return self._core.warnings()
 
     @property
     def options(self) -> Dict[str, Any]:
@@ -341,6 +354,24 @@ class BenchRun(_Run):
     def summary_table(self) -> str:
         """The table `aifc bench` prints."""
         return self._core.summary_table()
+
+
+def default_spec() -> Dict[str, Any]:
+    """A BenchmarkSpec with every field at the core's default, as a dict to change and pass to
+    Benchmark: {"client": {...}, "dataset": {...}, "load": {...}, "shard": {...}, "summary": {...},
+    "transport", "io_threads", "max_clients", "keep_records", "use_server_tokenizer", "simulator"}."""
+    return _core.default_spec()
+
+
+class Benchmark(BenchRun):
+    """A benchmark from its typed spec (the JSON form that the C++ core, the CLI and the service
+    share; start from default_spec()). Set "simulator" to a SimulatorConfig dict to run against
+    the built-in simulator. Errors name the section and the field."""
+
+    def __init__(self, spec: Dict[str, Any], observers: Iterable[Any] = ()):
+        if not isinstance(spec, dict):
+            raise TypeError("spec must be a dict (see aifc.default_spec())")
+        self._init_core(_core.BenchRun.from_spec(spec), observers)
 
 
 def run_benchmark(*, observers: Iterable[Any] = (), **kwargs) -> Result:

@@ -1,7 +1,7 @@
 // The `aifc` command line, so that `python -m aifc bench ...` needs no separate C++ build.
-#include <pybind11/stl.h>
+#include "cli.hpp"
 
-#include <aifc/cli.hpp>
+#include <pybind11/stl.h>
 
 #include "convert.hpp"
 

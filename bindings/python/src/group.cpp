@@ -1,7 +1,7 @@
 // ClientGroup and `aifc bench` runs from Python: observers, background runs, Ctrl-C.
 #include <pybind11/stl.h>
 
-#include <aifc/cli.hpp>
+#include <aifc/benchmark.hpp>
 #include <aifc/client_group.hpp>
 #include <aifc/error.hpp>
 #include <chrono>
@@ -10,6 +10,7 @@
 #include <optional>
 #include <thread>
 
+#include "cli.hpp"
 #include "convert.hpp"
 
 namespace aifc::python {
@@ -191,33 +192,45 @@ class PyGroup : public Runner {
   ClientGroup group_;
 };
 
+// One Benchmark from Python: built from `aifc bench` flag words (run_benchmark's keywords) or
+// from a BenchmarkSpec's JSON form.
 class PyBench : public Runner {
  public:
-  explicit PyBench(const std::vector<std::string>& args) {
-    auto options = cli::parse_bench_args(args);
-    options.verbose = false;
+  explicit PyBench(cli::BenchOptions options) : options_(std::move(options)) {
+    options_.verbose = false;
+    options_.progress = false;
     py::gil_scoped_release release;  // set-up talks to the server and builds the prompts
-    session_ = std::make_unique<cli::BenchSession>(std::move(options));
+    benchmark_ = std::make_unique<Benchmark>(options_.spec);
+  }
+  static std::unique_ptr<PyBench> from_args(const std::vector<std::string>& args) {
+    return std::make_unique<PyBench>(cli::parse_bench_args(args));
+  }
+  static std::unique_ptr<PyBench> from_spec(const py::dict& spec) {
+    cli::BenchOptions options;
+    options.spec = config_from<BenchmarkSpec>(spec, "benchmark spec");
+    return std::make_unique<PyBench>(std::move(options));
   }
   ~PyBench() override {
     stop();
     join_quietly();
     py::gil_scoped_release release;
-    session_.reset();
+    benchmark_.reset();
   }
   ObserverHandle add_observer(py::object o) {
-    return session_->group().add_observer(std::make_shared<PyObserver>(std::move(o)));
+    return benchmark_->add_observer(std::make_shared<PyObserver>(std::move(o)));
   }
-  bool remove_observer(ObserverHandle handle) { return session_->group().remove_observer(handle); }
+  bool remove_observer(ObserverHandle handle) { return benchmark_->remove_observer(handle); }
   void stop() noexcept override {
-    if (session_) session_->stop();
+    if (benchmark_) benchmark_->stop();
   }
-  ProgressSnapshot progress() { return session_->group().progress(); }
-  cli::BenchSession& session() { return *session_; }
+  ProgressSnapshot progress() { return benchmark_->progress(); }
+  const Benchmark& benchmark() const { return *benchmark_; }
+  const cli::BenchOptions& options() const { return options_; }
 
  private:
-  BenchmarkResult run_body() override { return session_->run(); }
-  std::unique_ptr<cli::BenchSession> session_;
+  BenchmarkResult run_body() override { return benchmark_->run(); }
+  cli::BenchOptions options_;
+  std::unique_ptr<Benchmark> benchmark_;
 };
 
 template <class T, class Class>
@@ -268,19 +281,31 @@ void init_group(py::module_& m) {
   bind_runner_methods<PyGroup>(group);
 
   py::class_<PyBench> bench(m, "BenchRun");
-  bench.def(py::init<const std::vector<std::string>&>(), py::arg("args"));
+  bench.def(py::init(&PyBench::from_args), py::arg("args"))
+      .def_static("from_spec", &PyBench::from_spec, py::arg("spec"),
+                  "A run of a BenchmarkSpec's JSON form (see aifc.default_spec()).");
   bind_runner_methods<PyBench>(bench);
   bench
       .def("options",
            [](PyBench& b) {
-             const auto& o = b.session().options();
+             const auto& s = b.benchmark().spec();
              return from_json(
-                 nlohmann::json{{"client", o.client}, {"dataset", o.dataset}, {"load", o.load}});
+                 nlohmann::json{{"client", s.client}, {"dataset", s.dataset}, {"load", s.load}});
            })
-      .def("document", [](PyBench& b) { return from_json(b.session().document(b.result())); })
-      .def("summary_table", [](PyBench& b) { return b.session().summary_table(b.result()); })
+      .def("spec", [](PyBench& b) { return from_json(b.benchmark().spec()); })
+      .def("warnings", [](PyBench& b) { return b.benchmark().warnings(); })
+      .def("tokenizer",
+           [](PyBench& b) { return std::string(to_string(b.benchmark().tokenizer())); })
+      .def("document",
+           [](PyBench& b) {
+             return from_json(cli::bench_document(b.options(), b.benchmark(), b.result()));
+           })
+      .def("summary_table", [](PyBench& b) { return b.benchmark().summary_table(b.result()); })
       .def("default_result_filename",
-           [](PyBench& b) { return b.session().default_result_filename(); });
+           [](PyBench& b) { return cli::default_result_filename(b.options(), b.benchmark()); });
+  m.def(
+      "default_spec", [] { return from_json(BenchmarkSpec{}); },
+      "The default BenchmarkSpec as a dict: every field with the core's default.");
 
   m.def(
       "format_summary_table",

@@ -1,10 +1,12 @@
-#include "aifc/cli.hpp"
+#include "cli.hpp"
 
 #include <fmt/format.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <aifc/error.hpp>
+#include <aifc/version.hpp>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
@@ -14,9 +16,6 @@
 #include <iostream>
 #include <map>
 #include <thread>
-
-#include "aifc/error.hpp"
-#include "aifc/version.hpp"
 
 namespace aifc::cli {
 namespace {
@@ -251,7 +250,10 @@ std::string help_text(const FlagTable& t, const std::string& head) {
   return out;
 }
 
-FlagTable bench_flags(BenchOptions& o, bool& wants_help) {
+// `base_url`, `host` and `port` are composed into the client's URL after parsing, so that the
+// flags' order does not matter.
+FlagTable bench_flags(BenchOptions& o, bool& wants_help, std::string& base_url, std::string& host,
+                      std::int64_t& port) {
   using A = Flag::Arity;
   FlagTable t;
   auto one = [&](const std::string& name, std::function<void(const std::string&)> f,
@@ -261,14 +263,13 @@ FlagTable bench_flags(BenchOptions& o, bool& wants_help) {
   auto flag = [&](const std::string& name, std::function<void()> f, std::string help) {
     t[name] = {A::none, [f](const std::vector<std::string>&) { f(); }, std::move(help)};
   };
-  auto& c = o.client;
-  auto& d = o.dataset;
-  auto& l = o.load;
-  static std::string host = "127.0.0.1";  // only read while parsing one command line
+  auto& c = o.spec.client;
+  auto& d = o.spec.dataset;
+  auto& l = o.spec.load;
   one(
       "--base-url",
       [&](const std::string& v) {
-        c.base_url = v;
+        base_url = v;
         o.base_url_given = true;
       },
       "server URL; absent: start the built-in simulator");
@@ -276,17 +277,17 @@ FlagTable bench_flags(BenchOptions& o, bool& wants_help) {
       "--host",
       [&](const std::string& v) {
         host = v;
-        c.base_url = fmt::format("http://{}:8000", v);
         o.base_url_given = true;
       },
-      "server host (with --port), if no --base-url");
+      "server host (default 127.0.0.1, with --port), if no --base-url");
   one(
       "--port",
       [&](const std::string& v) {
-        c.base_url = fmt::format("http://{}:{}", host, to_int(v, "port"));
+        port = to_int(v, "port");
+        if (port < 1 || port > 65535) usage_error(fmt::format("--port {} is out of range", port));
         o.base_url_given = true;
       },
-      "server port");
+      "server port (default 8000), if no --base-url");
   one(
       "--endpoint", [&](const std::string& v) { c.endpoint = v; },
       "/v1/completions (default) or /v1/chat/completions");
@@ -386,7 +387,7 @@ FlagTable bench_flags(BenchOptions& o, bool& wants_help) {
       [&](const std::string& v) { d.sharegpt_output_len = to_int(v, "tokens"); },
       "sharegpt: fixed output length");
   flag(
-      "--no-server-tokenizer", [&] { o.use_server_tokenizer = false; },
+      "--no-server-tokenizer", [&] { o.spec.use_server_tokenizer = false; },
       "do not use /tokenize for exact lengths");
   one(
       "--request-rate", [&](const std::string& v) { l.request_rate = to_double(v, "requests/s"); },
@@ -429,47 +430,49 @@ FlagTable bench_flags(BenchOptions& o, bool& wants_help) {
       "seed of prompts and arrivals (default 0)");
   one(
       "--rank",
-      [&](const std::string& v) { o.shard.rank = static_cast<std::uint32_t>(to_int(v, "rank")); },
+      [&](const std::string& v) {
+        o.spec.shard.rank = static_cast<std::uint32_t>(to_int(v, "rank"));
+      },
       "this process's part of a distributed run");
   one(
       "--nranks",
       [&](const std::string& v) {
-        o.shard.nranks = static_cast<std::uint32_t>(to_int(v, "ranks"));
+        o.spec.shard.nranks = static_cast<std::uint32_t>(to_int(v, "ranks"));
       },
       "number of parts of a distributed run");
   one(
       "--transport",
       [&](const std::string& v) {
         if (v == "auto" || v == "automatic")
-          o.transport = Transport::automatic;
+          o.spec.transport = Transport::automatic;
         else if (v == "event-loop" || v == "event_loop")
-          o.transport = Transport::event_loop;
+          o.spec.transport = Transport::event_loop;
         else if (v == "threads")
-          o.transport = Transport::threads;
+          o.spec.transport = Transport::threads;
         else
           usage_error(fmt::format("transport '{}' is not auto, event-loop or threads", v));
       },
       "auto (default) | event-loop | threads");
   one(
-      "--max-clients", [&](const std::string& v) { o.max_clients = to_int(v, "clients"); },
+      "--max-clients", [&](const std::string& v) { o.spec.max_clients = to_int(v, "clients"); },
       "most connections when concurrency is unbounded");
   t["--percentile-metrics"] = {
       A::multi,
-      [&](const std::vector<std::string>& v) { o.summary.percentile_metrics = split_list(v); },
+      [&](const std::vector<std::string>& v) { o.spec.summary.percentile_metrics = split_list(v); },
       "ttft,tpot,itl,e2el (default ttft,tpot,itl)"};
   t["--metric-percentiles"] = {
       A::multi,
       [&](const std::vector<std::string>& v) {
-        o.summary.metric_percentiles.clear();
+        o.spec.summary.metric_percentiles.clear();
         for (const auto& p : split_list(v))
-          o.summary.metric_percentiles.push_back(to_double(p, "percentile"));
+          o.spec.summary.metric_percentiles.push_back(to_double(p, "percentile"));
       },
       "percentiles to report (default 99)"};
   t["--goodput"] = {A::multi,
                     [&](const std::vector<std::string>& v) {
                       std::string joined;
                       for (const auto& s : v) joined += s + " ";
-                      o.summary.goodput = GoodputSlo::parse(joined);
+                      o.spec.summary.goodput = GoodputSlo::parse(joined);
                     },
                     "SLOs: ttft:MS tpot:MS e2el:MS"};
   flag(
@@ -584,20 +587,22 @@ BenchOptions parse_bench_args(const std::vector<std::string>& args) {
   o.simulator.port = 0;
   o.simulator.ttft = DelaySpec::parse("uniform:20:60");
   o.simulator.itl = DelaySpec::parse("uniform:5:15");
-  if (const char* key = std::getenv("OPENAI_API_KEY")) o.client.api_key = key;
+  o.spec.raise_fd_limit = true;  // a program of its own: every stream is a socket
+  if (const char* key = std::getenv("OPENAI_API_KEY")) o.spec.client.api_key = key;
   bool wants_help = false;
-  const auto table = bench_flags(o, wants_help);
+  std::string base_url, host = "127.0.0.1";
+  std::int64_t port = 8000;
+  const auto table = bench_flags(o, wants_help, base_url, host, port);
   parse_flags(args, table, "bench");
   if (wants_help) throw Error(ErrorCode::interrupted, help_text(table, kBenchHead));
-  o.load.seed = o.dataset.seed;
-  o.client.validate();
-  o.dataset.validate();
-  o.load.validate();
-  o.shard.validate();
-  o.summary.validate();
-  o.simulator.validate();
-  if (o.max_clients < 1) usage_error("aifc bench: --max-clients must be at least 1");
-  if (o.client.model.empty() && !o.base_url_given) o.client.model = o.simulator.model;
+  if (!base_url.empty())
+    o.spec.client.base_url = base_url;
+  else if (o.base_url_given)
+    o.spec.client.base_url = fmt::format(
+        "http://{}:{}", host.find(':') != std::string::npos ? "[" + host + "]" : host, port);
+  o.spec.load.seed = o.spec.dataset.seed;
+  if (!o.base_url_given) o.spec.simulator = o.simulator;
+  o.spec.validate();
   return o;
 }
 
@@ -630,141 +635,21 @@ SimulatorConfig parse_sim_args(const std::vector<std::string>& args) {
   return s;
 }
 
-nlohmann::json result_document(const BenchOptions& o, const BenchmarkResult& r) {
-  nlohmann::json doc = r.summary;
-  const bool chat = o.client.is_chat();
-  doc["date"] = now_stamp("%Y%m%d-%H%M%S");
-  doc["endpoint_type"] = chat ? "openai-chat" : "openai";
-  doc["backend"] = doc["endpoint_type"];
+nlohmann::json bench_document(const BenchOptions& o, const Benchmark& benchmark,
+                              const BenchmarkResult& result) {
+  nlohmann::json doc = benchmark.result_document(result, o.save_detailed);
   doc["label"] = o.label.empty() ? nlohmann::json(nullptr) : nlohmann::json(o.label);
-  doc["model_id"] = o.client.model;
-  doc["tokenizer_id"] = o.client.model;
-  doc["num_prompts"] =
-      o.load.duration.count() > 0 ? nlohmann::json(nullptr) : nlohmann::json(o.load.num_requests);
-  doc["request_rate"] =
-      std::isinf(o.load.request_rate) ? nlohmann::json("inf") : nlohmann::json(o.load.request_rate);
-  doc["burstiness"] = o.load.burstiness;
-  doc["max_concurrency"] =
-      o.load.max_concurrency > 0 ? nlohmann::json(o.load.max_concurrency) : nlohmann::json(nullptr);
-  doc["interrupted"] = r.interrupted;
-  doc["aifc_version"] = version();
-  doc["aifc_config"] = {
-      {"client", o.client}, {"dataset", o.dataset}, {"load", o.load}, {"shard", o.shard}};
-  doc["clock_anchor"] = {
-      {"mono_ns", r.anchor.mono_ns}, {"unix_ns", r.anchor.unix_ns}, {"start_mono_ns", r.start_ns}};
-  doc["aggregate"] = r.aggregate.to_json();
   for (const auto& [k, v] : o.metadata) doc[k] = v;
-  if (o.save_detailed) {
-    nlohmann::json input_lens = nlohmann::json::array(), output_lens = nlohmann::json::array(),
-                   ttfts = nlohmann::json::array(), itls = nlohmann::json::array(),
-                   start_times = nlohmann::json::array(), errors = nlohmann::json::array(),
-                   texts = nlohmann::json::array(), records = nlohmann::json::array();
-    for (const auto& rec : r.records) {
-      records.push_back(rec);
-      if (rec.warmup) continue;
-      input_lens.push_back(rec.input_tokens);
-      output_lens.push_back(rec.ok() ? rec.output_tokens : 0);
-      ttfts.push_back(rec.first_token_ns >= 0 ? rec.ttft_s() : 0.0);
-      nlohmann::json itl = nlohmann::json::array();
-      for (std::size_t i = 1; i < rec.token_ns.size(); ++i)
-        itl.push_back((rec.token_ns[i] - rec.token_ns[i - 1]) * 1e-9);
-      itls.push_back(std::move(itl));
-      start_times.push_back(static_cast<double>(rec.send_ns - r.start_ns) * 1e-9);
-      errors.push_back(rec.ok() ? std::string()
-                                : fmt::format("{}: {}", to_string(rec.error), rec.error_message));
-      texts.push_back(rec.generated_text);
-    }
-    doc["input_lens"] = std::move(input_lens);
-    doc["output_lens"] = std::move(output_lens);
-    doc["ttfts"] = std::move(ttfts);
-    doc["itls"] = std::move(itls);
-    doc["start_times"] = std::move(start_times);
-    doc["errors"] = std::move(errors);
-    doc["generated_texts"] = std::move(texts);
-    doc["records"] = std::move(records);
-  }
   return doc;
 }
 
-BenchSession::BenchSession(BenchOptions o) : options_(std::move(o)) {
-  auto& opt = options_;
-  if (!opt.base_url_given) {
-    simulator_ = std::make_unique<Simulator>(opt.simulator);
-    simulator_->start();
-    opt.client.base_url = simulator_->base_url();
-    if (opt.verbose)
-      std::cerr << fmt::format(
-          "[aifc] no --base-url: started the built-in simulator at {} (ttft {} ms, itl {} ms)\n",
-          opt.client.base_url, opt.simulator.ttft.to_string(), opt.simulator.itl.to_string());
-  }
-  VLLMClient probe(opt.client);
-  if (opt.client.model.empty()) {
-    const auto models = probe.list_models();
-    if (models.empty())
-      throw Error(ErrorCode::server_error, fmt::format("{} serves no model", opt.client.base_url));
-    opt.client.model = models.front();
-    probe = VLLMClient(opt.client);
-  }
-  TokenCounter counter;
-  if (opt.use_server_tokenizer) {
-    const TokenizerApi api = probe.probe_tokenizer();
-    if (api != TokenizerApi::none) {
-      counter = [&probe](const std::string& text) { return probe.count_tokens(text); };
-      if (opt.verbose)
-        std::cerr << fmt::format("[aifc] counting prompt tokens with the server's /tokenize ({})\n",
-                                 to_string(api));
-    } else {
-      std::cerr << "[aifc] warning: the server has no /tokenize that counts (tried the vLLM, "
-                   "llama.cpp and TGI request shapes); prompt lengths are estimates and the "
-                   "result says input_tokens_exact: false unless the server reports usage\n";
-    }
-  }
-  auto prompts = load_dataset(opt.dataset, counter);
-  GroupConfig gc;
-  gc.client = opt.client;
-  gc.load = opt.load;
-  gc.shard = opt.shard;
-  gc.summary = opt.summary;
-  gc.max_clients = opt.max_clients;
-  gc.transport = opt.transport;
-  group_ = std::make_unique<ClientGroup>(gc, std::move(prompts));
-  if (opt.verbose)
-    std::cerr << fmt::format(
-        "[aifc] {} -> {}{}  model {}  rate {}  burstiness {}  max concurrency {}\n",
-        opt.load.duration.count() > 0 ? fmt::format("{} s", opt.load.duration.count() / 1000.0)
-                                      : fmt::format("{} requests", opt.load.num_requests),
-        opt.client.base_url, opt.client.endpoint, opt.client.model,
-        rate_word(opt.load.request_rate), opt.load.burstiness,
-        opt.load.max_concurrency > 0 ? std::to_string(opt.load.max_concurrency) : "unbounded");
-}
-
-BenchSession::~BenchSession() {
-  group_.reset();
-  if (simulator_) simulator_->stop();
-}
-
-BenchmarkResult BenchSession::run() { return group_->run(); }
-
-void BenchSession::stop() noexcept {
-  if (group_) group_->stop();
-}
-
-std::string BenchSession::summary_table(const BenchmarkResult& result) const {
-  auto summary = result.summary;
-  const auto& l = options_.load;
-  summary["max_concurrency"] =
-      l.max_concurrency > 0 ? nlohmann::json(l.max_concurrency) : nlohmann::json(nullptr);
-  summary["request_rate"] =
-      std::isinf(l.request_rate) ? nlohmann::json(nullptr) : nlohmann::json(l.request_rate);
-  return format_summary_table(summary, options_.summary);
-}
-
-std::string BenchSession::default_result_filename() const {
-  const auto& o = options_;
-  const std::string model = o.client.model.substr(o.client.model.rfind('/') + 1);
+std::string default_result_filename(const BenchOptions& o, const Benchmark& benchmark) {
+  const auto& spec = benchmark.spec();
+  const std::string model = spec.client.model.substr(spec.client.model.rfind('/') + 1);
   return fmt::format(
-      "{}-{}qps{}-{}-{}.json", o.label.empty() ? "aifc" : o.label, rate_word(o.load.request_rate),
-      o.load.max_concurrency > 0 ? fmt::format("-concurrency{}", o.load.max_concurrency) : "",
+      "{}-{}qps{}-{}-{}.json", o.label.empty() ? "aifc" : o.label,
+      rate_word(spec.load.request_rate),
+      spec.load.max_concurrency > 0 ? fmt::format("-concurrency{}", spec.load.max_concurrency) : "",
       model, now_stamp("%Y%m%d-%H%M%S"));
 }
 
@@ -790,33 +675,51 @@ std::optional<int> parse_or_exit(Options& options, Parse&& parse,
 int bench_main(const std::vector<std::string>& args) {
   BenchOptions o;
   if (const auto code = parse_or_exit(o, parse_bench_args, args)) return *code;
-  std::unique_ptr<BenchSession> session;
+  std::unique_ptr<Benchmark> benchmark;
   std::atomic<bool> interrupted{false};
-  std::mutex session_mutex;
+  std::mutex benchmark_mutex;
   SignalWatcher signals([&](int) {
     interrupted.store(true);
-    std::lock_guard lock(session_mutex);
-    if (session) session->stop();
+    std::lock_guard lock(benchmark_mutex);
+    if (benchmark) benchmark->stop();
   });
   try {
-    auto created = std::make_unique<BenchSession>(o);
+    auto created = std::make_unique<Benchmark>(o.spec);
+    const auto& spec = created->spec();
+    if (o.verbose && spec.simulator)
+      std::cerr << fmt::format(
+          "[aifc] no --base-url: started the built-in simulator at {} (ttft {} ms, itl {} ms)\n",
+          spec.client.base_url, spec.simulator->ttft.to_string(), spec.simulator->itl.to_string());
+    if (o.verbose && created->tokenizer() != TokenizerApi::none)
+      std::cerr << fmt::format("[aifc] counting prompt tokens with the server's /tokenize ({})\n",
+                               to_string(created->tokenizer()));
+    for (const auto& warning : created->warnings())
+      std::cerr << "[aifc] warning: " << warning << "\n";
     if (interrupted.load()) {
       std::cerr << "[aifc] interrupted before the run started; nothing was measured\n";
       return 130;
     }
-    if (o.progress) created->group().add_observer(std::make_shared<ProgressPrinter>());
+    if (o.progress) created->add_observer(std::make_shared<ProgressPrinter>());
+    if (o.verbose)
+      std::cerr << fmt::format(
+          "[aifc] {} -> {}{}  model {}  rate {}  burstiness {}  max concurrency {}\n",
+          spec.load.duration.count() > 0 ? fmt::format("{} s", spec.load.duration.count() / 1000.0)
+                                         : fmt::format("{} requests", spec.load.num_requests),
+          spec.client.base_url, spec.client.endpoint, spec.client.model,
+          rate_word(spec.load.request_rate), spec.load.burstiness,
+          spec.load.max_concurrency > 0 ? std::to_string(spec.load.max_concurrency) : "unbounded");
     {
-      std::lock_guard lock(session_mutex);
-      session = std::move(created);
+      std::lock_guard lock(benchmark_mutex);
+      benchmark = std::move(created);
     }
-    BenchmarkResult result = session->run();
-    std::cout << session->summary_table(result);
+    BenchmarkResult result = benchmark->run();
+    std::cout << benchmark->summary_table(result);
     std::cout.flush();
     if (result.observer_errors)
       std::cerr << "[aifc] an observer failed: " << result.first_observer_error << "\n";
     if (o.save_result || result.interrupted) {
       const std::string name =
-          o.result_filename.empty() ? session->default_result_filename() : o.result_filename;
+          o.result_filename.empty() ? default_result_filename(o, *benchmark) : o.result_filename;
       const auto path = std::filesystem::path(o.result_dir) / name;
       std::error_code ec;
       std::filesystem::create_directories(o.result_dir, ec);
@@ -824,7 +727,8 @@ int bench_main(const std::vector<std::string>& args) {
       if (!out)
         throw Error(ErrorCode::io_error,
                     fmt::format("cannot write the result to '{}'", path.string()));
-      out << session->document(result).dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
+      out << bench_document(o, *benchmark, result)
+                 .dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
           << "\n";
       if (!out.good())
         throw Error(ErrorCode::io_error,
@@ -833,8 +737,8 @@ int bench_main(const std::vector<std::string>& args) {
                                result.interrupted ? "interrupted; partial " : "", path.string());
     }
     {
-      std::lock_guard lock(session_mutex);
-      session.reset();
+      std::lock_guard lock(benchmark_mutex);
+      benchmark.reset();
     }
     if (result.interrupted) return 130;
     return result.aggregate.completed > 0 ? 0 : 1;

@@ -1,4 +1,4 @@
 // The `aifc` program: `aifc bench` (vllm bench serve-style) and `aifc sim` (the simulator).
-#include <aifc/cli.hpp>
+#include "cli.hpp"
 
 int main(int argc, char** argv) { return aifc::cli::main(argc, argv); }

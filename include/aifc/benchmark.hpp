@@ -1,0 +1,89 @@
+#pragma once
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "aifc/client_group.hpp"
+#include "aifc/dataset.hpp"
+#include "aifc/metrics.hpp"
+#include "aifc/observer.hpp"
+#include "aifc/schedule.hpp"
+#include "aifc/simulator.hpp"
+#include "aifc/vllm_client.hpp"
+
+namespace aifc {
+
+/// One benchmark, typed: what `aifc bench`'s flags, Python, the service and its agents all build
+/// and run (nothing travels as command-line words). Its JSON form, with the sections' own
+/// mappings, is what the service stores and sends; the API key is never written.
+struct BenchmarkSpec {
+  ClientConfig client;    ///< the server and what to ask of it
+  DatasetConfig dataset;  ///< the prompts
+  LoadConfig load;        ///< arrivals, concurrency, count or duration
+  Shard shard;            ///< this process's part of a distributed run
+  SummaryOptions summary;
+  Transport transport = Transport::automatic;
+  std::int64_t io_threads = 1;
+  std::int64_t max_clients = 4096;
+  bool keep_records = true;
+  /// Fit random prompts to their lengths and count file prompts with the server's /tokenize.
+  bool use_server_tokenizer = true;
+  /// Raise this process's open-file limit to its hard limit (every stream is a socket). A
+  /// process-wide change, so only on request; the `aifc` program asks for it.
+  bool raise_fd_limit = false;
+  /// Run against a simulator started in this process; client.base_url becomes its address.
+  std::optional<SimulatorConfig> simulator;
+
+  /// Throws Error(invalid_argument) naming the section and the field ("load: request_rate ...").
+  void validate() const;
+  /// The client group this benchmark runs.
+  GroupConfig group_config() const;
+};
+
+void to_json(nlohmann::json& j, const BenchmarkSpec& s);
+void from_json(const nlohmann::json& j, BenchmarkSpec& s);
+
+/// Runs one BenchmarkSpec. The constructor does the set-up: it validates the spec, starts the
+/// simulator when the spec asks for one, asks the server for its model when none is named
+/// (GET /v1/models), probes its tokenizer and builds the prompts. run() measures; stop() from
+/// any thread ends the run early and keeps what was measured. The destructor stops and joins.
+class Benchmark {
+ public:
+  /// Throws aifc::Error: invalid_argument for a bad spec, connection_failed for an unreachable
+  /// server, server_error when it serves no model, io_error / parse_error for dataset files.
+  explicit Benchmark(BenchmarkSpec spec);
+  ~Benchmark();
+  Benchmark(const Benchmark&) = delete;
+  Benchmark& operator=(const Benchmark&) = delete;
+
+  /// The spec as resolved: the simulator's address, the model the server named.
+  const BenchmarkSpec& spec() const noexcept;
+  /// The tokenizer endpoint used for prompt lengths (none: lengths are estimates).
+  TokenizerApi tokenizer() const noexcept;
+  /// What the set-up noticed and a user should hear (e.g. no tokenizer), one line each.
+  const std::vector<std::string>& warnings() const noexcept;
+
+  /// Before run(); see ClientGroup.
+  ObserverHandle add_observer(std::shared_ptr<Observer> observer);
+  bool remove_observer(ObserverHandle handle);
+
+  /// Measures (once). Returns the partial result when stop() ended it.
+  BenchmarkResult run();
+  void stop() noexcept;
+  ProgressSnapshot progress() const;
+
+  /// The result as `vllm bench serve --save-result` writes it (its keys, plus aifc's: the spec,
+  /// the aggregate, the clock anchor); `detailed` adds the per-request arrays and every record.
+  nlohmann::json result_document(const BenchmarkResult& result, bool detailed = false) const;
+  /// The summary table `vllm bench serve` prints, with the configured rate and concurrency.
+  std::string summary_table(const BenchmarkResult& result) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace aifc

@@ -1,0 +1,249 @@
+#include "aifc/benchmark.hpp"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <ctime>
+
+#include "aifc/error.hpp"
+#include "aifc/version.hpp"
+
+namespace aifc {
+namespace {
+
+// Runs one section's validate() and names the section in its message.
+template <class Section>
+void validate_section(const char* name, const Section& section) {
+  try {
+    section.validate();
+  } catch (const Error& e) {
+    throw Error(e.code(), fmt::format("{}: {}", name, e.what()));
+  }
+}
+
+std::string local_stamp(const char* format) {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, format, &tm);
+  return buf;
+}
+
+}  // namespace
+
+void BenchmarkSpec::validate() const {
+  validate_section("client", client);
+  validate_section("dataset", dataset);
+  validate_section("load", load);
+  validate_section("shard", shard);
+  validate_section("summary", summary);
+  if (simulator) validate_section("simulator", *simulator);
+  auto bad = [](const std::string& what) { throw Error(ErrorCode::invalid_argument, what); };
+  if (io_threads < 1) bad(fmt::format("io_threads must be at least 1 (got {})", io_threads));
+  if (max_clients < 1) bad(fmt::format("max_clients must be at least 1 (got {})", max_clients));
+}
+
+GroupConfig BenchmarkSpec::group_config() const {
+  GroupConfig g;
+  g.client = client;
+  g.load = load;
+  g.shard = shard;
+  g.summary = summary;
+  g.transport = transport;
+  g.io_threads = io_threads;
+  g.max_clients = max_clients;
+  g.keep_records = keep_records;
+  g.raise_fd_limit = raise_fd_limit;
+  return g;
+}
+
+void to_json(nlohmann::json& j, const BenchmarkSpec& s) {
+  j = nlohmann::json{{"client", s.client},
+                     {"dataset", s.dataset},
+                     {"load", s.load},
+                     {"shard", s.shard},
+                     {"summary", s.summary},
+                     {"transport", s.transport},
+                     {"io_threads", s.io_threads},
+                     {"max_clients", s.max_clients},
+                     {"keep_records", s.keep_records},
+                     {"use_server_tokenizer", s.use_server_tokenizer},
+                     {"raise_fd_limit", s.raise_fd_limit},
+                     {"simulator", s.simulator ? nlohmann::json(*s.simulator) : nullptr}};
+}
+
+void from_json(const nlohmann::json& j, BenchmarkSpec& s) {
+  if (!j.is_object())
+    throw Error(ErrorCode::invalid_argument, "a benchmark spec must be a JSON object");
+  static const char* const kKeys[] = {
+      "client",         "dataset",    "load",        "shard",        "summary",
+      "transport",      "io_threads", "max_clients", "keep_records", "use_server_tokenizer",
+      "raise_fd_limit", "simulator"};
+  for (const auto& [key, value] : j.items()) {
+    if (std::find(std::begin(kKeys), std::end(kKeys), key) == std::end(kKeys))
+      throw Error(ErrorCode::invalid_argument,
+                  fmt::format("benchmark spec: unknown key '{}'", key));
+  }
+  s = BenchmarkSpec{};
+  const char* section = "spec";
+  try {
+    auto take = [&](const char* key, auto& field) {
+      section = key;
+      if (j.contains(key)) j.at(key).get_to(field);
+    };
+    take("client", s.client);
+    take("dataset", s.dataset);
+    take("load", s.load);
+    take("shard", s.shard);
+    take("summary", s.summary);
+    take("transport", s.transport);
+    take("io_threads", s.io_threads);
+    take("max_clients", s.max_clients);
+    take("keep_records", s.keep_records);
+    take("use_server_tokenizer", s.use_server_tokenizer);
+    take("raise_fd_limit", s.raise_fd_limit);
+    section = "simulator";
+    if (j.contains("simulator") && !j.at("simulator").is_null())
+      s.simulator = j.at("simulator").get<SimulatorConfig>();
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(ErrorCode::invalid_argument,
+                fmt::format("benchmark spec: {}: {}", section, e.what()));
+  }
+}
+
+struct Benchmark::Impl {
+  BenchmarkSpec spec;
+  std::unique_ptr<Simulator> simulator;
+  TokenizerApi tokenizer = TokenizerApi::none;
+  std::vector<std::string> warnings;
+  std::unique_ptr<ClientGroup> group;
+};
+
+Benchmark::Benchmark(BenchmarkSpec spec) : impl_(std::make_unique<Impl>()) {
+  spec.validate();
+  auto& s = *impl_;
+  s.spec = std::move(spec);
+  auto& client = s.spec.client;
+  if (s.spec.simulator) {
+    s.simulator = std::make_unique<Simulator>(*s.spec.simulator);
+    s.simulator->start();
+    client.base_url = s.simulator->base_url();
+    if (client.model.empty()) client.model = s.spec.simulator->model;
+  }
+  VLLMClient probe(client);
+  if (client.model.empty()) {
+    const auto models = probe.list_models();
+    if (models.empty())
+      throw Error(ErrorCode::server_error, fmt::format("{} serves no model", client.base_url));
+    client.model = models.front();
+    probe = VLLMClient(client);
+  }
+  TokenCounter counter;
+  if (s.spec.use_server_tokenizer) {
+    s.tokenizer = probe.probe_tokenizer();
+    if (s.tokenizer != TokenizerApi::none)
+      counter = [&probe](const std::string& text) { return probe.count_tokens(text); };
+    else
+      s.warnings.push_back(
+          "the server has no /tokenize that counts (tried the vLLM, llama.cpp and TGI request "
+          "shapes); prompt lengths are estimates and the result says input_tokens_exact: false "
+          "unless the server reports usage");
+  }
+  s.group =
+      std::make_unique<ClientGroup>(s.spec.group_config(), load_dataset(s.spec.dataset, counter));
+}
+
+Benchmark::~Benchmark() {
+  if (!impl_) return;
+  impl_->group.reset();  // stops and joins before the simulator goes
+  if (impl_->simulator) impl_->simulator->stop();
+}
+
+const BenchmarkSpec& Benchmark::spec() const noexcept { return impl_->spec; }
+TokenizerApi Benchmark::tokenizer() const noexcept { return impl_->tokenizer; }
+const std::vector<std::string>& Benchmark::warnings() const noexcept { return impl_->warnings; }
+
+ObserverHandle Benchmark::add_observer(std::shared_ptr<Observer> observer) {
+  return impl_->group->add_observer(std::move(observer));
+}
+
+bool Benchmark::remove_observer(ObserverHandle handle) {
+  return impl_->group->remove_observer(handle);
+}
+
+BenchmarkResult Benchmark::run() { return impl_->group->run(); }
+void Benchmark::stop() noexcept { impl_->group->stop(); }
+ProgressSnapshot Benchmark::progress() const { return impl_->group->progress(); }
+
+std::string Benchmark::summary_table(const BenchmarkResult& result) const {
+  auto summary = result.summary;
+  const auto& l = impl_->spec.load;
+  summary["max_concurrency"] =
+      l.max_concurrency > 0 ? nlohmann::json(l.max_concurrency) : nlohmann::json(nullptr);
+  summary["request_rate"] =
+      std::isinf(l.request_rate) ? nlohmann::json(nullptr) : nlohmann::json(l.request_rate);
+  return format_summary_table(summary, impl_->spec.summary);
+}
+
+nlohmann::json Benchmark::result_document(const BenchmarkResult& r, bool detailed) const {
+  const auto& spec = impl_->spec;
+  nlohmann::json doc = r.summary;
+  const bool chat = spec.client.is_chat();
+  doc["date"] = local_stamp("%Y%m%d-%H%M%S");
+  doc["endpoint_type"] = chat ? "openai-chat" : "openai";
+  doc["backend"] = doc["endpoint_type"];
+  doc["label"] = nullptr;
+  doc["model_id"] = spec.client.model;
+  doc["tokenizer_id"] = spec.client.model;
+  doc["num_prompts"] = spec.load.duration.count() > 0 ? nlohmann::json(nullptr)
+                                                      : nlohmann::json(spec.load.num_requests);
+  doc["request_rate"] = std::isinf(spec.load.request_rate) ? nlohmann::json("inf")
+                                                           : nlohmann::json(spec.load.request_rate);
+  doc["burstiness"] = spec.load.burstiness;
+  doc["max_concurrency"] = spec.load.max_concurrency > 0 ? nlohmann::json(spec.load.max_concurrency)
+                                                         : nlohmann::json(nullptr);
+  doc["interrupted"] = r.interrupted;
+  doc["aifc_version"] = version();
+  doc["aifc_config"] = {{"client", spec.client},
+                        {"dataset", spec.dataset},
+                        {"load", spec.load},
+                        {"shard", spec.shard}};
+  doc["aifc_spec"] = spec;
+  doc["tokenizer_api"] = to_string(impl_->tokenizer);
+  doc["clock_anchor"] = {
+      {"mono_ns", r.anchor.mono_ns}, {"unix_ns", r.anchor.unix_ns}, {"start_mono_ns", r.start_ns}};
+  doc["aggregate"] = r.aggregate.to_json();
+  if (detailed) {
+    nlohmann::json input_lens = nlohmann::json::array(), output_lens = nlohmann::json::array(),
+                   ttfts = nlohmann::json::array(), itls = nlohmann::json::array(),
+                   start_times = nlohmann::json::array(), errors = nlohmann::json::array(),
+                   texts = nlohmann::json::array(), records = nlohmann::json::array();
+    for (const auto& rec : r.records) {
+      records.push_back(rec);
+      if (rec.warmup) continue;
+      input_lens.push_back(rec.input_tokens);
+      output_lens.push_back(rec.ok() ? rec.output_tokens : 0);
+      ttfts.push_back(rec.first_token_ns >= 0 ? rec.ttft_s() : 0.0);
+      nlohmann::json itl = nlohmann::json::array();
+      for (std::size_t i = 1; i < rec.token_ns.size(); ++i)
+        itl.push_back((rec.token_ns[i] - rec.token_ns[i - 1]) * 1e-9);
+      itls.push_back(std::move(itl));
+      start_times.push_back(static_cast<double>(rec.send_ns - r.start_ns) * 1e-9);
+      errors.push_back(rec.ok() ? std::string()
+                                : fmt::format("{}: {}", to_string(rec.error), rec.error_message));
+      texts.push_back(rec.generated_text);
+    }
+    doc["input_lens"] = std::move(input_lens);
+    doc["output_lens"] = std::move(output_lens);
+    doc["ttfts"] = std::move(ttfts);
+    doc["itls"] = std::move(itls);
+    doc["start_times"] = std::move(start_times);
+    doc["errors"] = std::move(errors);
+    doc["generated_texts"] = std::move(texts);
+    doc["records"] = std::move(records);
+  }
+  return doc;
+}
+
+}  // namespace aifc

@@ -1,0 +1,112 @@
+#include <doctest/doctest.h>
+
+#include <aifc/benchmark.hpp>
+#include <aifc/error.hpp>
+
+namespace {
+
+aifc::BenchmarkSpec simulated(std::int64_t requests = 20) {
+  aifc::BenchmarkSpec spec;
+  aifc::SimulatorConfig sim;
+  sim.port = 0;
+  sim.ttft = aifc::DelaySpec::parse("2");
+  sim.itl = aifc::DelaySpec::parse("1");
+  spec.simulator = sim;
+  spec.dataset.num_prompts = requests;
+  spec.dataset.random_input_len = 12;
+  spec.dataset.random_output_len = 3;
+  spec.load.num_requests = requests;
+  return spec;
+}
+
+}  // namespace
+
+TEST_CASE("benchmark: a spec round-trips through JSON, without the API key") {
+  auto spec = simulated();
+  spec.client.api_key = "sk-secret";
+  spec.client.endpoint = "/v1/chat/completions";
+  spec.load.request_rate = 12.5;
+  spec.load.max_concurrency = 3;
+  spec.shard = {2, 5};
+  spec.summary.goodput = aifc::GoodputSlo::parse("ttft:250");
+  spec.transport = aifc::Transport::threads;
+  spec.keep_records = false;
+  const nlohmann::json j = spec;
+  CHECK(j.dump().find("sk-secret") == std::string::npos);
+  const auto back = j.get<aifc::BenchmarkSpec>();
+  CHECK(nlohmann::json(back) == j);
+  CHECK(back.client.api_key.empty());
+  CHECK(back.load.request_rate == 12.5);
+  CHECK(back.shard.rank == 2);
+  CHECK(back.simulator.has_value());
+  CHECK(*back.summary.goodput.ttft_ms == 250);
+  CHECK(nlohmann::json::object().get<aifc::BenchmarkSpec>().transport ==
+        aifc::Transport::automatic);
+}
+
+TEST_CASE("benchmark: bad specs name the section and the field") {
+  auto message = [](const aifc::BenchmarkSpec& spec) {
+    try {
+      spec.validate();
+    } catch (const aifc::Error& e) {
+      CHECK(e.code() == aifc::ErrorCode::invalid_argument);
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  auto spec = simulated();
+  spec.load.request_rate = -1;
+  CHECK(message(spec).rfind("load: ", 0) == 0);
+  CHECK(message(spec).find("request_rate") != std::string::npos);
+  spec = simulated();
+  spec.dataset.num_prompts = 0;
+  CHECK(message(spec).rfind("dataset: num_prompts", 0) == 0);
+  spec = simulated();
+  spec.client.endpoint = "v1/completions";
+  CHECK(message(spec).rfind("client: endpoint", 0) == 0);
+  spec = simulated();
+  spec.simulator->chars_per_token = -2;
+  CHECK(message(spec).rfind("simulator: chars_per_token", 0) == 0);
+  spec = simulated();
+  spec.max_clients = 0;
+  CHECK(message(spec).find("max_clients") != std::string::npos);
+  CHECK_THROWS_WITH_AS((nlohmann::json{{"laod", {}}}.get<aifc::BenchmarkSpec>()),
+                       doctest::Contains("unknown key 'laod'"), aifc::Error);
+  CHECK_THROWS_WITH_AS(
+      (nlohmann::json{{"load", {{"request_rate", "fast"}}}}.get<aifc::BenchmarkSpec>()),
+      doctest::Contains("load"), aifc::Error);
+  CHECK_THROWS_AS(aifc::Benchmark{spec}, aifc::Error);  // the constructor validates too
+}
+
+TEST_CASE("benchmark: runs a spec against its simulator and writes vLLM's result keys") {
+  aifc::Benchmark benchmark(simulated(20));
+  CHECK(benchmark.spec().client.model == "aifc-sim");
+  CHECK(benchmark.spec().client.base_url.rfind("http://127.0.0.1:", 0) == 0);
+  CHECK(benchmark.tokenizer() == aifc::TokenizerApi::vllm);
+  CHECK(benchmark.warnings().empty());
+  const auto result = benchmark.run();
+  CHECK(result.summary["completed"] == 20);
+  CHECK(result.summary["total_input_tokens"] == 20 * 12);
+  const auto doc = benchmark.result_document(result, true);
+  for (const char* key : {"completed", "failed", "request_throughput", "output_throughput",
+                          "mean_ttft_ms", "p99_itl_ms", "date", "model_id", "num_prompts",
+                          "request_rate", "max_concurrency", "input_lens", "ttfts", "aifc_spec"})
+    CHECK_MESSAGE(doc.contains(key), key);
+  CHECK(doc["aifc_spec"].get<aifc::BenchmarkSpec>().client.model == "aifc-sim");
+  CHECK(benchmark.summary_table(result).find("Successful requests:") != std::string::npos);
+}
+
+TEST_CASE("benchmark: a server without a tokenizer is a warning, not an error") {
+  auto spec = simulated(5);
+  spec.simulator->tokenizer = aifc::SimTokenizer::none;
+  aifc::Benchmark benchmark(spec);
+  CHECK(benchmark.tokenizer() == aifc::TokenizerApi::none);
+  REQUIRE(benchmark.warnings().size() == 1);
+  CHECK(benchmark.warnings()[0].find("/tokenize") != std::string::npos);
+  CHECK(benchmark.run().summary["completed"] == 5);
+
+  spec = simulated(5);
+  spec.simulator.reset();
+  spec.client.base_url = "http://127.0.0.1:1";
+  CHECK_THROWS_AS(aifc::Benchmark{spec}, aifc::Error);  // unreachable: a clear set-up error
+}

@@ -71,7 +71,8 @@ void from_json(const nlohmann::json& j, GroupConfig& c) {
 namespace {
 
 struct Worker {
-  explicit Worker(const ClientConfig& c) : client(c) {}
+  // The controller enforces every client's deadlines (expire_if_late), so no watchdog each.
+  explicit Worker(const ClientConfig& c) : client(c, VLLMClient::Deadlines::caller) {}
   VLLMClient client;
   std::thread thread;
 };

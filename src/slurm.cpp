@@ -12,8 +12,9 @@
 #include <thread>
 
 #include "aifc/error.hpp"
+#include "key_values.hpp"
 #include "process.hpp"
-#include "slurm_text.hpp"
+#include "slurm_commands.hpp"
 #include "url.hpp"
 
 namespace aifc {
@@ -373,50 +374,28 @@ JobInfo combine(std::string job_id, const std::vector<JobInfo>& parts) {
 
 namespace {
 
-class CliBackend : public SlurmBackend {
+// The tools on this machine, with a clean environment: sbatch exports the submitter's whole
+// environment, so the job sees exactly PATH, HOME, USER, ..., SLURM_CONF and its own variables.
+class LocalCommands : public detail::SlurmCommands {
  public:
-  explicit CliBackend(CliConfig c) : config_(std::move(c)) {}
+  explicit LocalCommands(CliConfig c) : config_(std::move(c)) {}
   std::string name() const override { return "cli"; }
+  std::string place() const override { return ""; }
 
-  std::string submit(const JobSpec& spec) override {
-    // The job sees exactly this environment: sbatch exports the submitter's whole environment,
-    // so it runs with a clean one instead of this process's.
+  detail::ProcessResult sbatch(const JobSpec& spec, const std::string& script) override {
     auto env = base_environment();
     for (const auto& [k, v] : spec.environment) env.push_back(k + "=" + v);
-    const auto r = detail::run_process({config_.sbatch, "--parsable", "--export=ALL"}, env,
-                                       render_batch_script(spec));
-    if (r.exit_code != 0)
-      throw Error(ErrorCode::server_error, fmt::format("sbatch failed: {}", failure(r)));
-    std::string id = r.out.substr(0, r.out.find_first_of(";\n"));
-    if (id.empty() || id.find_first_not_of("0123456789") != std::string::npos)
-      throw Error(ErrorCode::server_error, fmt::format("sbatch printed no job id: '{}'", r.out));
-    return id;
+    return detail::run_process({config_.sbatch, "--parsable", "--export=ALL"}, env, script);
   }
 
-  JobInfo query(const std::string& job_id) override {
-    detail::check_job_id(job_id);
-    const auto r =
-        detail::run_process({config_.scontrol, "show", "job", "-o", job_id}, base_environment());
-    if (r.exit_code != 0)
-      throw Error(ErrorCode::server_error,
-                  fmt::format("scontrol show job {} failed: {}", job_id, failure(r)));
-    return detail::parse_scontrol_jobs(job_id, r.out);
-  }
-
-  void cancel(const std::string& job_id) override {
-    detail::check_job_id(job_id);
-    const auto r = detail::run_process({config_.scancel, job_id}, base_environment());
-    if (r.exit_code != 0)
-      throw Error(ErrorCode::server_error,
-                  fmt::format("scancel {} failed: {}", job_id, failure(r)));
+  detail::ProcessResult run(const std::vector<std::string>& argv) override {
+    auto resolved = argv;
+    if (resolved[0] == "scontrol") resolved[0] = config_.scontrol;
+    if (resolved[0] == "scancel") resolved[0] = config_.scancel;
+    return detail::run_process(resolved, base_environment());
   }
 
  private:
-  static std::string failure(const detail::ProcessResult& r) {
-    if (r.timed_out) return "timed out (is slurmctld reachable?)";
-    return detail::trim_output(r.err,
-                               r.out.empty() ? fmt::format("exit code {}", r.exit_code) : r.out);
-  }
   std::vector<std::string> base_environment() const {
     std::vector<std::string> env;
     for (const char* name : {"PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ"})
@@ -428,6 +407,51 @@ class CliBackend : public SlurmBackend {
     return env;
   }
   CliConfig config_;
+};
+
+class CommandBackend : public SlurmBackend {
+ public:
+  explicit CommandBackend(std::unique_ptr<detail::SlurmCommands> commands)
+      : commands_(std::move(commands)) {}
+  std::string name() const override { return commands_->name(); }
+
+  std::string submit(const JobSpec& spec) override {
+    const auto r = commands_->sbatch(spec, render_batch_script(spec));
+    if (r.exit_code != 0)
+      throw Error(ErrorCode::server_error,
+                  fmt::format("sbatch{} failed: {}", commands_->place(), failure(r)));
+    // --parsable prints "ID" or "ID;CLUSTER".
+    std::string id = r.out.substr(0, r.out.find_first_of(";\n"));
+    if (id.empty() || id.find_first_not_of("0123456789") != std::string::npos)
+      throw Error(ErrorCode::server_error,
+                  fmt::format("sbatch{} printed no job id: '{}'", commands_->place(), r.out));
+    return id;
+  }
+
+  JobInfo query(const std::string& job_id) override {
+    detail::check_job_id(job_id);
+    const auto r = commands_->run({"scontrol", "show", "job", "-o", job_id});
+    if (r.exit_code != 0)
+      throw Error(ErrorCode::server_error, fmt::format("scontrol show job {}{} failed: {}", job_id,
+                                                       commands_->place(), failure(r)));
+    return detail::parse_scontrol_jobs(job_id, r.out);
+  }
+
+  void cancel(const std::string& job_id) override {
+    detail::check_job_id(job_id);
+    const auto r = commands_->run({"scancel", job_id});
+    if (r.exit_code != 0)
+      throw Error(ErrorCode::server_error,
+                  fmt::format("scancel {}{} failed: {}", job_id, commands_->place(), failure(r)));
+  }
+
+ private:
+  static std::string failure(const detail::ProcessResult& r) {
+    if (r.timed_out) return "timed out (is slurmctld reachable?)";
+    return detail::trim_output(r.err,
+                               r.out.empty() ? fmt::format("exit code {}", r.exit_code) : r.out);
+  }
+  std::unique_ptr<detail::SlurmCommands> commands_;
 };
 
 }  // namespace
@@ -478,8 +502,13 @@ JobInfo parse_scontrol_jobs(const std::string& job_id, const std::string& text) 
 
 }  // namespace detail
 
+std::unique_ptr<SlurmBackend> detail::make_command_backend(
+    std::unique_ptr<detail::SlurmCommands> commands) {
+  return std::make_unique<CommandBackend>(std::move(commands));
+}
+
 std::unique_ptr<SlurmBackend> make_cli_backend(CliConfig config) {
-  return std::make_unique<CliBackend>(std::move(config));
+  return detail::make_command_backend(std::make_unique<LocalCommands>(std::move(config)));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -502,43 +531,55 @@ void RestConfig::validate() const {
 }
 
 RestConfig RestConfig::from_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in)
-    throw Error(ErrorCode::io_error, fmt::format("cannot open the slurmrestd config '{}'", path));
   RestConfig c;
-  std::string line;
-  for (int n = 1; std::getline(in, line); ++n) {
-    const auto first = line.find_first_not_of(" \t");
-    if (first == std::string::npos || line[first] == '#') continue;
-    const auto eq = line.find('=');
-    if (eq == std::string::npos)
-      throw Error(ErrorCode::parse_error, fmt::format("{}:{}: expected key=value", path, n));
-    auto trim = [](std::string s) {
-      const auto b = s.find_first_not_of(" \t\r");
-      const auto e = s.find_last_not_of(" \t\r");
-      s = b == std::string::npos ? "" : s.substr(b, e - b + 1);
-      if (s.size() >= 2 && (s.front() == '"' || s.front() == '\'') && s.back() == s.front())
-        s = s.substr(1, s.size() - 2);
-      return s;
-    };
-    const auto key = trim(line.substr(0, eq));
-    const auto value = trim(line.substr(eq + 1));
-    if (key == "url")
-      c.url = value;
-    else if (key == "user_name")
-      c.user_name = value;
-    else if (key == "api_ver")
-      c.api_ver = value.rfind("v", 0) == 0 ? value : "v" + value;
-    else if (key == "account")
-      c.account = value;
-    else if (key == "jwt")
-      c.jwt = value;
+  for (const auto& kv : detail::read_key_values(path)) {
+    if (kv.key == "url")
+      c.url = kv.value;
+    else if (kv.key == "user_name")
+      c.user_name = kv.value;
+    else if (kv.key == "api_ver")
+      c.api_ver = kv.value.rfind("v", 0) == 0 ? kv.value : "v" + kv.value;
+    else if (kv.key == "account")
+      c.account = kv.value;
+    else if (kv.key == "jwt")
+      c.jwt = kv.value;
     else
       throw Error(ErrorCode::parse_error,
                   fmt::format("{}:{}: unknown key '{}' (url, user_name, api_ver, account, jwt)",
-                              path, n, key));
+                              path, kv.line, kv.key));
   }
   return c;
+}
+
+void to_json(nlohmann::json& j, const RestConfig& c) {
+  j = nlohmann::json{
+      {"url", c.url}, {"user_name", c.user_name}, {"api_ver", c.api_ver}, {"account", c.account}};
+}
+
+void from_json(const nlohmann::json& j, RestConfig& c) {
+  c = RestConfig{};
+  c.url = j.value("url", c.url);
+  c.user_name = j.value("user_name", c.user_name);
+  c.api_ver = j.value("api_ver", c.api_ver);
+  c.account = j.value("account", c.account);
+  c.jwt = j.value("jwt", c.jwt);
+}
+
+void to_json(nlohmann::json& j, const CliConfig& c) {
+  j = nlohmann::json{{"slurm_conf", c.slurm_conf},
+                     {"sbatch", c.sbatch},
+                     {"squeue", c.squeue},
+                     {"scontrol", c.scontrol},
+                     {"scancel", c.scancel}};
+}
+
+void from_json(const nlohmann::json& j, CliConfig& c) {
+  c = CliConfig{};
+  c.slurm_conf = j.value("slurm_conf", c.slurm_conf);
+  c.sbatch = j.value("sbatch", c.sbatch);
+  c.squeue = j.value("squeue", c.squeue);
+  c.scontrol = j.value("scontrol", c.scontrol);
+  c.scancel = j.value("scancel", c.scancel);
 }
 
 void RestConfig::complete_from_environment() {

@@ -11,16 +11,20 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
 #include <vector>
 
 #include "aifc/error.hpp"
-#include "slurm_text.hpp"
+#include "aifc/slurm.hpp"
+#include "key_values.hpp"
+#include "slurm_commands.hpp"
 
 namespace aifc {
 namespace {
@@ -91,27 +95,6 @@ ssh_session open_session(const SshConfig& c) {
   return s;
 }
 
-std::map<std::string, std::string> read_env_file(const std::string& path) {
-  std::map<std::string, std::string> values;
-  std::ifstream in(path);
-  for (std::string line; std::getline(in, line);) {
-    const auto first = line.find_first_not_of(" \t");
-    if (first == std::string::npos || line[first] == '#') continue;
-    if (line.compare(first, 7, "export ") == 0) line = line.substr(first + 7);
-    const auto eq = line.find('=');
-    if (eq == std::string::npos) continue;
-    std::string key = line.substr(0, eq), value = line.substr(eq + 1);
-    key.erase(0, key.find_first_not_of(" \t"));
-    key.erase(key.find_last_not_of(" \t") + 1);
-    while (!value.empty() && (value.back() == '\r' || value.back() == ' ')) value.pop_back();
-    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') &&
-        value.back() == value.front())
-      value = value.substr(1, value.size() - 2);
-    values[key] = value;
-  }
-  return values;
-}
-
 }  // namespace
 
 void SshConfig::validate() const {
@@ -124,7 +107,9 @@ void SshConfig::validate() const {
 }
 
 SshConfig SshConfig::from_environment(const std::string& env_file) {
-  auto file = read_env_file(env_file);
+  std::map<std::string, std::string> file;
+  for (const auto& kv : detail::read_key_values(env_file, /*missing_ok=*/true))
+    file[kv.key] = kv.value;
   auto get = [&](const char* name) -> std::string {
     if (const char* v = std::getenv(name)) return v;
     const auto it = file.find(name);
@@ -139,6 +124,30 @@ SshConfig SshConfig::from_environment(const std::string& env_file) {
   c.remote_base_path = get("REMOTE_BASE_PATH");
   c.accept_unknown_host = get("SSH_ACCEPT_UNKNOWN_HOST") == "1";
   return c;
+}
+
+void to_json(nlohmann::json& j, const SshConfig& c) {
+  j = nlohmann::json{{"host", c.host},
+                     {"port", c.port},
+                     {"user", c.user},
+                     {"key_path", c.key_path},
+                     {"known_hosts_path", c.known_hosts_path},
+                     {"accept_unknown_host", c.accept_unknown_host},
+                     {"remote_base_path", c.remote_base_path},
+                     {"timeout_s", static_cast<double>(c.timeout.count()) / 1000.0}};
+}
+
+void from_json(const nlohmann::json& j, SshConfig& c) {
+  c = SshConfig{};
+  c.host = j.value("host", c.host);
+  c.port = j.value("port", c.port);
+  c.user = j.value("user", c.user);
+  c.key_path = j.value("key_path", c.key_path);
+  c.known_hosts_path = j.value("known_hosts_path", c.known_hosts_path);
+  c.accept_unknown_host = j.value("accept_unknown_host", c.accept_unknown_host);
+  c.remote_base_path = j.value("remote_base_path", c.remote_base_path);
+  c.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(
+      j.value("timeout_s", static_cast<double>(c.timeout.count()) / 1000.0) * 1000.0)));
 }
 
 struct SshSession::Impl {
@@ -359,63 +368,53 @@ void SshReverseTunnel::stop() noexcept {
 
 namespace {
 
-class SshBackend : public SlurmBackend {
+// Slurm's tools on a login node: the script is uploaded by SFTP under remote_base_path, and
+// the job's environment goes in on stdin, so no value is ever on a remote command line.
+class SshCommands : public detail::SlurmCommands {
  public:
-  explicit SshBackend(SshConfig c) : session_(std::move(c)) {
+  explicit SshCommands(SshConfig c) : session_(std::move(c)) {
     if (session_.config().remote_base_path.empty())
       throw Error(ErrorCode::invalid_argument,
                   "the SSH backend needs remote_base_path (REMOTE_BASE_PATH)");
   }
   std::string name() const override { return "ssh"; }
+  std::string place() const override { return " on " + session_.config().host; }
 
-  std::string submit(const JobSpec& spec) override {
+  detail::ProcessResult sbatch(const JobSpec& spec, const std::string& script) override {
     const auto& c = session_.config();
     std::random_device rd;
     const auto path = fmt::format("{}/aifc-{}-{:08x}.sbatch", c.remote_base_path, spec.name, rd());
-    session_.upload(path, render_batch_script(spec), 0700);
-    // Environment values go in on stdin, so no secret is ever on a remote command line.
+    session_.upload(path, script, 0700);
     std::string exports;
     for (const auto& [k, v] : spec.environment)
       exports += "export " + k + "=" + shell_quote(v) + "\n";
-    const auto r = session_.exec(
+    return result_of(session_.exec(
         fmt::format("set -a; . /dev/stdin; set +a; cd {} && sbatch --parsable --export=ALL {}",
                     shell_quote(c.remote_base_path), shell_quote(path)),
-        exports);
-    if (r.exit_code != 0)
-      throw Error(ErrorCode::server_error, fmt::format("sbatch on {} failed: {}", c.host,
-                                                       detail::trim_output(r.err, r.out)));
-    std::string id = r.out.substr(0, r.out.find_first_of(";\n"));
-    if (id.empty() || id.find_first_not_of("0123456789") != std::string::npos)
-      throw Error(ErrorCode::server_error,
-                  fmt::format("sbatch on {} printed no job id: '{}'", c.host, r.out));
-    return id;
+        exports));
   }
 
-  JobInfo query(const std::string& job_id) override {
-    detail::check_job_id(job_id);
-    const auto r = session_.exec("scontrol show job -o " + job_id);
-    if (r.exit_code != 0)
-      throw Error(ErrorCode::server_error, fmt::format("scontrol show job {} failed: {}", job_id,
-                                                       detail::trim_output(r.err, r.out)));
-    return detail::parse_scontrol_jobs(job_id, r.out);
-  }
-
-  void cancel(const std::string& job_id) override {
-    detail::check_job_id(job_id);
-    const auto r = session_.exec("scancel " + job_id);
-    if (r.exit_code != 0)
-      throw Error(ErrorCode::server_error,
-                  fmt::format("scancel {} failed: {}", job_id, detail::trim_output(r.err, r.out)));
+  detail::ProcessResult run(const std::vector<std::string>& argv) override {
+    std::string command;
+    for (const auto& word : argv) command += (command.empty() ? "" : " ") + shell_quote(word);
+    return result_of(session_.exec(command));
   }
 
  private:
+  static detail::ProcessResult result_of(SshSession::ExecResult r) {
+    detail::ProcessResult p;
+    p.exit_code = r.exit_code;
+    p.out = std::move(r.out);
+    p.err = std::move(r.err);
+    return p;
+  }
   SshSession session_;
 };
 
 }  // namespace
 
 std::unique_ptr<SlurmBackend> make_ssh_backend(SshConfig config) {
-  return std::make_unique<SshBackend>(std::move(config));
+  return detail::make_command_backend(std::make_unique<SshCommands>(std::move(config)));
 }
 
 }  // namespace aifc

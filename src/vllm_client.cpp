@@ -5,6 +5,9 @@
 
 #include <atomic>
 #include <cmath>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 
 #include "aifc/error.hpp"
 #include "aifc/openai_stream.hpp"
@@ -102,10 +105,10 @@ void from_json(const nlohmann::json& j, ClientConfig& c) {
 struct VLLMClient::Impl {
   explicit Impl(ClientConfig c)
       : config(std::move(c)), url(detail::parse_url(config.base_url)), cli(url.origin) {
-    auto read_timeout = std::min(config.read_timeout, config.request_timeout);
-    if (config.first_token_timeout.count() > 0)
-      read_timeout = std::min(read_timeout, config.first_token_timeout);
-    configure(cli, config, read_timeout);
+    // The socket's read timeout is the silence limit only: the first-token deadline holds until
+    // the first token and no longer, which a per-read timeout cannot express; expire_if_late()
+    // enforces it (and the total deadline) from a watchdog.
+    configure(cli, config, std::min(config.read_timeout, config.request_timeout));
     headers.emplace("Content-Type", "application/json");
     headers.emplace("Accept-Encoding", "identity");
     if (config.stream) headers.emplace("Accept", "text/event-stream");
@@ -171,7 +174,63 @@ struct VLLMClient::Impl {
 
   /// One exchange on the measuring connection; true when the response arrived complete.
   bool exchange(httplib::Request& req, httplib::Error& err);
+
+  ~Impl() { stop_watchdog(); }  // before the connection goes; also when a client is moved over
+
+  // The client's own watchdog (Deadlines::own_watchdog): sleeps until the request's nearest
+  // deadline and expires it; woken when a request starts and at destruction.
+  void start_watchdog();
+  void stop_watchdog();
+  void deadlines_changed() {
+    if (!watchdog.joinable()) return;
+    { std::lock_guard lock(watchdog_mutex); }
+    watchdog_cv.notify_one();
+  }
+  void expire_if_late(MonoNanos now) noexcept;
+  std::thread watchdog;
+  std::mutex watchdog_mutex;
+  std::condition_variable watchdog_cv;
+  bool watchdog_stop = false;
 };
+
+void VLLMClient::Impl::expire_if_late(MonoNanos now) noexcept {
+  const MonoNanos ft = first_token_deadline.load(std::memory_order_relaxed);
+  const MonoNanos total = total_deadline.load(std::memory_order_relaxed);
+  if (ft >= 0 && now > ft)
+    abort_with(RequestError::timeout_first_token);
+  else if (total >= 0 && now > total)
+    abort_with(RequestError::timeout_total);
+}
+
+void VLLMClient::Impl::start_watchdog() {
+  watchdog = std::thread([this] {
+    std::unique_lock lock(watchdog_mutex);
+    while (!watchdog_stop) {
+      const MonoNanos ft = first_token_deadline.load(std::memory_order_relaxed);
+      const MonoNanos total = total_deadline.load(std::memory_order_relaxed);
+      MonoNanos next = -1;
+      for (const MonoNanos d : {ft, total})
+        if (d >= 0 && (next < 0 || d < next)) next = d;
+      if (next < 0) {
+        watchdog_cv.wait(lock);
+        continue;
+      }
+      watchdog_cv.wait_until(
+          lock, std::chrono::steady_clock::time_point(std::chrono::nanoseconds(next + 1'000'000)));
+      expire_if_late(mono_now());
+    }
+  });
+}
+
+void VLLMClient::Impl::stop_watchdog() {
+  if (!watchdog.joinable()) return;
+  {
+    std::lock_guard lock(watchdog_mutex);
+    watchdog_stop = true;
+  }
+  watchdog_cv.notify_one();
+  watchdog.join();
+}
 
 bool VLLMClient::Impl::exchange(httplib::Request& req, httplib::Error& err) {
   httplib::Response res;
@@ -187,6 +246,7 @@ bool VLLMClient::Impl::exchange(httplib::Request& req, httplib::Error& err) {
       send_ns +
           std::chrono::duration_cast<std::chrono::nanoseconds>(config.request_timeout).count(),
       std::memory_order_relaxed);
+  deadlines_changed();
   const bool sent = cli.send(req, res, err);
   first_token_deadline.store(-1, std::memory_order_relaxed);
   total_deadline.store(-1, std::memory_order_relaxed);
@@ -221,7 +281,9 @@ RequestRecord VLLMClient::Impl::send(const PreparedRequest& prepared, MonoNanos 
     // One timestamp per received piece: every event in it arrived at the same instant.
     const MonoNanos now = mono_now();
     if (cancelled.load(std::memory_order_relaxed)) return false;
-    return recorder.on_body(data, len, now);
+    const bool more = recorder.on_body(data, len, now);
+    if (rec.first_token_ns >= 0) first_token_deadline.store(-1, std::memory_order_relaxed);
+    return more;
   };
 
   // A kept-alive connection idle past the server's announced timeout is likely being closed.
@@ -290,9 +352,10 @@ RequestRecord VLLMClient::Impl::send(const PreparedRequest& prepared, MonoNanos 
   return rec;
 }
 
-VLLMClient::VLLMClient(ClientConfig config) {
+VLLMClient::VLLMClient(ClientConfig config, Deadlines deadlines) {
   config.validate();
   impl_ = std::make_unique<Impl>(std::move(config));
+  if (deadlines == Deadlines::own_watchdog) impl_->start_watchdog();
 }
 
 VLLMClient::~VLLMClient() = default;
@@ -340,14 +403,7 @@ void VLLMClient::cancel() noexcept {
 
 void VLLMClient::resume() noexcept { impl_->cancelled.store(false); }
 
-void VLLMClient::expire_if_late(MonoNanos now) noexcept {
-  const MonoNanos ft = impl_->first_token_deadline.load(std::memory_order_relaxed);
-  const MonoNanos total = impl_->total_deadline.load(std::memory_order_relaxed);
-  if (ft >= 0 && now > ft)
-    impl_->abort_with(RequestError::timeout_first_token);
-  else if (total >= 0 && now > total)
-    impl_->abort_with(RequestError::timeout_total);
-}
+void VLLMClient::expire_if_late(MonoNanos now) noexcept { impl_->expire_if_late(now); }
 
 std::vector<std::string> VLLMClient::list_models() {
   auto res = impl_->side_call([&](httplib::Client& c) {

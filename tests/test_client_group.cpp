@@ -476,3 +476,25 @@ TEST_CASE("client_group: an observer can be removed during the run, even by itse
   CHECK_FALSE(group.remove_observer(quitter->self));
   CHECK_THROWS_AS(group.add_observer(counter), aifc::Error);  // only before run()
 }
+
+TEST_CASE("client_group: a first-token timeout stops mattering once the first token is in") {
+  // A long stream after a quick first token: the first-token deadline must not cut it (it did
+  // on the threads transport, which every https:// URL uses).
+  aifc::Simulator sim(sim_config("5", "20"));
+  sim.start();
+  auto g = group_for(sim, 4);
+  g.load.max_concurrency = 2;
+  g.client.first_token_timeout = std::chrono::milliseconds(150);
+  const auto result = aifc::ClientGroup(g, prompts(4, 25)).run();  // about 0.5 s a stream
+  CHECK(result.summary["failed"] == 0);
+  CHECK(result.summary["completed"] == 4);
+  CHECK(result.summary["total_output_tokens"] == 100);
+
+  aifc::Simulator slow(sim_config("20000", "1"));  // and it still fires without a first token
+  slow.start();
+  g = group_for(slow, 2);
+  g.client.first_token_timeout = std::chrono::milliseconds(150);
+  CHECK(
+      aifc::ClientGroup(g, prompts(2, 3)).run().summary["errors_by_kind"]["timeout_first_token"] ==
+      2);
+}

@@ -14,6 +14,8 @@
 #include <sstream>
 #include <thread>
 
+#include "test_needs.hpp"
+
 namespace {
 
 std::string run_bash(const std::string& script) {
@@ -36,9 +38,8 @@ const char* env(const char* name) { return std::getenv(name); }
 // and sets AIFC_REQUIRE_CLUSTER so that a missing cluster fails instead of skipping.
 bool have_cluster() {
   if (env("AIFC_CLUSTER_STATE")) return true;
-  REQUIRE_MESSAGE(!env("AIFC_REQUIRE_CLUSTER"),
-                  "AIFC_REQUIRE_CLUSTER is set but no cluster environment is");
-  MESSAGE("no test cluster (source tests/cluster/start.sh's env.sh): cluster cases skipped");
+  // Reached only when AIFC_REQUIRE_CLUSTER is set (otherwise the case is skipped).
+  FAIL("AIFC_REQUIRE_CLUSTER is set but no cluster environment is (source env.sh)");
   return false;
 }
 
@@ -260,6 +261,29 @@ TEST_CASE("slurm: REST configuration files and versions") {
   missing_token.url = "http://x";
   missing_token.user_name = "u";
   CHECK_THROWS_WITH_AS(missing_token.validate(), doctest::Contains("token"), aifc::Error);
+  std::ofstream(path) << "url=http://x\njust words\n";
+  CHECK_THROWS_WITH_AS(aifc::RestConfig::from_file(path.string()), doctest::Contains(":2:"),
+                       aifc::Error);  // the file and the line
+}
+
+TEST_CASE("slurm: backend settings travel as JSON, never with the token") {
+  aifc::RestConfig rest;
+  rest.url = "http://rest:6820";
+  rest.user_name = "alice";
+  rest.api_ver = "v0.0.40";
+  rest.jwt = "eyJ.secret.token";
+  const nlohmann::json j = rest;
+  CHECK(j.dump().find("secret") == std::string::npos);
+  CHECK(j.get<aifc::RestConfig>().url == "http://rest:6820");
+  CHECK(j.get<aifc::RestConfig>().api_ver == "v0.0.40");
+  CHECK((nlohmann::json{{"jwt", "t"}}.get<aifc::RestConfig>().jwt == "t"));  // read, not written
+  aifc::CliConfig cli;
+  cli.slurm_conf = "/etc/slurm/site.conf";
+  cli.sbatch = "/opt/slurm/bin/sbatch";
+  const auto back = nlohmann::json(cli).get<aifc::CliConfig>();
+  CHECK(back.slurm_conf == cli.slurm_conf);
+  CHECK(back.sbatch == cli.sbatch);
+  CHECK(back.scancel == "scancel");
 }
 
 TEST_CASE("slurm: an unreachable slurmrestd is a clear error") {
@@ -278,7 +302,8 @@ TEST_CASE("slurm: an unreachable slurmrestd is a clear error") {
   }
 }
 
-TEST_CASE("slurm: the CLI backend runs a job on two nodes and follows it to COMPLETED") {
+TEST_CASE("slurm: the CLI backend runs a job on two nodes and follows it to COMPLETED" *
+          AIFC_NEEDS_CLUSTER) {
   if (!have_cluster()) return;
   aifc::SlurmDispatcher d(aifc::make_cli_backend());
   std::vector<aifc::JobState> seen;
@@ -291,7 +316,8 @@ TEST_CASE("slurm: the CLI backend runs a job on two nodes and follows it to COMP
   CHECK(seen.back() == aifc::JobState::completed);
 }
 
-TEST_CASE("slurm: the REST backend runs the same spec, arrays, cancels and failures") {
+TEST_CASE("slurm: the REST backend runs the same spec, arrays, cancels and failures" *
+          AIFC_NEEDS_CLUSTER) {
   if (!have_cluster()) return;
   aifc::SlurmDispatcher d(aifc::make_rest_backend(rest_config()));
   check_two_node_output(d.wait(d.submit(two_node_spec("rest")), std::chrono::seconds(60)), "rest");
@@ -316,7 +342,8 @@ TEST_CASE("slurm: the REST backend runs the same spec, arrays, cancels and failu
 
 // Slurm ends these two itself: the time limit (checked by slurmctld about every 30 s, so this
 // case takes one to two minutes) and a node set DOWN under a job that may not be requeued.
-TEST_CASE("slurm: a job past its time limit ends TIMEOUT, one that loses its node NODE_FAIL") {
+TEST_CASE("slurm: a job past its time limit ends TIMEOUT, one that loses its node NODE_FAIL" *
+          AIFC_NEEDS_CLUSTER) {
   if (!have_cluster()) return;
   aifc::SlurmDispatcher rest(aifc::make_rest_backend(rest_config()));
   auto late = two_node_spec("timeout");
@@ -357,13 +384,9 @@ TEST_CASE("slurm: a job past its time limit ends TIMEOUT, one that loses its nod
 
 // start.sh confines jobs to their memory with task/cgroup where the host has a cgroup-v1 memory
 // controller; the kernel's OOM killer then ends the batch step and Slurm says OUT_OF_MEMORY.
-TEST_CASE("slurm: a job over its memory ends OUT_OF_MEMORY") {
+TEST_CASE("slurm: a job over its memory ends OUT_OF_MEMORY" * AIFC_NEEDS_MEMORY_LIMITS) {
   if (!have_cluster()) return;
-  const char* memory_limits = env("AIFC_CLUSTER_MEMORY_LIMITS");
-  if (!memory_limits || std::string_view(memory_limits) != "1") {
-    MESSAGE("the test cluster does not enforce memory (no cgroup-v1 memory controller): skipped");
-    return;
-  }
+  // Skipped (see test_needs.hpp) where the host has no cgroup-v1 memory controller.
   aifc::SlurmDispatcher d(aifc::make_rest_backend(rest_config()));
   auto hungry = two_node_spec("oom");
   hungry.nodes = 1;
@@ -375,7 +398,7 @@ TEST_CASE("slurm: a job over its memory ends OUT_OF_MEMORY") {
   CHECK(info.state_text == "OUT_OF_MEMORY");
 }
 
-TEST_CASE("slurm: REST errors name the cause and hide the token") {
+TEST_CASE("slurm: REST errors name the cause and hide the token" * AIFC_NEEDS_CLUSTER) {
   if (!have_cluster()) return;
   auto spec = two_node_spec("bad");
   spec.partition = "no-such-partition";
@@ -429,7 +452,7 @@ TEST_CASE("slurm: REST errors name the cause and hide the token") {
   CHECK_THROWS_WITH_AS(d.submit(no_dir), doctest::Contains("working_directory"), aifc::Error);
 }
 
-TEST_CASE("slurm: the CLI backend reports sbatch's own complaint") {
+TEST_CASE("slurm: the CLI backend reports sbatch's own complaint" * AIFC_NEEDS_CLUSTER) {
   if (!have_cluster()) return;
   auto spec = two_node_spec("clibad");
   spec.partition = "no-such-partition";
@@ -509,7 +532,7 @@ TEST_CASE("slurm: request and response shapes of v0.0.39, v0.0.40 and v0.0.41") 
   }
 }
 
-TEST_CASE("slurm: a missing token comes from $SLURM_JWT, else from `scontrol token`") {
+TEST_CASE("slurm: a missing token comes from $SLURM_JWT") {
   aifc::RestConfig c;
   c.url = "http://127.0.0.1:1";
   c.user_name = "someone";
@@ -517,6 +540,9 @@ TEST_CASE("slurm: a missing token comes from $SLURM_JWT, else from `scontrol tok
   c.complete_from_environment();
   ::unsetenv("SLURM_JWT");
   CHECK(c.jwt == "from-environment");
+}
+
+TEST_CASE("slurm: without $SLURM_JWT the token comes from `scontrol token`" * AIFC_NEEDS_CLUSTER) {
   if (!have_cluster()) return;
   aifc::RestConfig fresh = rest_config();
   fresh.jwt.clear();
@@ -532,7 +558,7 @@ TEST_CASE("slurm: a missing token comes from $SLURM_JWT, else from `scontrol tok
   CHECK(d.wait(d.submit(spec), std::chrono::seconds(60)).state == aifc::JobState::completed);
 }
 
-TEST_CASE("slurm: CLI array jobs end when every task has") {
+TEST_CASE("slurm: CLI array jobs end when every task has" * AIFC_NEEDS_CLUSTER) {
   if (!have_cluster()) return;
   aifc::SlurmDispatcher d(aifc::make_cli_backend());
   check_array_job(d, "cliarray", 4);
@@ -540,7 +566,8 @@ TEST_CASE("slurm: CLI array jobs end when every task has") {
 
 // The exact launch line (options, binds, --nv, quoting through srun), recorded by a stand-in
 // `apptainer` that then runs the command; the real Apptainer runs in the next case.
-TEST_CASE("slurm: container mode launches `apptainer exec` on every task (stand-in apptainer)") {
+TEST_CASE("slurm: container mode launches `apptainer exec` on every task (stand-in apptainer)" *
+          AIFC_NEEDS_CLUSTER) {
   if (!have_cluster()) return;
   const std::string dir = env("AIFC_CLUSTER_WORKDIR");
   const std::string stub = dir + "/apptainer-stand-in";
@@ -575,15 +602,11 @@ TEST_CASE("slurm: container mode launches `apptainer exec` on every task (stand-
 // Container mode for real: Apptainer runs the image built from containers/aifc.def
 // (tests/container/build-image.sh) on two nodes, and `aifc bench` inside it measures a
 // simulator in this process over loopback (Apptainer shares the host's network by default).
-TEST_CASE("slurm: container mode runs aifc bench inside the Apptainer image on two nodes") {
+TEST_CASE("slurm: container mode runs aifc bench inside the Apptainer image on two nodes" *
+          AIFC_NEEDS_APPTAINER) {
   if (!have_cluster()) return;
   const char* image = env("AIFC_TEST_APPTAINER_IMAGE");
-  if (!image) {
-    REQUIRE_MESSAGE(!env("AIFC_REQUIRE_APPTAINER"),
-                    "AIFC_REQUIRE_APPTAINER is set but AIFC_TEST_APPTAINER_IMAGE is not");
-    MESSAGE("no Apptainer image (tests/container/build-image.sh): case skipped");
-    return;
-  }
+  REQUIRE_MESSAGE(image, "AIFC_REQUIRE_APPTAINER is set but AIFC_TEST_APPTAINER_IMAGE is not");
   aifc::SimulatorConfig sim_config;
   sim_config.port = 0;
   sim_config.threads = 16;

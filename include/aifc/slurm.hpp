@@ -131,6 +131,9 @@ struct RestConfig {
   void complete_from_environment();
 };
 
+void to_json(nlohmann::json& j, const RestConfig& c);  ///< the token is never written
+void from_json(const nlohmann::json& j, RestConfig& c);
+
 /// The data versions a REST backend speaks.
 std::vector<std::string> supported_rest_versions();
 
@@ -142,7 +145,17 @@ struct CliConfig {
   std::string sbatch = "sbatch", squeue = "squeue", scontrol = "scontrol", scancel = "scancel";
 };
 
+void to_json(nlohmann::json& j, const CliConfig& c);
+void from_json(const nlohmann::json& j, CliConfig& c);
+
 std::unique_ptr<SlurmBackend> make_cli_backend(CliConfig config = {});
+
+struct SshConfig;  // aifc/ssh.hpp
+
+/// `sbatch` on a login node over SSH (aifc/ssh.hpp has SshConfig): the script is uploaded by
+/// SFTP under remote_base_path and submitted there; scontrol and scancel run remotely.
+/// Environment values reach the job through sbatch's environment, never on a command line.
+std::unique_ptr<SlurmBackend> make_ssh_backend(SshConfig config);
 
 /// A job's state change, for observers.
 struct JobEvent {

@@ -2,9 +2,8 @@
 
 #include <chrono>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
-
-#include "aifc/slurm.hpp"
 
 namespace aifc {
 
@@ -27,6 +26,9 @@ struct SshConfig {
   /// variables already set in the environment win.
   static SshConfig from_environment(const std::string& env_file = ".env");
 };
+
+void to_json(nlohmann::json& j, const SshConfig& c);
+void from_json(const nlohmann::json& j, SshConfig& c);
 
 /// One authenticated SSH connection (libssh). Not thread-safe; use one per thread.
 class SshSession {
@@ -73,10 +75,5 @@ class SshReverseTunnel {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
-
-/// `sbatch` on a login node over SSH: the script is uploaded by SFTP under remote_base_path and
-/// submitted there; squeue/scontrol/scancel run remotely. Environment values reach the job
-/// through sbatch's environment, never on a command line.
-std::unique_ptr<SlurmBackend> make_ssh_backend(SshConfig config);
 
 }  // namespace aifc

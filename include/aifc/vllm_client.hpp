@@ -71,7 +71,12 @@ std::string_view to_string(TokenizerApi api) noexcept;
 /// called from any thread. A failed request is a record with an error, never an exception.
 class VLLMClient {
  public:
-  explicit VLLMClient(ClientConfig config);
+  /// Who enforces the first-token and total deadlines while a request is in flight: a watchdog
+  /// thread of the client's own (the default), or the caller through expire_if_late() (as
+  /// ClientGroup's controller does for all its clients at once).
+  enum class Deadlines { own_watchdog, caller };
+
+  explicit VLLMClient(ClientConfig config, Deadlines deadlines = Deadlines::own_watchdog);
   ~VLLMClient();
   VLLMClient(VLLMClient&&) noexcept;
   VLLMClient& operator=(VLLMClient&&) noexcept;
@@ -88,7 +93,8 @@ class VLLMClient {
   void cancel() noexcept;
   void resume() noexcept;
   /// Ends the request in flight with a timeout error if it passed its first-token or total
-  /// deadline. Safe from any thread; a watchdog calls it.
+  /// deadline. Safe from any thread; a watchdog calls it (ClientGroup's controller does, every
+  /// 10 ms). read_timeout is enforced by the socket itself.
   void expire_if_late(MonoNanos now) noexcept;
 
   /// GET /v1/models: the served model ids. Throws Error(connection_failed / server_error).

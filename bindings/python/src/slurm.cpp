@@ -21,36 +21,31 @@ JobSpec job_spec_from(const py::handle& obj) {
 
 py::object job_info(const JobInfo& i) { return from_json(nlohmann::json(i)); }
 
+// The settings from a file or the environment, with the keys the caller gave on top, through
+// the configs' own JSON mappings. `extra` names keys that only choose the file.
+template <class Config>
+Config overlay(nlohmann::json base, nlohmann::json given, const char* extra) {
+  given.erase(extra);
+  base.merge_patch(given);
+  return base.get<Config>();
+}
+
 std::unique_ptr<SlurmBackend> backend_from(const std::string& kind, const py::dict& config) {
   const auto j = to_json(config);
   if (kind == "rest") {
-    RestConfig c = j.contains("config_file")
-                       ? RestConfig::from_file(j["config_file"].get<std::string>())
-                       : RestConfig{};
-    if (j.contains("url")) c.url = j["url"].get<std::string>();
-    if (j.contains("user_name")) c.user_name = j["user_name"].get<std::string>();
-    if (j.contains("api_ver")) c.api_ver = j["api_ver"].get<std::string>();
-    if (j.contains("account")) c.account = j["account"].get<std::string>();
-    if (j.contains("jwt")) c.jwt = j["jwt"].get<std::string>();
+    const RestConfig file = j.contains("config_file")
+                                ? RestConfig::from_file(j["config_file"].get<std::string>())
+                                : RestConfig{};
+    nlohmann::json base = file;
+    base["jwt"] = file.jwt;  // the mapping never writes the token; carry it across here
+    auto c = overlay<RestConfig>(base, j, "config_file");
     c.complete_from_environment();
     return make_rest_backend(c);
   }
-  if (kind == "cli") {
-    CliConfig c;
-    c.slurm_conf = j.value("slurm_conf", std::string());
-    return make_cli_backend(c);
-  }
+  if (kind == "cli") return make_cli_backend(overlay<CliConfig>(CliConfig{}, j, ""));
   if (kind == "ssh") {
-    SshConfig c = SshConfig::from_environment(j.value("env_file", std::string(".env")));
-    if (j.contains("host")) c.host = j["host"].get<std::string>();
-    if (j.contains("port")) c.port = j["port"].get<int>();
-    if (j.contains("user")) c.user = j["user"].get<std::string>();
-    if (j.contains("key_path")) c.key_path = j["key_path"].get<std::string>();
-    if (j.contains("known_hosts_path"))
-      c.known_hosts_path = j["known_hosts_path"].get<std::string>();
-    if (j.contains("remote_base_path"))
-      c.remote_base_path = j["remote_base_path"].get<std::string>();
-    c.accept_unknown_host = j.value("accept_unknown_host", c.accept_unknown_host);
+    const auto env = SshConfig::from_environment(j.value("env_file", std::string(".env")));
+    auto c = overlay<SshConfig>(env, j, "env_file");
     py::gil_scoped_release release;  // connects
     return make_ssh_backend(c);
   }

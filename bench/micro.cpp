@@ -1,12 +1,13 @@
 // Pure CPU cost of the per-chunk hot path (SSE parsing + chunk scan + record update), without
 // sockets: the part of the per-chunk cost that is aifc's own code.
-#include <aifc/openai_stream.hpp>
 #include <aifc/record.hpp>
-#include <aifc/sse.hpp>
 #include <chrono>
 #include <cstdio>
 #include <string>
 #include <vector>
+
+#include "stream/openai_stream.hpp"
+#include "stream/sse.hpp"
 
 int main() {
   const std::string chunk =

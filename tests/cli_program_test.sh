@@ -7,6 +7,10 @@ trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 "$aifc" --version | grep -q '^aifc ' || fail "--version"
+"$aifc" bench --num-prompts 3 --help >"$tmp/help" || fail "bench --help: exit $?"
+grep -q -- "--request-rate" "$tmp/help" || fail "bench --help lists no --request-rate"
+"$aifc" sim -h >"$tmp/help" || fail "sim -h: exit $?"
+grep -q "usage: aifc sim" "$tmp/help" || fail "sim -h prints no usage"
 
 set +e
 "$aifc" bench --request-rat 5 >"$tmp/out" 2>"$tmp/err"; rc=$?

@@ -123,3 +123,12 @@ TEST_CASE("cli: bad flags give one clear message") {
   CHECK(message({"--ignore-eos=yes"}).find("takes no value") != std::string::npos);
   CHECK(message({"stray"}).find("unexpected argument") != std::string::npos);
 }
+
+TEST_CASE("cli: help is text, not an error") {
+  const auto help = aifc::cli::bench_help();
+  CHECK(help.rfind("usage: aifc bench", 0) == 0);
+  for (const char* flag : {"--base-url", "--request-rate", "--sim-tokenizer", "--goodput"})
+    CHECK_MESSAGE(help.find(flag) != std::string::npos, flag);
+  CHECK(aifc::cli::sim_help().find("--close-after-response") != std::string::npos);
+  CHECK_NOTHROW(parse_bench_args({"--help"}));  // the program prints help before parsing
+}

@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include <aifc/openai_stream.hpp>
+#include "stream/openai_stream.hpp"
 
 using aifc::StreamChunk;
 

@@ -1,8 +1,9 @@
 #include <doctest/doctest.h>
 
-#include <aifc/sse.hpp>
 #include <string>
 #include <vector>
+
+#include "stream/sse.hpp"
 
 namespace {
 

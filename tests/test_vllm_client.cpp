@@ -11,7 +11,7 @@
 #include <numeric>
 #include <thread>
 
-#include "../src/keep_alive.hpp"
+#include "http/keep_alive.hpp"
 
 namespace {
 

@@ -498,7 +498,7 @@ FlagTable bench_flags(BenchOptions& o, bool& wants_help, std::string& base_url, 
   flag(
       "--no-progress", [&] { o.progress = false; }, "no progress line");
   flag(
-      "--help", [&] { wants_help = true; }, "this help");
+      "--help", [&] { wants_help = true; }, "this help (-h)");
   add_sim_flags(t, o.simulator, "--sim-");
   return t;
 }
@@ -594,7 +594,6 @@ BenchOptions parse_bench_args(const std::vector<std::string>& args) {
   std::int64_t port = 8000;
   const auto table = bench_flags(o, wants_help, base_url, host, port);
   parse_flags(args, table, "bench");
-  if (wants_help) throw Error(ErrorCode::interrupted, help_text(table, kBenchHead));
   if (!base_url.empty())
     o.spec.client.base_url = base_url;
   else if (o.base_url_given)
@@ -606,9 +605,7 @@ BenchOptions parse_bench_args(const std::vector<std::string>& args) {
   return o;
 }
 
-SimulatorConfig parse_sim_args(const std::vector<std::string>& args) {
-  SimulatorConfig s;
-  bool wants_help = false;
+FlagTable sim_flags(SimulatorConfig& s) {
   FlagTable t;
   add_sim_flags(t, s, "--");
   t["--host"] = {Flag::Arity::one, [&](const std::vector<std::string>& v) { s.host = v[0]; },
@@ -624,15 +621,30 @@ SimulatorConfig parse_sim_args(const std::vector<std::string>& args) {
                  "seed of delays and faults"};
   t["--api-key"] = {Flag::Arity::one, [&](const std::vector<std::string>& v) { s.api_key = v[0]; },
                     "require this bearer token"};
-  t["--help"] = {Flag::Arity::none, [&](const std::vector<std::string>&) { wants_help = true; },
-                 "this help"};
+  t["--help"] = {Flag::Arity::none, [](const std::vector<std::string>&) {}, "this help"};
+  return t;
+}
+
+SimulatorConfig parse_sim_args(const std::vector<std::string>& args) {
+  SimulatorConfig s;
+  const FlagTable t = sim_flags(s);
   parse_flags(args, t, "sim");
-  if (wants_help)
-    throw Error(
-        ErrorCode::interrupted,
-        help_text(t, "usage: aifc sim [flags]\nA vLLM-compatible simulator on loopback.\n"));
   s.validate();
   return s;
+}
+
+std::string bench_help() {
+  BenchOptions o;
+  bool unused = false;
+  std::string base_url, host;
+  std::int64_t port = 0;
+  return help_text(bench_flags(o, unused, base_url, host, port), kBenchHead);
+}
+
+std::string sim_help() {
+  SimulatorConfig s;
+  return help_text(sim_flags(s),
+                   "usage: aifc sim [flags]\nA vLLM-compatible simulator on loopback.\n");
 }
 
 nlohmann::json bench_document(const BenchOptions& o, const Benchmark& benchmark,
@@ -657,15 +669,16 @@ namespace {
 // Parses a subcommand's flags: --help prints and exits 0, a bad flag prints one line and exits 2.
 template <class Options, class Parse>
 std::optional<int> parse_or_exit(Options& options, Parse&& parse,
-                                 const std::vector<std::string>& args) {
+                                 const std::vector<std::string>& args, std::string (*help)()) {
+  if (std::find(args.begin(), args.end(), "--help") != args.end() ||
+      std::find(args.begin(), args.end(), "-h") != args.end()) {
+    std::cout << help();
+    return 0;
+  }
   try {
     options = parse(args);
     return std::nullopt;
   } catch (const Error& e) {
-    if (e.code() == ErrorCode::interrupted) {
-      std::cout << e.what();
-      return 0;
-    }
     std::cerr << "error: " << e.what() << "\n";
     return 2;
   }
@@ -674,7 +687,7 @@ std::optional<int> parse_or_exit(Options& options, Parse&& parse,
 
 int bench_main(const std::vector<std::string>& args) {
   BenchOptions o;
-  if (const auto code = parse_or_exit(o, parse_bench_args, args)) return *code;
+  if (const auto code = parse_or_exit(o, parse_bench_args, args, bench_help)) return *code;
   std::unique_ptr<Benchmark> benchmark;
   std::atomic<bool> interrupted{false};
   std::mutex benchmark_mutex;
@@ -753,7 +766,7 @@ int bench_main(const std::vector<std::string>& args) {
 
 int sim_main(const std::vector<std::string>& args) {
   SimulatorConfig config;
-  if (const auto code = parse_or_exit(config, parse_sim_args, args)) return *code;
+  if (const auto code = parse_or_exit(config, parse_sim_args, args, sim_help)) return *code;
   try {
     Simulator sim(config);
     SignalWatcher signals([&](int) { sim.stop(); });

@@ -41,6 +41,9 @@ std::string default_result_filename(const BenchOptions& options, const Benchmark
 BenchOptions parse_bench_args(const std::vector<std::string>& args);
 /// Parses `aifc sim` arguments.
 SimulatorConfig parse_sim_args(const std::vector<std::string>& args);
+/// The `--help` texts: every flag with its meaning.
+std::string bench_help();
+std::string sim_help();
 
 /// Runs `aifc bench`: returns the process exit code (0 ok, 1 failure, 2 usage, 130 interrupted).
 int bench_main(const std::vector<std::string>& args);

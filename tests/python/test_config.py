@@ -30,3 +30,22 @@ def test_version_is_one_for_cmake_and_python():
     import pathlib
     root = pathlib.Path(__file__).resolve().parents[2]
     assert aifc.__version__ == (root / "VERSION").read_text().strip()
+
+
+def test_defaults_come_from_the_core():
+    core = aifc._core.defaults()
+    for cls, section in ((aifc.ClientConfig, "client"), (aifc.DatasetConfig, "dataset"),
+                         (aifc.LoadConfig, "load"), (aifc.SummaryOptions, "summary"),
+                         (aifc.SimulatorConfig, "simulator"), (aifc.JobSpec, "job"),
+                         (aifc.ContainerSpec, "container")):
+        ours = cls().to_dict()
+        for name, value in core[section].items():
+            if name not in ours or (cls, name) in ((aifc.SimulatorConfig, "port"), (aifc.SummaryOptions, "goodput"),
+                                                   (aifc.JobSpec, "container")):
+                continue  # the documented exceptions (a notebook's simulator takes any free port)
+            if (section, name) == ("load", "request_rate"):
+                assert ours[name] == float("inf") and value == "inf"
+            elif (section, name) == ("client", "headers"):
+                assert ours[name] == dict(value)
+            else:
+                assert ours[name] == value, (section, name, ours[name], value)

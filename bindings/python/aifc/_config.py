@@ -1,11 +1,35 @@
 """Typed configurations. Field names and meanings are those of the C++ structs (and so of the
-JSON the C++ core reads); every value is validated by the core when it is used."""
+JSON the C++ core reads); every value is validated by the core when it is used. The defaults
+are the core's own (read from it at import), so Python and C++ cannot drift apart."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Union
+
+from . import _core
+
+_DEFAULTS = _core.defaults()
+
+
+def _default(section: str, name: str) -> Any:
+    """The core's default of one field (a fresh copy for lists and dicts)."""
+    value = _DEFAULTS[section][name]
+    if section == "load" and name == "request_rate" and value == "inf":
+        return math.inf
+    if section == "client" and name == "headers":
+        return dict(value)  # the core's list of pairs; Python uses a dict
+    return value
+
+
+def _d(section: str, name: str):
+    """A dataclass field whose default is the core's."""
+    value = _default(section, name)
+    if isinstance(value, (list, dict)):
+        return field(default_factory=lambda: copy.deepcopy(value))
+    return field(default=value)
 
 
 class _Config:
@@ -34,21 +58,21 @@ class _Config:
 class ClientConfig(_Config):
     """How to reach an OpenAI-compatible server and what to ask of it."""
 
-    base_url: str = "http://127.0.0.1:8000"
-    endpoint: str = "/v1/completions"
-    model: str = ""
-    api_key: str = ""
-    headers: Dict[str, str] = field(default_factory=dict)
-    extra_body: Dict[str, Any] = field(default_factory=dict)
-    stream: bool = True
-    ignore_eos: bool = False
-    capture_text: bool = False
-    ca_cert_path: str = ""
-    verify_tls: bool = True
-    connect_timeout_s: float = 10.0
-    read_timeout_s: float = 300.0
-    first_token_timeout_s: float = 0.0
-    request_timeout_s: float = 21600.0
+    base_url: str = _d("client", "base_url")
+    endpoint: str = _d("client", "endpoint")
+    model: str = _d("client", "model")
+    api_key: str = ""  # never part of the core's JSON (secrets are not written)
+    headers: Dict[str, str] = _d("client", "headers")
+    extra_body: Dict[str, Any] = _d("client", "extra_body")
+    stream: bool = _d("client", "stream")
+    ignore_eos: bool = _d("client", "ignore_eos")
+    capture_text: bool = _d("client", "capture_text")
+    ca_cert_path: str = _d("client", "ca_cert_path")
+    verify_tls: bool = _d("client", "verify_tls")
+    connect_timeout_s: float = _d("client", "connect_timeout_s")
+    read_timeout_s: float = _d("client", "read_timeout_s")
+    first_token_timeout_s: float = _d("client", "first_token_timeout_s")
+    request_timeout_s: float = _d("client", "request_timeout_s")
 
     def _core(self) -> Dict[str, Any]:
         d = self.to_dict()
@@ -60,31 +84,31 @@ class ClientConfig(_Config):
 class DatasetConfig(_Config):
     """Which prompts to send (names as `vllm bench serve`'s flags)."""
 
-    dataset_name: str = "random"
-    dataset_path: str = ""
-    num_prompts: int = 1000
-    random_input_len: int = 1024
-    random_output_len: int = 128
-    random_range_ratio: float = 0.0
-    random_prefix_len: int = 0
-    sharegpt_output_len: int = 0
-    seed: int = 0
+    dataset_name: str = _d("dataset", "dataset_name")
+    dataset_path: str = _d("dataset", "dataset_path")
+    num_prompts: int = _d("dataset", "num_prompts")
+    random_input_len: int = _d("dataset", "random_input_len")
+    random_output_len: int = _d("dataset", "random_output_len")
+    random_range_ratio: float = _d("dataset", "random_range_ratio")
+    random_prefix_len: int = _d("dataset", "random_prefix_len")
+    sharegpt_output_len: int = _d("dataset", "sharegpt_output_len")
+    seed: int = _d("dataset", "seed")
 
 
 @dataclass
 class LoadConfig(_Config):
     """When requests are sent. `request_rate=math.inf` sends everything at once."""
 
-    request_rate: float = math.inf
-    burstiness: float = 1.0
-    max_concurrency: int = 0
-    num_requests: int = 1000
-    duration_s: float = 0.0
-    num_warmups: int = 0
-    ramp_up_strategy: str = "none"
-    ramp_up_start_rps: float = 0.0
-    ramp_up_end_rps: float = 0.0
-    seed: int = 0
+    request_rate: float = _d("load", "request_rate")
+    burstiness: float = _d("load", "burstiness")
+    max_concurrency: int = _d("load", "max_concurrency")
+    num_requests: int = _d("load", "num_requests")
+    duration_s: float = _d("load", "duration_s")
+    num_warmups: int = _d("load", "num_warmups")
+    ramp_up_strategy: str = _d("load", "ramp_up_strategy")
+    ramp_up_start_rps: float = _d("load", "ramp_up_start_rps")
+    ramp_up_end_rps: float = _d("load", "ramp_up_end_rps")
+    seed: int = _d("load", "seed")
 
     def _core(self) -> Dict[str, Any]:
         d = self.to_dict()
@@ -97,8 +121,8 @@ class LoadConfig(_Config):
 class SummaryOptions(_Config):
     """What the summary reports: --percentile-metrics, --metric-percentiles, --goodput."""
 
-    percentile_metrics: List[str] = field(default_factory=lambda: ["ttft", "tpot", "itl"])
-    metric_percentiles: List[float] = field(default_factory=lambda: [99.0])
+    percentile_metrics: List[str] = _d("summary", "percentile_metrics")
+    metric_percentiles: List[float] = _d("summary", "metric_percentiles")
     goodput: Optional[Union[str, Dict[str, float]]] = None
 
     def _core(self) -> Dict[str, Any]:
@@ -112,34 +136,34 @@ class SummaryOptions(_Config):
 class SimulatorConfig(_Config):
     """The built-in vLLM-compatible simulator. Delays: ms, "uniform:LO:HI", "exp:MEAN", "normal:MEAN:SD"."""
 
-    host: str = "127.0.0.1"
-    port: int = 0
-    model: str = "aifc-sim"
-    api_key: str = ""
-    ttft_ms: Union[float, str] = 0
-    itl_ms: Union[float, str] = 0
-    default_max_tokens: int = 16
-    tokens_per_chunk: int = 1
-    reasoning_tokens: int = 0
-    eos_probability: float = 0.0
-    max_model_len: int = 1 << 20
-    error_rate: float = 0.0
-    error_status: int = 500
-    disconnect_rate: float = 0.0
-    stall_rate: float = 0.0
-    stall_ms: int = 5000
-    stream_error_rate: float = 0.0
-    malformed_rate: float = 0.0
-    stream_error_style: str = "data"
-    empty_response_rate: float = 0.0
-    length_field: str = "both"
-    tokenizer: str = "vllm"
-    chars_per_token: int = 0
-    close_after_response_ms: int = -1
-    max_requests_per_connection: int = 0
-    fault_after_tokens: int = 2
-    seed: int = 0
-    threads: int = 1100
+    host: str = _d("simulator", "host")
+    port: int = 0  # unlike the `aifc sim` program's 8000: a notebook's simulator takes any free port
+    model: str = _d("simulator", "model")
+    api_key: str = ""  # never part of the core's JSON (secrets are not written)
+    ttft_ms: Union[float, str] = _d("simulator", "ttft_ms")
+    itl_ms: Union[float, str] = _d("simulator", "itl_ms")
+    default_max_tokens: int = _d("simulator", "default_max_tokens")
+    tokens_per_chunk: int = _d("simulator", "tokens_per_chunk")
+    reasoning_tokens: int = _d("simulator", "reasoning_tokens")
+    eos_probability: float = _d("simulator", "eos_probability")
+    max_model_len: int = _d("simulator", "max_model_len")
+    error_rate: float = _d("simulator", "error_rate")
+    error_status: int = _d("simulator", "error_status")
+    disconnect_rate: float = _d("simulator", "disconnect_rate")
+    stall_rate: float = _d("simulator", "stall_rate")
+    stall_ms: int = _d("simulator", "stall_ms")
+    stream_error_rate: float = _d("simulator", "stream_error_rate")
+    malformed_rate: float = _d("simulator", "malformed_rate")
+    stream_error_style: str = _d("simulator", "stream_error_style")
+    empty_response_rate: float = _d("simulator", "empty_response_rate")
+    length_field: str = _d("simulator", "length_field")
+    tokenizer: str = _d("simulator", "tokenizer")
+    chars_per_token: int = _d("simulator", "chars_per_token")
+    close_after_response_ms: int = _d("simulator", "close_after_response_ms")
+    max_requests_per_connection: int = _d("simulator", "max_requests_per_connection")
+    fault_after_tokens: int = _d("simulator", "fault_after_tokens")
+    seed: int = _d("simulator", "seed")
+    threads: int = _d("simulator", "threads")
 
     def _core(self) -> Dict[str, Any]:
         d = self.to_dict()
@@ -152,34 +176,34 @@ class SimulatorConfig(_Config):
 class ContainerSpec(_Config):
     """Run the job's command inside Apptainer (`apptainer exec [--nv] --bind ... image cmd`)."""
 
-    image: str = ""
-    binds: List[str] = field(default_factory=list)
+    image: str = _d("container", "image")
+    binds: List[str] = _d("container", "binds")
     gpu: Optional[bool] = None
-    extra_args: List[str] = field(default_factory=list)
-    apptainer: str = "apptainer"
+    extra_args: List[str] = _d("container", "extra_args")
+    apptainer: str = _d("container", "apptainer")
 
 
 @dataclass
 class JobSpec(_Config):
     """A client job in Slurm's vocabulary; every value is quoted in the generated script."""
 
-    command: List[str] = field(default_factory=list)
-    name: str = "aifc"
-    partition: str = ""
-    account: str = ""
-    qos: str = ""
-    nodes: int = 1
-    ntasks: int = 0
-    ntasks_per_node: int = 0
-    cpus_per_task: int = 0
-    gpus_per_node: int = 0
-    memory: str = ""
-    time_limit_min: int = 0
-    array: str = ""
-    working_directory: str = ""
-    output: str = ""
-    error: str = ""
-    environment: Dict[str, str] = field(default_factory=dict)
-    extra_directives: List[str] = field(default_factory=list)
-    use_srun: bool = True
+    command: List[str] = _d("job", "command")
+    name: str = _d("job", "name")
+    partition: str = _d("job", "partition")
+    account: str = _d("job", "account")
+    qos: str = _d("job", "qos")
+    nodes: int = _d("job", "nodes")
+    ntasks: int = _d("job", "ntasks")
+    ntasks_per_node: int = _d("job", "ntasks_per_node")
+    cpus_per_task: int = _d("job", "cpus_per_task")
+    gpus_per_node: int = _d("job", "gpus_per_node")
+    memory: str = _d("job", "memory")
+    time_limit_min: int = _d("job", "time_limit_min")
+    array: str = _d("job", "array")
+    working_directory: str = _d("job", "working_directory")
+    output: str = _d("job", "output")
+    error: str = _d("job", "error")
+    environment: Dict[str, str] = _d("job", "environment")
+    extra_directives: List[str] = _d("job", "extra_directives")
+    use_srun: bool = _d("job", "use_srun")
     container: Optional[ContainerSpec] = None

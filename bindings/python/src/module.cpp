@@ -2,7 +2,9 @@
 // (bindings/python/aifc) wraps it; users import `aifc`, not this module.
 #include <pybind11/pybind11.h>
 
+#include <aifc/benchmark.hpp>
 #include <aifc/error.hpp>
+#include <aifc/slurm.hpp>
 #include <aifc/version.hpp>
 
 #include "convert.hpp"
@@ -35,6 +37,20 @@ PYBIND11_MODULE(_core, m) {
       PyErr_SetObject(type, instance.ptr());
     }
   });
+
+  // Every config's defaults, as the core has them: the Python dataclasses read theirs from here.
+  m.def(
+      "defaults",
+      [] {
+        return aifc::python::from_json(nlohmann::json{{"client", aifc::ClientConfig{}},
+                                                      {"dataset", aifc::DatasetConfig{}},
+                                                      {"load", aifc::LoadConfig{}},
+                                                      {"summary", aifc::SummaryOptions{}},
+                                                      {"simulator", aifc::SimulatorConfig{}},
+                                                      {"job", aifc::JobSpec{}},
+                                                      {"container", aifc::ContainerSpec{}}});
+      },
+      "The default of every configuration field, from the C++ core.");
 
   aifc::python::init_client(m);
   aifc::python::init_group(m);

@@ -1,4 +1,4 @@
-#include "observer_channel.hpp"
+#include "client/observer_channel.hpp"
 
 #include <algorithm>
 

@@ -9,7 +9,7 @@
 #include <sstream>
 
 #include "aifc/error.hpp"
-#include "rng.hpp"
+#include "util/rng.hpp"
 
 namespace aifc {
 namespace {

@@ -1,11 +1,11 @@
-#include "stream_recorder.hpp"
+#include "stream/stream_recorder.hpp"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
-#include "aifc/openai_stream.hpp"
+#include "stream/openai_stream.hpp"
 
 namespace aifc::detail {
 namespace {

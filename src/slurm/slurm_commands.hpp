@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "aifc/slurm.hpp"
-#include "process.hpp"
+#include "util/process.hpp"
 
 namespace aifc::detail {
 

@@ -1,4 +1,4 @@
-#include "aifc/openai_stream.hpp"
+#include "stream/openai_stream.hpp"
 
 #include <cstring>
 

@@ -12,10 +12,10 @@
 #include <thread>
 
 #include "aifc/error.hpp"
-#include "key_values.hpp"
-#include "process.hpp"
-#include "slurm_commands.hpp"
-#include "url.hpp"
+#include "http/url.hpp"
+#include "slurm/slurm_commands.hpp"
+#include "util/key_values.hpp"
+#include "util/process.hpp"
 
 namespace aifc {
 namespace {

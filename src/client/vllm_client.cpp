@@ -10,11 +10,11 @@
 #include <thread>
 
 #include "aifc/error.hpp"
-#include "aifc/openai_stream.hpp"
-#include "aifc/sse.hpp"
-#include "keep_alive.hpp"
-#include "stream_recorder.hpp"
-#include "url.hpp"
+#include "http/keep_alive.hpp"
+#include "http/url.hpp"
+#include "stream/openai_stream.hpp"
+#include "stream/sse.hpp"
+#include "stream/stream_recorder.hpp"
 
 namespace aifc {
 namespace {

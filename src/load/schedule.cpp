@@ -6,7 +6,7 @@
 #include <cstring>
 
 #include "aifc/error.hpp"
-#include "rng.hpp"
+#include "util/rng.hpp"
 
 namespace aifc {
 namespace {

@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-#include "keep_alive.hpp"
+#include "http/keep_alive.hpp"
 
 namespace aifc::detail {
 

@@ -15,7 +15,7 @@
 
 #include "aifc/error.hpp"
 #include "aifc/record.hpp"
-#include "rng.hpp"
+#include "util/rng.hpp"
 
 namespace aifc {
 

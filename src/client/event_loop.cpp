@@ -1,4 +1,4 @@
-#include "event_loop.hpp"
+#include "client/event_loop.hpp"
 
 #include <fmt/format.h>
 #include <netdb.h>
@@ -17,9 +17,9 @@
 
 #include "aifc/error.hpp"
 #include "aifc/version.hpp"
-#include "http_response_parser.hpp"
-#include "stream_recorder.hpp"
-#include "url.hpp"
+#include "http/http_response_parser.hpp"
+#include "http/url.hpp"
+#include "stream/stream_recorder.hpp"
 
 namespace aifc::detail {
 namespace {

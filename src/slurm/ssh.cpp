@@ -23,8 +23,8 @@
 
 #include "aifc/error.hpp"
 #include "aifc/slurm.hpp"
-#include "key_values.hpp"
-#include "slurm_commands.hpp"
+#include "slurm/slurm_commands.hpp"
+#include "util/key_values.hpp"
 
 namespace aifc {
 namespace {

@@ -12,8 +12,8 @@
 #include <thread>
 
 #include "aifc/error.hpp"
-#include "event_loop.hpp"
-#include "observer_channel.hpp"
+#include "client/event_loop.hpp"
+#include "client/observer_channel.hpp"
 
 namespace aifc {
 

@@ -1,4 +1,4 @@
-#include "key_values.hpp"
+#include "util/key_values.hpp"
 
 #include <fmt/format.h>
 

@@ -2,10 +2,10 @@
 
 #include <string>
 
-#include "aifc/openai_stream.hpp"
 #include "aifc/record.hpp"
-#include "aifc/sse.hpp"
 #include "aifc/vllm_client.hpp"
+#include "stream/openai_stream.hpp"
+#include "stream/sse.hpp"
 
 namespace aifc::detail {
 

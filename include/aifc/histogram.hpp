@@ -49,13 +49,10 @@ class Histogram {
   std::uint64_t count_ = 0;
   std::int64_t min_ = 0;
   std::int64_t max_ = 0;
-
- public:
-  __extension__ using Sum = unsigned __int128;  // exact sums: squares of ns overflow 64 bits
-
- private:
-  Sum sum_ = 0;
-  Sum sum_sq_ = 0;
+  // Exact 128-bit sums (squares of nanoseconds overflow 64 bits), as two halves so that no
+  // compiler extension shows in the public header.
+  std::uint64_t sum_[2] = {0, 0};     ///< low, high
+  std::uint64_t sum_sq_[2] = {0, 0};  ///< low, high
 };
 
 }  // namespace aifc

@@ -14,7 +14,18 @@ namespace {
 constexpr std::int64_t kExactLimit = std::int64_t{1} << Histogram::kSubBucketBits;  // 2048
 constexpr std::size_t kHalf = std::size_t{1} << (Histogram::kSubBucketBits - 1);    // 1024
 
-std::string u128_to_string(Histogram::Sum v) {
+__extension__ using U128 = unsigned __int128;
+
+U128 load(const std::uint64_t (&halves)[2]) {
+  return (static_cast<U128>(halves[1]) << 64) | halves[0];
+}
+
+void store(std::uint64_t (&halves)[2], U128 v) {
+  halves[0] = static_cast<std::uint64_t>(v);
+  halves[1] = static_cast<std::uint64_t>(v >> 64);
+}
+
+std::string u128_to_string(U128 v) {
   if (v == 0) return "0";
   std::string s;
   while (v) {
@@ -25,8 +36,8 @@ std::string u128_to_string(Histogram::Sum v) {
   return s;
 }
 
-Histogram::Sum u128_from_string(const std::string& s) {
-  Histogram::Sum v = 0;
+U128 u128_from_string(const std::string& s) {
+  U128 v = 0;
   for (char c : s) {
     if (c < '0' || c > '9') throw Error(ErrorCode::parse_error, "histogram: bad sum '" + s + "'");
     v = v * 10 + static_cast<unsigned>(c - '0');
@@ -71,9 +82,9 @@ void Histogram::record_n(std::int64_t value, std::uint64_t times) noexcept {
   if (count_ == 0 || value < min_) min_ = value;
   if (count_ == 0 || value > max_) max_ = value;
   count_ += times;
-  const auto v = static_cast<Histogram::Sum>(value);
-  sum_ += v * times;
-  sum_sq_ += v * v * times;
+  const auto v = static_cast<U128>(value);
+  store(sum_, load(sum_) + v * times);
+  store(sum_sq_, load(sum_sq_) + v * v * times);
 }
 
 void Histogram::merge(const Histogram& other) {
@@ -83,27 +94,28 @@ void Histogram::merge(const Histogram& other) {
   if (count_ == 0 || other.min_ < min_) min_ = other.min_;
   if (count_ == 0 || other.max_ > max_) max_ = other.max_;
   count_ += other.count_;
-  sum_ += other.sum_;
-  sum_sq_ += other.sum_sq_;
+  store(sum_, load(sum_) + load(other.sum_));
+  store(sum_sq_, load(sum_sq_) + load(other.sum_sq_));
 }
 
 void Histogram::clear() noexcept {
   counts_.clear();
   count_ = 0;
   min_ = max_ = 0;
-  sum_ = sum_sq_ = 0;
+  store(sum_, 0);
+  store(sum_sq_, 0);
 }
 
 double Histogram::mean() const noexcept {
-  return count_ ? static_cast<double>(sum_) / static_cast<double>(count_) : 0.0;
+  return count_ ? static_cast<double>(load(sum_)) / static_cast<double>(count_) : 0.0;
 }
 
 double Histogram::stddev() const noexcept {
   if (count_ == 0) return 0.0;
   // n*sum_sq - sum^2 can exceed 128 bits for long runs; long double keeps 64 bits of mantissa.
   const long double n = static_cast<long double>(count_);
-  const long double mean = static_cast<long double>(sum_) / n;
-  const long double var = static_cast<long double>(sum_sq_) / n - mean * mean;
+  const long double mean = static_cast<long double>(load(sum_)) / n;
+  const long double var = static_cast<long double>(load(sum_sq_)) / n - mean * mean;
   return var > 0 ? static_cast<double>(std::sqrt(var)) : 0.0;
 }
 
@@ -134,8 +146,8 @@ double Histogram::percentile(double q) const noexcept {
 }
 
 bool Histogram::operator==(const Histogram& o) const noexcept {
-  if (count_ != o.count_ || min() != o.min() || max() != o.max() || sum_ != o.sum_ ||
-      sum_sq_ != o.sum_sq_)
+  if (count_ != o.count_ || min() != o.min() || max() != o.max() || load(sum_) != load(o.sum_) ||
+      load(sum_sq_) != load(o.sum_sq_))
     return false;
   const std::size_t n = std::max(counts_.size(), o.counts_.size());
   for (std::size_t i = 0; i < n; ++i) {
@@ -153,8 +165,8 @@ nlohmann::json Histogram::to_json() const {
   return {{"count", count_},
           {"min", min()},
           {"max", max()},
-          {"sum", u128_to_string(sum_)},
-          {"sum_sq", u128_to_string(sum_sq_)},
+          {"sum", u128_to_string(load(sum_))},
+          {"sum_sq", u128_to_string(load(sum_sq_))},
           {"buckets", std::move(buckets)}};
 }
 
@@ -170,8 +182,8 @@ Histogram Histogram::from_json(const nlohmann::json& j) {
     h.count_ = j.at("count").get<std::uint64_t>();
     h.min_ = j.at("min").get<std::int64_t>();
     h.max_ = j.at("max").get<std::int64_t>();
-    h.sum_ = u128_from_string(j.at("sum").get<std::string>());
-    h.sum_sq_ = u128_from_string(j.at("sum_sq").get<std::string>());
+    store(h.sum_, u128_from_string(j.at("sum").get<std::string>()));
+    store(h.sum_sq_, u128_from_string(j.at("sum_sq").get<std::string>()));
   } catch (const nlohmann::json::exception& e) {
     throw Error(ErrorCode::parse_error, std::string("histogram: ") + e.what());
   }

@@ -95,9 +95,9 @@ void to_json(nlohmann::json& j, const RequestRecord& r) {
                      {"retried", r.retried},
                      {"http_status", r.http_status},
                      {"error", to_string(r.error)},
-                     {"error_message", r.error_message}};
-  if (!r.server_token_ns.empty()) j["server_token_ns"] = r.server_token_ns;
-  if (!r.generated_text.empty()) j["generated_text"] = r.generated_text;
+                     {"error_message", r.error_message},
+                     {"server_token_ns", r.server_token_ns},
+                     {"generated_text", r.generated_text}};
 }
 
 void from_json(const nlohmann::json& j, RequestRecord& r) {

@@ -149,3 +149,38 @@ def test_group_argument_errors(sim):
         aifc.ClientGroup({"base_url": sim.url}, {"num_requests": "ten"}, dataset=dataset(2))
     with pytest.raises(TypeError, match="prompts or dataset"):
         aifc.ClientGroup({"base_url": sim.url}, prompts=["a"], dataset=dataset(2))
+
+
+def test_bytes_that_are_not_utf8_never_cost_the_result():
+    # A server whose error body is not UTF-8: every record must still reach Python (the bytes
+    # are replaced), from a group run and from a single send.
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+    body = b"\xff\xfe not utf-8 \xc3"
+
+    def serve():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 500 Oops\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+                             b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        result = aifc.ClientGroup({"base_url": url, "model": "m"}, {"num_requests": 3},
+                                  prompts=[{"text": "hi", "input_tokens": 1, "output_tokens": 2}]).run()
+        assert result.summary["failed"] == 3
+        assert all("not utf-8" in m for m in result.records["error_message"])
+        record = aifc.VLLMClient(base_url=url, model="m").send("hi", 2)
+        assert record["error"] == "http_status" and "not utf-8" in record["error_message"]
+    finally:
+        listener.close()

@@ -116,9 +116,7 @@ def load_result(path: Union[str, os.PathLike]) -> Result:
     records = doc.get("records_columns")
     if records is None and "records" in doc:  # aifc bench --save-detailed
         rows = doc["records"]
-        keys = ["index", "warmup", "scheduled_ns", "send_ns", "first_byte_ns", "first_token_ns", "end_ns",
-                "input_tokens", "output_tokens", "requested_output_tokens", "retried", "http_status", "error",
-                "error_message", "token_ns"]
+        keys = sorted({k for r in rows for k in r})  # the record's own JSON fields, as written
         records = {k: [r.get(k) for r in rows] for k in keys}
         records["ok"] = [r.get("error") == "none" for r in rows]
         for name, start, end in (("ttft_ms", "send_ns", "first_token_ns"), ("e2el_ms", "send_ns", "end_ns"),

@@ -227,6 +227,47 @@ TEST_CASE("slurm: job specs that could break the script are refused") {
   refused(t, "image");
 }
 
+TEST_CASE("slurm: job observers are removable and their exceptions never escape wait()") {
+  // A backend that walks one job through PENDING, RUNNING, COMPLETED: this checks the
+  // dispatcher's observer contract; Slurm itself is exercised live in the cluster cases.
+  struct Scripted : aifc::SlurmBackend {
+    int polls = 0;
+    std::string name() const override { return "scripted"; }
+    std::string submit(const aifc::JobSpec&) override { return "42"; }
+    aifc::JobInfo query(const std::string& id) override {
+      aifc::JobInfo info;
+      info.job_id = id;
+      info.state = ++polls < 2 ? aifc::JobState::running : aifc::JobState::completed;
+      return info;
+    }
+    void cancel(const std::string&) override {}
+  };
+  aifc::SlurmDispatcher d(std::make_unique<Scripted>());
+  std::vector<aifc::JobState> seen, seen_by_quitter;
+  const auto counter =
+      d.on_state_change([&](const aifc::JobEvent& e) { seen.push_back(e.info.state); });
+  d.on_state_change([](const aifc::JobEvent&) { throw std::runtime_error("observer bug"); });
+  aifc::ObserverHandle quitter = 0;
+  quitter = d.on_state_change([&](const aifc::JobEvent& e) {
+    seen_by_quitter.push_back(e.info.state);
+    d.remove_observer(quitter);  // removes itself from inside its own call
+  });
+  aifc::JobSpec spec;
+  spec.command = {"true"};
+  const auto id = d.submit(spec);
+  aifc::JobInfo info;
+  CHECK_NOTHROW(info = d.wait(id, std::chrono::seconds(10), std::chrono::milliseconds(1)));
+  CHECK(info.state == aifc::JobState::completed);
+  CHECK(seen == std::vector<aifc::JobState>{aifc::JobState::pending, aifc::JobState::running,
+                                            aifc::JobState::completed});
+  CHECK(seen_by_quitter.size() == 1);
+  CHECK(d.observer_errors() == 3);
+  CHECK(d.first_observer_error() == "observer bug");
+  CHECK(d.remove_observer(counter));
+  CHECK_FALSE(d.remove_observer(counter));
+  CHECK_THROWS_AS(d.add_observer(nullptr), aifc::Error);
+}
+
 TEST_CASE("slurm: job states as Slurm writes them") {
   CHECK(aifc::job_state_from_string("RUNNING") == aifc::JobState::running);
   CHECK(aifc::job_state_from_string("CANCELLED by 1001") == aifc::JobState::cancelled);

@@ -4,12 +4,15 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "aifc/observer.hpp"
 
 namespace aifc {
 
@@ -165,14 +168,30 @@ struct JobEvent {
 };
 
 /// Submits client jobs through one backend and follows them to the end.
+/// Receives the state changes of jobs, in the same style as aifc::Observer: an interface, a
+/// handle to remove it, and exceptions that are counted instead of escaping.
+class JobObserver {
+ public:
+  virtual ~JobObserver() = default;
+  virtual void on_state_change(const JobEvent& /*event*/) {}
+};
+
 class SlurmDispatcher {
  public:
   explicit SlurmDispatcher(std::unique_ptr<SlurmBackend> backend);
   ~SlurmDispatcher();
 
   const SlurmBackend& backend() const noexcept { return *backend_; }
-  /// Called on every state change seen by state() or wait(), on the calling thread.
-  void on_state_change(std::function<void(const JobEvent&)> observer);
+  /// Called on every state change seen by submit(), state() or wait(), on the thread that
+  /// made the call (jobs change state seconds apart; nothing is measured there). An exception
+  /// from an observer is caught and counted (observer_errors()), never thrown out of wait().
+  ObserverHandle add_observer(std::shared_ptr<JobObserver> observer);
+  /// The same for a plain function.
+  ObserverHandle on_state_change(std::function<void(const JobEvent&)> observer);
+  /// False for an unknown handle. Safe from any thread, observers included.
+  bool remove_observer(ObserverHandle handle);
+  std::uint64_t observer_errors() const;
+  std::string first_observer_error() const;
 
   std::string submit(const JobSpec& spec);
   JobInfo state(const std::string& job_id);
@@ -185,7 +204,11 @@ class SlurmDispatcher {
  private:
   void note(const JobInfo& info);
   std::unique_ptr<SlurmBackend> backend_;
-  std::vector<std::function<void(const JobEvent&)>> observers_;
+  mutable std::mutex observers_mutex_;
+  std::vector<std::pair<ObserverHandle, std::shared_ptr<JobObserver>>> observers_;
+  ObserverHandle next_handle_ = 1;
+  std::uint64_t observer_errors_ = 0;
+  std::string first_observer_error_;
   std::vector<std::pair<std::string, JobState>> last_states_;
 };
 

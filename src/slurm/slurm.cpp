@@ -289,8 +289,40 @@ SlurmDispatcher::SlurmDispatcher(std::unique_ptr<SlurmBackend> backend)
 }
 SlurmDispatcher::~SlurmDispatcher() = default;
 
-void SlurmDispatcher::on_state_change(std::function<void(const JobEvent&)> observer) {
-  observers_.push_back(std::move(observer));
+ObserverHandle SlurmDispatcher::add_observer(std::shared_ptr<JobObserver> observer) {
+  if (!observer) bad("add_observer: the observer is null");
+  std::lock_guard lock(observers_mutex_);
+  observers_.emplace_back(next_handle_, std::move(observer));
+  return next_handle_++;
+}
+
+ObserverHandle SlurmDispatcher::on_state_change(std::function<void(const JobEvent&)> observer) {
+  struct Function : JobObserver {
+    explicit Function(std::function<void(const JobEvent&)> f) : f(std::move(f)) {}
+    void on_state_change(const JobEvent& e) override { f(e); }
+    std::function<void(const JobEvent&)> f;
+  };
+  if (!observer) bad("on_state_change: the function is empty");
+  return add_observer(std::make_shared<Function>(std::move(observer)));
+}
+
+bool SlurmDispatcher::remove_observer(ObserverHandle handle) {
+  std::lock_guard lock(observers_mutex_);
+  const auto it = std::find_if(observers_.begin(), observers_.end(),
+                               [&](const auto& o) { return o.first == handle; });
+  if (it == observers_.end()) return false;
+  observers_.erase(it);
+  return true;
+}
+
+std::uint64_t SlurmDispatcher::observer_errors() const {
+  std::lock_guard lock(observers_mutex_);
+  return observer_errors_;
+}
+
+std::string SlurmDispatcher::first_observer_error() const {
+  std::lock_guard lock(observers_mutex_);
+  return first_observer_error_;
 }
 
 void SlurmDispatcher::note(const JobInfo& info) {
@@ -303,7 +335,24 @@ void SlurmDispatcher::note(const JobInfo& info) {
   else
     it->second = info.state;
   const JobEvent event{info.job_id, previous, info};
-  for (auto& o : observers_) o(event);
+  std::vector<std::pair<ObserverHandle, std::shared_ptr<JobObserver>>> observers;
+  {
+    std::lock_guard lock(observers_mutex_);
+    observers = observers_;  // a copy: an observer may remove itself
+  }
+  for (const auto& [handle, observer] : observers) {
+    std::string failure;
+    try {
+      observer->on_state_change(event);
+      continue;
+    } catch (const std::exception& e) {
+      failure = e.what();
+    } catch (...) {
+      failure = "unknown exception";
+    }
+    std::lock_guard lock(observers_mutex_);
+    if (observer_errors_++ == 0) first_observer_error_ = failure;
+  }
 }
 
 std::string SlurmDispatcher::submit(const JobSpec& spec) {

@@ -461,9 +461,20 @@ class SlurmDispatcher:
     def backend(self) -> str:
         return self._core.backend
 
-    def on_state_change(self, callback: Callable[[Dict[str, Any]], Any]) -> None:
-        """Calls `callback(event)` on every state change seen by state() or wait()."""
-        self._core.on_state_change(callback)
+    def on_state_change(self, callback: Callable[[Dict[str, Any]], Any]) -> int:
+        """Calls `callback(event)` on every state change seen by submit(), state() or wait();
+        returns a handle for remove_observer(). An exception in the callback is counted
+        (observer_errors), never raised out of wait()."""
+        return self._core.on_state_change(callback)
+
+    def remove_observer(self, handle: int) -> bool:
+        """Detaches a callback; False for an unknown handle."""
+        return self._core.remove_observer(handle)
+
+    @property
+    def observer_errors(self) -> int:
+        """Callbacks that raised."""
+        return self._core.observer_errors
 
     def submit(self, spec: Union[JobSpec, Dict[str, Any]]) -> str:
         """Submits the job; returns its id."""

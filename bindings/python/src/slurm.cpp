@@ -69,15 +69,22 @@ void init_slurm(py::module_& m) {
       .def("on_state_change",
            [](SlurmDispatcher& d, py::function f) {
              auto holder = std::make_shared<py::function>(std::move(f));
-             d.on_state_change([holder](const JobEvent& e) {
+             return d.on_state_change([holder](const JobEvent& e) {
                py::gil_scoped_acquire gil;
                py::dict event;
                event["job_id"] = e.job_id;
                event["previous"] = std::string(to_string(e.previous));
                event["info"] = job_info(e.info);
-               (*holder)(event);
+               try {
+                 (*holder)(event);
+               } catch (py::error_already_set& error) {
+                 throw std::runtime_error(error.what());  // counted by the dispatcher
+               }
              });
            })
+      .def("remove_observer", &SlurmDispatcher::remove_observer, py::arg("handle"),
+           py::call_guard<py::gil_scoped_release>())
+      .def_property_readonly("observer_errors", &SlurmDispatcher::observer_errors)
       .def("submit",
            [](SlurmDispatcher& d, const py::dict& spec) {
              const auto s = job_spec_from(spec);

@@ -641,6 +641,21 @@ std::string bench_help() {
   return help_text(bench_flags(o, unused, base_url, host, port), kBenchHead);
 }
 
+std::vector<FlagInfo> bench_flag_list() {
+  BenchOptions o;
+  bool unused = false;
+  std::string base_url, host;
+  std::int64_t port = 0;
+  std::vector<FlagInfo> out;
+  for (const auto& [name, flag] : bench_flags(o, unused, base_url, host, port))
+    out.push_back({name,
+                   flag.arity == Flag::Arity::none  ? 0
+                   : flag.arity == Flag::Arity::one ? 1
+                                                    : 2,
+                   flag.help});
+  return out;
+}
+
 std::string sim_help() {
   SimulatorConfig s;
   return help_text(sim_flags(s),

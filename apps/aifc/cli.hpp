@@ -45,6 +45,14 @@ SimulatorConfig parse_sim_args(const std::vector<std::string>& args);
 std::string bench_help();
 std::string sim_help();
 
+/// One `aifc bench` flag, for front ends that offer the same options (Python's run_benchmark).
+struct FlagInfo {
+  std::string name;  ///< "--request-rate"
+  int values = 0;    ///< 0: a switch, 1: one value, 2: one or more values
+  std::string help;
+};
+std::vector<FlagInfo> bench_flag_list();
+
 /// Runs `aifc bench`: returns the process exit code (0 ok, 1 failure, 2 usage, 130 interrupted).
 int bench_main(const std::vector<std::string>& args);
 /// Runs `aifc sim` until SIGINT or SIGTERM.

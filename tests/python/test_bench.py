@@ -36,10 +36,21 @@ def test_run_benchmark_starts_the_simulator_by_itself():
 def test_run_benchmark_errors():
     with pytest.raises(aifc.InvalidArgument, match="num_prompts"):
         aifc.run_benchmark(num_prompts=0)
-    with pytest.raises(aifc.InvalidArgument, match="unknown flag"):
+    with pytest.raises(TypeError, match="num_prompt"):
         aifc.run_benchmark(num_prompt=10)
     with pytest.raises(aifc.AifcError, match="cannot reach"):
         aifc.run_benchmark(base_url="http://127.0.0.1:1", num_prompts=2)
+
+
+def test_run_benchmark_has_a_real_signature():
+    import inspect
+    params = inspect.signature(aifc.run_benchmark).parameters
+    for name in ("base_url", "num_prompts", "request_rate", "max_concurrency", "goodput", "sim_tokenizer",
+                 "ignore_eos", "observers"):
+        assert name in params, name
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params.values())
+    assert params["ignore_eos"].default is False
+    assert "request_rate: requests per second" in aifc.run_benchmark.__doc__
 
 
 def test_benchmark_from_a_typed_spec():

@@ -1,6 +1,7 @@
 """The Python face of the aifc core: clients, groups, the simulator and results."""
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -372,13 +373,47 @@ class Benchmark(BenchRun):
         self._init_core(_core.BenchRun.from_spec(spec), observers)
 
 
+def _bench_signature() -> Tuple[inspect.Signature, str]:
+    """run_benchmark's parameters: `aifc bench`'s flags as the program itself lists them, so the
+    two cannot drift. A switch is a bool (False: off); any other value None means the core's
+    default."""
+    kw = inspect.Parameter.KEYWORD_ONLY
+    params = [inspect.Parameter("observers", kw, default=(), annotation=Iterable[Any])]
+    lines = []
+    for flag, values, help_text in _core.bench_flags():
+        if flag == "--help":
+            continue
+        name = flag[2:].replace("-", "_")
+        if values == 0:
+            params.append(inspect.Parameter(name, kw, default=False, annotation=bool))
+        elif values == 1:
+            params.append(inspect.Parameter(name, kw, default=None, annotation=Optional[Any]))
+        else:
+            params.append(inspect.Parameter(name, kw, default=None,
+                                            annotation=Optional[Union[str, Sequence[Any], Dict[str, Any]]]))
+        lines.append(f"    {name}: {help_text}")
+    return inspect.Signature(params, return_annotation=Result), "\n".join(lines)
+
+
+_BENCH_SIGNATURE, _BENCH_PARAMETERS = _bench_signature()
+
+
 def run_benchmark(*, observers: Iterable[Any] = (), **kwargs) -> Result:
-    """Runs a benchmark exactly as `aifc bench` would, with its flags as keyword arguments:
-    `run_benchmark(base_url="http://host:8000", num_prompts=200, request_rate=20,
-    max_concurrency=64, goodput={"ttft": 500}, percentile_metrics=["ttft", "itl"])`.
-    Without `base_url` the built-in simulator runs it (`sim_ttft_ms=...`, `sim_itl_ms=...`).
-    Ctrl-C raises aifc.Interrupted with the partial result."""
-    return BenchRun(observers=observers, **kwargs).run()
+    bound = _BENCH_SIGNATURE.bind(observers=observers, **kwargs)  # an unknown keyword: TypeError
+    flags = {k: v for k, v in bound.arguments.items() if k != "observers"}
+    return BenchRun(observers=observers, **flags).run()
+
+
+run_benchmark.__signature__ = _BENCH_SIGNATURE
+run_benchmark.__doc__ = """Runs a benchmark exactly as `aifc bench` would, with its flags as keyword arguments:
+`run_benchmark(base_url="http://host:8000", num_prompts=200, request_rate=20, max_concurrency=64,
+goodput={"ttft": 500}, percentile_metrics=["ttft", "itl"])`. Without `base_url` (or host/port)
+the built-in simulator runs it (`sim_ttft_ms=...`, `sim_itl_ms=...`). A keyword that is not a
+flag is a TypeError naming it; a bad value is an aifc.InvalidArgument naming the flag or field.
+Ctrl-C raises aifc.Interrupted with the partial result. `observers`: callables or
+aifc.Observer objects. The keywords (None: the core's default):
+
+""" + _BENCH_PARAMETERS
 
 
 class Simulator:

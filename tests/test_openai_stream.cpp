@@ -76,3 +76,18 @@ TEST_CASE("openai_stream: unescaping") {
   aifc::append_json_unescaped(out, R"(cut \u00)");
   CHECK(out == "cut ?");
 }
+
+TEST_CASE("openai_stream: counts that are no whole numbers in range are treated as absent") {
+  aifc::StreamChunk c;
+  REQUIRE(aifc::scan_openai_chunk(
+      R"({"usage":{"prompt_tokens":99999999999999999999,"completion_tokens":1e309}})", c));
+  CHECK(c.prompt_tokens == -1);
+  CHECK(c.completion_tokens == -1);
+  REQUIRE(aifc::scan_openai_chunk(R"({"usage":{"prompt_tokens":12.5,"completion_tokens":7}})", c));
+  CHECK(c.prompt_tokens == -1);
+  CHECK(c.completion_tokens == 7);
+  REQUIRE(aifc::scan_openai_chunk(
+      R"({"usage":{"prompt_tokens":999999999999999999,"completion_tokens":0}})", c));
+  CHECK(c.prompt_tokens == 999999999999999999);  // 18 digits still fit
+  CHECK(c.completion_tokens == 0);
+}

@@ -283,6 +283,20 @@ TEST_CASE("vllm_client: the tokenizer probe speaks each shape and trusts no empt
   }
 }
 
+TEST_CASE("vllm_client: secrets never reach JSON, and cannot inject headers") {
+  aifc::ClientConfig c;
+  c.api_key = "sk-live-123";
+  c.headers = {{"Authorization", "Bearer sk-other"}, {"X-Api-Key", "k1"}, {"X-Team", "hpc"}};
+  const auto text = nlohmann::json(c).dump();
+  CHECK(text.find("sk-live") == std::string::npos);
+  CHECK(text.find("sk-other") == std::string::npos);
+  CHECK(text.find("k1") == std::string::npos);
+  CHECK(text.find("hpc") != std::string::npos);            // ordinary headers are kept
+  CHECK(text.find("Authorization") != std::string::npos);  // the name shows one was set
+  c.api_key = "sk\r\nX-Evil: 1";
+  CHECK_THROWS_WITH_AS(c.validate(), doctest::Contains("api_key"), aifc::Error);
+}
+
 TEST_CASE("vllm_client: Keep-Alive headers are read as both kinds of server mean them") {
   using aifc::detail::KeepAliveHint;
   auto h = KeepAliveHint::parse("timeout=5, max=100");

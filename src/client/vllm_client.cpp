@@ -4,6 +4,7 @@
 #include <httplib.h>
 
 #include <atomic>
+#include <cctype>
 #include <cmath>
 #include <condition_variable>
 #include <mutex>
@@ -54,6 +55,8 @@ void ClientConfig::validate() const {
   if (read_timeout.count() <= 0) bad("read_timeout must be positive");
   if (request_timeout.count() <= 0) bad("request_timeout must be positive");
   if (first_token_timeout.count() < 0) bad("first_token_timeout must not be negative");
+  if (api_key.find_first_of("\r\n") != std::string::npos)
+    bad("api_key has a line break in it (it would inject a header)");
   for (const auto& [name, value] : headers) {
     if (name.empty() || name.find_first_of(":\r\n ") != std::string::npos)
       bad(fmt::format("header name '{}' is not valid", name));
@@ -66,11 +69,24 @@ bool ClientConfig::is_chat() const noexcept {
   return endpoint.find("chat/completions") != std::string::npos;
 }
 
+// Headers that carry credentials: their values never leave the process in JSON (results,
+// specs sent to agents); the name stays, so a reader sees that one was set.
+static bool carries_secret(std::string_view name) {
+  std::string lower(name);
+  for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  for (const char* word : {"authorization", "cookie", "token", "secret", "key", "password"})
+    if (lower.find(word) != std::string::npos) return true;
+  return false;
+}
+
 void to_json(nlohmann::json& j, const ClientConfig& c) {
+  auto headers = c.headers;
+  for (auto& [name, value] : headers)
+    if (carries_secret(name)) value = "<redacted>";
   j = nlohmann::json{{"base_url", c.base_url},
                      {"endpoint", c.endpoint},
                      {"model", c.model},
-                     {"headers", c.headers},
+                     {"headers", headers},
                      {"extra_body", c.extra_body},
                      {"stream", c.stream},
                      {"ignore_eos", c.ignore_eos},

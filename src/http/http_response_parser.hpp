@@ -131,7 +131,7 @@ inline bool HttpResponseParser::header(std::string_view line) {
     event_stream_ = icontains(value, "text/event-stream");
   } else if (iequals(name, "content-length")) {
     std::int64_t v = 0;
-    if (value.empty()) return false;
+    if (value.empty() || value.size() > 15) return false;  // up to about 1 PB: no overflow
     for (char c : value) {
       if (c < '0' || c > '9') return false;
       v = v * 10 + (c - '0');
@@ -169,8 +169,10 @@ HttpResponseParser::Result HttpResponseParser::feed(const char* data, std::size_
           return fail("not an HTTP response: " + std::string(line.substr(0, 60)));
         http10_ = line.substr(5, 3) == "1.0";
         keep_alive_ = !http10_;
+        for (std::size_t i = 9; i < 12; ++i)
+          if (line[i] < '0' || line[i] > '9') return fail("bad HTTP status");
         status_ = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
-        if (status_ < 100 || status_ > 999) return fail("bad HTTP status");
+        if (status_ < 100) return fail("bad HTTP status");
         line_.clear();
         state_ = State::headers;
         break;

@@ -56,6 +56,9 @@ class Scanner {
     return false;
   }
 
+  // A JSON number that must be a whole number in range: anything else (a fraction, an
+  // exponent, more digits than an int64 holds) is valid JSON but no usable count, and comes out
+  // as -1, so that the caller treats it as absent instead of trusting a wrapped value.
   bool integer(std::int64_t& out) {
     skip_ws();
     const char* start = p_;
@@ -67,8 +70,15 @@ class Scanner {
       neg = true;
       ++q;
     }
-    for (; q != p_ && *q >= '0' && *q <= '9'; ++q) v = v * 10 + (*q - '0');
-    out = neg ? -v : v;
+    const char* digits = q;
+    for (; q != p_ && *q >= '0' && *q <= '9'; ++q) {
+      if (q - digits >= 18) {  // 18 digits always fit; more might not
+        out = -1;
+        return true;
+      }
+      v = v * 10 + (*q - '0');
+    }
+    out = q != p_ ? -1 : (neg ? -v : v);  // q stopped early: a fraction or an exponent
     return true;
   }
 

@@ -49,3 +49,7 @@ def test_defaults_come_from_the_core():
                 assert ours[name] == dict(value)
             else:
                 assert ours[name] == value, (section, name, ours[name], value)
+
+
+def test_secrets_stay_out_of_repr():
+    assert "sk-secret" not in repr(aifc.ClientConfig(api_key="sk-secret"))

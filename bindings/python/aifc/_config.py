@@ -61,7 +61,7 @@ class ClientConfig(_Config):
     base_url: str = _d("client", "base_url")
     endpoint: str = _d("client", "endpoint")
     model: str = _d("client", "model")
-    api_key: str = ""  # never part of the core's JSON (secrets are not written)
+    api_key: str = field(default="", repr=False)  # never in the core's JSON, nor in repr()
     headers: Dict[str, str] = _d("client", "headers")
     extra_body: Dict[str, Any] = _d("client", "extra_body")
     stream: bool = _d("client", "stream")

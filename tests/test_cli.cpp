@@ -132,3 +132,18 @@ TEST_CASE("cli: help is text, not an error") {
   CHECK(aifc::cli::sim_help().find("--close-after-response") != std::string::npos);
   CHECK_NOTHROW(parse_bench_args({"--help"}));  // the program prints help before parsing
 }
+
+TEST_CASE("cli: the default result file name comes from the result document") {
+  aifc::cli::BenchOptions o;
+  nlohmann::json doc{{"model_id", "org/Llama-3.1-8B"},
+                     {"date", "20261128-221500"},
+                     {"request_rate", "inf"},
+                     {"max_concurrency", 8}};
+  CHECK(aifc::cli::default_result_filename(o, doc) ==
+        "aifc-infqps-concurrency8-Llama-3.1-8B-20261128-221500.json");
+  o.label = "run7";
+  doc["request_rate"] = 12.5;
+  doc["max_concurrency"] = nullptr;
+  CHECK(aifc::cli::default_result_filename(o, doc) ==
+        "run7-12.5qps-Llama-3.1-8B-20261128-221500.json");
+}

@@ -9,7 +9,6 @@
 #include <aifc/version.hpp>
 #include <cmath>
 #include <cstdio>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -569,15 +568,6 @@ class SignalWatcher {
   std::thread thread_;
 };
 
-std::string now_stamp(const char* format) {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  localtime_r(&t, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, format, &tm);
-  return buf;
-}
-
 std::string rate_word(double rate) { return std::isinf(rate) ? "inf" : fmt::format("{}", rate); }
 
 }  // namespace
@@ -670,14 +660,16 @@ nlohmann::json bench_document(const BenchOptions& o, const Benchmark& benchmark,
   return doc;
 }
 
-std::string default_result_filename(const BenchOptions& o, const Benchmark& benchmark) {
-  const auto& spec = benchmark.spec();
-  const std::string model = spec.client.model.substr(spec.client.model.rfind('/') + 1);
+std::string default_result_filename(const BenchOptions& o, const nlohmann::json& document) {
+  // From the document itself, so that the name and the file's "date" and "model_id" agree.
+  const std::string model = document.value("model_id", std::string("model"));
+  const auto& rate = document["request_rate"];
+  const auto& concurrency = document["max_concurrency"];
   return fmt::format(
       "{}-{}qps{}-{}-{}.json", o.label.empty() ? "aifc" : o.label,
-      rate_word(spec.load.request_rate),
-      spec.load.max_concurrency > 0 ? fmt::format("-concurrency{}", spec.load.max_concurrency) : "",
-      model, now_stamp("%Y%m%d-%H%M%S"));
+      rate.is_string() ? rate.get<std::string>() : fmt::format("{}", rate.get<double>()),
+      concurrency.is_number() ? fmt::format("-concurrency{}", concurrency.get<std::int64_t>()) : "",
+      model.substr(model.rfind('/') + 1), document.value("date", std::string()));
 }
 
 namespace {
@@ -746,8 +738,9 @@ int bench_main(const std::vector<std::string>& args) {
     if (result.observer_errors)
       std::cerr << "[aifc] an observer failed: " << result.first_observer_error << "\n";
     if (o.save_result || result.interrupted) {
+      const nlohmann::json document = bench_document(o, *benchmark, result);
       const std::string name =
-          o.result_filename.empty() ? default_result_filename(o, *benchmark) : o.result_filename;
+          o.result_filename.empty() ? default_result_filename(o, document) : o.result_filename;
       const auto path = std::filesystem::path(o.result_dir) / name;
       std::error_code ec;
       std::filesystem::create_directories(o.result_dir, ec);
@@ -755,9 +748,7 @@ int bench_main(const std::vector<std::string>& args) {
       if (!out)
         throw Error(ErrorCode::io_error,
                     fmt::format("cannot write the result to '{}'", path.string()));
-      out << bench_document(o, *benchmark, result)
-                 .dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
-          << "\n";
+      out << document.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
       if (!out.good())
         throw Error(ErrorCode::io_error,
                     fmt::format("cannot write the result to '{}'", path.string()));

@@ -32,9 +32,9 @@ struct BenchOptions {
 /// --metadata pairs.
 nlohmann::json bench_document(const BenchOptions& options, const Benchmark& benchmark,
                               const BenchmarkResult& result);
-/// The file name `--save-result` uses when none is given:
+/// The file name `--save-result` uses when none is given, from the result document:
 /// `{label or aifc}-{rate}qps[-concurrency{N}]-{model}-{date}.json`.
-std::string default_result_filename(const BenchOptions& options, const Benchmark& benchmark);
+std::string default_result_filename(const BenchOptions& options, const nlohmann::json& document);
 
 /// Parses `aifc bench` arguments (without the subcommand). Throws Error(invalid_argument) with
 /// one line naming the flag.

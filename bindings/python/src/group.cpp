@@ -301,8 +301,10 @@ void init_group(py::module_& m) {
              return from_json(cli::bench_document(b.options(), b.benchmark(), b.result()));
            })
       .def("summary_table", [](PyBench& b) { return b.benchmark().summary_table(b.result()); })
-      .def("default_result_filename",
-           [](PyBench& b) { return cli::default_result_filename(b.options(), b.benchmark()); });
+      .def("default_result_filename", [](PyBench& b) {
+        return cli::default_result_filename(
+            b.options(), cli::bench_document(b.options(), b.benchmark(), b.result()));
+      });
   m.def(
       "default_spec", [] { return from_json(BenchmarkSpec{}); },
       "The default BenchmarkSpec as a dict: every field with the core's default.");

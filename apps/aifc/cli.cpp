@@ -251,7 +251,7 @@ std::string help_text(const FlagTable& t, const std::string& head) {
 
 // `base_url`, `host` and `port` are composed into the client's URL after parsing, so that the
 // flags' order does not matter.
-FlagTable bench_flags(BenchOptions& o, bool& wants_help, std::string& base_url, std::string& host,
+FlagTable bench_flags(BenchOptions& o, std::string& base_url, std::string& host,
                       std::int64_t& port) {
   using A = Flag::Arity;
   FlagTable t;
@@ -497,7 +497,7 @@ FlagTable bench_flags(BenchOptions& o, bool& wants_help, std::string& base_url, 
   flag(
       "--no-progress", [&] { o.progress = false; }, "no progress line");
   flag(
-      "--help", [&] { wants_help = true; }, "this help (-h)");
+      "--help", [] {}, "this help (-h); the program prints it before parsing");
   add_sim_flags(t, o.simulator, "--sim-");
   return t;
 }
@@ -579,10 +579,9 @@ BenchOptions parse_bench_args(const std::vector<std::string>& args) {
   o.simulator.itl = DelaySpec::parse("uniform:5:15");
   o.spec.raise_fd_limit = true;  // a program of its own: every stream is a socket
   if (const char* key = std::getenv("OPENAI_API_KEY")) o.spec.client.api_key = key;
-  bool wants_help = false;
   std::string base_url, host = "127.0.0.1";
   std::int64_t port = 8000;
-  const auto table = bench_flags(o, wants_help, base_url, host, port);
+  const auto table = bench_flags(o, base_url, host, port);
   parse_flags(args, table, "bench");
   if (!base_url.empty())
     o.spec.client.base_url = base_url;
@@ -625,19 +624,17 @@ SimulatorConfig parse_sim_args(const std::vector<std::string>& args) {
 
 std::string bench_help() {
   BenchOptions o;
-  bool unused = false;
   std::string base_url, host;
   std::int64_t port = 0;
-  return help_text(bench_flags(o, unused, base_url, host, port), kBenchHead);
+  return help_text(bench_flags(o, base_url, host, port), kBenchHead);
 }
 
 std::vector<FlagInfo> bench_flag_list() {
   BenchOptions o;
-  bool unused = false;
   std::string base_url, host;
   std::int64_t port = 0;
   std::vector<FlagInfo> out;
-  for (const auto& [name, flag] : bench_flags(o, unused, base_url, host, port))
+  for (const auto& [name, flag] : bench_flags(o, base_url, host, port))
     out.push_back({name,
                    flag.arity == Flag::Arity::none  ? 0
                    : flag.arity == Flag::Arity::one ? 1

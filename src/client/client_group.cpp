@@ -14,6 +14,7 @@
 #include "aifc/error.hpp"
 #include "client/event_loop.hpp"
 #include "client/observer_channel.hpp"
+#include "util/durations.hpp"
 
 namespace aifc {
 
@@ -35,19 +36,18 @@ void GroupConfig::validate() const {
 }
 
 void to_json(nlohmann::json& j, const GroupConfig& c) {
-  j = nlohmann::json{
-      {"client", c.client},
-      {"load", c.load},
-      {"shard", c.shard},
-      {"transport", c.transport},
-      {"io_threads", c.io_threads},
-      {"coalesce_window_us", c.coalesce_window.count()},
-      {"max_clients", c.max_clients},
-      {"progress_interval_s", static_cast<double>(c.progress_interval.count()) / 1000.0},
-      {"observer_queue_capacity", c.observer_queue_capacity},
-      {"raise_fd_limit", c.raise_fd_limit},
-      {"keep_records", c.keep_records},
-      {"summary", c.summary}};
+  j = nlohmann::json{{"client", c.client},
+                     {"load", c.load},
+                     {"shard", c.shard},
+                     {"transport", c.transport},
+                     {"io_threads", c.io_threads},
+                     {"coalesce_window_us", c.coalesce_window.count()},
+                     {"max_clients", c.max_clients},
+                     {"progress_interval_s", detail::seconds_of(c.progress_interval)},
+                     {"observer_queue_capacity", c.observer_queue_capacity},
+                     {"raise_fd_limit", c.raise_fd_limit},
+                     {"keep_records", c.keep_records},
+                     {"summary", c.summary}};
 }
 
 void from_json(const nlohmann::json& j, GroupConfig& c) {
@@ -61,8 +61,8 @@ void from_json(const nlohmann::json& j, GroupConfig& c) {
   c.coalesce_window =
       std::chrono::microseconds(j.value("coalesce_window_us", c.coalesce_window.count()));
   c.max_clients = j.value("max_clients", c.max_clients);
-  c.progress_interval = std::chrono::milliseconds(
-      static_cast<std::int64_t>(std::llround(j.value("progress_interval_s", 1.0) * 1000.0)));
+  c.progress_interval = detail::millis_from_seconds(
+      j.value("progress_interval_s", detail::seconds_of(c.progress_interval)));
   c.observer_queue_capacity = j.value("observer_queue_capacity", c.observer_queue_capacity);
   c.keep_records = j.value("keep_records", c.keep_records);
   c.raise_fd_limit = j.value("raise_fd_limit", c.raise_fd_limit);

@@ -16,15 +16,10 @@
 #include "stream/openai_stream.hpp"
 #include "stream/sse.hpp"
 #include "stream/stream_recorder.hpp"
+#include "util/durations.hpp"
 
 namespace aifc {
 namespace {
-
-double seconds(std::chrono::milliseconds ms) { return static_cast<double>(ms.count()) / 1000.0; }
-
-std::chrono::milliseconds millis(double s) {
-  return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(s * 1000.0)));
-}
 
 void configure(httplib::Client& cli, const ClientConfig& c,
                std::chrono::milliseconds read_timeout) {
@@ -93,10 +88,10 @@ void to_json(nlohmann::json& j, const ClientConfig& c) {
                      {"capture_text", c.capture_text},
                      {"ca_cert_path", c.ca_cert_path},
                      {"verify_tls", c.verify_tls},
-                     {"connect_timeout_s", seconds(c.connect_timeout)},
-                     {"read_timeout_s", seconds(c.read_timeout)},
-                     {"first_token_timeout_s", seconds(c.first_token_timeout)},
-                     {"request_timeout_s", seconds(c.request_timeout)}};
+                     {"connect_timeout_s", detail::seconds_of(c.connect_timeout)},
+                     {"read_timeout_s", detail::seconds_of(c.read_timeout)},
+                     {"first_token_timeout_s", detail::seconds_of(c.first_token_timeout)},
+                     {"request_timeout_s", detail::seconds_of(c.request_timeout)}};
 }
 
 void from_json(const nlohmann::json& j, ClientConfig& c) {
@@ -112,10 +107,14 @@ void from_json(const nlohmann::json& j, ClientConfig& c) {
   c.capture_text = j.value("capture_text", c.capture_text);
   c.ca_cert_path = j.value("ca_cert_path", c.ca_cert_path);
   c.verify_tls = j.value("verify_tls", c.verify_tls);
-  c.connect_timeout = millis(j.value("connect_timeout_s", seconds(c.connect_timeout)));
-  c.read_timeout = millis(j.value("read_timeout_s", seconds(c.read_timeout)));
-  c.first_token_timeout = millis(j.value("first_token_timeout_s", seconds(c.first_token_timeout)));
-  c.request_timeout = millis(j.value("request_timeout_s", seconds(c.request_timeout)));
+  c.connect_timeout = detail::millis_from_seconds(
+      j.value("connect_timeout_s", detail::seconds_of(c.connect_timeout)));
+  c.read_timeout =
+      detail::millis_from_seconds(j.value("read_timeout_s", detail::seconds_of(c.read_timeout)));
+  c.first_token_timeout = detail::millis_from_seconds(
+      j.value("first_token_timeout_s", detail::seconds_of(c.first_token_timeout)));
+  c.request_timeout = detail::millis_from_seconds(
+      j.value("request_timeout_s", detail::seconds_of(c.request_timeout)));
 }
 
 struct VLLMClient::Impl {

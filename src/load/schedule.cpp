@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "aifc/error.hpp"
+#include "util/durations.hpp"
 #include "util/rng.hpp"
 
 namespace aifc {
@@ -43,7 +44,7 @@ void to_json(nlohmann::json& j, const LoadConfig& c) {
                      {"burstiness", c.burstiness},
                      {"max_concurrency", c.max_concurrency},
                      {"num_requests", c.num_requests},
-                     {"duration_s", static_cast<double>(c.duration.count()) / 1000.0},
+                     {"duration_s", detail::seconds_of(c.duration)},
                      {"num_warmups", c.num_warmups},
                      {"ramp_up_strategy", c.ramp_up_strategy},
                      {"ramp_up_start_rps", c.ramp_up_start_rps},
@@ -62,8 +63,7 @@ void from_json(const nlohmann::json& j, LoadConfig& c) {
   c.burstiness = j.value("burstiness", c.burstiness);
   c.max_concurrency = j.value("max_concurrency", c.max_concurrency);
   c.num_requests = j.value("num_requests", c.num_requests);
-  c.duration = std::chrono::milliseconds(
-      static_cast<std::int64_t>(std::llround(j.value("duration_s", 0.0) * 1000.0)));
+  c.duration = detail::millis_from_seconds(j.value("duration_s", detail::seconds_of(c.duration)));
   c.num_warmups = j.value("num_warmups", c.num_warmups);
   c.ramp_up_strategy = j.value("ramp_up_strategy", c.ramp_up_strategy);
   c.ramp_up_start_rps = j.value("ramp_up_start_rps", c.ramp_up_start_rps);

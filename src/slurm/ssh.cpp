@@ -24,6 +24,7 @@
 #include "aifc/error.hpp"
 #include "aifc/slurm.hpp"
 #include "slurm/slurm_commands.hpp"
+#include "util/durations.hpp"
 #include "util/key_values.hpp"
 
 namespace aifc {
@@ -134,7 +135,7 @@ void to_json(nlohmann::json& j, const SshConfig& c) {
                      {"known_hosts_path", c.known_hosts_path},
                      {"accept_unknown_host", c.accept_unknown_host},
                      {"remote_base_path", c.remote_base_path},
-                     {"timeout_s", static_cast<double>(c.timeout.count()) / 1000.0}};
+                     {"timeout_s", detail::seconds_of(c.timeout)}};
 }
 
 void from_json(const nlohmann::json& j, SshConfig& c) {
@@ -146,8 +147,7 @@ void from_json(const nlohmann::json& j, SshConfig& c) {
   c.known_hosts_path = j.value("known_hosts_path", c.known_hosts_path);
   c.accept_unknown_host = j.value("accept_unknown_host", c.accept_unknown_host);
   c.remote_base_path = j.value("remote_base_path", c.remote_base_path);
-  c.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(
-      j.value("timeout_s", static_cast<double>(c.timeout.count()) / 1000.0) * 1000.0)));
+  c.timeout = detail::millis_from_seconds(j.value("timeout_s", detail::seconds_of(c.timeout)));
 }
 
 struct SshSession::Impl {

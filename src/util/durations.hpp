@@ -1,0 +1,18 @@
+#pragma once
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+
+namespace aifc::detail {
+
+/// Durations in the JSON forms are seconds ("..._s"); in the structs, milliseconds.
+inline double seconds_of(std::chrono::milliseconds ms) {
+  return static_cast<double>(ms.count()) / 1000.0;
+}
+
+inline std::chrono::milliseconds millis_from_seconds(double s) {
+  return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(s * 1000.0)));
+}
+
+}  // namespace aifc::detail

@@ -91,4 +91,31 @@ assert r["interrupted"] is True
 assert r["completed"] > 20, r["completed"]
 assert r["failed"] == 0, r["errors_by_kind"]
 PY
+# Shards of one schedule (`--rank i --nranks 3`, as `srun aifc bench` runs them) merge into one
+# result with the whole schedule's counts; a missing shard is named and fails the merge.
+for rank in 0 1 2; do
+  "$aifc" bench --num-prompts 30 --random-input-len 12 --random-output-len 4 \
+    --request-rate 200 --rank "$rank" --nranks 3 --save-result --save-detailed \
+    --result-dir "$tmp/shards" --result-filename "shard$rank.json" >/dev/null 2>&1 ||
+    fail "shard $rank failed"
+done
+"$aifc" merge "$tmp"/shards/shard{0,1,2}.json --output "$tmp/merged.json" >"$tmp/merge.out" 2>&1 ||
+  fail "aifc merge: $(cat "$tmp/merge.out")"
+grep -q "Merged 3 of 3 ranks (exact" "$tmp/merge.out" || fail "merge summary: $(cat "$tmp/merge.out")"
+python3 - "$tmp/merged.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["completed"] == 30 and r["failed"] == 0, (r["completed"], r["errors_by_kind"])
+assert r["total_output_tokens"] == 120, r["total_output_tokens"]
+assert r["distributed"]["ranks"] == [0, 1, 2] and r["distributed"]["exact"] is True
+PY
+set +e
+"$aifc" merge "$tmp"/shards/shard{0,2}.json --output "$tmp/merged2.json" >"$tmp/merge2.out" 2>&1
+rc=$?
+"$aifc" merge "$tmp/out" >"$tmp/merge3.out" 2>&1
+rc3=$?
+set -e
+[ "$rc" = 1 ] && grep -q "missing: \[1\]" "$tmp/merge2.out" || fail "missing shard: rc $rc, $(cat "$tmp/merge2.out")"
+[ "$rc3" = 1 ] && grep -q "error: " "$tmp/merge3.out" || fail "merge of a non-result: rc $rc3"
+
 echo "cli program: all checks passed"

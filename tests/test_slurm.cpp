@@ -217,7 +217,11 @@ TEST_CASE("slurm: job specs that could break the script are refused") {
   t.command.clear();
   refused(t, "command");
   t = s;
-  t.nodes = 0;
+  t.nodes = -1;
+  refused(t, "nodes");
+  t = s;
+  t.nodes = 0;  // Slurm picks the nodes, but only for a task count
+  t.ntasks = 0;
   refused(t, "nodes");
   t = s;
   t.extra_directives = {"exclusive"};

@@ -16,122 +16,10 @@
 #include <map>
 #include <thread>
 
+#include "flags.hpp"
+
 namespace aifc::cli {
 namespace {
-
-[[noreturn]] void usage_error(const std::string& message) {
-  throw Error(ErrorCode::invalid_argument, message);
-}
-
-// A small flag table: "--name value", "--name=value", underscores accepted as in vLLM's parser;
-// flags with `multi` take every following word up to the next flag (argparse's nargs='+').
-struct Flag {
-  enum class Arity { none, one, multi };
-  Arity arity;
-  std::function<void(const std::vector<std::string>&)> apply;
-  std::string help;
-};
-
-using FlagTable = std::map<std::string, Flag>;
-
-void parse_flags(const std::vector<std::string>& args, const FlagTable& table,
-                 const char* command) {
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    std::string name = args[i];
-    if (name.rfind("--", 0) != 0)
-      usage_error(fmt::format("aifc {}: unexpected argument '{}'", command, name));
-    std::optional<std::string> inline_value;
-    if (const auto eq = name.find('='); eq != std::string::npos) {
-      inline_value = name.substr(eq + 1);
-      name.resize(eq);
-    }
-    for (char& c : name)
-      if (c == '_') c = '-';
-    const auto it = table.find(name);
-    if (it == table.end())
-      usage_error(
-          fmt::format("aifc {}: unknown flag '{}' (see aifc {} --help)", command, name, command));
-    const Flag& flag = it->second;
-    std::vector<std::string> values;
-    if (inline_value) {
-      if (flag.arity == Flag::Arity::none)
-        usage_error(fmt::format("aifc {}: {} takes no value", command, name));
-      values.push_back(*inline_value);
-    } else if (flag.arity == Flag::Arity::one) {
-      if (i + 1 >= args.size())
-        usage_error(fmt::format("aifc {}: {} needs a value", command, name));
-      values.push_back(args[++i]);
-    } else if (flag.arity == Flag::Arity::multi) {
-      while (i + 1 < args.size() && args[i + 1].rfind("--", 0) != 0) values.push_back(args[++i]);
-      if (values.empty())
-        usage_error(fmt::format("aifc {}: {} needs at least one value", command, name));
-    }
-    try {
-      flag.apply(values);
-    } catch (const Error& e) {
-      usage_error(fmt::format("aifc {}: {}: {}", command, name, e.what()));
-    }
-  }
-}
-
-std::int64_t to_int(const std::string& s, const char* what) {
-  try {
-    std::size_t used = 0;
-    const auto v = std::stoll(s, &used);
-    if (used == s.size()) return v;
-  } catch (const std::exception&) {
-  }
-  usage_error(fmt::format("'{}' is not a whole number ({})", s, what));
-}
-
-double to_double(const std::string& s, const char* what) {
-  if (s == "inf" || s == "infinity") return std::numeric_limits<double>::infinity();
-  try {
-    std::size_t used = 0;
-    const auto v = std::stod(s, &used);
-    if (used == s.size()) return v;
-  } catch (const std::exception&) {
-  }
-  usage_error(fmt::format("'{}' is not a number ({})", s, what));
-}
-
-std::chrono::milliseconds seconds_flag(const std::string& s, const char* what) {
-  return std::chrono::milliseconds(
-      static_cast<std::int64_t>(std::llround(to_double(s, what) * 1000.0)));
-}
-
-std::pair<std::string, std::string> key_value(const std::string& s) {
-  const auto eq = s.find('=');
-  if (eq == std::string::npos || eq == 0)
-    usage_error(fmt::format("'{}' must look like KEY=VALUE", s));
-  return {s.substr(0, eq), s.substr(eq + 1)};
-}
-
-std::vector<std::string> split_list(const std::vector<std::string>& values) {
-  std::vector<std::string> out;
-  for (const auto& v : values) {
-    std::string item;
-    for (char c : v + ",") {
-      if (c == ',') {
-        if (!item.empty()) out.push_back(item);
-        item.clear();
-      } else if (c != ' ') {
-        item.push_back(c);
-      }
-    }
-  }
-  return out;
-}
-
-// An enum flag by its JSON name; nlohmann maps unknown names to the first value, so the name
-// is checked by converting back.
-template <class Enum>
-Enum enum_flag(const std::string& value, const char* what, const char* choices) {
-  const Enum e = nlohmann::json(value).get<Enum>();
-  if (nlohmann::json(e).get<std::string>() != value)
-    usage_error(fmt::format("{} '{}' is not one of {}", what, value, choices));
-  return e;
-}
 
 void add_sim_flags(FlagTable& t, SimulatorConfig& s, const std::string& prefix) {
   using A = Flag::Arity;
@@ -236,17 +124,6 @@ void add_sim_flags(FlagTable& t, SimulatorConfig& s, const std::string& prefix) 
   one(
       "threads", [&s](const std::string& v) { s.threads = to_int(v, "threads"); },
       "connections served at once");
-}
-
-std::string help_text(const FlagTable& t, const std::string& head) {
-  std::string out = head;
-  for (const auto& [name, flag] : t) {
-    const char* arg = flag.arity == Flag::Arity::none  ? ""
-                      : flag.arity == Flag::Arity::one ? " V"
-                                                       : " V...";
-    out += fmt::format("  {:<34} {}\n", name + arg, flag.help);
-  }
-  return out;
 }
 
 // `base_url`, `host` and `port` are composed into the client's URL after parsing, so that the
@@ -535,39 +412,6 @@ class ProgressPrinter : public Observer {
   double last_line_s_ = -1e9;
 };
 
-// Turns SIGINT/SIGTERM into a call on a normal thread: stop() takes locks, which a signal
-// handler must not.
-class SignalWatcher {
- public:
-  explicit SignalWatcher(std::function<void(int)> on_signal) : on_signal_(std::move(on_signal)) {
-    sigemptyset(&set_);
-    sigaddset(&set_, SIGINT);
-    sigaddset(&set_, SIGTERM);
-    sigaddset(&set_, SIGUSR1);  // used to end the watcher itself
-    pthread_sigmask(SIG_BLOCK, &set_, &old_);
-    thread_ = std::thread([this] {
-      for (;;) {
-        int sig = 0;
-        if (sigwait(&set_, &sig) != 0) continue;
-        if (sig == SIGUSR1 && done_.load()) return;
-        if (sig != SIGUSR1) on_signal_(sig);
-      }
-    });
-  }
-  ~SignalWatcher() {
-    done_.store(true);
-    pthread_kill(thread_.native_handle(), SIGUSR1);
-    thread_.join();
-    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-  }
-
- private:
-  sigset_t set_{}, old_{};
-  std::function<void(int)> on_signal_;
-  std::atomic<bool> done_{false};
-  std::thread thread_;
-};
-
 std::string rate_word(double rate) { return std::isinf(rate) ? "inf" : fmt::format("{}", rate); }
 
 }  // namespace
@@ -668,26 +512,6 @@ std::string default_result_filename(const BenchOptions& o, const nlohmann::json&
       concurrency.is_number() ? fmt::format("-concurrency{}", concurrency.get<std::int64_t>()) : "",
       model.substr(model.rfind('/') + 1), document.value("date", std::string()));
 }
-
-namespace {
-// Parses a subcommand's flags: --help prints and exits 0, a bad flag prints one line and exits 2.
-template <class Options, class Parse>
-std::optional<int> parse_or_exit(Options& options, Parse&& parse,
-                                 const std::vector<std::string>& args, std::string (*help)()) {
-  if (std::find(args.begin(), args.end(), "--help") != args.end() ||
-      std::find(args.begin(), args.end(), "-h") != args.end()) {
-    std::cout << help();
-    return 0;
-  }
-  try {
-    options = parse(args);
-    return std::nullopt;
-  } catch (const Error& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return 2;
-  }
-}
-}  // namespace
 
 int bench_main(const std::vector<std::string>& args) {
   BenchOptions o;
@@ -792,6 +616,9 @@ int main(int argc, char** argv) {
       "usage: aifc <command> [flags]\n"
       "  bench   benchmark an OpenAI-compatible server (vllm bench serve flags)\n"
       "  sim     run the vLLM-compatible simulator\n"
+      "  service run the client service (client groups as Slurm jobs of agents)\n"
+      "  agent   one agent of a client group (started by its Slurm job)\n"
+      "  merge   merge the result files of `aifc bench --rank i --nranks n` shards\n"
       "  --version\n";
   if (args.empty()) {
     std::cerr << usage;
@@ -801,6 +628,9 @@ int main(int argc, char** argv) {
   args.erase(args.begin());
   if (command == "bench") return bench_main(args);
   if (command == "sim") return sim_main(args);
+  if (command == "service") return service_main(args);
+  if (command == "agent") return agent_main(args);
+  if (command == "merge") return merge_main(args);
   if (command == "--version" || command == "version") {
     std::cout << "aifc " << version() << "\n";
     return 0;

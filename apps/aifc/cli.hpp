@@ -57,6 +57,12 @@ std::vector<FlagInfo> bench_flag_list();
 int bench_main(const std::vector<std::string>& args);
 /// Runs `aifc sim` until SIGINT or SIGTERM.
 int sim_main(const std::vector<std::string>& args);
+/// Runs `aifc service SERVER_URL ...` until SIGINT or SIGTERM.
+int service_main(const std::vector<std::string>& args);
+/// Runs `aifc agent` (inside a client group's Slurm job).
+int agent_main(const std::vector<std::string>& args);
+/// Runs `aifc merge RESULT...`: exit 0, or 1 when ranks are missing or a file is unreadable.
+int merge_main(const std::vector<std::string>& args);
 /// The `aifc` program: `aifc bench ...`, `aifc sim ...`, `aifc --version`.
 int main(int argc, char** argv);
 

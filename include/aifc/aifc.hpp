@@ -1,15 +1,19 @@
 #pragma once
 
 // Umbrella header: everything libaifc offers.
+#include "aifc/agent.hpp"
 #include "aifc/benchmark.hpp"
 #include "aifc/client_group.hpp"
+#include "aifc/clock_sync.hpp"
 #include "aifc/dataset.hpp"
 #include "aifc/error.hpp"
 #include "aifc/histogram.hpp"
+#include "aifc/merge.hpp"
 #include "aifc/metrics.hpp"
 #include "aifc/observer.hpp"
 #include "aifc/record.hpp"
 #include "aifc/schedule.hpp"
+#include "aifc/service.hpp"
 #include "aifc/simulator.hpp"
 #include "aifc/slurm.hpp"
 #include "aifc/ssh.hpp"

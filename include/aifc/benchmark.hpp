@@ -34,6 +34,8 @@ struct BenchmarkSpec {
   /// Raise this process's open-file limit to its hard limit (every stream is a socket). A
   /// process-wide change, so only on request; the `aifc` program asks for it.
   bool raise_fd_limit = false;
+  /// The schedule's time zero on this machine's system clock (see GroupConfig::start_at).
+  std::optional<std::chrono::system_clock::time_point> start_at;
   /// Run against a simulator started in this process; client.base_url becomes its address.
   std::optional<SimulatorConfig> simulator;
 
@@ -72,6 +74,8 @@ class Benchmark {
 
   /// Measures (once). Returns the partial result when stop() ended it.
   BenchmarkResult run();
+  /// Measures with the schedule's time zero at `start` (this machine's system clock).
+  BenchmarkResult run_at(std::chrono::system_clock::time_point start);
   void stop() noexcept;
   ProgressSnapshot progress() const;
 
@@ -85,5 +89,10 @@ class Benchmark {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+/// The result document of a run of `spec` (what Benchmark::result_document returns), for results
+/// that did not come from a Benchmark object in this process (a merged run, a read-back file).
+nlohmann::json result_document(const BenchmarkSpec& spec, TokenizerApi tokenizer,
+                               const BenchmarkResult& result, bool detailed = false);
 
 }  // namespace aifc

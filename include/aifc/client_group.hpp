@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,10 @@ struct GroupConfig {
   /// socket, and the soft limit is often 1024). Process-wide, so off unless asked.
   bool raise_fd_limit = false;
   SummaryOptions summary;
+  /// When the schedule's time zero is, on this machine's system clock (a distributed run's
+  /// agreed start instant); unset: as soon as the clients are ready. An instant already past
+  /// starts at once, and the result's start shows by how much it was late.
+  std::optional<std::chrono::system_clock::time_point> start_at;
 
   void validate() const;
 };
@@ -71,6 +76,10 @@ struct BenchmarkResult {
   std::uint64_t observer_events_dropped = 0;  ///< request events slow observers did not get
 };
 
+/// The JSON form of a start instant: nanoseconds since the Unix epoch, or null.
+nlohmann::json start_at_to_json(const std::optional<std::chrono::system_clock::time_point>& t);
+std::optional<std::chrono::system_clock::time_point> start_at_from_json(const nlohmann::json& j);
+
 /// Runs one workload with many concurrent clients: requests leave at their scheduled times
 /// (ArrivalSchedule) over as many kept-alive connections as the concurrency needs.
 /// Threads: the transport's (one per client, or the event loops), one controller that collects
@@ -92,6 +101,9 @@ class ClientGroup {
 
   /// Runs to the end (or until stop()) and returns the result. Callable once.
   BenchmarkResult run();
+  /// run() with the schedule's time zero at `start` on this machine's system clock (a
+  /// distributed run's agreed instant; see GroupConfig::start_at).
+  BenchmarkResult run_at(std::chrono::system_clock::time_point start);
   void stop() noexcept;
   bool stopping() const noexcept;
   ProgressSnapshot progress() const;

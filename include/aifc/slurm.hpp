@@ -56,7 +56,7 @@ struct JobSpec {
   std::string partition;
   std::string account;
   std::string qos;
-  int nodes = 1;
+  int nodes = 1;                       ///< 0: Slurm picks, for `ntasks` tasks
   int ntasks = 0;                      ///< 0: one task per node
   int ntasks_per_node = 0;             ///< 0: not set
   int cpus_per_task = 0;               ///< 0: not set

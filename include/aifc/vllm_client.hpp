@@ -65,6 +65,8 @@ enum class TokenizerApi : std::uint8_t {
 };
 
 std::string_view to_string(TokenizerApi api) noexcept;
+/// The reverse of to_string; unknown text gives none.
+TokenizerApi tokenizer_api_from_string(std::string_view s) noexcept;
 
 /// Streams requests to one OpenAI-compatible server over one kept-alive connection and
 /// timestamps every chunk. Not thread-safe except cancel() and expire_if_late(), which may be

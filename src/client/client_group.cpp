@@ -47,7 +47,20 @@ void to_json(nlohmann::json& j, const GroupConfig& c) {
                      {"observer_queue_capacity", c.observer_queue_capacity},
                      {"raise_fd_limit", c.raise_fd_limit},
                      {"keep_records", c.keep_records},
-                     {"summary", c.summary}};
+                     {"summary", c.summary},
+                     {"start_at_unix_ns", start_at_to_json(c.start_at)}};
+}
+
+nlohmann::json start_at_to_json(const std::optional<std::chrono::system_clock::time_point>& t) {
+  if (!t) return nullptr;
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t->time_since_epoch()).count();
+}
+
+std::optional<std::chrono::system_clock::time_point> start_at_from_json(const nlohmann::json& j) {
+  if (j.is_null()) return std::nullopt;
+  return std::chrono::system_clock::time_point(
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(
+          std::chrono::nanoseconds(j.get<std::int64_t>())));
 }
 
 void from_json(const nlohmann::json& j, GroupConfig& c) {
@@ -66,6 +79,7 @@ void from_json(const nlohmann::json& j, GroupConfig& c) {
   c.observer_queue_capacity = j.value("observer_queue_capacity", c.observer_queue_capacity);
   c.keep_records = j.value("keep_records", c.keep_records);
   c.raise_fd_limit = j.value("raise_fd_limit", c.raise_fd_limit);
+  if (j.contains("start_at_unix_ns")) c.start_at = start_at_from_json(j.at("start_at_unix_ns"));
 }
 
 namespace {
@@ -308,6 +322,13 @@ void ClientGroup::stop() noexcept {
 
 ProgressSnapshot ClientGroup::progress() const { return state_->snapshot(mono_now()); }
 
+BenchmarkResult ClientGroup::run_at(std::chrono::system_clock::time_point start) {
+  if (state_->started.load())
+    throw Error(ErrorCode::invalid_state, "a client group runs only once");
+  state_->config.start_at = start;
+  return run();
+}
+
 BenchmarkResult ClientGroup::run() {
   auto& s = *state_;
   if (s.started.exchange(true))
@@ -369,6 +390,12 @@ BenchmarkResult ClientGroup::run() {
   result.anchor = ClockAnchor::now();
   // Time zero a little ahead, so that the first requests do not count thread start-up as lateness.
   s.start_ns = result.anchor.mono_ns + 2'000'000 + initial * 30'000;
+  if (s.config.start_at) {
+    const std::int64_t at_unix =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(s.config.start_at->time_since_epoch())
+            .count();
+    s.start_ns = std::max(s.start_ns, result.anchor.mono_ns + (at_unix - result.anchor.unix_ns));
+  }
   if (load.duration.count() > 0)
     s.duration_end_ns =
         s.start_ns + std::chrono::duration_cast<std::chrono::nanoseconds>(load.duration).count();

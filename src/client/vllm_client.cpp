@@ -465,6 +465,12 @@ std::string_view to_string(TokenizerApi api) noexcept {
   return "none";
 }
 
+TokenizerApi tokenizer_api_from_string(std::string_view s) noexcept {
+  for (auto api : {TokenizerApi::vllm, TokenizerApi::llama_cpp, TokenizerApi::tgi})
+    if (to_string(api) == s) return api;
+  return TokenizerApi::none;
+}
+
 std::optional<std::int64_t> VLLMClient::Impl::count_with(TokenizerApi api,
                                                          const std::string& text) {
   nlohmann::json body;

@@ -1,6 +1,7 @@
 #include "aifc/benchmark.hpp"
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <ctime>
@@ -55,6 +56,7 @@ GroupConfig BenchmarkSpec::group_config() const {
   g.max_clients = max_clients;
   g.keep_records = keep_records;
   g.raise_fd_limit = raise_fd_limit;
+  g.start_at = start_at;
   return g;
 }
 
@@ -70,16 +72,26 @@ void to_json(nlohmann::json& j, const BenchmarkSpec& s) {
                      {"keep_records", s.keep_records},
                      {"use_server_tokenizer", s.use_server_tokenizer},
                      {"raise_fd_limit", s.raise_fd_limit},
+                     {"start_at_unix_ns", start_at_to_json(s.start_at)},
                      {"simulator", s.simulator ? nlohmann::json(*s.simulator) : nullptr}};
 }
 
 void from_json(const nlohmann::json& j, BenchmarkSpec& s) {
   if (!j.is_object())
     throw Error(ErrorCode::invalid_argument, "a benchmark spec must be a JSON object");
-  static const char* const kKeys[] = {
-      "client",         "dataset",    "load",        "shard",        "summary",
-      "transport",      "io_threads", "max_clients", "keep_records", "use_server_tokenizer",
-      "raise_fd_limit", "simulator"};
+  static const char* const kKeys[] = {"client",
+                                      "dataset",
+                                      "load",
+                                      "shard",
+                                      "summary",
+                                      "transport",
+                                      "io_threads",
+                                      "max_clients",
+                                      "keep_records",
+                                      "use_server_tokenizer",
+                                      "raise_fd_limit",
+                                      "simulator",
+                                      "start_at_unix_ns"};
   for (const auto& [key, value] : j.items()) {
     if (std::find(std::begin(kKeys), std::end(kKeys), key) == std::end(kKeys))
       throw Error(ErrorCode::invalid_argument,
@@ -103,6 +115,8 @@ void from_json(const nlohmann::json& j, BenchmarkSpec& s) {
     take("keep_records", s.keep_records);
     take("use_server_tokenizer", s.use_server_tokenizer);
     take("raise_fd_limit", s.raise_fd_limit);
+    section = "start_at_unix_ns";
+    if (j.contains("start_at_unix_ns")) s.start_at = start_at_from_json(j.at("start_at_unix_ns"));
     section = "simulator";
     if (j.contains("simulator") && !j.at("simulator").is_null())
       s.simulator = j.at("simulator").get<SimulatorConfig>();
@@ -173,6 +187,10 @@ bool Benchmark::remove_observer(ObserverHandle handle) {
 }
 
 BenchmarkResult Benchmark::run() { return impl_->group->run(); }
+BenchmarkResult Benchmark::run_at(std::chrono::system_clock::time_point start) {
+  impl_->spec.start_at = start;
+  return impl_->group->run_at(start);
+}
 void Benchmark::stop() noexcept { impl_->group->stop(); }
 ProgressSnapshot Benchmark::progress() const { return impl_->group->progress(); }
 
@@ -187,7 +205,11 @@ std::string Benchmark::summary_table(const BenchmarkResult& result) const {
 }
 
 nlohmann::json Benchmark::result_document(const BenchmarkResult& r, bool detailed) const {
-  const auto& spec = impl_->spec;
+  return aifc::result_document(impl_->spec, impl_->tokenizer, r, detailed);
+}
+
+nlohmann::json result_document(const BenchmarkSpec& spec, TokenizerApi tokenizer,
+                               const BenchmarkResult& r, bool detailed) {
   nlohmann::json doc = r.summary;
   const bool chat = spec.client.is_chat();
   doc["date"] = local_stamp("%Y%m%d-%H%M%S");
@@ -204,13 +226,16 @@ nlohmann::json Benchmark::result_document(const BenchmarkResult& r, bool detaile
   doc["max_concurrency"] = spec.load.max_concurrency > 0 ? nlohmann::json(spec.load.max_concurrency)
                                                          : nlohmann::json(nullptr);
   doc["interrupted"] = r.interrupted;
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  doc["host"] = host;
   doc["aifc_version"] = version();
   doc["aifc_config"] = {{"client", spec.client},
                         {"dataset", spec.dataset},
                         {"load", spec.load},
                         {"shard", spec.shard}};
   doc["aifc_spec"] = spec;
-  doc["tokenizer_api"] = to_string(impl_->tokenizer);
+  doc["tokenizer_api"] = to_string(tokenizer);
   doc["clock_anchor"] = {
       {"mono_ns", r.anchor.mono_ns}, {"unix_ns", r.anchor.unix_ns}, {"start_mono_ns", r.start_ns}};
   doc["aggregate"] = r.aggregate.to_json();

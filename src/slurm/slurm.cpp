@@ -210,7 +210,8 @@ void JobSpec::validate() const {
                                      {"output", &output},
                                      {"error", &error}})
     check_directive_value(field, *value);
-  if (nodes < 1) bad(fmt::format("nodes must be at least 1 (got {})", nodes));
+  if (nodes < 0 || (nodes == 0 && ntasks < 1))
+    bad(fmt::format("nodes must be at least 1, or 0 with a task count (got {})", nodes));
   if (ntasks < 0 || ntasks_per_node < 0 || cpus_per_task < 0 || gpus_per_node < 0)
     bad("ntasks, ntasks_per_node, cpus_per_task and gpus_per_node must not be negative");
   if (time_limit.count() < 0) bad("time_limit must not be negative");
@@ -242,7 +243,7 @@ std::string render_batch_script(const JobSpec& s) {
   directive("partition", s.partition);
   directive("account", s.account);
   directive("qos", s.qos);
-  out += fmt::format("#SBATCH --nodes={}\n", s.nodes);
+  if (s.nodes > 0) out += fmt::format("#SBATCH --nodes={}\n", s.nodes);
   if (s.ntasks > 0) out += fmt::format("#SBATCH --ntasks={}\n", s.ntasks);
   if (s.ntasks_per_node > 0)
     out += fmt::format("#SBATCH --ntasks-per-node={}\n", s.ntasks_per_node);
@@ -697,9 +698,9 @@ class RestBackend : public SlurmBackend {
     const std::string account = spec.account.empty() ? config_.account : spec.account;
     if (!account.empty()) job["account"] = account;
     if (!spec.qos.empty()) job["qos"] = spec.qos;
-    if (versioned)
+    if (spec.nodes > 0 && versioned)
       job["nodes"] = std::to_string(spec.nodes);
-    else
+    else if (spec.nodes > 0)
       job["nodes"] = spec.nodes;
     if (spec.ntasks > 0) job["tasks"] = spec.ntasks;
     if (spec.ntasks_per_node > 0) job["tasks_per_node"] = spec.ntasks_per_node;

@@ -1,5 +1,10 @@
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <aifc/error.hpp>
@@ -53,7 +58,7 @@ struct Api {
     return parse(client.Delete(path.c_str(), auth()));
   }
   static std::pair<int, nlohmann::json> parse(const httplib::Result& r) {
-    REQUIRE(r);
+    REQUIRE_MESSAGE(r, "no answer: " << httplib::to_string(r.error()));
     nlohmann::json body;
     try {
       body = nlohmann::json::parse(r->body);
@@ -407,4 +412,136 @@ TEST_CASE(
   const auto info = slurm.wait(group["job_id"].get<std::string>(), std::chrono::seconds(60));
   CHECK(info.state == aifc::JobState::cancelled);
   CHECK(api.del("/api/v1/client-group/" + id).first == 409);
+}
+
+namespace {
+
+// A port nothing listens on now: bound without listening, then closed.
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// `aifc service` as its own process, so that it can be killed with SIGKILL.
+struct ServiceProcess {
+  ServiceProcess(const std::vector<std::string>& args, const std::string& token, int port)
+      : url("http://127.0.0.1:" + std::to_string(port)) {
+    pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      ::setenv("AIFC_API_TOKEN", token.c_str(), 1);
+      std::vector<char*> argv;
+      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    httplib::Client c(url);
+    for (int i = 0; i < 200; ++i) {
+      if (auto r = c.Get("/health"); r && r->status == 200) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    FAIL("aifc service did not come up");
+  }
+  void kill_now() {
+    if (pid > 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+      pid = -1;
+    }
+  }
+  ~ServiceProcess() {
+    if (pid > 0) {
+      ::kill(pid, SIGTERM);
+      ::waitpid(pid, nullptr, 0);
+    }
+  }
+  std::string url;
+  pid_t pid = -1;
+};
+
+}  // namespace
+
+TEST_CASE(
+    "service: an agent killed mid-run is named missing; a service killed with SIGKILL "
+    "mid-run and restarted completes the run" *
+    AIFC_NEEDS_CLUSTER) {
+  if (!have_cluster()) return;
+  aifc::SimulatorConfig sim_config;
+  sim_config.port = 0;
+  sim_config.threads = 32;
+  sim_config.ttft = aifc::DelaySpec::parse("5");
+  sim_config.itl = aifc::DelaySpec::parse("5");
+  aifc::Simulator sim(sim_config);
+  sim.start();
+  const int port = free_port();
+  const std::string token = "test-token-" + std::to_string(::getpid());
+  const auto state = fresh_dir("killed");
+  const std::vector<std::string> args = {env("AIFC_CLI"),
+                                         "service",
+                                         sim.base_url(),
+                                         "--port",
+                                         std::to_string(port),
+                                         "--state-dir",
+                                         state,
+                                         "--job-dir",
+                                         env("AIFC_CLUSTER_WORKDIR"),
+                                         "--slurm-backend",
+                                         "cli",
+                                         "--agent-silence-limit",
+                                         "8",
+                                         "--agent-command",
+                                         env("AIFC_CLI"),
+                                         "agent"};
+  auto service = std::make_unique<ServiceProcess>(args, token, port);
+  Api api(service->url, token);
+  const std::string id = "killed-" + std::to_string(::getpid());
+  REQUIRE(api.post("/api/v1/client-group/" + id,
+                   nlohmann::json{{"num_clients", 4},
+                                  {"nodes", 2},
+                                  {"ntasks_per_node", 2},
+                                  {"time_limit", 5},
+                                  {"partition", env("AIFC_CLUSTER_PARTITION")},
+                                  {"num_prompts", 600},
+                                  {"request_rate", 60},
+                                  {"random_input_len", 8},
+                                  {"random_output_len", 4}})
+              .first == 201);
+  auto group = api.wait_for(id, "ready", std::chrono::seconds(180));
+  CAPTURE(group);
+  CAPTURE(job_output(id, group));
+  REQUIRE(group["state"] == "ready");
+  REQUIRE(api.post("/api/v1/client-group/" + id + "/run", std::string()).first == 200);
+  std::this_thread::sleep_for(std::chrono::seconds(4));
+  // Rank 1 dies with SIGKILL (the agents run on this machine: the test cluster's nodes do).
+  const auto pid = group["agents"][1]["pid"].get<pid_t>();
+  REQUIRE(group["agents"][1]["rank"] == 1);
+  REQUIRE(::kill(pid, SIGKILL) == 0);
+  // The service dies too, and comes back on the same state while the other agents run on.
+  service->kill_now();
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  service = std::make_unique<ServiceProcess>(args, token, port);
+  group = api.wait_for(id, "finished", std::chrono::seconds(180));
+  REQUIRE(group["state"] == "finished");
+  const auto [status, result] = api.get("/api/v1/client-group/" + id + "/results");
+  REQUIRE(status == 200);
+  const auto& dist = result["distributed"];
+  CHECK(dist["ranks"] == nlohmann::json({0, 2, 3}));
+  CHECK(dist["missing_ranks"] == nlohmann::json({1}));
+  REQUIRE(dist["missing"].size() == 1);
+  CHECK(dist["missing"][0]["rank"] == 1);
+  // The three other ranks' shares (150 requests each) are whole.
+  CHECK(result["completed"].get<int>() + result["failed"].get<int>() == 450);
+  CHECK(result["failed"] == 0);
+  std::vector<std::string> states;
+  for (const auto& t : group["transitions"]) states.push_back(t["state"]);
+  CHECK(states.back() == "finished");
+  CHECK(group["reason"].get<std::string>().find("[1]") != std::string::npos);
 }

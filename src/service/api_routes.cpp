@@ -181,7 +181,9 @@ const std::vector<Route>& routes() {
                  "The merged result",
                  "`vllm bench serve`'s keys over all agents, and `distributed`: ranks, missing "
                  "ranks with the reason, exactness, start spread. `?detail=agents` adds the "
-                 "per-rank and per-node breakdown. 409 until the run has finished.",
+                 "per-rank and per-node breakdown, `?detail=records` every request's record "
+                 "(as `--save-detailed` writes them), `?detail=all` both. 409 until the run "
+                 "has finished.",
                  nullptr,
                  "application/json",
                  {401, 404, 409},
@@ -344,7 +346,7 @@ nlohmann::json Service::openapi() {
       params.push_back({{"name", "detail"},
                         {"in", "query"},
                         {"required", false},
-                        {"schema", {{"type", "string"}, {"enum", {"agents"}}}}});
+                        {"schema", {{"type", "string"}, {"enum", {"agents", "records", "all"}}}}});
     if (!params.empty()) op["parameters"] = params;
     if (!route.request_schema.is_null())
       op["requestBody"] = {{"required", route.handler != "run"},

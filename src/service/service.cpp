@@ -641,7 +641,9 @@ struct Service::Impl {
     }
     const auto merged = merge_shards(
         std::move(parts), static_cast<std::uint32_t>(request.num_clients), request.spec.summary);
-    auto doc = merged_result_document(request.spec, tokenizer, merged);
+    // With the records (the per-request arrays too), so `?detail=records` can give them; the
+    // plain view drops them when it is read.
+    auto doc = merged_result_document(request.spec, tokenizer, merged, merged.exact);
     auto missing = nlohmann::json::array();
     for (auto rank : merged.missing_ranks) {
       const auto a = agents.find(rank);
@@ -1053,10 +1055,15 @@ void Service::Impl::install_routes() {
           res, 409,
           fmt::format("client group '{}' has no result yet (it is {})", p[0], to_string(state)));
     auto doc = nlohmann::json::parse(service::as_text(rows[0][0]));
-    if (req.get_param_value("detail") != "agents") {
+    const auto detail = req.get_param_value("detail");
+    if (detail != "agents" && detail != "all") {
       doc["distributed"].erase("per_rank");
       doc["distributed"].erase("per_node");
     }
+    if (detail != "records" && detail != "all")
+      for (const char* key : {"records", "input_lens", "output_lens", "ttfts", "itls",
+                              "start_times", "errors", "generated_texts"})
+        doc.erase(key);
     reply(res, 200, doc);
   };
   handlers["events"] = [this, find](const httplib::Request&, httplib::Response& res,

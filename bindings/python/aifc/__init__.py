@@ -9,6 +9,7 @@ driving the same C++ core as the `aifc` command-line program.
 from ._core import AifcError, InvalidArgument, __version__
 from ._config import ClientConfig, ContainerSpec, DatasetConfig, JobSpec, LoadConfig, SimulatorConfig, SummaryOptions
 from . import plot
+from .service import ServiceClient, ServiceError
 from ._api import (Benchmark, BenchRun, ClientGroup, Interrupted, Observer, Result, Simulator, SlurmDispatcher, VLLMClient,
                    default_spec, load_dataset, load_result, render_batch_script, run_benchmark)
 
@@ -17,4 +18,5 @@ __all__ = [
     "ClientConfig", "ContainerSpec", "DatasetConfig", "JobSpec", "LoadConfig", "SimulatorConfig", "SummaryOptions",
     "Benchmark", "BenchRun", "ClientGroup", "Interrupted", "Observer", "Result", "Simulator", "SlurmDispatcher", "VLLMClient",
     "default_spec", "load_dataset", "load_result", "render_batch_script", "run_benchmark", "plot",
+    "ServiceClient", "ServiceError",
 ]

@@ -113,7 +113,11 @@ def _json_default(value):
 def load_result(path: Union[str, os.PathLike]) -> Result:
     """Reads a result file written by `Result.save()` or `aifc bench --save-result`."""
     with open(path) as f:
-        doc = json.load(f)
+        return _result_from_document(json.load(f))
+
+
+def _result_from_document(doc: Dict[str, Any]) -> Result:
+    """A Result from a result document (a file's, or a merged one from the service)."""
     records = doc.get("records_columns")
     if records is None and "records" in doc:  # aifc bench --save-detailed
         rows = doc["records"]

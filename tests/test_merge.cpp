@@ -119,6 +119,12 @@ TEST_CASE("merge: shards on different clocks merge to the summary of the union o
   CHECK(merged.result.records.size() == all.size());
   // Every rank started within 0.3 ms of the first on the reference clock.
   CHECK(merged.start_spread_ns == 300'000);
+  // A rank whose first request left 1 ms late started 1 ms later than planned.
+  {
+    auto late = parts;
+    late[3].result.first_send_late_ns = 1'000'000;
+    CHECK(aifc::merge_shards(late, nranks, options).start_spread_ns == 1'300'000);
+  }
   for (const auto& [key, value] : expected.items()) {
     CAPTURE(key);
     REQUIRE(merged.result.summary.contains(key));

@@ -242,6 +242,26 @@ TEST_CASE("service: /openapi.json describes every route the server answers, /doc
   CHECK(routes == aifc::service::routes().size());
 }
 
+TEST_CASE("service: docs/api-reference.md has a section for every route of /openapi.json") {
+  const auto doc = read_all(AIFC_SOURCE_DIR "/docs/api-reference.md");
+  REQUIRE(!doc.empty());
+  std::size_t sections = 0;
+  for (std::size_t at = doc.find("\n### `"); at != std::string::npos;
+       at = doc.find("\n### `", at + 1))
+    ++sections;
+  std::size_t routes = 0;
+  const auto openapi = aifc::Service::openapi();
+  for (const auto& [path, methods] : openapi["paths"].items())
+    for (const auto& [method, op] : methods.items()) {
+      std::string upper = method;
+      for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      CAPTURE(upper + " " + path);
+      CHECK(doc.find("\n### `" + upper + " " + path + "`\n") != std::string::npos);
+      ++routes;
+    }
+  CHECK(sections == routes);
+}
+
 TEST_CASE("service: a restarted service has kept its groups, their history and its token") {
   auto config = offline_config("restart");
   std::string token;

@@ -66,6 +66,9 @@ struct BenchmarkResult {
   ClockAnchor anchor;      ///< taken at the run's start
   MonoNanos start_ns = 0;  ///< the schedule's time zero
   MonoNanos end_ns = 0;
+  /// How late the first request of the schedule left (its send minus its slot): with start_ns,
+  /// when this process actually began. 0 when nothing was sent.
+  std::int64_t first_send_late_ns = 0;
   double duration_s = 0;
   bool interrupted = false;            ///< stop() ended the run early; the records so far are kept
   std::vector<RequestRecord> records;  ///< in completion order, warm-ups included (flagged)

@@ -32,10 +32,12 @@ struct MergedResult {
   bool exact = false;
   std::vector<std::uint32_t> ranks;          ///< the ranks that reported
   std::vector<std::uint32_t> missing_ranks;  ///< of 0..nranks-1, the ones that did not
-  /// Each rank's schedule start on the reference clock minus the earliest: the start spread.
+  /// The latest rank's actual start minus the earliest's, on the reference clock; a rank's
+  /// actual start is its planned start plus how late its first request left.
   std::int64_t start_spread_ns = 0;
-  /// Per rank: {"rank", "node", "completed", "failed", "start_offset_ms", "clock_offset_ms",
-  /// "clock_uncertainty_ms", "duration_s", "interrupted"}; and per node the same counts summed.
+  /// Per rank: {"rank", "node", "completed", "failed", "start_offset_ms", "first_send_late_ms",
+  /// "clock_offset_ms", "clock_uncertainty_ms", "duration_s", "interrupted"}; and per node the same
+  /// counts summed.
   nlohmann::json per_rank = nlohmann::json::array();
   nlohmann::json per_node = nlohmann::json::object();
 };

@@ -338,7 +338,14 @@ BenchmarkResult ClientGroup::run() {
   result.aggregate = MetricsAggregate(s.config.summary.goodput);
 
   // Observers get copies through their own queue; nothing here waits for them.
+  MonoNanos earliest_scheduled = -1;
   auto take = [&](RequestRecord&& rec) {
+    // The first slot of the schedule tells when this process actually began sending.
+    if (!rec.warmup && rec.scheduled_ns >= 0 && rec.send_ns >= 0 &&
+        (earliest_scheduled < 0 || rec.scheduled_ns < earliest_scheduled)) {
+      earliest_scheduled = rec.scheduled_ns;
+      result.first_send_late_ns = rec.send_ns - rec.scheduled_ns;
+    }
     s.observers.request_finished(rec);
     result.aggregate.add(rec);
     if (s.config.keep_records) result.records.push_back(std::move(rec));

@@ -236,8 +236,10 @@ nlohmann::json result_document(const BenchmarkSpec& spec, TokenizerApi tokenizer
                         {"shard", spec.shard}};
   doc["aifc_spec"] = spec;
   doc["tokenizer_api"] = to_string(tokenizer);
-  doc["clock_anchor"] = {
-      {"mono_ns", r.anchor.mono_ns}, {"unix_ns", r.anchor.unix_ns}, {"start_mono_ns", r.start_ns}};
+  doc["clock_anchor"] = {{"mono_ns", r.anchor.mono_ns},
+                         {"unix_ns", r.anchor.unix_ns},
+                         {"start_mono_ns", r.start_ns},
+                         {"first_send_late_ns", r.first_send_late_ns}};
   doc["aggregate"] = r.aggregate.to_json();
   if (detailed) {
     nlohmann::json input_lens = nlohmann::json::array(), output_lens = nlohmann::json::array(),

@@ -77,10 +77,13 @@ MergedResult merge_shards(std::vector<ShardResult> parts, std::uint32_t nranks,
   for (const auto& p : parts) m.exact = m.exact && has_all_records(p.result);
   BenchmarkResult& out = m.result;
   out.anchor = ClockAnchor{start, start};
+  // (each rank's first_send_late_ns is in per_rank; the merged one is the earliest rank's)
   out.start_ns = start;
   out.end_ns = end;
   out.duration_s = static_cast<double>(end - start) * 1e-9;
-  std::int64_t latest_start = start;
+  // The spread is of the actual starts: each rank's planned start plus how late its first
+  // request left (the planned starts of a coordinated run are one instant by construction).
+  std::int64_t earliest_actual = 0, latest_actual = 0;
   std::map<std::string, nlohmann::json> nodes;
   for (std::size_t i = 0; i < parts.size(); ++i) {
     auto& p = parts[i];
@@ -96,7 +99,9 @@ MergedResult merge_shards(std::vector<ShardResult> parts, std::uint32_t nranks,
     out.observer_events_dropped += r.observer_events_dropped;
     if (out.first_observer_error.empty()) out.first_observer_error = r.first_observer_error;
     const std::int64_t rank_start = r.start_ns + delta[i];
-    latest_start = std::max(latest_start, rank_start);
+    const std::int64_t actual_start = rank_start + r.first_send_late_ns;
+    earliest_actual = i == 0 ? actual_start : std::min(earliest_actual, actual_start);
+    latest_actual = i == 0 ? actual_start : std::max(latest_actual, actual_start);
     m.per_rank.push_back({{"rank", p.rank},
                           {"node", p.node},
                           {"completed", r.aggregate.completed},
@@ -104,6 +109,7 @@ MergedResult merge_shards(std::vector<ShardResult> parts, std::uint32_t nranks,
                           {"cancelled", r.aggregate.cancelled},
                           {"total_output_tokens", r.aggregate.total_output_tokens},
                           {"start_offset_ms", ms(rank_start - start)},
+                          {"first_send_late_ms", ms(r.first_send_late_ns)},
                           {"clock_offset_ms", ms(p.clock_offset_ns)},
                           {"clock_uncertainty_ms", ms(p.clock_uncertainty_ns)},
                           {"duration_s", r.duration_s},
@@ -128,7 +134,7 @@ MergedResult merge_shards(std::vector<ShardResult> parts, std::uint32_t nranks,
     }
     r.records.clear();
   }
-  m.start_spread_ns = latest_start - start;
+  m.start_spread_ns = latest_actual - earliest_actual;
   for (auto& [name, node] : nodes) m.per_node[name] = std::move(node);
   // Completion order, as one process would have collected them.
   std::stable_sort(
@@ -154,6 +160,7 @@ ResultDocument read_result_document(const nlohmann::json& doc) {
     out.result.anchor.mono_ns = anchor.at("mono_ns").get<std::int64_t>();
     out.result.anchor.unix_ns = anchor.at("unix_ns").get<std::int64_t>();
     out.result.start_ns = anchor.at("start_mono_ns").get<std::int64_t>();
+    out.result.first_send_late_ns = anchor.value("first_send_late_ns", std::int64_t{0});
     out.result.duration_s = need("duration").get<double>();
     out.result.end_ns =
         out.result.start_ns + static_cast<std::int64_t>(out.result.duration_s * 1e9 + 0.5);

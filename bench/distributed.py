@@ -3,6 +3,7 @@ service's own CPU time, and the same schedule from one process for comparison.
 
     tests/cluster/start.sh && . /tmp/aifc-cluster/env.sh
     build/venv/bin/python bench/distributed.py [--agents 8] [--nodes 4] [--num-prompts 4000]
+    # 64 agents need 16 CPUs a node: AIFC_CLUSTER_CPUS=16 tests/cluster/start.sh
 
 Needs the package installed (`pip install .`) and the test cluster's environment (env.sh).
 Prints one line per figure; nothing here is asserted.
@@ -35,6 +36,8 @@ def main() -> int:
     ap.add_argument("--nodes", type=int, default=4)
     ap.add_argument("--num-prompts", type=int, default=4000)
     ap.add_argument("--request-rate", type=float, default=400)
+    ap.add_argument("--aifc", help="the aifc program for the service and the agents "
+                    "(default: this Python's `python -m aifc`)")
     args = ap.parse_args()
     workdir = os.environ["AIFC_CLUSTER_WORKDIR"]
     token = "bench-token"
@@ -43,9 +46,10 @@ def main() -> int:
                     random_output_len=16, percentile_metrics="ttft,tpot,itl,e2el", metric_percentiles="50,99")
     with aifc.Simulator(ttft_ms=20, itl_ms=5, threads=256) as sim:
         state = f"/tmp/aifc-bench-service-{os.getpid()}"
-        proc = subprocess.Popen([sys.executable, "-m", "aifc", "service", sim.url, "--port", str(port), "--state-dir",
+        program = [args.aifc] if args.aifc else [sys.executable, "-m", "aifc"]
+        proc = subprocess.Popen([*program, "service", sim.url, "--port", str(port), "--state-dir",
                                  state, "--job-dir", workdir, "--slurm-backend", "cli", "--agent-command",
-                                 sys.executable, "-m", "aifc", "agent"],
+                                 *program, "agent"],
                                 env=dict(os.environ, AIFC_API_TOKEN=token), stdout=subprocess.DEVNULL)
         try:
             svc = aifc.ServiceClient(f"http://127.0.0.1:{port}", token)
@@ -58,7 +62,7 @@ def main() -> int:
             gid = f"bench-{os.getpid()}"
             t0 = time.monotonic()
             svc.create_group(gid, num_clients=args.agents, nodes=args.nodes, time_limit=10,
-                             partition=os.environ["AIFC_CLUSTER_PARTITION"], **workload)
+                             partition=os.environ["AIFC_CLUSTER_PARTITION"], memory="900M", **workload)
             svc.wait(gid, "ready", timeout_s=300)
             t_ready = time.monotonic()
             cpu_before = cpu_seconds(proc.pid)

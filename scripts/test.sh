@@ -2,7 +2,8 @@
 # Every test: install what is missing, build with tests, start the real Slurm test cluster
 # (tests/cluster/start.sh: munge, slurmctld, 4 slurmd, slurmrestd with JWT, sshd, all on
 # loopback), run CTest (unit, integration over real sockets and against the cluster, the CLI
-# program, find_package from an install, container mode under a real Apptainer), install the
+# program, find_package from an install, container mode under a real Apptainer, the service's
+# /docs page in headless Chromium), install the
 # Python package into a virtual environment with `pip install .[test]` and run pytest. The
 # cluster is stopped at the end. Apptainer is not packaged by Debian 12: the first run builds it
 # (scripts/install-apptainer.sh, about five minutes) and the test image (about three). The
@@ -12,6 +13,9 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
 "$root/scripts/install-apptainer.sh"
+# A real headless browser checks the service's /docs page.
+"$root/scripts/install-packages.sh" chromium
+export AIFC_REQUIRE_BROWSER=1
 # shellcheck disable=SC1090
 . "$("$root/scripts/install-realserver.sh")"
 export AIFC_REQUIRE_REALSERVER=1

@@ -12,6 +12,7 @@
 #include <aifc/service.hpp>
 #include <aifc/simulator.hpp>
 #include <aifc/slurm.hpp>
+#include <aifc/ssh.hpp>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -564,4 +565,164 @@ TEST_CASE(
   for (const auto& t : group["transitions"]) states.push_back(t["state"]);
   CHECK(states.back() == "finished");
   CHECK(group["reason"].get<std::string>().find("[1]") != std::string::npos);
+}
+
+TEST_CASE(
+    "service: through sbatch over SSH, with the agents coming back through a reverse "
+    "tunnel" *
+    AIFC_NEEDS_CLUSTER) {
+  if (!have_cluster()) return;
+  aifc::SshConfig ssh;
+  ssh.host = "127.0.0.1";
+  ssh.port = std::atoi(env("AIFC_CLUSTER_SSH_PORT"));
+  ssh.user = env("AIFC_CLUSTER_USER");
+  ssh.key_path = env("AIFC_CLUSTER_SSH_KEY");
+  ssh.known_hosts_path = env("AIFC_CLUSTER_SSH_KNOWN_HOSTS");
+  ssh.remote_base_path = env("AIFC_CLUSTER_WORKDIR");
+  aifc::SimulatorConfig sim_config;
+  sim_config.port = 0;
+  sim_config.threads = 16;
+  aifc::Simulator sim(sim_config);
+  sim.start();
+  // The agents know only the login node's end of the tunnel.
+  const int tunnel_port = free_port();
+  auto config = cluster_config("ssh", sim.base_url());
+  config.public_url = "http://127.0.0.1:" + std::to_string(tunnel_port);
+  aifc::Service service(config, aifc::make_ssh_backend(ssh));
+  service.start();
+  aifc::SshReverseTunnel tunnel(ssh, tunnel_port, "127.0.0.1", service.port());
+  Api api(service.url(), service.api_token());
+  const std::string id = "ssh-" + std::to_string(::getpid());
+  const auto [status, created] = api.post(
+      "/api/v1/client-group/" + id, nlohmann::json{{"num_clients", 2},
+                                                   {"nodes", 2},
+                                                   {"time_limit", 5},
+                                                   {"partition", env("AIFC_CLUSTER_PARTITION")},
+                                                   {"num_prompts", 40},
+                                                   {"request_rate", 100},
+                                                   {"random_input_len", 8},
+                                                   {"random_output_len", 4}});
+  REQUIRE(status == 201);
+  auto group = api.wait_for(id, "ready", std::chrono::seconds(180));
+  CAPTURE(group);
+  CAPTURE(job_output(id, group));
+  REQUIRE(group["state"] == "ready");
+  REQUIRE(api.post("/api/v1/client-group/" + id + "/run", std::string()).first == 200);
+  group = api.wait_for(id, "finished", std::chrono::seconds(180));
+  REQUIRE(group["state"] == "finished");
+  const auto [rstatus, result] = api.get("/api/v1/client-group/" + id + "/results");
+  REQUIRE(rstatus == 200);
+  CHECK(result["completed"] == 40);
+  CHECK(result["distributed"]["missing_ranks"].empty());
+  tunnel.stop();
+}
+
+TEST_CASE("service: container mode runs the agents in the Apptainer image" * AIFC_NEEDS_APPTAINER) {
+  if (!have_cluster()) return;
+  const char* image = env("AIFC_TEST_APPTAINER_IMAGE");
+  REQUIRE_MESSAGE(image, "AIFC_REQUIRE_APPTAINER is set but AIFC_TEST_APPTAINER_IMAGE is not");
+  aifc::SimulatorConfig sim_config;
+  sim_config.port = 0;
+  sim_config.threads = 16;
+  aifc::Simulator sim(sim_config);
+  sim.start();
+  auto config = cluster_config("container", sim.base_url());
+  // The image's own `aifc agent`; the job directory is bound in for the raw result files.
+  config.agent_command = {"aifc", "agent"};
+  config.container =
+      aifc::ContainerSpec{image, {env("AIFC_CLUSTER_WORKDIR")}, std::nullopt, {}, "apptainer"};
+  aifc::Service service(config, aifc::make_rest_backend(rest_config()));
+  service.start();
+  Api api(service.url(), service.api_token());
+  const std::string id = "container-" + std::to_string(::getpid());
+  REQUIRE(api.post("/api/v1/client-group/" + id,
+                   nlohmann::json{{"num_clients", 2},
+                                  {"nodes", 2},
+                                  {"time_limit", 5},
+                                  {"partition", env("AIFC_CLUSTER_PARTITION")},
+                                  {"num_prompts", 20},
+                                  {"request_rate", 100},
+                                  {"random_input_len", 8},
+                                  {"random_output_len", 4}})
+              .first == 201);
+  auto group = api.wait_for(id, "ready", std::chrono::seconds(240));
+  CAPTURE(group);
+  CAPTURE(job_output(id, group));
+  REQUIRE(group["state"] == "ready");
+  REQUIRE(api.post("/api/v1/client-group/" + id + "/run", std::string()).first == 200);
+  group = api.wait_for(id, "finished", std::chrono::seconds(180));
+  REQUIRE(group["state"] == "finished");
+  const auto [rstatus, result] = api.get("/api/v1/client-group/" + id + "/results");
+  REQUIRE(rstatus == 200);
+  CHECK(result["completed"] == 20);
+  CHECK(result["distributed"]["missing_ranks"].empty());
+}
+
+TEST_CASE("service: agents that outlive the service leave raw results it reads back on restart" *
+          AIFC_NEEDS_CLUSTER) {
+  if (!have_cluster()) return;
+  aifc::SimulatorConfig sim_config;
+  sim_config.port = 0;
+  sim_config.threads = 16;
+  aifc::Simulator sim(sim_config);
+  sim.start();
+  const int port = free_port();
+  const std::string token = "raw-token-" + std::to_string(::getpid());
+  const std::vector<std::string> args = {env("AIFC_CLI"),
+                                         "service",
+                                         sim.base_url(),
+                                         "--port",
+                                         std::to_string(port),
+                                         "--state-dir",
+                                         fresh_dir("raw"),
+                                         "--job-dir",
+                                         env("AIFC_CLUSTER_WORKDIR"),
+                                         "--slurm-backend",
+                                         "cli",
+                                         "--result-grace",
+                                         "1",
+                                         "--agent-outage-limit",
+                                         "2",
+                                         "--agent-command",
+                                         env("AIFC_CLI"),
+                                         "agent"};
+  auto service = std::make_unique<ServiceProcess>(args, token, port);
+  Api api(service->url, token);
+  const std::string id = "raw-" + std::to_string(::getpid());
+  REQUIRE(api.post("/api/v1/client-group/" + id,
+                   nlohmann::json{{"num_clients", 2},
+                                  {"nodes", 2},
+                                  {"time_limit", 5},
+                                  {"partition", env("AIFC_CLUSTER_PARTITION")},
+                                  {"num_prompts", 100},
+                                  {"request_rate", 50},
+                                  {"random_input_len", 8},
+                                  {"random_output_len", 4}})
+              .first == 201);
+  auto group = api.wait_for(id, "ready", std::chrono::seconds(180));
+  CAPTURE(group);
+  REQUIRE(group["state"] == "ready");
+  REQUIRE(api.post("/api/v1/client-group/" + id + "/run", std::string()).first == 200);
+  // Once both agents run, the service is gone for the rest of the run: the agents measure,
+  // fail to report within their two seconds of patience, keep their raw results and end.
+  for (int i = 0; i < 100; ++i) {
+    group = api.get("/api/v1/client-group/" + id).second;
+    if (group["agents"].size() == 2 && group["agents"][0]["state"] == "running" &&
+        group["agents"][1]["state"] == "running")
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  REQUIRE(group["agents"][1]["state"] == "running");
+  service->kill_now();
+  aifc::SlurmDispatcher slurm(aifc::make_cli_backend());
+  const auto info = slurm.wait(group["job_id"].get<std::string>(), std::chrono::seconds(120));
+  CHECK(aifc::is_terminal(info.state));
+  service = std::make_unique<ServiceProcess>(args, token, port);
+  group = api.wait_for(id, "finished", std::chrono::seconds(120));
+  REQUIRE(group["state"] == "finished");
+  const auto [status, result] = api.get("/api/v1/client-group/" + id + "/results");
+  REQUIRE(status == 200);
+  CHECK(result["completed"] == 100);
+  CHECK(result["distributed"]["missing_ranks"].empty());
+  CHECK(result["distributed"]["exact"] == true);
 }

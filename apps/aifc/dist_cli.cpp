@@ -111,9 +111,25 @@ FlagTable service_flags(ServiceOptions& o) {
       },
       "seconds a running agent may stay silent before it counts as lost (default 60)");
   one(
+      "--result-grace",
+      [&c](const std::string& v) {
+        c.result_grace = std::chrono::seconds(to_int(v, "result-grace"));
+      },
+      "seconds after the job ends to wait for results before reading the agents' raw files "
+      "(default 20)");
+  one(
+      "--agent-outage-limit",
+      [&c](const std::string& v) {
+        c.agent_environment.emplace_back("AIFC_AGENT_OUTAGE_LIMIT_S",
+                                         std::to_string(to_int(v, "agent-outage-limit")));
+      },
+      "seconds an agent keeps retrying an unreachable service before it gives up, its raw "
+      "result left in the job directory (default 600)");
+  one(
       "--tunnel-port",
       [&o](const std::string& v) { o.tunnel_port = static_cast<int>(to_int(v, "tunnel-port")); },
-      "ssh backend: the login node's port the reverse tunnel listens on (default: any)");
+      "ssh backend: the login node's port the reverse tunnel listens on; the agents use "
+      "http://127.0.0.1:PORT unless --public-url says otherwise (default: any port)");
   t["--help"] = {A::none, [](const std::vector<std::string>&) {}, "this help"};
   return t;
 }
@@ -157,6 +173,9 @@ ServiceOptions parse_service_args(const std::vector<std::string>& all) {
         fmt::format("aifc service: --slurm-backend '{}' is not one of rest, cli, ssh", o.backend));
   if (o.backend == "rest" && o.slurm_config.empty())
     usage_error("aifc service: --slurm-backend rest needs --slurm-config FILE");
+  // Over SSH the agents come back through the login node's end of the reverse tunnel.
+  if (o.backend == "ssh" && o.config.public_url.empty() && o.tunnel_port > 0)
+    o.config.public_url = fmt::format("http://127.0.0.1:{}", o.tunnel_port);
   if (!o.container_image.empty()) {
     ContainerSpec c;
     c.image = o.container_image;

@@ -19,7 +19,8 @@ struct AgentConfig {
   /// Where the agent writes its raw result (AIFC_AGENT_DIR, else the working directory), so
   /// that a service that lost it can read it back.
   std::string output_dir = ".";
-  /// How long the agent keeps trying while the service cannot be reached.
+  /// How long the agent keeps trying while the service cannot be reached
+  /// (AIFC_AGENT_OUTAGE_LIMIT_S).
   std::chrono::seconds service_outage_limit{600};
   std::int64_t records_per_batch = 2000;  ///< records per upload message
   std::int32_t clock_samples = 8;         ///< round trips for the clock-offset estimate

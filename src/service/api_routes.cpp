@@ -290,6 +290,21 @@ std::string docs_page(const nlohmann::json& openapi) {
     }
     return out;
   };
+  // `name` in the descriptions becomes <code>name</code>.
+  auto prose = [&escape](const std::string& s) {
+    std::string out;
+    bool open = false;
+    for (char c : escape(s)) {
+      if (c == '`') {
+        out += open ? "</code>" : "<code>";
+        open = !open;
+      } else {
+        out += c;
+      }
+    }
+    if (open) out += "</code>";
+    return out;
+  };
   std::string html = fmt::format(
       "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
       "<title>aifc client service API</title><style>"
@@ -308,12 +323,12 @@ std::string docs_page(const nlohmann::json& openapi) {
         "<section id=\"{}\"><h2><span class=\"m\">{}</span> <code>{}</code></h2>"
         "<p><b>{}</b>. {}</p>",
         escape(route.handler), route.method, escape(route.path), escape(route.summary),
-        escape(route.description));
+        prose(route.description));
     if (!route.request_schema.is_null() && route.request_schema.contains("properties")) {
       html += "<table><tr><th>field</th><th>meaning</th></tr>";
       for (const auto& [name, prop] : route.request_schema["properties"].items())
         html += fmt::format("<tr><td><code>{}</code></td><td>{}</td></tr>", escape(name),
-                            escape(prop.value("description", prop.value("type", ""))));
+                            prose(prop.value("description", prop.value("type", ""))));
       html += "</table>";
     }
     if (!route.example.empty()) html += fmt::format("<pre>{}</pre>", escape(route.example));

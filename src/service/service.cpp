@@ -698,6 +698,29 @@ struct Service::Impl {
           {{"completed", doc.value("completed", 0)}, {"failed", doc.value("failed", 0)}});
   }
 
+  // Caller holds `mutex`. The raw result an agent writes to the job directory
+  // (aifc-<id>-rank<r>.json, with every record), stored as if it had been sent. False when
+  // there is none or it is not a whole result document of this rank.
+  bool read_raw_result(const Group& g, std::uint32_t rank) {
+    const auto path =
+        std::filesystem::path(job_directory()) / fmt::format("aifc-{}-rank{}.json", g.id, rank);
+    std::ifstream in(path);
+    if (!in) return false;
+    try {
+      const auto doc = nlohmann::json::parse(in);
+      const auto read = read_result_document(doc);
+      if (read.spec.shard.rank != rank || read.spec.shard.nranks != g.nranks()) return false;
+      std::lock_guard lock(store_mutex);
+      store->exec(
+          "INSERT OR REPLACE INTO agent_results(group_id, rank, document, record_batches) "
+          "VALUES(?1,?2,?3,0)",
+          {g.id, static_cast<std::int64_t>(rank), doc.dump()});
+      return true;
+    } catch (const std::exception&) {
+      return false;  // cut short (the agent died while writing it): the rank is missing
+    }
+  }
+
   // Caller holds `mutex`: true when every rank has reported, failed or gone silent.
   bool all_accounted(const Group& g) const {
     if (g.agents.size() < g.nranks()) return false;
@@ -772,7 +795,15 @@ struct Service::Impl {
               const bool job_gone =
                   g.job_ended_ns > 0 &&
                   now - g.job_ended_ns > std::chrono::nanoseconds(config.result_grace).count();
-              if (silent || job_gone) {
+              if ((silent || job_gone) && read_raw_result(g, rank)) {
+                // It never reached the service, but it wrote its raw result beside the job's
+                // output: nothing is lost.
+                a.result_received = true;
+                a.state = "finished";
+                a.error = "result read from its raw file";
+                save_agent(g, a);
+                event(g, "agent", {{"rank", rank}, {"state", a.state}, {"error", a.error}});
+              } else if (silent || job_gone) {
                 a.state = "lost";
                 a.error = silent ? "not heard from within the silence limit"
                                  : "the job ended without its result (" + job_text + ")";
@@ -1335,7 +1366,9 @@ void Service::start() {
     ::close(fd);
   }
   s.server.set_payload_max_length(static_cast<std::size_t>(s.config.max_body_bytes));
-  s.server.new_task_queue = [] { return new httplib::ThreadPool(16); };
+  // Agents call briefly and close; 64 workers leave room for many of them and for event
+  // streams, which hold a worker each while they last.
+  s.server.new_task_queue = [] { return new httplib::ThreadPool(64); };
   s.install_routes();
   s.bound_port =
       s.config.port == 0

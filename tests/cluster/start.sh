@@ -9,6 +9,9 @@ set -euo pipefail
 
 state=${1:-/tmp/aifc-cluster}
 nodes=${AIFC_CLUSTER_NODES:-4}
+# CPUs each node declares (slurmd trusts the configuration): more than the host has lets a
+# benchmark place many agents per node (bench/distributed.py --agents 64 wants 16).
+cpus=${AIFC_CLUSTER_CPUS:-2}
 ctld_port=${AIFC_CLUSTER_CTLD_PORT:-6817}
 slurmd_port_base=${AIFC_CLUSTER_SLURMD_PORT_BASE:-17000}
 rest_listen=${AIFC_CLUSTER_REST:-127.0.0.1:6820}
@@ -205,7 +208,7 @@ AccountingStorageEnforce=associations
 JobCompType=jobcomp/filetxt
 JobCompLoc=$state/log/jobcomp.txt
 MailProg=/bin/true
-NodeName=n[1-$nodes] NodeHostname=$host NodeAddr=127.0.0.1 Port=[$((slurmd_port_base + 1))-$((slurmd_port_base + nodes))] CPUs=2 RealMemory=1000 State=UNKNOWN
+NodeName=n[1-$nodes] NodeHostname=$host NodeAddr=127.0.0.1 Port=[$((slurmd_port_base + 1))-$((slurmd_port_base + nodes))] CPUs=$cpus RealMemory=1000 State=UNKNOWN
 PartitionName=$partition Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
 if alive "$state/run/slurmctld.pid" slurmctld; then

@@ -381,6 +381,8 @@ TEST_CASE("service: 8 agents on 4 nodes start together and their merged result i
   CHECK(events->get_header_value("Content-Type").find("text/event-stream") == 0);
   CHECK(events->body.find("event: state") != std::string::npos);
   CHECK(events->body.find("\"state\":\"finished\"") != std::string::npos);
+  // Progress over all agents came once a second while the 2-second run lasted.
+  CHECK(events->body.find("event: progress") != std::string::npos);
   // The agents' token never reached the job's script or output.
   CHECK(job_output(id, group).find("AIFC_AGENT_TOKEN=") == std::string::npos);
 }
@@ -725,4 +727,31 @@ TEST_CASE("service: agents that outlive the service leave raw results it reads b
   CHECK(result["completed"] == 100);
   CHECK(result["distributed"]["missing_ranks"].empty());
   CHECK(result["distributed"]["exact"] == true);
+}
+
+TEST_CASE("service: agents that never register fail the group at the registration deadline" *
+          AIFC_NEEDS_CLUSTER) {
+  if (!have_cluster()) return;
+  auto config = cluster_config("deadline", "http://127.0.0.1:9");
+  config.registration_timeout = std::chrono::seconds(2);
+  config.agent_command = {"sleep", "300"};  // a job that runs but whose agents never call in
+  aifc::Service service(config, aifc::make_cli_backend());
+  service.start();
+  Api api(service.url(), service.api_token());
+  const std::string id = "deadline-" + std::to_string(::getpid());
+  REQUIRE(api.post("/api/v1/client-group/" + id,
+                   nlohmann::json{{"num_clients", 2},
+                                  {"nodes", 2},
+                                  {"time_limit", 5},
+                                  {"partition", env("AIFC_CLUSTER_PARTITION")}})
+              .first == 201);
+  const auto group = api.wait_for(id, "failed", std::chrono::seconds(120));
+  CAPTURE(group);
+  REQUIRE(group["state"] == "failed");
+  CHECK(group["reason"].get<std::string>().find("registration deadline passed: 0 of 2") !=
+        std::string::npos);
+  // The job does not linger: the service cancelled it.
+  aifc::SlurmDispatcher slurm(aifc::make_cli_backend());
+  CHECK(slurm.wait(group["job_id"].get<std::string>(), std::chrono::seconds(60)).state ==
+        aifc::JobState::cancelled);
 }

@@ -20,6 +20,13 @@ inline MonoNanos mono_now() noexcept {
       .count();
 }
 
+/// Reads the system clock: nanoseconds since the Unix epoch.
+inline std::int64_t unix_now_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 /// Links the monotonic clock to wall-clock time, taken once per run, so that records from
 /// several machines can be placed on one time line.
 struct ClockAnchor {

@@ -9,9 +9,7 @@ namespace aifc {
 ClockAnchor ClockAnchor::now() noexcept {
   ClockAnchor a;
   a.mono_ns = mono_now();
-  a.unix_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                  std::chrono::system_clock::now().time_since_epoch())
-                  .count();
+  a.unix_ns = unix_now_ns();
   return a;
 }
 

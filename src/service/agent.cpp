@@ -21,12 +21,6 @@
 namespace aifc {
 namespace {
 
-std::int64_t unix_now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 std::string env_or(const char* name, const std::string& fallback = {}) {
   const char* v = std::getenv(name);
   return v && *v ? std::string(v) : fallback;

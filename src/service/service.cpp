@@ -29,12 +29,6 @@ namespace {
 constexpr std::string_view kStateNames[] = {"created", "submitted", "registering", "ready",
                                             "running", "finished",  "failed",      "cancelled"};
 
-std::int64_t unix_now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 [[noreturn]] void bad(const std::string& message) {
   throw Error(ErrorCode::invalid_argument, message);
 }
@@ -484,28 +478,23 @@ struct Service::Impl {
     changed.notify_all();
   }
 
+  // Appends a transition to the group's history, in memory and stored (seq counts from 1).
+  void record_transition(Group& g, GroupState to, std::int64_t at_ns, const std::string& reason) {
+    g.transitions.push_back({to, at_ns, reason});
+    std::lock_guard lock(store_mutex);
+    store->exec(
+        "INSERT INTO transitions(group_id, seq, state, at_ns, reason) VALUES(?1,?2,?3,?4,?5)",
+        {g.id, static_cast<std::int64_t>(g.transitions.size()), std::string(to_string(to)), at_ns,
+         reason});
+  }
+
   // Caller holds `mutex`. Persists the new state and its transition before anyone is told.
   void transition(Group& g, GroupState to, std::string reason = {}) {
     if (g.state == to) return;
-    const auto now = unix_now_ns();
     const GroupState from = g.state;
     g.state = to;
     g.reason = reason;
-    g.transitions.push_back({to, now, reason});
-    {
-      std::lock_guard lock(store_mutex);
-      store->begin();
-      try {
-        store->exec(
-            "INSERT INTO transitions(group_id, seq, state, at_ns, reason) VALUES(?1,?2,?3,?4,?5)",
-            {g.id, static_cast<std::int64_t>(g.transitions.size()), std::string(to_string(to)), now,
-             reason});
-        store->commit();
-      } catch (...) {
-        store->rollback();
-        throw;
-      }
-    }
+    record_transition(g, to, unix_now_ns(), reason);
     save_group(g);
     event(g, "state",
           {{"from", to_string(from)}, {"state", to_string(to)}, {"reason", std::move(reason)}});
@@ -788,32 +777,31 @@ struct Service::Impl {
                                    g.agents.size(), g.nranks()));
             cancel = g.job_id;
           } else if (g.state == GroupState::running) {
+            // The job ended and the results it could still send have had their time.
+            const bool job_gone =
+                g.job_ended_ns > 0 &&
+                now - g.job_ended_ns > std::chrono::nanoseconds(config.result_grace).count();
             for (auto& [rank, a] : g.agents) {
               if (a.result_received || a.state == "failed" || a.state == "lost") continue;
               const bool silent = now - a.last_seen_ns >
                                   std::chrono::nanoseconds(config.agent_silence_limit).count();
-              const bool job_gone =
-                  g.job_ended_ns > 0 &&
-                  now - g.job_ended_ns > std::chrono::nanoseconds(config.result_grace).count();
-              if ((silent || job_gone) && read_raw_result(g, rank)) {
+              if (!silent && !job_gone) continue;
+              if (read_raw_result(g, rank)) {
                 // It never reached the service, but it wrote its raw result beside the job's
                 // output: nothing is lost.
                 a.result_received = true;
                 a.state = "finished";
                 a.error = "result read from its raw file";
-                save_agent(g, a);
-                event(g, "agent", {{"rank", rank}, {"state", a.state}, {"error", a.error}});
-              } else if (silent || job_gone) {
+              } else {
                 a.state = "lost";
                 a.error = silent ? "not heard from within the silence limit"
                                  : "the job ended without its result (" + job_text + ")";
-                save_agent(g, a);
-                event(g, "agent", {{"rank", rank}, {"state", a.state}, {"error", a.error}});
               }
+              save_agent(g, a);
+              event(g, "agent", {{"rank", rank}, {"state", a.state}, {"error", a.error}});
             }
             // Ranks that never registered count as lost once the job is gone.
-            if (g.job_ended_ns > 0 &&
-                now - g.job_ended_ns > std::chrono::nanoseconds(config.result_grace).count())
+            if (job_gone)
               for (std::uint32_t r = 0; r < g.nranks(); ++r)
                 if (!g.agents.count(r)) {
                   AgentState a;
@@ -1001,15 +989,8 @@ void Service::Impl::install_routes() {
       g.request = std::move(request);
       g.agent_token = random_token();
       g.created_ns = unix_now_ns();
-      g.transitions.push_back({GroupState::created, g.created_ns, ""});
       save_group(g);
-      {
-        std::lock_guard slock(store_mutex);
-        store->exec(
-            "INSERT OR REPLACE INTO transitions(group_id, seq, state, at_ns, reason) "
-            "VALUES(?1, 1, 'created', ?2, '')",
-            {id, g.created_ns});
-      }
+      record_transition(g, GroupState::created, g.created_ns, "");
       groups.emplace(id, std::move(g));
     }
     submit(id);

@@ -97,8 +97,4 @@ std::vector<std::vector<SqlValue>> Store::query(const std::string& sql,
   return rows;
 }
 
-void Store::begin() { exec("BEGIN IMMEDIATE"); }
-void Store::commit() { exec("COMMIT"); }
-void Store::rollback() noexcept { sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr); }
-
 }  // namespace aifc::service

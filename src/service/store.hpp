@@ -28,10 +28,6 @@ class Store {
   /// Runs a query; each row is a vector of values (NULL, integer, real or text).
   std::vector<std::vector<SqlValue>> query(const std::string& sql,
                                            const std::vector<SqlValue>& params = {});
-  /// Several statements as one transaction (all or nothing).
-  void begin();
-  void commit();
-  void rollback() noexcept;
 
   const std::string& path() const noexcept { return path_; }
 

@@ -51,7 +51,7 @@ TEST_CASE("cli: vllm bench serve flags map onto the configs") {
                                    "1",
                                    "--nranks",
                                    "4"});
-  CHECK(o.base_url_given);
+  CHECK_FALSE(o.spec.simulator.has_value());
   CHECK(o.spec.client.base_url == "http://h:9000");
   CHECK(o.spec.client.is_chat());
   CHECK(o.spec.client.model == "m");
@@ -72,7 +72,7 @@ TEST_CASE("cli: vllm bench serve flags map onto the configs") {
   CHECK(o.spec.client.ignore_eos);
   CHECK(o.save_result);
   CHECK(o.save_detailed);
-  CHECK(o.metadata.size() == 2);
+  CHECK(o.spec.metadata == std::map<std::string, std::string>{{"a", "1"}, {"b", "x"}});
   CHECK(o.spec.client.headers[0].first == "X-Team");
   CHECK(o.spec.client.extra_body["top_k"] == 5);
   CHECK(o.spec.shard.rank == 1);
@@ -81,7 +81,6 @@ TEST_CASE("cli: vllm bench serve flags map onto the configs") {
 
 TEST_CASE("cli: defaults start the simulator and follow vLLM") {
   const auto o = parse_bench_args({});
-  CHECK_FALSE(o.base_url_given);
   CHECK(std::isinf(o.spec.load.request_rate));
   CHECK(o.spec.dataset.num_prompts == 1000);
   REQUIRE(o.spec.simulator.has_value());  // no server named: the built-in simulator
@@ -122,6 +121,39 @@ TEST_CASE("cli: bad flags give one clear message") {
   CHECK(message({"--dataset-name", "sharegpt"}).find("dataset_path") != std::string::npos);
   CHECK(message({"--ignore-eos=yes"}).find("takes no value") != std::string::npos);
   CHECK(message({"stray"}).find("unexpected argument") != std::string::npos);
+  // The library's message names the option; the program's names the flag.
+  CHECK(message({"--transport", "fast"}).find("--transport: 'fast' is not one of") !=
+        std::string::npos);
+  CHECK(message({"--base-url", "http://h:1", "--sim-ttft-ms", "5"}).find("exclude each other") !=
+        std::string::npos);
+}
+
+TEST_CASE("cli: a switch has its --no- form and a list flag given twice keeps both") {
+  const auto o = parse_bench_args(
+      {"--port", "9000", "--no-stream", "--no-keep-records", "--header", "A=1", "--header", "B=2"});
+  CHECK_FALSE(o.spec.client.stream);
+  CHECK_FALSE(o.spec.keep_records);
+  REQUIRE(o.spec.client.headers.size() == 2);
+  CHECK(o.spec.client.headers[1].second == "2");
+  CHECK_FALSE(
+      parse_bench_args({"--port", "9000", "--no-server-tokenizer"}).spec.use_server_tokenizer);
+}
+
+TEST_CASE("cli: aifc sim takes the simulator's options") {
+  const auto s =
+      aifc::cli::parse_sim_args({"--port", "0", "--ttft-ms", "uniform:1:2", "--tokenizer",
+                                 "llama_cpp", "--close-after-response", "5"});
+  CHECK(s.port == 0);
+  CHECK(s.ttft.kind == aifc::DelaySpec::Kind::uniform);
+  CHECK(s.tokenizer == aifc::SimTokenizer::llama_cpp);
+  CHECK(s.close_after_response == std::chrono::milliseconds(5));
+  try {
+    aifc::cli::parse_sim_args({"--length-field", "tokens"});
+    FAIL("no error");
+  } catch (const aifc::Error& e) {
+    CHECK(std::string(e.what()).find("--length-field: 'tokens' is not one of") !=
+          std::string::npos);
+  }
 }
 
 TEST_CASE("cli: help is text, not an error") {
@@ -141,7 +173,7 @@ TEST_CASE("cli: the default result file name comes from the result document") {
                      {"max_concurrency", 8}};
   CHECK(aifc::cli::default_result_filename(o, doc) ==
         "aifc-infqps-concurrency8-Llama-3.1-8B-20261128-221500.json");
-  o.label = "run7";
+  o.spec.label = "run7";
   doc["request_rate"] = 12.5;
   doc["max_concurrency"] = nullptr;
   CHECK(aifc::cli::default_result_filename(o, doc) ==

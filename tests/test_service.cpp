@@ -171,6 +171,12 @@ TEST_CASE("service: every API call needs the token, and bad input gets a 4xx nam
         std::string::npos);
   CHECK(error_of("a", R"({"num_clients": 2, "goodput": "ttft=5"})").rfind("goodput:", 0) == 0);
   CHECK(error_of("a", R"({"num_clients": 2, "dataset_name": 7})").rfind("dataset_name:", 0) == 0);
+  // The benchmark's own options that a distributed run sets itself are refused by name.
+  CHECK(error_of("a", R"({"num_clients": 2, "sim_ttft_ms": 5})").rfind("sim_ttft_ms:", 0) == 0);
+  CHECK(error_of("a", R"({"num_clients": 2, "rank": 1})").rfind("rank: the service shards", 0) ==
+        0);
+  CHECK(error_of("a", R"({"num_clients": 2, "api_key": "k"})").find("OPENAI_API_KEY") !=
+        std::string::npos);
   CHECK(error_of("a", "{not json").find("not valid JSON") != std::string::npos);
   CHECK(error_of("a", "[1, 2]").find("JSON object") != std::string::npos);
   CHECK(error_of("bad$id", R"({"num_clients": 1})").rfind("id:", 0) == 0);

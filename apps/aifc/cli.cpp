@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <aifc/error.hpp>
+#include <aifc/options.hpp>
 #include <aifc/version.hpp>
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -21,117 +23,55 @@
 namespace aifc::cli {
 namespace {
 
-void add_sim_flags(FlagTable& t, SimulatorConfig& s, const std::string& prefix) {
+// The flags of a table of library options (aifc/options.hpp): `--random-input-len 64` is the
+// option random_input_len; a switch also has its `--no-` form. Each flag adds its value to
+// `values` (a list given twice gets both), which the library applies in one go.
+template <class OptionTable>
+void add_option_flags(FlagTable& t, const OptionTable& options, nlohmann::json& values,
+                      const std::string& prefix = "") {
   using A = Flag::Arity;
-  auto one = [&](const std::string& name, std::function<void(const std::string&)> f,
-                 std::string help) {
-    t[prefix + name] = {A::one, [f](const std::vector<std::string>& v) { f(v[0]); },
-                        std::move(help)};
-  };
-  one(
-      "ttft-ms", [&s](const std::string& v) { s.ttft = DelaySpec::parse(v); },
-      "time to first token: MS, uniform:LO:HI, exp:MEAN, normal:MEAN:SD");
-  one(
-      "itl-ms", [&s](const std::string& v) { s.itl = DelaySpec::parse(v); },
-      "time between tokens, same forms");
-  one(
-      "model", [&s](const std::string& v) { s.model = v; }, "served model name");
-  one(
-      "max-tokens", [&s](const std::string& v) { s.default_max_tokens = to_int(v, "max tokens"); },
-      "tokens when the request sets none");
-  one(
-      "tokens-per-chunk",
-      [&s](const std::string& v) { s.tokens_per_chunk = to_int(v, "tokens per chunk"); },
-      "tokens per streamed chunk");
-  one(
-      "reasoning-tokens",
-      [&s](const std::string& v) { s.reasoning_tokens = to_int(v, "reasoning tokens"); },
-      "chat: first N tokens as reasoning_content");
-  one(
-      "eos-probability",
-      [&s](const std::string& v) { s.eos_probability = to_double(v, "probability"); },
-      "chance per token to stop early unless ignore_eos");
-  one(
-      "error-rate", [&s](const std::string& v) { s.error_rate = to_double(v, "rate"); },
-      "share of requests answered with --error-status");
-  one(
-      "error-status",
-      [&s](const std::string& v) { s.error_status = static_cast<int>(to_int(v, "status")); },
-      "HTTP status of injected errors (500, 429, ...)");
-  one(
-      "disconnect-rate", [&s](const std::string& v) { s.disconnect_rate = to_double(v, "rate"); },
-      "share of streams cut mid-way");
-  one(
-      "stall-rate", [&s](const std::string& v) { s.stall_rate = to_double(v, "rate"); },
-      "share of streams that stall");
-  one(
-      "stall-ms",
-      [&s](const std::string& v) { s.stall = std::chrono::milliseconds(to_int(v, "stall ms")); },
-      "length of a stall");
-  one(
-      "stream-error-rate",
-      [&s](const std::string& v) { s.stream_error_rate = to_double(v, "rate"); },
-      "share of streams that carry an error object");
-  one(
-      "stream-error-style",
-      [&s](const std::string& v) {
-        s.stream_error_style =
-            enum_flag<StreamErrorStyle>(v, "stream error style", "data, event, error_field");
-      },
-      "how a stream error is written: data (vLLM), event (event: error), error_field "
-      "(llama.cpp's error: line)");
-  one(
-      "malformed-rate", [&s](const std::string& v) { s.malformed_rate = to_double(v, "rate"); },
-      "share of streams with a broken chunk");
-  one(
-      "empty-response-rate",
-      [&s](const std::string& v) { s.empty_response_rate = to_double(v, "rate"); },
-      "share of answers that are 200 with no content and no usage");
-  one(
-      "length-field",
-      [&s](const std::string& v) {
-        s.length_field =
-            enum_flag<LengthField>(v, "length field", "both, max_tokens, max_completion_tokens");
-      },
-      "which request field sets the output length: both (vLLM), max_tokens (llama.cpp), "
-      "max_completion_tokens");
-  one(
-      "tokenizer",
-      [&s](const std::string& v) {
-        s.tokenizer = enum_flag<SimTokenizer>(v, "tokenizer", "vllm, llama_cpp, none");
-      },
-      "/tokenize request shape: vllm, llama_cpp (empty answer to other shapes), none (404)");
-  one(
-      "chars-per-token",
-      [&s](const std::string& v) { s.chars_per_token = to_int(v, "characters per token"); },
-      "0: a word is a token; N: a word is ceil(length/N) tokens");
-  one(
-      "close-after-response",
-      [&s](const std::string& v) {
-        s.close_after_response = std::chrono::milliseconds(to_int(v, "milliseconds"));
-      },
-      "close every connection MS after its response while promising keep-alive (llama.cpp)");
-  one(
-      "max-requests-per-connection",
-      [&s](const std::string& v) {
-        s.max_requests_per_connection = to_int(v, "requests per connection");
-      },
-      "close a connection after N requests (Keep-Alive max); 0: never");
-  one(
-      "fault-after-tokens",
-      [&s](const std::string& v) { s.fault_after_tokens = to_int(v, "tokens"); },
-      "mid-stream faults come after this many tokens");
-  one(
-      "threads", [&s](const std::string& v) { s.threads = to_int(v, "threads"); },
-      "connections served at once");
+  for (const auto& option : options) {
+    std::string flag = "--" + prefix + option.name;
+    for (char& c : flag)
+      if (c == '_') c = '-';
+    const std::string name = option.name;
+    const OptionKind kind = option.kind;
+    const bool many = kind == OptionKind::list || kind == OptionKind::key_values;
+    t[flag] = {kind == OptionKind::boolean ? A::none
+               : many                      ? A::multi
+                                           : A::one,
+               [&values, name, kind, many](const std::vector<std::string>& words) {
+                 nlohmann::json value = option_value_from_words(kind, words);
+                 if (many && values.contains(name))
+                   values[name].insert(values[name].end(), value.begin(), value.end());
+                 else
+                   values[name] = std::move(value);
+               },
+               option.help};
+    if (kind == OptionKind::boolean)
+      t["--no-" + flag.substr(2)] = {
+          A::none, [&values, name](const std::vector<std::string>&) { values[name] = false; },
+          "the opposite of " + flag};
+  }
 }
 
-// `base_url`, `host` and `port` are composed into the client's URL after parsing, so that the
-// flags' order does not matter.
-FlagTable bench_flags(BenchOptions& o, std::string& base_url, std::string& host,
-                      std::int64_t& port) {
+// The library names an option in its messages ("random_input_len: ..."); the program names the
+// flag ("--random-input-len: ...").
+std::string as_flag_message(std::string what) {
+  const auto colon = what.find(": ");
+  if (colon == std::string::npos || colon == 0) return what;
+  const std::string name = what.substr(0, colon);
+  if (name.find_first_not_of("abcdefghijklmnopqrstuvwxyz_") != std::string::npos) return what;
+  std::string flag = "--" + name;
+  std::replace(flag.begin(), flag.end(), '_', '-');
+  return flag + what.substr(colon);
+}
+
+// What only the program has: where the result goes, the progress line.
+FlagTable bench_flags(BenchOptions& o, nlohmann::json& values) {
   using A = Flag::Arity;
   FlagTable t;
+  add_option_flags(t, benchmark_options(), values);
   auto one = [&](const std::string& name, std::function<void(const std::string&)> f,
                  std::string help) {
     t[name] = {A::one, [f](const std::vector<std::string>& v) { f(v[0]); }, std::move(help)};
@@ -139,218 +79,6 @@ FlagTable bench_flags(BenchOptions& o, std::string& base_url, std::string& host,
   auto flag = [&](const std::string& name, std::function<void()> f, std::string help) {
     t[name] = {A::none, [f](const std::vector<std::string>&) { f(); }, std::move(help)};
   };
-  auto& c = o.spec.client;
-  auto& d = o.spec.dataset;
-  auto& l = o.spec.load;
-  one(
-      "--base-url",
-      [&](const std::string& v) {
-        base_url = v;
-        o.base_url_given = true;
-      },
-      "server URL; absent: start the built-in simulator");
-  one(
-      "--host",
-      [&](const std::string& v) {
-        host = v;
-        o.base_url_given = true;
-      },
-      "server host (default 127.0.0.1, with --port), if no --base-url");
-  one(
-      "--port",
-      [&](const std::string& v) {
-        port = to_int(v, "port");
-        if (port < 1 || port > 65535) usage_error(fmt::format("--port {} is out of range", port));
-        o.base_url_given = true;
-      },
-      "server port (default 8000), if no --base-url");
-  one(
-      "--endpoint", [&](const std::string& v) { c.endpoint = v; },
-      "/v1/completions (default) or /v1/chat/completions");
-  one(
-      "--backend",
-      [&](const std::string& v) {
-        if (v == "openai-chat")
-          c.endpoint = "/v1/chat/completions";
-        else if (v == "openai" || v == "vllm")
-          c.endpoint = "/v1/completions";
-        else
-          usage_error(fmt::format("backend '{}' is not one of vllm, openai, openai-chat", v));
-      },
-      "vllm | openai | openai-chat (sets the endpoint)");
-  one(
-      "--model", [&](const std::string& v) { c.model = v; },
-      "model name; default: the server's first model");
-  one(
-      "--api-key", [&](const std::string& v) { c.api_key = v; },
-      "bearer token (default: $OPENAI_API_KEY)");
-  t["--header"] = {A::multi,
-                   [&](const std::vector<std::string>& v) {
-                     for (const auto& h : v) c.headers.push_back(key_value(h));
-                   },
-                   "extra request headers KEY=VALUE"};
-  one(
-      "--extra-body",
-      [&](const std::string& v) {
-        try {
-          c.extra_body = nlohmann::json::parse(v);
-        } catch (const nlohmann::json::exception&) {
-          usage_error("--extra-body must be a JSON object");
-        }
-        if (!c.extra_body.is_object()) usage_error("--extra-body must be a JSON object");
-      },
-      "JSON object merged into every request body");
-  flag(
-      "--ignore-eos", [&] { c.ignore_eos = true; }, "ask the server to ignore EOS");
-  flag(
-      "--no-stream", [&] { c.stream = false; }, "send non-streaming requests");
-  flag(
-      "--insecure", [&] { c.verify_tls = false; }, "https: skip certificate verification");
-  one(
-      "--ca-cert", [&](const std::string& v) { c.ca_cert_path = v; }, "https: CA bundle file");
-  one(
-      "--request-timeout",
-      [&](const std::string& v) { c.request_timeout = seconds_flag(v, "seconds"); },
-      "seconds per request (default 21600)");
-  one(
-      "--first-token-timeout",
-      [&](const std::string& v) { c.first_token_timeout = seconds_flag(v, "seconds"); },
-      "seconds to the first token (default none)");
-  one(
-      "--connect-timeout",
-      [&](const std::string& v) { c.connect_timeout = seconds_flag(v, "seconds"); },
-      "seconds to connect (default 10)");
-  one(
-      "--read-timeout", [&](const std::string& v) { c.read_timeout = seconds_flag(v, "seconds"); },
-      "longest silence within a response (default 300)");
-  one(
-      "--dataset-name",
-      [&](const std::string& v) {
-        if (v == "random")
-          d.dataset_name = DatasetKind::random;
-        else if (v == "sharegpt")
-          d.dataset_name = DatasetKind::sharegpt;
-        else if (v == "jsonl" || v == "custom")
-          d.dataset_name = DatasetKind::jsonl;
-        else
-          usage_error(fmt::format("dataset '{}' is not one of random, sharegpt, jsonl", v));
-      },
-      "random | sharegpt | jsonl");
-  one(
-      "--dataset-path", [&](const std::string& v) { d.dataset_path = v; },
-      "file for sharegpt / jsonl");
-  one(
-      "--num-prompts",
-      [&](const std::string& v) { d.num_prompts = l.num_requests = to_int(v, "prompts"); },
-      "requests to send (default 1000)");
-  one(
-      "--random-input-len", [&](const std::string& v) { d.random_input_len = to_int(v, "tokens"); },
-      "random: input tokens (default 1024)");
-  one(
-      "--random-output-len",
-      [&](const std::string& v) { d.random_output_len = to_int(v, "tokens"); },
-      "random: output tokens (default 128)");
-  one(
-      "--random-range-ratio",
-      [&](const std::string& v) { d.random_range_ratio = to_double(v, "ratio"); },
-      "random: lengths in [len*(1-r), len*(1+r)]");
-  one(
-      "--random-prefix-len",
-      [&](const std::string& v) { d.random_prefix_len = to_int(v, "tokens"); },
-      "random: shared prefix tokens");
-  one(
-      "--sharegpt-output-len",
-      [&](const std::string& v) { d.sharegpt_output_len = to_int(v, "tokens"); },
-      "sharegpt: fixed output length");
-  flag(
-      "--no-server-tokenizer", [&] { o.spec.use_server_tokenizer = false; },
-      "do not use /tokenize for exact lengths");
-  one(
-      "--request-rate", [&](const std::string& v) { l.request_rate = to_double(v, "requests/s"); },
-      "requests per second or inf (default inf)");
-  one(
-      "--burstiness", [&](const std::string& v) { l.burstiness = to_double(v, "burstiness"); },
-      "gamma shape of arrivals; 1 = Poisson");
-  one(
-      "--max-concurrency", [&](const std::string& v) { l.max_concurrency = to_int(v, "requests"); },
-      "most requests in flight");
-  one(
-      "--duration", [&](const std::string& v) { l.duration = seconds_flag(v, "seconds"); },
-      "send for this many seconds instead of --num-prompts");
-  one(
-      "--num-warmups", [&](const std::string& v) { l.num_warmups = to_int(v, "requests"); },
-      "uncounted warm-up requests");
-  one(
-      "--ramp-up-strategy",
-      [&](const std::string& v) {
-        if (v == "linear")
-          l.ramp_up_strategy = RampUp::linear;
-        else if (v == "exponential")
-          l.ramp_up_strategy = RampUp::exponential;
-        else
-          usage_error(fmt::format("ramp-up '{}' is not linear or exponential", v));
-      },
-      "linear | exponential");
-  one(
-      "--ramp-up-start-rps",
-      [&](const std::string& v) { l.ramp_up_start_rps = to_double(v, "rps"); },
-      "ramp-up start rate");
-  one(
-      "--ramp-up-end-rps", [&](const std::string& v) { l.ramp_up_end_rps = to_double(v, "rps"); },
-      "ramp-up end rate");
-  one(
-      "--seed",
-      [&](const std::string& v) {
-        d.seed = l.seed = static_cast<std::uint64_t>(to_int(v, "seed"));
-      },
-      "seed of prompts and arrivals (default 0)");
-  one(
-      "--rank",
-      [&](const std::string& v) {
-        o.spec.shard.rank = static_cast<std::uint32_t>(to_int(v, "rank"));
-      },
-      "this process's part of a distributed run");
-  one(
-      "--nranks",
-      [&](const std::string& v) {
-        o.spec.shard.nranks = static_cast<std::uint32_t>(to_int(v, "ranks"));
-      },
-      "number of parts of a distributed run");
-  one(
-      "--transport",
-      [&](const std::string& v) {
-        if (v == "auto" || v == "automatic")
-          o.spec.transport = Transport::automatic;
-        else if (v == "event-loop" || v == "event_loop")
-          o.spec.transport = Transport::event_loop;
-        else if (v == "threads")
-          o.spec.transport = Transport::threads;
-        else
-          usage_error(fmt::format("transport '{}' is not auto, event-loop or threads", v));
-      },
-      "auto (default) | event-loop | threads");
-  one(
-      "--max-clients", [&](const std::string& v) { o.spec.max_clients = to_int(v, "clients"); },
-      "most connections when concurrency is unbounded");
-  t["--percentile-metrics"] = {
-      A::multi,
-      [&](const std::vector<std::string>& v) { o.spec.summary.percentile_metrics = split_list(v); },
-      "ttft,tpot,itl,e2el (default ttft,tpot,itl)"};
-  t["--metric-percentiles"] = {
-      A::multi,
-      [&](const std::vector<std::string>& v) {
-        o.spec.summary.metric_percentiles.clear();
-        for (const auto& p : split_list(v))
-          o.spec.summary.metric_percentiles.push_back(to_double(p, "percentile"));
-      },
-      "percentiles to report (default 99)"};
-  t["--goodput"] = {A::multi,
-                    [&](const std::vector<std::string>& v) {
-                      std::string joined;
-                      for (const auto& s : v) joined += s + " ";
-                      o.spec.summary.goodput = GoodputSlo::parse(joined);
-                    },
-                    "SLOs: ttft:MS tpot:MS e2el:MS"};
   flag(
       "--save-result", [&] { o.save_result = true; }, "write the result JSON");
   flag(
@@ -362,27 +90,20 @@ FlagTable bench_flags(BenchOptions& o, std::string& base_url, std::string& host,
   one(
       "--result-filename", [&](const std::string& v) { o.result_filename = v; },
       "name of the result file");
-  one(
-      "--label", [&](const std::string& v) { o.label = v; }, "label of the run in the result");
-  t["--metadata"] = {A::multi,
-                     [&](const std::vector<std::string>& v) {
-                       for (const auto& m : v) o.metadata.push_back(key_value(m));
-                     },
-                     "KEY=VALUE pairs stored in the result"};
   flag(
       "--disable-tqdm", [&] { o.progress = false; }, "no progress line");
   flag(
       "--no-progress", [&] { o.progress = false; }, "no progress line");
   flag(
       "--help", [] {}, "this help (-h); the program prints it before parsing");
-  add_sim_flags(t, o.simulator, "--sim-");
   return t;
 }
 
 const char* kBenchHead =
     "usage: aifc bench [flags]\n"
     "Benchmarks an OpenAI-compatible server (the built-in simulator when no --base-url is given).\n"
-    "Flags (named as in `vllm bench serve`; --sim-* configure the built-in simulator):\n";
+    "Flags (named as in `vllm bench serve`; --sim-* configure the built-in simulator; a switch\n"
+    "--X also has --no-X):\n";
 
 // Prints progress on stderr from the dispatcher thread: a rewritten line on a terminal, a line
 // every few seconds elsewhere (logs).
@@ -418,87 +139,49 @@ std::string rate_word(double rate) { return std::isinf(rate) ? "inf" : fmt::form
 
 BenchOptions parse_bench_args(const std::vector<std::string>& args) {
   BenchOptions o;
-  o.simulator.port = 0;
-  o.simulator.ttft = DelaySpec::parse("uniform:20:60");
-  o.simulator.itl = DelaySpec::parse("uniform:5:15");
+  nlohmann::json values = nlohmann::json::object();
+  if (const char* key = std::getenv("OPENAI_API_KEY")) values["api_key"] = key;
+  parse_flags(args, bench_flags(o, values), "bench");
+  try {
+    o.spec = benchmark_spec_from_options(values);
+  } catch (const Error& e) {
+    usage_error("aifc bench: " + as_flag_message(e.what()));
+  }
   o.spec.raise_fd_limit = true;  // a program of its own: every stream is a socket
-  if (const char* key = std::getenv("OPENAI_API_KEY")) o.spec.client.api_key = key;
-  std::string base_url, host = "127.0.0.1";
-  std::int64_t port = 8000;
-  const auto table = bench_flags(o, base_url, host, port);
-  parse_flags(args, table, "bench");
-  if (!base_url.empty())
-    o.spec.client.base_url = base_url;
-  else if (o.base_url_given)
-    o.spec.client.base_url = fmt::format(
-        "http://{}:{}", host.find(':') != std::string::npos ? "[" + host + "]" : host, port);
-  o.spec.load.seed = o.spec.dataset.seed;
-  if (!o.base_url_given) o.spec.simulator = o.simulator;
   o.spec.validate();
   return o;
 }
 
-FlagTable sim_flags(SimulatorConfig& s) {
+FlagTable sim_flags(nlohmann::json& values) {
   FlagTable t;
-  add_sim_flags(t, s, "--");
-  t["--host"] = {Flag::Arity::one, [&](const std::vector<std::string>& v) { s.host = v[0]; },
-                 "address to listen on (default 127.0.0.1)"};
-  t["--port"] = {
-      Flag::Arity::one,
-      [&](const std::vector<std::string>& v) { s.port = static_cast<int>(to_int(v[0], "port")); },
-      "port (default 8000; 0 = any free)"};
-  t["--seed"] = {Flag::Arity::one,
-                 [&](const std::vector<std::string>& v) {
-                   s.seed = static_cast<std::uint64_t>(to_int(v[0], "seed"));
-                 },
-                 "seed of delays and faults"};
-  t["--api-key"] = {Flag::Arity::one, [&](const std::vector<std::string>& v) { s.api_key = v[0]; },
-                    "require this bearer token"};
+  add_option_flags(t, simulator_options(), values);
   t["--help"] = {Flag::Arity::none, [](const std::vector<std::string>&) {}, "this help"};
   return t;
 }
 
 SimulatorConfig parse_sim_args(const std::vector<std::string>& args) {
+  nlohmann::json values = nlohmann::json::object();
+  parse_flags(args, sim_flags(values), "sim");
   SimulatorConfig s;
-  const FlagTable t = sim_flags(s);
-  parse_flags(args, t, "sim");
+  try {
+    apply_simulator_options(s, values);
+  } catch (const Error& e) {
+    usage_error("aifc sim: " + as_flag_message(e.what()));
+  }
   s.validate();
   return s;
 }
 
 std::string bench_help() {
   BenchOptions o;
-  std::string base_url, host;
-  std::int64_t port = 0;
-  return help_text(bench_flags(o, base_url, host, port), kBenchHead);
-}
-
-std::vector<FlagInfo> bench_flag_list() {
-  BenchOptions o;
-  std::string base_url, host;
-  std::int64_t port = 0;
-  std::vector<FlagInfo> out;
-  for (const auto& [name, flag] : bench_flags(o, base_url, host, port))
-    out.push_back({name,
-                   flag.arity == Flag::Arity::none  ? 0
-                   : flag.arity == Flag::Arity::one ? 1
-                                                    : 2,
-                   flag.help});
-  return out;
+  nlohmann::json values;
+  return help_text(bench_flags(o, values), kBenchHead);
 }
 
 std::string sim_help() {
-  SimulatorConfig s;
-  return help_text(sim_flags(s),
+  nlohmann::json values;
+  return help_text(sim_flags(values),
                    "usage: aifc sim [flags]\nA vLLM-compatible simulator on loopback.\n");
-}
-
-nlohmann::json bench_document(const BenchOptions& o, const Benchmark& benchmark,
-                              const BenchmarkResult& result) {
-  nlohmann::json doc = benchmark.result_document(result, o.save_detailed);
-  doc["label"] = o.label.empty() ? nlohmann::json(nullptr) : nlohmann::json(o.label);
-  for (const auto& [k, v] : o.metadata) doc[k] = v;
-  return doc;
 }
 
 std::string default_result_filename(const BenchOptions& o, const nlohmann::json& document) {
@@ -507,7 +190,7 @@ std::string default_result_filename(const BenchOptions& o, const nlohmann::json&
   const auto& rate = document["request_rate"];
   const auto& concurrency = document["max_concurrency"];
   return fmt::format(
-      "{}-{}qps{}-{}-{}.json", o.label.empty() ? "aifc" : o.label,
+      "{}-{}qps{}-{}-{}.json", o.spec.label.empty() ? "aifc" : o.spec.label,
       rate.is_string() ? rate.get<std::string>() : fmt::format("{}", rate.get<double>()),
       concurrency.is_number() ? fmt::format("-concurrency{}", concurrency.get<std::int64_t>()) : "",
       model.substr(model.rfind('/') + 1), document.value("date", std::string()));
@@ -559,7 +242,7 @@ int bench_main(const std::vector<std::string>& args) {
     if (result.observer_errors)
       std::cerr << "[aifc] an observer failed: " << result.first_observer_error << "\n";
     if (o.save_result || result.interrupted) {
-      const nlohmann::json document = bench_document(o, *benchmark, result);
+      const nlohmann::json document = benchmark->result_document(result, o.save_detailed);
       const std::string name =
           o.result_filename.empty() ? default_result_filename(o, document) : o.result_filename;
       const auto path = std::filesystem::path(o.result_dir) / name;

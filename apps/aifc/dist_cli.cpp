@@ -162,6 +162,10 @@ ServiceOptions parse_service_args(const std::vector<std::string>& all) {
   o.container_image = env_or("CLIENT_SERVICE_CONTAINER_MODE");
   if (o.container_image == "0" || o.container_image == "false") o.container_image.clear();
   o.config.api_token = env_or("AIFC_API_TOKEN");
+  // The inference server's key reaches the agents in their job's environment, as the agent
+  // token does (never in the batch script or the API).
+  if (const auto key = env_or("OPENAI_API_KEY"); !key.empty())
+    o.config.agent_environment.emplace_back("OPENAI_API_KEY", key);
   parse_flags(args, service_flags(o), "service");
   if (o.config.server_url.empty())
     usage_error(

@@ -16,6 +16,8 @@ struct AgentConfig {
   std::uint32_t rank = 0;    ///< SLURM_PROCID
   std::uint32_t nranks = 1;  ///< SLURM_NTASKS
   std::string node;          ///< SLURMD_NODENAME, else the host name
+  /// The inference server's bearer token (OPENAI_API_KEY; never logged, never sent back).
+  std::string server_api_key;
   /// Where the agent writes its raw result (AIFC_AGENT_DIR, else the working directory), so
   /// that a service that lost it can read it back.
   std::string output_dir = ".";

@@ -11,6 +11,7 @@
 #include "aifc/merge.hpp"
 #include "aifc/metrics.hpp"
 #include "aifc/observer.hpp"
+#include "aifc/options.hpp"
 #include "aifc/record.hpp"
 #include "aifc/schedule.hpp"
 #include "aifc/service.hpp"

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -38,6 +39,9 @@ struct BenchmarkSpec {
   std::optional<std::chrono::system_clock::time_point> start_at;
   /// Run against a simulator started in this process; client.base_url becomes its address.
   std::optional<SimulatorConfig> simulator;
+  /// The result's "label" and extra top-level keys (`vllm bench serve --label / --metadata`).
+  std::string label;
+  std::map<std::string, std::string> metadata;
 
   /// Throws Error(invalid_argument) naming the section and the field ("load: request_rate ...").
   void validate() const;

@@ -73,7 +73,9 @@ void to_json(nlohmann::json& j, const BenchmarkSpec& s) {
                      {"use_server_tokenizer", s.use_server_tokenizer},
                      {"raise_fd_limit", s.raise_fd_limit},
                      {"start_at_unix_ns", start_at_to_json(s.start_at)},
-                     {"simulator", s.simulator ? nlohmann::json(*s.simulator) : nullptr}};
+                     {"simulator", s.simulator ? nlohmann::json(*s.simulator) : nullptr},
+                     {"label", s.label},
+                     {"metadata", s.metadata}};
 }
 
 void from_json(const nlohmann::json& j, BenchmarkSpec& s) {
@@ -91,7 +93,9 @@ void from_json(const nlohmann::json& j, BenchmarkSpec& s) {
                                       "use_server_tokenizer",
                                       "raise_fd_limit",
                                       "simulator",
-                                      "start_at_unix_ns"};
+                                      "start_at_unix_ns",
+                                      "label",
+                                      "metadata"};
   for (const auto& [key, value] : j.items()) {
     if (std::find(std::begin(kKeys), std::end(kKeys), key) == std::end(kKeys))
       throw Error(ErrorCode::invalid_argument,
@@ -115,6 +119,8 @@ void from_json(const nlohmann::json& j, BenchmarkSpec& s) {
     take("keep_records", s.keep_records);
     take("use_server_tokenizer", s.use_server_tokenizer);
     take("raise_fd_limit", s.raise_fd_limit);
+    take("label", s.label);
+    take("metadata", s.metadata);
     section = "start_at_unix_ns";
     if (j.contains("start_at_unix_ns")) s.start_at = start_at_from_json(j.at("start_at_unix_ns"));
     section = "simulator";
@@ -215,7 +221,7 @@ nlohmann::json result_document(const BenchmarkSpec& spec, TokenizerApi tokenizer
   doc["date"] = local_stamp("%Y%m%d-%H%M%S");
   doc["endpoint_type"] = chat ? "openai-chat" : "openai";
   doc["backend"] = doc["endpoint_type"];
-  doc["label"] = nullptr;
+  doc["label"] = spec.label.empty() ? nlohmann::json(nullptr) : nlohmann::json(spec.label);
   doc["model_id"] = spec.client.model;
   doc["tokenizer_id"] = spec.client.model;
   doc["num_prompts"] = spec.load.duration.count() > 0 ? nlohmann::json(nullptr)
@@ -270,6 +276,8 @@ nlohmann::json result_document(const BenchmarkSpec& spec, TokenizerApi tokenizer
     doc["generated_texts"] = std::move(texts);
     doc["records"] = std::move(records);
   }
+  // As vLLM does: --metadata pairs are top-level keys of the result.
+  for (const auto& [key, value] : spec.metadata) doc[key] = value;
   return doc;
 }
 

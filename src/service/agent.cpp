@@ -69,6 +69,7 @@ AgentConfig AgentConfig::from_environment() {
   ::gethostname(host, sizeof host - 1);
   c.node = env_or("SLURMD_NODENAME", host);
   c.output_dir = env_or("AIFC_AGENT_DIR", ".");
+  c.server_api_key = env_or("OPENAI_API_KEY");
   if (const auto limit = env_or("AIFC_AGENT_OUTAGE_LIMIT_S"); !limit.empty())
     c.service_outage_limit = std::chrono::seconds(env_number("AIFC_AGENT_OUTAGE_LIMIT_S", 600));
   c.validate();
@@ -238,7 +239,8 @@ struct Agent::Impl {
                           {"pid", static_cast<std::int64_t>(::getpid())},
                           {"clock_offset_ns", clock.offset_ns},
                           {"clock_uncertainty_ns", clock.uncertainty_ns}});
-    const auto spec = reg.body.at("spec").get<BenchmarkSpec>();
+    auto spec = reg.body.at("spec").get<BenchmarkSpec>();
+    if (!config.server_api_key.empty()) spec.client.api_key = config.server_api_key;
     const auto interval =
         std::chrono::milliseconds(reg.body.value("heartbeat_interval_ms", std::int64_t{250}));
 

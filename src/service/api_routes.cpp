@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "aifc/options.hpp"
 #include "aifc/service.hpp"
 #include "aifc/version.hpp"
 
@@ -18,11 +19,7 @@ nlohmann::json create_schema() {
   auto integer = [](const char* d) {
     return nlohmann::json{{"type", "integer"}, {"description", d}};
   };
-  auto number = [](const char* d) {
-    return nlohmann::json{{"type", "number"}, {"description", d}};
-  };
   auto text = [](const char* d) { return nlohmann::json{{"type", "string"}, {"description", d}}; };
-  auto flag = [](const char* d) { return nlohmann::json{{"type", "boolean"}, {"description", d}}; };
   auto s = object_schema(
       {{"num_clients", integer("agents, one Slurm task each (required)")},
        {"time_limit", integer("the job's time limit in minutes (default 10)")},
@@ -34,40 +31,28 @@ nlohmann::json create_schema() {
        {"cpus_per_task", integer("CPUs per task")},
        {"memory", text("memory per node, e.g. 4G")},
        {"job_name", text("the job's name (default aifc-<id>)")},
-       {"base_url", text("the server to measure (default: the service's)")},
-       {"model", text("model name (default: the server's first)")},
-       {"endpoint", text("/v1/completions or /v1/chat/completions")},
-       {"stream", flag("stream the responses (default true)")},
-       {"ignore_eos", flag("ask the server to ignore end-of-sequence")},
-       {"num_prompts", integer("requests of the whole run")},
-       {"request_rate", {{"description", "requests per second over all agents, or \"inf\""}}},
-       {"burstiness", number("gamma shape of the inter-arrival times (1: Poisson)")},
-       {"max_concurrency", integer("requests in flight over all agents (0 or null: unbounded)")},
-       {"duration", number("send for this many seconds instead of a count")},
-       {"num_warmups", integer("warm-up requests per agent, not counted")},
-       {"seed", integer("seed of the schedule and the prompts")},
-       {"dataset_name", text("random, sharegpt or jsonl")},
-       {"dataset_path", text("the dataset file, as the nodes see it")},
-       {"random_input_len", integer("prompt tokens")},
-       {"random_output_len", integer("output tokens")},
-       {"random_range_ratio", number("lengths uniform in len*(1-r) .. len*(1+r)")},
-       {"random_prefix_len", integer("a shared prefix of this many tokens")},
-       {"sharegpt_output_len", integer("override ShareGPT's output lengths")},
-       {"goodput", {{"description", "SLOs, e.g. \"ttft:200 tpot:50\" (ms), or an object"}}},
-       {"percentile_metrics", {{"description", "e.g. \"ttft,tpot,itl\" or a list"}}},
-       {"metric_percentiles", {{"description", "e.g. \"50,90,99\" or a list of numbers"}}},
-       {"keep_records", flag("keep every record (exact percentiles; default true)")},
-       {"transport", text("automatic, event_loop or threads")},
-       {"io_threads", integer("event-loop threads per agent")},
-       {"max_clients", integer("client connections per agent at most")},
-       {"use_server_tokenizer", flag("fit prompt lengths with the server's /tokenize")},
        {"spec", {{"type", "object"}, {"description", "a whole BenchmarkSpec to start from"}}}},
       {"num_clients"});
+  // The workload: the benchmark's named options (the flags of `aifc bench` in snake_case).
+  for (const auto& option : benchmark_options())
+    if (!refused_group_option(option.name))
+      s["properties"][option.name] = option_schema(option.kind, option.help);
+  s["properties"]["base_url"]["description"] = "the server to measure (default: the service's)";
   s["additionalProperties"] = false;
   return s;
 }
 
 }  // namespace
+
+std::optional<std::string> refused_group_option(const std::string& name) {
+  if (name == "sim" || name.rfind("sim_", 0) == 0)
+    return "a distributed run measures a real server, not the built-in simulator";
+  if (name == "rank" || name == "nranks") return "the service shards the run itself";
+  if (name == "api_key")
+    return "the server's key does not travel through the API (the agents read OPENAI_API_KEY "
+           "from their job's environment)";
+  return std::nullopt;
+}
 
 const std::vector<Route>& routes() {
   static const std::vector<Route> kRoutes = [] {

@@ -3,6 +3,7 @@
 // the /docs page are made from it, so the three cannot drift apart.
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,10 @@ struct Route {
 };
 
 const std::vector<Route>& routes();
+
+/// Why a group's body may not set this benchmark option (the simulator, the shard, the server's
+/// key), or nothing when it may.
+std::optional<std::string> refused_group_option(const std::string& name);
 
 /// A readable HTML page of the API (no scripts, styles or fonts from elsewhere).
 std::string docs_page(const nlohmann::json& openapi);

@@ -20,6 +20,7 @@
 
 #include "aifc/error.hpp"
 #include "aifc/merge.hpp"
+#include "aifc/options.hpp"
 #include "service/api_routes.hpp"
 #include "service/store.hpp"
 
@@ -68,136 +69,13 @@ void ClientGroupRequest::validate() const {
   spec.validate();
 }
 
-namespace {
-
-// The flat body's workload keys, each applied to the spec: the names of `aifc bench`'s flags in
-// snake_case. Types are checked by nlohmann (a type_error names the key below).
-using Apply = std::function<void(const nlohmann::json&, BenchmarkSpec&)>;
-
-std::vector<std::string> string_list(const nlohmann::json& v) {
-  if (v.is_array()) return v.get<std::vector<std::string>>();
-  std::vector<std::string> out;
-  std::string item;
-  for (char c : v.get<std::string>() + ",") {
-    if (c == ',' || c == ' ') {
-      if (!item.empty()) out.push_back(item);
-      item.clear();
-    } else {
-      item.push_back(c);
-    }
-  }
-  return out;
-}
-
-// An enum by its JSON name; nlohmann maps an unknown value to the first name, so the name is
-// checked by converting back.
-template <class Enum>
-Enum enum_value(const nlohmann::json& v, const char* choices) {
-  if (!v.is_string()) bad(fmt::format("must be one of {}", choices));
-  const Enum e = v.get<Enum>();
-  if (nlohmann::json(e) != v)
-    bad(fmt::format("'{}' is not one of {}", v.get<std::string>(), choices));
-  return e;
-}
-
-const std::map<std::string, Apply>& workload_keys() {
-  static const std::map<std::string, Apply> keys = {
-      {"base_url", [](auto& v, auto& s) { s.client.base_url = v.template get<std::string>(); }},
-      {"model", [](auto& v, auto& s) { s.client.model = v.template get<std::string>(); }},
-      {"endpoint", [](auto& v, auto& s) { s.client.endpoint = v.template get<std::string>(); }},
-      {"stream", [](auto& v, auto& s) { s.client.stream = v.template get<bool>(); }},
-      {"ignore_eos", [](auto& v, auto& s) { s.client.ignore_eos = v.template get<bool>(); }},
-      {"num_prompts",
-       [](auto& v, auto& s) {
-         s.dataset.num_prompts = v.template get<std::int64_t>();
-         s.load.num_requests = s.dataset.num_prompts;
-       }},
-      {"request_rate",
-       [](auto& v, auto& s) {
-         s.load.request_rate = v.is_string() && v.template get<std::string>() == "inf"
-                                   ? std::numeric_limits<double>::infinity()
-                                   : v.template get<double>();
-       }},
-      {"burstiness", [](auto& v, auto& s) { s.load.burstiness = v.template get<double>(); }},
-      {"max_concurrency",
-       [](auto& v, auto& s) {
-         s.load.max_concurrency = v.is_null() ? 0 : v.template get<std::int64_t>();
-       }},
-      {"duration",
-       [](auto& v, auto& s) {
-         s.load.duration = std::chrono::milliseconds(
-             static_cast<std::int64_t>(std::llround(v.template get<double>() * 1000.0)));
-       }},
-      {"num_warmups",
-       [](auto& v, auto& s) { s.load.num_warmups = v.template get<std::int64_t>(); }},
-      {"seed",
-       [](auto& v, auto& s) {
-         s.load.seed = v.template get<std::uint64_t>();
-         s.dataset.seed = s.load.seed;
-       }},
-      {"dataset_name",
-       [](auto& v, auto& s) {
-         s.dataset.dataset_name = enum_value<DatasetKind>(v, "random, sharegpt or jsonl");
-       }},
-      {"dataset_path",
-       [](auto& v, auto& s) { s.dataset.dataset_path = v.template get<std::string>(); }},
-      {"random_input_len",
-       [](auto& v, auto& s) { s.dataset.random_input_len = v.template get<std::int64_t>(); }},
-      {"random_output_len",
-       [](auto& v, auto& s) { s.dataset.random_output_len = v.template get<std::int64_t>(); }},
-      {"random_range_ratio",
-       [](auto& v, auto& s) { s.dataset.random_range_ratio = v.template get<double>(); }},
-      {"random_prefix_len",
-       [](auto& v, auto& s) { s.dataset.random_prefix_len = v.template get<std::int64_t>(); }},
-      {"sharegpt_output_len",
-       [](auto& v, auto& s) { s.dataset.sharegpt_output_len = v.template get<std::int64_t>(); }},
-      {"goodput",
-       [](auto& v, auto& s) {
-         s.summary.goodput = v.is_string() ? GoodputSlo::parse(v.template get<std::string>())
-                                           : v.template get<GoodputSlo>();
-       }},
-      {"percentile_metrics",
-       [](auto& v, auto& s) { s.summary.percentile_metrics = string_list(v); }},
-      {"metric_percentiles",
-       [](auto& v, auto& s) {
-         std::vector<double> ps;
-         if (v.is_array()) {
-           ps = v.template get<std::vector<double>>();
-         } else {
-           for (const auto& word : string_list(v)) {
-             std::size_t used = 0;
-             double p = 0;
-             try {
-               p = std::stod(word, &used);
-             } catch (const std::exception&) {
-               used = 0;
-             }
-             if (used != word.size() || word.empty())
-               bad(fmt::format("'{}' is not a number", word));
-             ps.push_back(p);
-           }
-         }
-         s.summary.metric_percentiles = ps;
-       }},
-      {"keep_records", [](auto& v, auto& s) { s.keep_records = v.template get<bool>(); }},
-      {"transport",
-       [](auto& v, auto& s) {
-         s.transport = enum_value<Transport>(v, "automatic, event_loop or threads");
-       }},
-      {"io_threads", [](auto& v, auto& s) { s.io_threads = v.template get<std::int64_t>(); }},
-      {"max_clients", [](auto& v, auto& s) { s.max_clients = v.template get<std::int64_t>(); }},
-      {"use_server_tokenizer",
-       [](auto& v, auto& s) { s.use_server_tokenizer = v.template get<bool>(); }},
-  };
-  return keys;
-}
-
-}  // namespace
-
 void from_json(const nlohmann::json& j, ClientGroupRequest& r) {
   if (!j.is_object()) bad("the request body must be a JSON object");
   r = ClientGroupRequest{};
   std::string key = "spec";
+  // The workload keys are the benchmark's named options, applied together after the rest (their
+  // messages name the option).
+  nlohmann::json workload = nlohmann::json::object();
   try {
     if (j.contains("spec")) r.spec = j.at("spec").get<BenchmarkSpec>();
     for (const auto& [name, value] : j.items()) {
@@ -223,8 +101,10 @@ void from_json(const nlohmann::json& j, ClientGroupRequest& r) {
         r.memory = value.get<std::string>();
       } else if (name == "job_name") {
         r.job_name = value.get<std::string>();
-      } else if (const auto it = workload_keys().find(name); it != workload_keys().end()) {
-        it->second(value, r.spec);
+      } else if (find_benchmark_option(name)) {
+        if (const auto why = service::refused_group_option(name))
+          bad(fmt::format("{}: {}", name, *why));
+        workload[name] = value;
       } else {
         bad(fmt::format("unknown field '{}'", name));
       }
@@ -241,6 +121,7 @@ void from_json(const nlohmann::json& j, ClientGroupRequest& r) {
       throw;
     bad(fmt::format("{}: {}", key, what));
   }
+  apply_benchmark_options(r.spec, workload);
 }
 
 void to_json(nlohmann::json& j, const ClientGroupRequest& r) {

@@ -49,7 +49,7 @@ def test_run_benchmark_has_a_real_signature():
                  "ignore_eos", "observers"):
         assert name in params, name
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params.values())
-    assert params["ignore_eos"].default is False
+    assert params["ignore_eos"].default is None  # None: the core's default
     assert "request_rate: requests per second" in aifc.run_benchmark.__doc__
 
 

@@ -11,12 +11,12 @@ from ._config import ClientConfig, ContainerSpec, DatasetConfig, JobSpec, LoadCo
 from . import plot
 from .service import ServiceClient, ServiceError
 from ._api import (Benchmark, BenchRun, ClientGroup, Interrupted, Observer, Result, Simulator, SlurmDispatcher, VLLMClient,
-                   default_spec, load_dataset, load_result, render_batch_script, run_benchmark)
+                   benchmark_options, default_spec, load_dataset, load_result, render_batch_script, run_benchmark)
 
 __all__ = [
     "AifcError", "InvalidArgument", "__version__",
     "ClientConfig", "ContainerSpec", "DatasetConfig", "JobSpec", "LoadConfig", "SimulatorConfig", "SummaryOptions",
     "Benchmark", "BenchRun", "ClientGroup", "Interrupted", "Observer", "Result", "Simulator", "SlurmDispatcher", "VLLMClient",
-    "default_spec", "load_dataset", "load_result", "render_batch_script", "run_benchmark", "plot",
+    "benchmark_options", "default_spec", "load_dataset", "load_result", "render_batch_script", "run_benchmark", "plot",
     "ServiceClient", "ServiceError",
 ]

@@ -297,36 +297,12 @@ class ClientGroup(_Run):
         return result
 
 
-def _bench_args(kwargs: Dict[str, Any]) -> List[str]:
-    """run_benchmark's keyword arguments as `aifc bench` flags (same names as vllm bench serve)."""
-    args: List[str] = []
-    for key, value in kwargs.items():
-        flag = "--" + key.replace("_", "-")
-        if value is None or value is False:
-            continue
-        if value is True:
-            args.append(flag)
-        elif key == "goodput" and isinstance(value, dict):
-            args += [flag, *[f"{k}:{v}" for k, v in value.items()]]
-        elif key in ("metadata", "header") and isinstance(value, dict):
-            args += [flag, *[f"{k}={v}" for k, v in value.items()]]
-        elif key == "extra_body" and isinstance(value, dict):
-            args += [flag, json.dumps(value)]
-        elif isinstance(value, (list, tuple)):
-            args += [flag, ",".join(str(v) for v in value)]
-        elif isinstance(value, float) and math.isinf(value):
-            args += [flag, "inf"]
-        else:
-            args += [flag, str(value)]
-    return args
-
-
 class BenchRun(_Run):
     """One `aifc bench` run with its keyword arguments (see run_benchmark)."""
 
     def __init__(self, observers: Iterable[Any] = (), **kwargs):
-        kwargs.setdefault("no_progress", True)
-        self._init_core(_core.BenchRun(_bench_args(kwargs)), observers)
+        options = {k: v for k, v in kwargs.items() if v is not None}
+        self._init_core(_core.BenchRun.from_options(options), observers)
 
     def _init_core(self, core, observers: Iterable[Any]) -> None:
         summary = core.spec()["summary"]
@@ -359,6 +335,12 @@ class BenchRun(_Run):
         return self._core.summary_table()
 
 
+def benchmark_options() -> List[Tuple[str, str, str]]:
+    """Every named option of a benchmark as (name, kind, help): run_benchmark's keywords, the
+    flags of `aifc bench` (dashes for underscores) and the keys of a service group's body."""
+    return [tuple(o) for o in _core.benchmark_options()]
+
+
 def default_spec() -> Dict[str, Any]:
     """A BenchmarkSpec with every field at the core's default, as a dict to change and pass to
     Benchmark: {"client": {...}, "dataset": {...}, "load": {...}, "shard": {...}, "summary": {...},
@@ -377,24 +359,25 @@ class Benchmark(BenchRun):
         self._init_core(_core.BenchRun.from_spec(spec), observers)
 
 
+_OPTION_TYPES = {
+    "boolean": Optional[bool],
+    "integer": Optional[int],
+    "number": Optional[Union[float, str]],
+    "text": Optional[str],
+    "list": Optional[Union[str, Sequence[Any]]],
+    "key_values": Optional[Union[Dict[str, Any], Sequence[str], str]],
+    "object": Optional[Dict[str, Any]],
+}
+
+
 def _bench_signature() -> Tuple[inspect.Signature, str]:
-    """run_benchmark's parameters: `aifc bench`'s flags as the program itself lists them, so the
-    two cannot drift. A switch is a bool (False: off); any other value None means the core's
-    default."""
+    """run_benchmark's parameters: the core's named benchmark options (the same table `aifc bench`
+    makes its flags from), so the two cannot drift. None leaves the core's default."""
     kw = inspect.Parameter.KEYWORD_ONLY
     params = [inspect.Parameter("observers", kw, default=(), annotation=Iterable[Any])]
     lines = []
-    for flag, values, help_text in _core.bench_flags():
-        if flag == "--help":
-            continue
-        name = flag[2:].replace("-", "_")
-        if values == 0:
-            params.append(inspect.Parameter(name, kw, default=False, annotation=bool))
-        elif values == 1:
-            params.append(inspect.Parameter(name, kw, default=None, annotation=Optional[Any]))
-        else:
-            params.append(inspect.Parameter(name, kw, default=None,
-                                            annotation=Optional[Union[str, Sequence[Any], Dict[str, Any]]]))
+    for name, kind, help_text in _core.benchmark_options():
+        params.append(inspect.Parameter(name, kw, default=None, annotation=_OPTION_TYPES[kind]))
         lines.append(f"    {name}: {help_text}")
     return inspect.Signature(params, return_annotation=Result), "\n".join(lines)
 
@@ -409,13 +392,14 @@ def run_benchmark(*, observers: Iterable[Any] = (), **kwargs) -> Result:
 
 
 run_benchmark.__signature__ = _BENCH_SIGNATURE
-run_benchmark.__doc__ = """Runs a benchmark exactly as `aifc bench` would, with its flags as keyword arguments:
+run_benchmark.__doc__ = """Runs a benchmark as `aifc bench` would, its flags being keyword arguments:
 `run_benchmark(base_url="http://host:8000", num_prompts=200, request_rate=20, max_concurrency=64,
 goodput={"ttft": 500}, percentile_metrics=["ttft", "itl"])`. Without `base_url` (or host/port)
-the built-in simulator runs it (`sim_ttft_ms=...`, `sim_itl_ms=...`). A keyword that is not a
-flag is a TypeError naming it; a bad value is an aifc.InvalidArgument naming the flag or field.
+the built-in simulator runs it (`sim_ttft_ms=...`, `sim_itl_ms=...`). A keyword that is not an
+option is a TypeError naming it; a bad value is an aifc.InvalidArgument naming the keyword.
 Ctrl-C raises aifc.Interrupted with the partial result. `observers`: callables or
-aifc.Observer objects. The keywords (None: the core's default):
+aifc.Observer objects. Save the result with `Result.save(path)`. The keywords (None: the
+core's default):
 
 """ + _BENCH_PARAMETERS
 

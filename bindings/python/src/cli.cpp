@@ -21,15 +21,6 @@ void init_cli(py::module_& m) {
       },
       py::arg("argv"),
       "Runs the aifc program with argv (argv[0] is the program name); returns its exit code.");
-  m.def(
-      "bench_flags",
-      [] {
-        py::list out;
-        for (const auto& f : cli::bench_flag_list())
-          out.append(py::make_tuple(f.name, f.values, f.help));
-        return out;
-      },
-      "Every `aifc bench` flag as (name, values: 0 switch / 1 one / 2 several, help).");
 }
 
 }  // namespace aifc::python

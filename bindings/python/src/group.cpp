@@ -4,13 +4,13 @@
 #include <aifc/benchmark.hpp>
 #include <aifc/client_group.hpp>
 #include <aifc/error.hpp>
+#include <aifc/options.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
 #include <thread>
 
-#include "cli.hpp"
 #include "convert.hpp"
 
 namespace aifc::python {
@@ -192,23 +192,19 @@ class PyGroup : public Runner {
   ClientGroup group_;
 };
 
-// One Benchmark from Python: built from `aifc bench` flag words (run_benchmark's keywords) or
+// One Benchmark from Python: from run_benchmark's keywords (the library's named options) or
 // from a BenchmarkSpec's JSON form.
 class PyBench : public Runner {
  public:
-  explicit PyBench(cli::BenchOptions options) : options_(std::move(options)) {
-    options_.verbose = false;
-    options_.progress = false;
+  explicit PyBench(BenchmarkSpec spec) {
     py::gil_scoped_release release;  // set-up talks to the server and builds the prompts
-    benchmark_ = std::make_unique<Benchmark>(options_.spec);
+    benchmark_ = std::make_unique<Benchmark>(std::move(spec));
   }
-  static std::unique_ptr<PyBench> from_args(const std::vector<std::string>& args) {
-    return std::make_unique<PyBench>(cli::parse_bench_args(args));
+  static std::unique_ptr<PyBench> from_options(const py::dict& options) {
+    return std::make_unique<PyBench>(benchmark_spec_from_options(to_json(options)));
   }
   static std::unique_ptr<PyBench> from_spec(const py::dict& spec) {
-    cli::BenchOptions options;
-    options.spec = config_from<BenchmarkSpec>(spec, "benchmark spec");
-    return std::make_unique<PyBench>(std::move(options));
+    return std::make_unique<PyBench>(config_from<BenchmarkSpec>(spec, "benchmark spec"));
   }
   ~PyBench() override {
     stop();
@@ -225,11 +221,9 @@ class PyBench : public Runner {
   }
   ProgressSnapshot progress() { return benchmark_->progress(); }
   const Benchmark& benchmark() const { return *benchmark_; }
-  const cli::BenchOptions& options() const { return options_; }
 
  private:
   BenchmarkResult run_body() override { return benchmark_->run(); }
-  cli::BenchOptions options_;
   std::unique_ptr<Benchmark> benchmark_;
 };
 
@@ -281,7 +275,9 @@ void init_group(py::module_& m) {
   bind_runner_methods<PyGroup>(group);
 
   py::class_<PyBench> bench(m, "BenchRun");
-  bench.def(py::init(&PyBench::from_args), py::arg("args"))
+  bench
+      .def_static("from_options", &PyBench::from_options, py::arg("options"),
+                  "A run of the named options of `aifc bench` (aifc.benchmark_options()).")
       .def_static("from_spec", &PyBench::from_spec, py::arg("spec"),
                   "A run of a BenchmarkSpec's JSON form (see aifc.default_spec()).");
   bind_runner_methods<PyBench>(bench);
@@ -297,14 +293,18 @@ void init_group(py::module_& m) {
       .def("tokenizer",
            [](PyBench& b) { return std::string(to_string(b.benchmark().tokenizer())); })
       .def("document",
-           [](PyBench& b) {
-             return from_json(cli::bench_document(b.options(), b.benchmark(), b.result()));
-           })
-      .def("summary_table", [](PyBench& b) { return b.benchmark().summary_table(b.result()); })
-      .def("default_result_filename", [](PyBench& b) {
-        return cli::default_result_filename(
-            b.options(), cli::bench_document(b.options(), b.benchmark(), b.result()));
-      });
+           [](PyBench& b) { return from_json(b.benchmark().result_document(b.result())); })
+      .def("summary_table", [](PyBench& b) { return b.benchmark().summary_table(b.result()); });
+  m.def(
+      "benchmark_options",
+      [] {
+        py::list out;
+        for (const auto& o : benchmark_options())
+          out.append(py::make_tuple(o.name, to_string(o.kind), o.help));
+        return out;
+      },
+      "Every named option of a benchmark as (name, kind, help): run_benchmark's keywords, "
+      "`aifc bench`'s flags, the service's body keys.");
   m.def(
       "default_spec", [] { return from_json(BenchmarkSpec{}); },
       "The default BenchmarkSpec as a dict: every field with the core's default.");

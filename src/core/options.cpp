@@ -1,0 +1,613 @@
+#include "aifc/options.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "aifc/error.hpp"
+
+namespace aifc {
+namespace {
+
+using json = nlohmann::json;
+
+[[noreturn]] void bad(const std::string& message) {
+  throw Error(ErrorCode::invalid_argument, message);
+}
+
+std::string shown(const json& v) { return v.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+// Values by kind. Numbers may arrive as text (a command line, an .env file, a form), which is
+// why each reader also takes a string.
+
+double number_value(const json& v, bool infinity_allowed = false) {
+  double d = 0;
+  if (v.is_number()) {
+    d = v.get<double>();
+  } else if (v.is_string()) {
+    const auto s = v.get<std::string>();
+    if (s == "inf" || s == "infinity") {
+      d = std::numeric_limits<double>::infinity();
+    } else {
+      std::size_t used = 0;
+      try {
+        d = std::stod(s, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (s.empty() || used != s.size()) bad(fmt::format("'{}' is not a number", s));
+    }
+  } else {
+    bad(fmt::format("must be a number (got {})", shown(v)));
+  }
+  if (std::isnan(d) || (std::isinf(d) && !infinity_allowed))
+    bad(fmt::format("must be a finite number (got {})", shown(v)));
+  return d;
+}
+
+std::int64_t integer_value(const json& v) {
+  if (v.is_number_integer()) {
+    if (v.is_number_unsigned() &&
+        v.get<std::uint64_t>() >
+            static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+      bad(fmt::format("{} is too large", shown(v)));
+    return v.get<std::int64_t>();
+  }
+  if (v.is_string()) {
+    const auto s = v.get<std::string>();
+    std::size_t used = 0;
+    std::int64_t n = 0;
+    try {
+      n = std::stoll(s, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (s.empty() || used != s.size()) bad(fmt::format("'{}' is not a whole number", s));
+    return n;
+  }
+  if (v.is_number_float()) {
+    const double d = v.get<double>();
+    if (std::isfinite(d) && d == std::floor(d) && std::abs(d) < 9e15)
+      return static_cast<std::int64_t>(d);
+  }
+  bad(fmt::format("must be a whole number (got {})", shown(v)));
+}
+
+std::uint64_t unsigned_value(const json& v) {
+  if (v.is_number_unsigned()) return v.get<std::uint64_t>();
+  const auto n = integer_value(v);
+  if (n < 0) bad(fmt::format("must not be negative (got {})", n));
+  return static_cast<std::uint64_t>(n);
+}
+
+bool bool_value(const json& v) {
+  if (v.is_boolean()) return v.get<bool>();
+  if (v.is_string()) {
+    const auto s = v.get<std::string>();
+    if (s == "true" || s == "1" || s == "yes" || s == "on") return true;
+    if (s == "false" || s == "0" || s == "no" || s == "off") return false;
+  }
+  bad(fmt::format("must be true or false (got {})", shown(v)));
+}
+
+std::string text_value(const json& v) {
+  if (!v.is_string()) bad(fmt::format("must be a string (got {})", shown(v)));
+  return v.get<std::string>();
+}
+
+// A list: a JSON array, or strings split at commas and spaces ("ttft,itl" or "50 99"; a
+// command line gives one string per word).
+std::vector<json> list_value(const json& v) {
+  if (!v.is_array() && !v.is_string())
+    bad(fmt::format("must be a list or a comma-separated string (got {})", shown(v)));
+  std::vector<json> out;
+  for (const auto& element : v.is_array() ? v : json::array({v})) {
+    if (!element.is_string()) {
+      out.push_back(element);
+      continue;
+    }
+    std::string item;
+    for (char c : element.get<std::string>() + ",") {
+      if (c == ',' || c == ' ') {
+        if (!item.empty()) out.emplace_back(item);
+        item.clear();
+      } else {
+        item.push_back(c);
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> string_list(const json& v) {
+  std::vector<std::string> out;
+  for (const auto& item : list_value(v)) out.push_back(text_value(item));
+  return out;
+}
+
+// KEY=VALUE pairs: a JSON object or strings "KEY=VALUE".
+std::vector<std::pair<std::string, std::string>> key_values(const json& v) {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (v.is_object()) {
+    for (const auto& [k, value] : v.items())
+      out.emplace_back(k, value.is_string() ? value.get<std::string>() : value.dump());
+    return out;
+  }
+  const std::vector<json> items = v.is_array()    ? std::vector<json>(v.begin(), v.end())
+                                  : v.is_string() ? std::vector<json>{v}
+                                                  : std::vector<json>{};
+  if (items.empty() && !v.is_array())
+    bad(fmt::format("must be an object or KEY=VALUE strings (got {})", shown(v)));
+  for (const auto& item : items) {
+    const auto s = text_value(item);
+    const auto eq = s.find('=');
+    if (eq == std::string::npos || eq == 0) bad(fmt::format("'{}' must look like KEY=VALUE", s));
+    out.emplace_back(s.substr(0, eq), s.substr(eq + 1));
+  }
+  return out;
+}
+
+json object_value(const json& v) {
+  if (v.is_object()) return v;
+  if (v.is_string()) {
+    try {
+      json parsed = json::parse(v.get<std::string>());
+      if (parsed.is_object()) return parsed;
+    } catch (const json::exception&) {
+    }
+  }
+  bad(fmt::format("must be a JSON object (got {})", shown(v)));
+}
+
+std::chrono::milliseconds seconds_value(const json& v) {
+  const double s = number_value(v);
+  if (std::abs(s) > 1e12) bad(fmt::format("{} seconds is out of range", s));
+  return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(s * 1000.0)));
+}
+
+std::chrono::milliseconds milliseconds_value(const json& v) {
+  return std::chrono::milliseconds(integer_value(v));
+}
+
+DelaySpec delay_value(const json& v) {
+  if (v.is_number()) return DelaySpec::parse(fmt::format("{}", number_value(v)));
+  return DelaySpec::parse(text_value(v));
+}
+
+// An enum by its JSON name or one of its aliases; nlohmann maps an unknown name to the first
+// value, so the name is checked by converting back.
+template <class Enum>
+Enum enum_value(const json& v, const char* choices,
+                std::initializer_list<std::pair<const char*, Enum>> aliases = {}) {
+  const std::string s = text_value(v);
+  for (const auto& [alias, e] : aliases)
+    if (s == alias) return e;
+  const Enum e = json(s).get<Enum>();
+  if (json(e).get<std::string>() != s) bad(fmt::format("'{}' is not one of {}", s, choices));
+  return e;
+}
+
+template <class Target>
+struct OptionBuilder {
+  std::vector<Option<Target>>& out;
+  void operator()(std::string name, OptionKind kind, std::string help,
+                  std::function<void(Target&, const json&)> apply) {
+    out.push_back({std::move(name), kind, std::move(help), std::move(apply)});
+  }
+};
+
+using K = OptionKind;
+
+std::vector<SimulatorOption> make_simulator_options() {
+  std::vector<SimulatorOption> t;
+  OptionBuilder<SimulatorConfig> add{t};
+  add("host", K::text, "address to listen on (default 127.0.0.1)",
+      [](SimulatorConfig& s, const json& v) { s.host = text_value(v); });
+  add("port", K::integer, "port (default 8000; 0: any free port)",
+      [](SimulatorConfig& s, const json& v) {
+        const auto p = integer_value(v);
+        if (p < 0 || p > 65535) bad(fmt::format("{} is not a port", p));
+        s.port = static_cast<int>(p);
+      });
+  add("seed", K::integer, "seed of delays and faults",
+      [](SimulatorConfig& s, const json& v) { s.seed = unsigned_value(v); });
+  add("api_key", K::text, "require this bearer token",
+      [](SimulatorConfig& s, const json& v) { s.api_key = text_value(v); });
+  add("ttft_ms", K::text, "time to first token: MS, uniform:LO:HI, exp:MEAN, normal:MEAN:SD",
+      [](SimulatorConfig& s, const json& v) { s.ttft = delay_value(v); });
+  add("itl_ms", K::text, "time between tokens, same forms",
+      [](SimulatorConfig& s, const json& v) { s.itl = delay_value(v); });
+  add("model", K::text, "served model name (default aifc-sim)",
+      [](SimulatorConfig& s, const json& v) { s.model = text_value(v); });
+  add("max_tokens", K::integer, "tokens when the request sets none (default 16)",
+      [](SimulatorConfig& s, const json& v) { s.default_max_tokens = integer_value(v); });
+  add("tokens_per_chunk", K::integer, "tokens per streamed chunk (default 1)",
+      [](SimulatorConfig& s, const json& v) { s.tokens_per_chunk = integer_value(v); });
+  add("reasoning_tokens", K::integer, "chat: the first N tokens as reasoning_content",
+      [](SimulatorConfig& s, const json& v) { s.reasoning_tokens = integer_value(v); });
+  add("eos_probability", K::number, "chance per token to stop early unless ignore_eos",
+      [](SimulatorConfig& s, const json& v) { s.eos_probability = number_value(v); });
+  add("error_rate", K::number, "share of requests answered with error_status",
+      [](SimulatorConfig& s, const json& v) { s.error_rate = number_value(v); });
+  add("error_status", K::integer, "HTTP status of injected errors (500, 429, ...)",
+      [](SimulatorConfig& s, const json& v) {
+        s.error_status = static_cast<int>(integer_value(v));
+      });
+  add("disconnect_rate", K::number, "share of streams cut mid-way",
+      [](SimulatorConfig& s, const json& v) { s.disconnect_rate = number_value(v); });
+  add("stall_rate", K::number, "share of streams that stall",
+      [](SimulatorConfig& s, const json& v) { s.stall_rate = number_value(v); });
+  add("stall_ms", K::integer, "length of a stall (default 5000)",
+      [](SimulatorConfig& s, const json& v) { s.stall = milliseconds_value(v); });
+  add("stream_error_rate", K::number, "share of streams that carry an error object",
+      [](SimulatorConfig& s, const json& v) { s.stream_error_rate = number_value(v); });
+  add("stream_error_style", K::text,
+      "how a stream error is written: data (vLLM), event (event: error), error_field "
+      "(llama.cpp's error: line)",
+      [](SimulatorConfig& s, const json& v) {
+        s.stream_error_style = enum_value<StreamErrorStyle>(v, "data, event, error_field");
+      });
+  add("malformed_rate", K::number, "share of streams with a broken chunk",
+      [](SimulatorConfig& s, const json& v) { s.malformed_rate = number_value(v); });
+  add("empty_response_rate", K::number,
+      "share of answers that are 200 with no content and no usage",
+      [](SimulatorConfig& s, const json& v) { s.empty_response_rate = number_value(v); });
+  add("length_field", K::text,
+      "which request field sets the output length: both (vLLM), max_tokens (llama.cpp), "
+      "max_completion_tokens",
+      [](SimulatorConfig& s, const json& v) {
+        s.length_field = enum_value<LengthField>(v, "both, max_tokens, max_completion_tokens");
+      });
+  add("tokenizer", K::text,
+      "/tokenize request shape: vllm, llama_cpp (empty answer to other shapes), none (404)",
+      [](SimulatorConfig& s, const json& v) {
+        s.tokenizer = enum_value<SimTokenizer>(v, "vllm, llama_cpp, none");
+      });
+  add("chars_per_token", K::integer, "0: a word is a token; N: a word is ceil(length/N) tokens",
+      [](SimulatorConfig& s, const json& v) { s.chars_per_token = integer_value(v); });
+  add("close_after_response", K::integer,
+      "close every connection MS after its response while promising keep-alive (llama.cpp)",
+      [](SimulatorConfig& s, const json& v) { s.close_after_response = milliseconds_value(v); });
+  add("max_requests_per_connection", K::integer,
+      "close a connection after N requests (Keep-Alive max); 0: never",
+      [](SimulatorConfig& s, const json& v) { s.max_requests_per_connection = integer_value(v); });
+  add("fault_after_tokens", K::integer, "mid-stream faults come after this many tokens",
+      [](SimulatorConfig& s, const json& v) { s.fault_after_tokens = integer_value(v); });
+  add("threads", K::integer, "connections served at once (default 1100)",
+      [](SimulatorConfig& s, const json& v) { s.threads = integer_value(v); });
+  std::sort(t.begin(), t.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  return t;
+}
+
+// The simulator a benchmark starts by itself (`sim`, `sim_*`): a free port and delays like a
+// small model's.
+SimulatorConfig builtin_simulator() {
+  SimulatorConfig s;
+  s.port = 0;
+  s.ttft = DelaySpec::parse("uniform:20:60");
+  s.itl = DelaySpec::parse("uniform:5:15");
+  return s;
+}
+
+std::vector<BenchmarkOption> make_benchmark_options() {
+  std::vector<BenchmarkOption> t;
+  OptionBuilder<BenchmarkSpec> add{t};
+  using S = BenchmarkSpec;
+  // The server. host and port are composed by apply_benchmark_options.
+  add("base_url", K::text, "server URL, e.g. http://127.0.0.1:8000",
+      [](S& s, const json& v) { s.client.base_url = text_value(v); });
+  add("host", K::text, "server host (default 127.0.0.1, with port), if no base_url",
+      [](S&, const json& v) { text_value(v); });
+  add("port", K::integer, "server port (default 8000), if no base_url", [](S&, const json& v) {
+    const auto p = integer_value(v);
+    if (p < 1 || p > 65535) bad(fmt::format("{} is out of range", p));
+  });
+  add("endpoint", K::text, "/v1/completions (default) or /v1/chat/completions",
+      [](S& s, const json& v) { s.client.endpoint = text_value(v); });
+  add("backend", K::text, "vllm | openai | openai-chat (sets the endpoint)",
+      [](S& s, const json& v) {
+        const auto b = text_value(v);
+        if (b == "openai-chat")
+          s.client.endpoint = "/v1/chat/completions";
+        else if (b == "openai" || b == "vllm")
+          s.client.endpoint = "/v1/completions";
+        else
+          bad(fmt::format("'{}' is not one of vllm, openai, openai-chat", b));
+      });
+  add("model", K::text, "model name; default: the server's first model",
+      [](S& s, const json& v) { s.client.model = text_value(v); });
+  add("api_key", K::text, "bearer token (the aifc program's default: $OPENAI_API_KEY)",
+      [](S& s, const json& v) { s.client.api_key = text_value(v); });
+  add("header", K::key_values, "extra request headers KEY=VALUE", [](S& s, const json& v) {
+    for (auto& kv : key_values(v)) s.client.headers.push_back(std::move(kv));
+  });
+  add("extra_body", K::object, "JSON object merged into every request body",
+      [](S& s, const json& v) { s.client.extra_body = object_value(v); });
+  add("ignore_eos", K::boolean, "ask the server to ignore EOS",
+      [](S& s, const json& v) { s.client.ignore_eos = bool_value(v); });
+  add("stream", K::boolean, "stream the responses (default on; off: TTFT = E2EL)",
+      [](S& s, const json& v) { s.client.stream = bool_value(v); });
+  add("insecure", K::boolean, "https: skip certificate verification",
+      [](S& s, const json& v) { s.client.verify_tls = !bool_value(v); });
+  add("ca_cert", K::text, "https: CA bundle file",
+      [](S& s, const json& v) { s.client.ca_cert_path = text_value(v); });
+  add("request_timeout", K::number, "seconds per request (default 21600)",
+      [](S& s, const json& v) { s.client.request_timeout = seconds_value(v); });
+  add("first_token_timeout", K::number, "seconds to the first token (default none)",
+      [](S& s, const json& v) { s.client.first_token_timeout = seconds_value(v); });
+  add("connect_timeout", K::number, "seconds to connect (default 10)",
+      [](S& s, const json& v) { s.client.connect_timeout = seconds_value(v); });
+  add("read_timeout", K::number, "longest silence within a response in seconds (default 300)",
+      [](S& s, const json& v) { s.client.read_timeout = seconds_value(v); });
+  // The prompts.
+  add("dataset_name", K::text, "random | sharegpt | jsonl (custom)", [](S& s, const json& v) {
+    s.dataset.dataset_name =
+        enum_value<DatasetKind>(v, "random, sharegpt, jsonl", {{"custom", DatasetKind::jsonl}});
+  });
+  add("dataset_path", K::text, "file for sharegpt / jsonl",
+      [](S& s, const json& v) { s.dataset.dataset_path = text_value(v); });
+  add("num_prompts", K::integer, "requests to send (default 1000)",
+      [](S& s, const json& v) { s.dataset.num_prompts = s.load.num_requests = integer_value(v); });
+  add("random_input_len", K::integer, "random: input tokens (default 1024)",
+      [](S& s, const json& v) { s.dataset.random_input_len = integer_value(v); });
+  add("random_output_len", K::integer, "random: output tokens (default 128)",
+      [](S& s, const json& v) { s.dataset.random_output_len = integer_value(v); });
+  add("random_range_ratio", K::number, "random: lengths in [len*(1-r), len*(1+r)]",
+      [](S& s, const json& v) { s.dataset.random_range_ratio = number_value(v); });
+  add("random_prefix_len", K::integer, "random: shared prefix tokens",
+      [](S& s, const json& v) { s.dataset.random_prefix_len = integer_value(v); });
+  add("sharegpt_output_len", K::integer, "sharegpt: fixed output length",
+      [](S& s, const json& v) { s.dataset.sharegpt_output_len = integer_value(v); });
+  add("server_tokenizer", K::boolean,
+      "fit and count prompts with the server's /tokenize (default on)",
+      [](S& s, const json& v) { s.use_server_tokenizer = bool_value(v); });
+  // The load.
+  add("request_rate", K::number, "requests per second or inf (default inf)",
+      [](S& s, const json& v) { s.load.request_rate = number_value(v, true); });
+  add("burstiness", K::number, "gamma shape of arrivals; 1 = Poisson",
+      [](S& s, const json& v) { s.load.burstiness = number_value(v); });
+  add("max_concurrency", K::integer, "most requests in flight (0: unbounded)",
+      [](S& s, const json& v) { s.load.max_concurrency = integer_value(v); });
+  add("duration", K::number, "send for this many seconds instead of num_prompts",
+      [](S& s, const json& v) { s.load.duration = seconds_value(v); });
+  add("num_warmups", K::integer, "uncounted warm-up requests",
+      [](S& s, const json& v) { s.load.num_warmups = integer_value(v); });
+  add("ramp_up_strategy", K::text, "linear | exponential", [](S& s, const json& v) {
+    s.load.ramp_up_strategy = enum_value<RampUp>(v, "linear, exponential");
+  });
+  add("ramp_up_start_rps", K::number, "ramp-up start rate",
+      [](S& s, const json& v) { s.load.ramp_up_start_rps = number_value(v); });
+  add("ramp_up_end_rps", K::number, "ramp-up end rate",
+      [](S& s, const json& v) { s.load.ramp_up_end_rps = number_value(v); });
+  add("seed", K::integer, "seed of prompts and arrivals (default 0)",
+      [](S& s, const json& v) { s.dataset.seed = s.load.seed = unsigned_value(v); });
+  add("rank", K::integer, "this process's part of a distributed run", [](S& s, const json& v) {
+    s.shard.rank = static_cast<std::uint32_t>(std::min<std::uint64_t>(unsigned_value(v), 1u << 31));
+  });
+  add("nranks", K::integer, "number of parts of a distributed run", [](S& s, const json& v) {
+    s.shard.nranks =
+        static_cast<std::uint32_t>(std::min<std::uint64_t>(unsigned_value(v), 1u << 31));
+  });
+  // How it is sent.
+  add("transport", K::text, "automatic (default) | event_loop | threads", [](S& s, const json& v) {
+    s.transport = enum_value<Transport>(
+        v, "automatic, event_loop, threads",
+        {{"auto", Transport::automatic}, {"event-loop", Transport::event_loop}});
+  });
+  add("io_threads", K::integer, "event-loop threads (default 1)",
+      [](S& s, const json& v) { s.io_threads = integer_value(v); });
+  add("max_clients", K::integer, "most connections when concurrency is unbounded (default 4096)",
+      [](S& s, const json& v) { s.max_clients = integer_value(v); });
+  add("keep_records", K::boolean,
+      "keep every request's record (exact percentiles; default on; off: 0.1% histograms)",
+      [](S& s, const json& v) { s.keep_records = bool_value(v); });
+  // What is reported.
+  add("percentile_metrics", K::list, "ttft,tpot,itl,e2el (default ttft,tpot,itl)",
+      [](S& s, const json& v) { s.summary.percentile_metrics = string_list(v); });
+  add("metric_percentiles", K::list, "percentiles to report (default 99)", [](S& s, const json& v) {
+    s.summary.metric_percentiles.clear();
+    for (const auto& p : list_value(v)) s.summary.metric_percentiles.push_back(number_value(p));
+  });
+  add("goodput", K::list, "SLOs in ms: ttft:MS tpot:MS e2el:MS (or an object {\"ttft\": MS})",
+      [](S& s, const json& v) {
+        // {"ttft": 200} as vLLM's "ttft:200" (the "_ms" names of the spec's JSON too).
+        std::string joined;
+        if (v.is_object()) {
+          for (const auto& [metric, ms] : v.items()) {
+            std::string name = metric;
+            if (name.size() > 3 && name.compare(name.size() - 3, 3, "_ms") == 0)
+              name.resize(name.size() - 3);
+            joined += fmt::format("{}:{} ", name, number_value(ms));
+          }
+        }
+        for (const auto& word : v.is_object() ? std::vector<json>{} : list_value(v))
+          joined += text_value(word) + " ";
+        s.summary.goodput = GoodputSlo::parse(joined);
+      });
+  add("label", K::text, "label of the run in the result",
+      [](S& s, const json& v) { s.label = text_value(v); });
+  add("metadata", K::key_values, "KEY=VALUE pairs stored in the result", [](S& s, const json& v) {
+    for (auto& [k, value] : key_values(v)) s.metadata[k] = std::move(value);
+  });
+  add("sim", K::boolean, "run against the built-in simulator (any sim_* option implies it)",
+      [](S& s, const json& v) {
+        if (!bool_value(v))
+          s.simulator.reset();
+        else if (!s.simulator)
+          s.simulator = builtin_simulator();
+      });
+  for (const auto& o : simulator_options()) {
+    auto apply = o.apply;
+    add("sim_" + o.name, o.kind, "simulator: " + o.help, [apply](S& s, const json& v) {
+      if (!s.simulator) s.simulator = builtin_simulator();
+      apply(*s.simulator, v);
+    });
+  }
+  std::sort(t.begin(), t.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  return t;
+}
+
+template <class Table>
+auto find_in(const Table& table, const std::string& name) -> decltype(&table.front()) {
+  const auto it = std::lower_bound(table.begin(), table.end(), name,
+                                   [](const auto& o, const std::string& n) { return o.name < n; });
+  return it != table.end() && it->name == name ? &*it : nullptr;
+}
+
+// Applies one option, naming it in the message of what went wrong.
+template <class Target>
+void apply_named(const Option<Target>& option, Target& target, const json& value) {
+  try {
+    option.apply(target, value);
+  } catch (const Error& e) {
+    throw Error(ErrorCode::invalid_argument, fmt::format("{}: {}", option.name, e.what()));
+  } catch (const json::exception& e) {
+    // nlohmann's "[json.exception.type_error.302] type must be number, but is string"
+    std::string what = e.what();
+    if (const auto at = what.find("] "); at != std::string::npos) what = what.substr(at + 2);
+    throw Error(ErrorCode::invalid_argument, fmt::format("{}: {}", option.name, what));
+  }
+}
+
+}  // namespace
+
+const std::vector<SimulatorOption>& simulator_options() {
+  static const std::vector<SimulatorOption> table = make_simulator_options();
+  return table;
+}
+
+const std::vector<BenchmarkOption>& benchmark_options() {
+  static const std::vector<BenchmarkOption> table = make_benchmark_options();
+  return table;
+}
+
+const BenchmarkOption* find_benchmark_option(const std::string& name) {
+  return find_in(benchmark_options(), name);
+}
+
+const SimulatorOption* find_simulator_option(const std::string& name) {
+  return find_in(simulator_options(), name);
+}
+
+void apply_benchmark_options(BenchmarkSpec& spec, const nlohmann::json& options) {
+  if (!options.is_object()) bad("benchmark options must be a JSON object");
+  bool server_named = false, simulator_named = false;
+  for (const auto& [name, value] : options.items()) {
+    const BenchmarkOption* option = find_benchmark_option(name);
+    if (!option) bad(fmt::format("unknown option '{}'", name));
+    if (value.is_null()) continue;
+    apply_named(*option, spec, value);
+    if (name == "base_url" || name == "host" || name == "port") server_named = true;
+    if (name.rfind("sim", 0) == 0 && !(name == "sim" && !bool_value(value))) simulator_named = true;
+  }
+  if (server_named && simulator_named)
+    bad("the built-in simulator (sim, sim_*) and a server (base_url, host, port) exclude each "
+        "other");
+  // host and port make the URL after everything else, so that their order does not matter.
+  const auto given = [&](const char* key) {
+    return options.contains(key) && !options[key].is_null();
+  };
+  if (!given("base_url") && (given("host") || given("port"))) {
+    const std::string host = given("host") ? options["host"].get<std::string>() : "127.0.0.1";
+    const std::int64_t port = given("port") ? integer_value(options["port"]) : 8000;
+    spec.client.base_url = fmt::format(
+        "http://{}:{}", host.find(':') != std::string::npos ? "[" + host + "]" : host, port);
+  }
+}
+
+BenchmarkSpec benchmark_spec_from_options(const nlohmann::json& options) {
+  BenchmarkSpec spec;
+  apply_benchmark_options(spec, options);
+  static const char* const kServerKeys[] = {"base_url", "host", "port"};
+  const bool server_named = std::any_of(
+      std::begin(kServerKeys), std::end(kServerKeys),
+      [&](const char* key) { return options.contains(key) && !options[key].is_null(); });
+  if (!server_named && !spec.simulator && !(options.contains("sim") && options["sim"] == false))
+    spec.simulator = builtin_simulator();
+  return spec;
+}
+
+void apply_simulator_options(SimulatorConfig& config, const nlohmann::json& options) {
+  if (!options.is_object()) bad("simulator options must be a JSON object");
+  for (const auto& [name, value] : options.items()) {
+    const SimulatorOption* option = find_simulator_option(name);
+    if (!option) bad(fmt::format("unknown option '{}'", name));
+    if (!value.is_null()) apply_named(*option, config, value);
+  }
+}
+
+nlohmann::json option_value_from_words(OptionKind kind, const std::vector<std::string>& words) {
+  switch (kind) {
+    case OptionKind::boolean:
+      if (words.empty()) return true;
+      return bool_value(json(words.front()));
+    case OptionKind::integer:
+      return integer_value(json(words.at(0)));
+    case OptionKind::number:
+      return json(words.at(0));  // kept as text: "inf" is a number to some options only
+    case OptionKind::text:
+    case OptionKind::object:
+      return json(words.at(0));
+    case OptionKind::list:
+    case OptionKind::key_values: {
+      json out = json::array();
+      for (const auto& w : words) out.push_back(w);
+      return out;
+    }
+  }
+  return nullptr;
+}
+
+nlohmann::json option_schema(OptionKind kind, const std::string& help) {
+  json s;
+  switch (kind) {
+    case OptionKind::boolean:
+      s = {{"type", "boolean"}};
+      break;
+    case OptionKind::integer:
+      s = {{"type", "integer"}};
+      break;
+    case OptionKind::number:
+      s = {{"oneOf", json::array({{{"type", "number"}}, {{"type", "string"}}})}};
+      break;
+    case OptionKind::text:
+      s = {{"type", "string"}};
+      break;
+    case OptionKind::list:
+      s = {{"oneOf", json::array({{{"type", "array"}}, {{"type", "string"}}})}};
+      break;
+    case OptionKind::key_values:
+      s = {{"oneOf",
+            json::array({{{"type", "object"}}, {{"type", "array"}}, {{"type", "string"}}})}};
+      break;
+    case OptionKind::object:
+      s = {{"type", "object"}};
+      break;
+  }
+  s["description"] = help;
+  return s;
+}
+
+const char* to_string(OptionKind kind) noexcept {
+  switch (kind) {
+    case OptionKind::boolean:
+      return "boolean";
+    case OptionKind::integer:
+      return "integer";
+    case OptionKind::number:
+      return "number";
+    case OptionKind::text:
+      return "text";
+    case OptionKind::list:
+      return "list";
+    case OptionKind::key_values:
+      return "key_values";
+    case OptionKind::object:
+      return "object";
+  }
+  return "?";
+}
+
+}  // namespace aifc

@@ -1,0 +1,175 @@
+#include <doctest/doctest.h>
+
+#include <aifc/error.hpp>
+#include <aifc/options.hpp>
+#include <cmath>
+#include <set>
+
+using aifc::apply_benchmark_options;
+using aifc::BenchmarkSpec;
+using nlohmann::json;
+
+namespace {
+
+std::string error_of(const json& options) {
+  BenchmarkSpec spec;
+  try {
+    apply_benchmark_options(spec, options);
+  } catch (const aifc::Error& e) {
+    CHECK(e.code() == aifc::ErrorCode::invalid_argument);
+    return e.what();
+  }
+  return "no error";
+}
+
+}  // namespace
+
+TEST_CASE("options: typed JSON values set the spec") {
+  BenchmarkSpec spec;
+  apply_benchmark_options(spec, {{"base_url", "http://gpu1:8000"},
+                                 {"num_prompts", 50},
+                                 {"request_rate", "inf"},
+                                 {"max_concurrency", 8},
+                                 {"random_input_len", 64},
+                                 {"goodput", {{"ttft", 200}, {"e2el", 900}}},
+                                 {"percentile_metrics", {"ttft", "e2el"}},
+                                 {"metric_percentiles", "50,99"},
+                                 {"header", {{"X-A", "1"}}},
+                                 {"metadata", {"team=hpc"}},
+                                 {"stream", false},
+                                 {"keep_records", false},
+                                 {"transport", "event-loop"},
+                                 {"dataset_name", "custom"},
+                                 {"dataset_path", "/data/p.jsonl"},
+                                 {"duration", 2.5},
+                                 {"seed", 9},
+                                 {"max_clients", nullptr}});  // null: left at its default
+  CHECK(spec.client.base_url == "http://gpu1:8000");
+  CHECK(spec.dataset.num_prompts == 50);
+  CHECK(spec.load.num_requests == 50);
+  CHECK(std::isinf(spec.load.request_rate));
+  CHECK(spec.load.max_concurrency == 8);
+  CHECK(*spec.summary.goodput.ttft_ms == 200);
+  CHECK(*spec.summary.goodput.e2el_ms == 900);
+  CHECK(spec.summary.percentile_metrics == std::vector<std::string>{"ttft", "e2el"});
+  CHECK(spec.summary.metric_percentiles == std::vector<double>{50, 99});
+  CHECK(spec.client.headers.at(0) == std::pair<std::string, std::string>{"X-A", "1"});
+  CHECK(spec.metadata.at("team") == "hpc");
+  CHECK_FALSE(spec.client.stream);
+  CHECK_FALSE(spec.keep_records);
+  CHECK(spec.transport == aifc::Transport::event_loop);
+  CHECK(spec.dataset.dataset_name == aifc::DatasetKind::jsonl);
+  CHECK(spec.load.duration == std::chrono::milliseconds(2500));
+  CHECK(spec.load.seed == 9);
+  CHECK(spec.dataset.seed == 9);
+  CHECK(spec.max_clients == BenchmarkSpec{}.max_clients);
+}
+
+TEST_CASE("options: values from text are read as their kind") {
+  BenchmarkSpec spec;
+  apply_benchmark_options(spec, {{"num_prompts", "12"},
+                                 {"request_rate", "2.5"},
+                                 {"ignore_eos", "true"},
+                                 {"goodput", "ttft:100 tpot:20"}});
+  CHECK(spec.dataset.num_prompts == 12);
+  CHECK(spec.load.request_rate == 2.5);
+  CHECK(spec.client.ignore_eos);
+  CHECK(*spec.summary.goodput.tpot_ms == 20);
+}
+
+TEST_CASE("options: every error names the option") {
+  CHECK(error_of({{"num_prompts", "many"}}) == "num_prompts: 'many' is not a whole number");
+  CHECK(error_of({{"num_prompts", 1.5}}).rfind("num_prompts: must be a whole number", 0) == 0);
+  CHECK(error_of({{"burstiness", "inf"}}).rfind("burstiness: must be a finite number", 0) == 0);
+  CHECK(error_of({{"ignore_eos", 3}}).rfind("ignore_eos: must be true or false", 0) == 0);
+  CHECK(error_of({{"transport", "fast"}}).rfind("transport: 'fast' is not one of", 0) == 0);
+  CHECK(error_of({{"header", {"nokey"}}}).rfind("header: 'nokey' must look like KEY=VALUE", 0) ==
+        0);
+  CHECK(error_of({{"extra_body", "[1]"}}).rfind("extra_body: must be a JSON object", 0) == 0);
+  CHECK(error_of({{"seed", -1}}).rfind("seed: must not be negative", 0) == 0);
+  CHECK(error_of({{"port", 0}}).rfind("port: 0 is out of range", 0) == 0);
+  CHECK(error_of({{"goodput", "latency:5"}}).rfind("goodput: ", 0) == 0);
+  CHECK(error_of({{"num_promts", 5}}) == "unknown option 'num_promts'");
+  CHECK(error_of({{"base_url", "http://h:1"}, {"sim_itl_ms", 5}}).find("exclude each other") !=
+        std::string::npos);
+  CHECK(error_of(json::array()) == "benchmark options must be a JSON object");
+}
+
+TEST_CASE("options: host and port compose the URL whatever their order") {
+  BenchmarkSpec a, b, c;
+  apply_benchmark_options(a, {{"port", 9001}, {"host", "gpu7"}});
+  CHECK(a.client.base_url == "http://gpu7:9001");
+  apply_benchmark_options(b, {{"host", "::1"}});
+  CHECK(b.client.base_url == "http://[::1]:8000");
+  apply_benchmark_options(c, {{"base_url", "http://x:1"}, {"port", 9}});
+  CHECK(c.client.base_url == "http://x:1");  // base_url wins, as in vLLM
+}
+
+TEST_CASE("options: the simulator by sim and sim_*, or when no server is named") {
+  BenchmarkSpec spec;
+  apply_benchmark_options(spec, {{"sim_ttft_ms", 15}, {"sim_tokenizer", "llama_cpp"}});
+  REQUIRE(spec.simulator.has_value());
+  CHECK(spec.simulator->port == 0);
+  CHECK(spec.simulator->ttft.a_ms == 15);
+  CHECK(spec.simulator->itl.kind == aifc::DelaySpec::Kind::uniform);  // the built-in default
+  CHECK(spec.simulator->tokenizer == aifc::SimTokenizer::llama_cpp);
+  CHECK(aifc::benchmark_spec_from_options(json::object()).simulator.has_value());
+  CHECK_FALSE(aifc::benchmark_spec_from_options({{"port", 8000}}).simulator.has_value());
+  CHECK_FALSE(aifc::benchmark_spec_from_options({{"sim", false}}).simulator.has_value());
+}
+
+TEST_CASE("options: the table is sorted, unique, documented and has the vLLM flag names") {
+  std::set<std::string> names;
+  std::string previous;
+  for (const auto& o : aifc::benchmark_options()) {
+    CHECK(o.name > previous);
+    previous = o.name;
+    CHECK_MESSAGE(!o.help.empty(), o.name);
+    CHECK(o.name.find_first_not_of("abcdefghijklmnopqrstuvwxyz_") == std::string::npos);
+    names.insert(o.name);
+    CHECK(aifc::find_benchmark_option(o.name) == &o);
+  }
+  for (const char* vllm : {"base_url",
+                           "host",
+                           "port",
+                           "endpoint",
+                           "backend",
+                           "model",
+                           "dataset_name",
+                           "dataset_path",
+                           "num_prompts",
+                           "random_input_len",
+                           "random_output_len",
+                           "random_range_ratio",
+                           "random_prefix_len",
+                           "sharegpt_output_len",
+                           "request_rate",
+                           "burstiness",
+                           "max_concurrency",
+                           "ignore_eos",
+                           "percentile_metrics",
+                           "metric_percentiles",
+                           "goodput",
+                           "seed",
+                           "label",
+                           "metadata",
+                           "ramp_up_strategy",
+                           "ramp_up_start_rps",
+                           "ramp_up_end_rps",
+                           "num_warmups",
+                           "header",
+                           "extra_body"})
+    CHECK_MESSAGE(names.count(vllm) == 1, vllm);
+  // Every simulator option is there with the sim_ prefix.
+  for (const auto& o : aifc::simulator_options()) CHECK(names.count("sim_" + o.name) == 1);
+  CHECK(aifc::find_benchmark_option("no_such") == nullptr);
+}
+
+TEST_CASE("options: command-line words become values of the option's kind") {
+  using aifc::OptionKind;
+  CHECK(aifc::option_value_from_words(OptionKind::boolean, {}) == true);
+  CHECK(aifc::option_value_from_words(OptionKind::integer, {"42"}) == 42);
+  CHECK_THROWS_AS(aifc::option_value_from_words(OptionKind::integer, {"4x"}), aifc::Error);
+  CHECK(aifc::option_value_from_words(OptionKind::list, {"a,b", "c"}) == json::array({"a,b", "c"}));
+  CHECK(aifc::option_schema(OptionKind::integer, "n")["type"] == "integer");
+}

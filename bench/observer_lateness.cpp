@@ -47,9 +47,9 @@ int main() {
       const auto r = group.run();
       std::printf("%-11s %-16s %9.3f %9.3f %9.3f %8llu\n",
                   transport == aifc::Transport::threads ? "threads" : "event_loop",
-                  slow ? "sleeps 1.5 s" : "none", r.summary["p50_lateness_ms"].get<double>(),
-                  r.summary["p99_lateness_ms"].get<double>(),
-                  r.summary["max_lateness_ms"].get<double>(),
+                  slow ? "sleeps 1.5 s" : "none",
+                  r.summary.metric("lateness")->percentiles.at(0).second,
+                  r.summary.metric("lateness")->percentiles.at(1).second, r.summary.max_lateness_ms,
                   static_cast<unsigned long long>(r.observer_events_dropped));
     }
   }

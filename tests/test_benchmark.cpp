@@ -85,8 +85,8 @@ TEST_CASE("benchmark: runs a spec against its simulator and writes vLLM's result
   CHECK(benchmark.tokenizer() == aifc::TokenizerApi::vllm);
   CHECK(benchmark.warnings().empty());
   const auto result = benchmark.run();
-  CHECK(result.summary["completed"] == 20);
-  CHECK(result.summary["total_input_tokens"] == 20 * 12);
+  CHECK(result.summary.completed == 20);
+  CHECK(result.summary.total_input_tokens == 20 * 12);
   const auto doc = benchmark.result_document(result, true);
   for (const char* key : {"completed", "failed", "request_throughput", "output_throughput",
                           "mean_ttft_ms", "p99_itl_ms", "date", "model_id", "num_prompts",
@@ -103,7 +103,7 @@ TEST_CASE("benchmark: a server without a tokenizer is a warning, not an error") 
   CHECK(benchmark.tokenizer() == aifc::TokenizerApi::none);
   REQUIRE(benchmark.warnings().size() == 1);
   CHECK(benchmark.warnings()[0].find("/tokenize") != std::string::npos);
-  CHECK(benchmark.run().summary["completed"] == 5);
+  CHECK(benchmark.run().summary.completed == 5);
 
   spec = simulated(5);
   spec.simulator.reset();

@@ -80,8 +80,8 @@ TEST_CASE("client_group: a paced run sends on schedule and measures every reques
   group.add_observer(std::make_shared<Thrower>());
   const auto result = group.run();
   CHECK(result.records.size() == 200);
-  CHECK(result.summary["completed"] == 200);
-  CHECK(result.summary["failed"] == 0);
+  CHECK(result.summary.completed == 200);
+  CHECK(result.summary.failed == 0);
   CHECK_FALSE(result.interrupted);
   // Scheduled times are the ArrivalSchedule's, relative to the run start.
   aifc::ArrivalSchedule schedule(g.load);
@@ -93,7 +93,7 @@ TEST_CASE("client_group: a paced run sends on schedule and measures every reques
   for (const auto& r : result.records) CHECK(r.send_ns >= r.scheduled_ns);
   const double last_s =
       static_cast<double>(*std::max_element(planned.begin(), planned.end())) * 1e-9;
-  CHECK(result.summary["duration"].get<double>() >= last_s);
+  CHECK(result.summary.duration_s >= last_s);
   // Observers: called from one thread of their own; a throwing one is counted.
   CHECK(recorder->started == 1);
   CHECK(recorder->finished == 1);
@@ -113,9 +113,9 @@ TEST_CASE("client_group: max concurrency bounds the requests in flight") {
   g.load.max_concurrency = 4;
   aifc::ClientGroup group(g, prompts());
   const auto result = group.run();
-  CHECK(result.summary["completed"] == 40);
-  CHECK(result.summary["max_concurrent_requests"] == 4);
-  CHECK(result.summary["mean_ttft_ms"].get<double>() >= 20.0);  // the server's delay is a floor
+  CHECK(result.summary.completed == 40);
+  CHECK(result.summary.max_concurrent_requests.value() == 4);
+  CHECK(result.summary.metric("ttft")->mean >= 20.0);  // the server's delay is a floor
 }
 
 TEST_CASE("client_group: stop() ends the run early and keeps what was measured") {
@@ -134,9 +134,9 @@ TEST_CASE("client_group: stop() ends the run early and keeps what was measured")
   stopper.join();
   CHECK((aifc::mono_now() - t0) < 30'000'000'000);  // not the 100 s the whole schedule takes
   CHECK(result.interrupted);
-  CHECK(result.summary["completed"].get<int>() > 20);
-  CHECK(result.summary["cancelled"].get<int>() > 0);  // those in flight at the stop
-  CHECK(result.summary["failed"] == 0);
+  CHECK(result.summary.completed > 20);
+  CHECK(result.summary.cancelled > 0);  // those in flight at the stop
+  CHECK(result.summary.failed == 0);
   for (const auto& r : result.records) CHECK((r.ok() || r.error == aifc::RequestError::cancelled));
 }
 
@@ -172,13 +172,11 @@ TEST_CASE("client_group: faults are counted by kind and nothing is lost") {
   g.load.max_concurrency = 8;
   aifc::ClientGroup group(g, prompts());
   const auto result = group.run();
-  const auto completed = result.summary["completed"].get<int>();
-  const auto failed = result.summary["failed"].get<int>();
+  const auto completed = result.summary.completed;
+  const auto failed = result.summary.failed;
   CHECK(completed + failed == 300);
-  CHECK(result.summary["errors_by_kind"]["http_status"].get<int>() ==
-        doctest::Approx(60).epsilon(0.5));
-  CHECK(result.summary["errors_by_kind"]["connection_closed"].get<int>() ==
-        doctest::Approx(30).epsilon(0.6));
+  CHECK(result.summary.errors_by_kind.at("http_status") == doctest::Approx(60).epsilon(0.5));
+  CHECK(result.summary.errors_by_kind.at("connection_closed") == doctest::Approx(30).epsilon(0.6));
 }
 
 TEST_CASE("client_group: duration-limited run, warm-ups and aggregate-only mode") {
@@ -192,8 +190,8 @@ TEST_CASE("client_group: duration-limited run, warm-ups and aggregate-only mode"
   aifc::ClientGroup group(g, prompts());
   const auto result = group.run();
   CHECK(result.records.empty());
-  CHECK(result.summary["completed"].get<int>() > 20);
-  CHECK(result.summary["percentiles_exact"] == false);
+  CHECK(result.summary.completed > 20);
+  CHECK(result.summary.percentiles_exact == false);
   // It stops sending at 0.7 s; the upper bound only tells "stopped" from "never stopped".
   CHECK(result.duration_s >= 0.65);
   CHECK(result.duration_s < 30);
@@ -217,7 +215,7 @@ TEST_CASE("client_group: stalls, slow starts and unreachable servers become reco
   g.client.read_timeout = std::chrono::milliseconds(300);
   auto t0 = aifc::mono_now();
   auto result = aifc::ClientGroup(g, prompts()).run();
-  CHECK(result.summary["errors_by_kind"]["timeout_read"] == 4);
+  CHECK(result.summary.errors_by_kind.at("timeout_read") == 4);
   CHECK(aifc::mono_now() - t0 < 15'000'000'000);  // cut short, well before the 20 s stall
   for (const auto& r : result.records)
     CHECK(r.token_ns.size() == 2);  // tokens before the stall are kept
@@ -228,18 +226,18 @@ TEST_CASE("client_group: stalls, slow starts and unreachable servers become reco
   g.client.first_token_timeout = std::chrono::milliseconds(200);
   t0 = aifc::mono_now();
   result = aifc::ClientGroup(g, prompts()).run();
-  CHECK(result.summary["errors_by_kind"]["timeout_first_token"] == 3);
+  CHECK(result.summary.errors_by_kind.at("timeout_first_token") == 3);
   CHECK(aifc::mono_now() - t0 < 15'000'000'000);  // well before the 20 s first token
 
   g = group_for(slow, 2);
   g.client.request_timeout = std::chrono::milliseconds(300);
   result = aifc::ClientGroup(g, prompts()).run();
-  CHECK(result.summary["errors_by_kind"]["timeout_total"] == 2);
+  CHECK(result.summary.errors_by_kind.at("timeout_total") == 2);
 
   g = group_for(slow, 5);
   g.client.base_url = "http://127.0.0.1:1";
   result = aifc::ClientGroup(g, prompts()).run();
-  CHECK(result.summary["errors_by_kind"]["connect"] == 5);
+  CHECK(result.summary.errors_by_kind.at("connect") == 5);
   CHECK(result.records[0].error_message.find("127.0.0.1:1") != std::string::npos);
 }
 
@@ -250,10 +248,10 @@ TEST_CASE(
   auto g = group_for(sim, 6);
   g.load.max_concurrency = 3;
   auto result = aifc::ClientGroup(g, prompts(6, 11)).run();
-  REQUIRE(result.summary["completed"] == 6);
+  REQUIRE(result.summary.completed == 6);
   // The simulator's delays are floors; how close aifc measures them is a figure for bench/.
-  CHECK(result.summary["mean_ttft_ms"].get<double>() >= 30.0);
-  CHECK(result.summary["total_output_tokens"] == 66);
+  CHECK(result.summary.metric("ttft")->mean >= 30.0);
+  CHECK(result.summary.total_output_tokens == 66);
   for (const auto& r : result.records) {
     CHECK(r.e2el_s() >= 0.030 + 10 * 0.005);  // first token, then ten gaps of 5 ms
     CHECK(r.input_tokens == 6);
@@ -262,8 +260,8 @@ TEST_CASE(
   }
   g.client.stream = false;
   result = aifc::ClientGroup(g, prompts(6, 11)).run();
-  CHECK(result.summary["completed"] == 6);
-  CHECK(result.summary["total_output_tokens"] == 66);
+  CHECK(result.summary.completed == 6);
+  CHECK(result.summary.total_output_tokens == 66);
 
   auto faulty = sim_config("1", "1");
   faulty.stream_error_rate = 0.5;
@@ -271,9 +269,9 @@ TEST_CASE(
   aifc::Simulator bad(faulty);
   bad.start();
   result = aifc::ClientGroup(group_for(bad, 40), prompts()).run();
-  CHECK(result.summary["failed"] == 40);
-  CHECK(result.summary["errors_by_kind"]["server_error"].get<int>() > 5);
-  CHECK(result.summary["errors_by_kind"]["malformed_stream"].get<int>() > 5);
+  CHECK(result.summary.failed == 40);
+  CHECK(result.summary.errors_by_kind.at("server_error") > 5);
+  CHECK(result.summary.errors_by_kind.at("malformed_stream") > 5);
 }
 
 TEST_CASE("client_group: config JSON round trip, as services and Python send it") {
@@ -318,10 +316,10 @@ TEST_CASE("client_group: a server that closes after every response causes no fal
         g.client.stream = stream;
         g.client.endpoint = endpoint;
         const auto result = aifc::ClientGroup(g, prompts(24, 4)).run();
-        CHECK(result.summary["failed"] == 0);
-        CHECK(result.summary["completed"] == 24);
-        CHECK(result.summary["total_output_tokens"] == 96);
-        if (concurrency == 1) CHECK(result.summary["retried_requests"].get<int>() > 0);
+        CHECK(result.summary.failed == 0);
+        CHECK(result.summary.completed == 24);
+        CHECK(result.summary.total_output_tokens == 96);
+        if (concurrency == 1) CHECK(result.summary.retried_requests > 0);
         for (const auto& r : result.records) {
           // A resent request is measured from its second send; its lateness holds the delay.
           if (r.retried) CHECK(r.send_ns >= r.scheduled_ns);
@@ -339,8 +337,8 @@ TEST_CASE("client_group: Keep-Alive max and Connection: close end connections cl
   auto g = group_for(sim, 30);
   g.load.max_concurrency = 2;
   const auto result = aifc::ClientGroup(g, prompts(30, 3)).run();
-  CHECK(result.summary["failed"] == 0);
-  CHECK(result.summary["completed"] == 30);
+  CHECK(result.summary.failed == 0);
+  CHECK(result.summary.completed == 30);
 }
 
 TEST_CASE("client_group: errors inside a 200 stream are failures with the server's message") {
@@ -356,9 +354,9 @@ TEST_CASE("client_group: errors inside a 200 stream are failures with the server
       auto g = group_for(sim, 10);
       g.client.endpoint = endpoint;
       const auto result = aifc::ClientGroup(g, prompts(10, 6)).run();
-      CHECK(result.summary["completed"] == 0);
-      CHECK(result.summary["failed"] == 10);
-      CHECK(result.summary["errors_by_kind"]["server_error"] == 10);
+      CHECK(result.summary.completed == 0);
+      CHECK(result.summary.failed == 10);
+      CHECK(result.summary.errors_by_kind.at("server_error") == 10);
       for (const auto& r : result.records) CHECK(r.error_message == "injected stream error");
     }
   }
@@ -377,8 +375,8 @@ TEST_CASE("client_group: a 200 answer with no content and no usage is a failure"
       g.client.stream = stream;
       g.client.endpoint = endpoint;
       const auto result = aifc::ClientGroup(g, prompts(6, 4)).run();
-      CHECK(result.summary["completed"] == 0);
-      CHECK(result.summary["errors_by_kind"]["server_error"] == 6);
+      CHECK(result.summary.completed == 0);
+      CHECK(result.summary.errors_by_kind.at("server_error") == 6);
       CHECK(result.records[0].error_message.find("no content and no usage") != std::string::npos);
     }
   }
@@ -396,16 +394,16 @@ TEST_CASE("client_group: the requested length holds on servers that read either 
     auto g = group_for(sim, 8);
     g.client.endpoint = "/v1/chat/completions";
     auto result = aifc::ClientGroup(g, prompts(8, 5)).run();
-    CHECK(result.summary["completed"] == 8);
-    CHECK(result.summary["total_output_tokens"] == 40);
-    CHECK(result.summary["exceeded_requested_length"] == 0);
+    CHECK(result.summary.completed == 8);
+    CHECK(result.summary.total_output_tokens == 40);
+    CHECK(result.summary.exceeded_requested_length == 0);
 
     // Without max_tokens in the body, a server that reads only that field overruns: reported.
     g.client.extra_body = {{"max_tokens", nullptr}};
     result = aifc::ClientGroup(g, prompts(8, 5)).run();
-    CHECK(result.summary["completed"] == 8);
+    CHECK(result.summary.completed == 8);
     const int over = field == Field::max_tokens ? 8 : 0;
-    CHECK(result.summary["exceeded_requested_length"] == over);
+    CHECK(result.summary.exceeded_requested_length == over);
     const bool reported = aifc::format_summary_table(result.summary, g.summary)
                               .find("Answers longer than max_tokens:") != std::string::npos;
     CHECK(reported == (over > 0));
@@ -444,7 +442,7 @@ TEST_CASE("client_group: a blocked observer never holds up the run; what it miss
   }
   blocked->cv.notify_all();
   runner.join();
-  CHECK(result.summary["completed"] == 60);
+  CHECK(result.summary.completed == 60);
   CHECK(blocked->finished == 1);  // the end is always delivered
   CHECK(result.observer_events_dropped > 0);
   CHECK(blocked->requests + result.observer_events_dropped == 60);
@@ -486,15 +484,15 @@ TEST_CASE("client_group: a first-token timeout stops mattering once the first to
   g.load.max_concurrency = 2;
   g.client.first_token_timeout = std::chrono::milliseconds(150);
   const auto result = aifc::ClientGroup(g, prompts(4, 25)).run();  // about 0.5 s a stream
-  CHECK(result.summary["failed"] == 0);
-  CHECK(result.summary["completed"] == 4);
-  CHECK(result.summary["total_output_tokens"] == 100);
+  CHECK(result.summary.failed == 0);
+  CHECK(result.summary.completed == 4);
+  CHECK(result.summary.total_output_tokens == 100);
 
   aifc::Simulator slow(sim_config("20000", "1"));  // and it still fires without a first token
   slow.start();
   g = group_for(slow, 2);
   g.client.first_token_timeout = std::chrono::milliseconds(150);
   CHECK(
-      aifc::ClientGroup(g, prompts(2, 3)).run().summary["errors_by_kind"]["timeout_first_token"] ==
+      aifc::ClientGroup(g, prompts(2, 3)).run().summary.errors_by_kind.at("timeout_first_token") ==
       2);
 }

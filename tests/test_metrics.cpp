@@ -43,7 +43,7 @@ TEST_CASE("metrics: summary has vLLM's keys and right values") {
   o.percentile_metrics = {"ttft", "tpot", "itl", "e2el"};
   o.metric_percentiles = {50, 90, 99};
   o.goodput = aifc::GoodputSlo::parse("ttft:14.5 tpot:6");
-  const auto s = aifc::summarize(records, 2.0, o);
+  const nlohmann::json s = aifc::summarize(records, 2.0, o);
   for (const char* key : {"duration",
                           "completed",
                           "failed",
@@ -103,8 +103,8 @@ TEST_CASE("metrics: aggregates merge exactly and agree with the exact summary") 
   CHECK(merged.to_json() == whole.to_json());
 
   aifc::SummaryOptions o;
-  const auto exact = aifc::summarize(records, 30.0, o);
-  const auto approx = aifc::summarize(merged, 30.0, o);
+  const nlohmann::json exact = aifc::summarize(records, 30.0, o);
+  const nlohmann::json approx = aifc::summarize(merged, 30.0, o);
   for (const char* key : {"mean_ttft_ms", "median_ttft_ms", "p99_ttft_ms", "mean_itl_ms",
                           "p99_itl_ms", "mean_tpot_ms"}) {
     CAPTURE(key);
@@ -148,8 +148,8 @@ TEST_CASE("metrics: the exact and the aggregate summary agree on every key they 
   REQUIRE(loaded.goodput().ttft_ms);
   CHECK(*loaded.goodput().ttft_ms == 400);
 
-  const auto exact = aifc::summarize(records, 30.0, options);
-  const auto approx = aifc::summarize(loaded, 30.0, options);
+  const nlohmann::json exact = aifc::summarize(records, 30.0, options);
+  const nlohmann::json approx = aifc::summarize(loaded, 30.0, options);
   int compared = 0;
   for (const auto& [key, value] : exact.items()) {
     CAPTURE(key);
@@ -175,6 +175,36 @@ TEST_CASE("metrics: the exact and the aggregate summary agree on every key they 
   CHECK_FALSE(exact.contains("good"));  // not a summary key; goodput is a rate
   CHECK(exact["request_goodput"].get<double>() > 0);
   CHECK(exact["retried_requests"].get<int>() > 0);
+}
+
+TEST_CASE("metrics: a summary reads back from its JSON keys") {
+  std::vector<aifc::RequestRecord> records;
+  for (int i = 0; i < 50; ++i) records.push_back(make(i, i * 10 * ms, (5 + i) * ms, 2 * ms, 4));
+  records[3].error = aifc::RequestError::http_status;
+  aifc::SummaryOptions options;
+  options.percentile_metrics = {"ttft", "itl"};
+  options.metric_percentiles = {50, 99.9};
+  options.goodput = aifc::GoodputSlo::parse("ttft:30");
+  const aifc::Summary s = aifc::summarize(records, 2.0, options);
+  REQUIRE(s.metric("ttft") != nullptr);
+  CHECK(s.metric("tpot") == nullptr);      // not chosen
+  CHECK(s.metric("lateness") != nullptr);  // always shown
+  CHECK(s.metric("ttft")->percentiles.size() == 2);
+  CHECK(s.request_goodput.has_value());
+  CHECK(s.max_concurrent_requests.has_value());
+  const nlohmann::json j = s;
+  CHECK(j.contains("p99.9_ttft_ms"));
+  const auto back = j.get<aifc::Summary>();
+  CHECK(nlohmann::json(back) == j);
+  CHECK(back.metric("ttft")->percentiles == s.metric("ttft")->percentiles);
+  CHECK(back.errors_by_kind.at("http_status") == 1);
+  // The table reads the typed summary; the configured rate shows when it is bounded.
+  const auto table = aifc::format_summary_table(back, options, {12.5, std::nullopt});
+  CHECK(table.find("Request rate configured (RPS):           12.50") != std::string::npos);
+  CHECK(table.find("P99.9 TTFT (ms):") != std::string::npos);
+  CHECK(table.find("Maximum request concurrency") == std::string::npos);
+  const nlohmann::json incomplete{{"completed", 1}};
+  CHECK_THROWS_AS(incomplete.get<aifc::Summary>(), aifc::Error);
 }
 
 TEST_CASE("metrics: goodput and option parsing") {
@@ -215,10 +245,10 @@ TEST_CASE("metrics: a metric without samples is n/a in the table, 0 in the JSON 
                                 for (const auto& r : records) a.add(r);
                                 return aifc::summarize(a, 1.0, options);
                               }()}) {
-    CHECK(summary["samples"]["ttft"] == 4);
-    CHECK(summary["samples"]["tpot"] == 0);
-    CHECK(summary["samples"]["itl"] == 0);
-    CHECK(summary["mean_tpot_ms"] == 0.0);
+    CHECK(summary.metric("ttft")->count == 4);
+    CHECK(summary.metric("tpot")->count == 0);
+    CHECK(summary.metric("itl")->count == 0);
+    CHECK(nlohmann::json(summary)["mean_tpot_ms"] == 0.0);
     const auto table = aifc::format_summary_table(summary, options);
     CHECK(table.find("Mean TPOT (ms):                          n/a") != std::string::npos);
     CHECK(table.find("P99 ITL (ms):                            n/a") != std::string::npos);
@@ -238,7 +268,7 @@ TEST_CASE("metrics: answers longer than asked and resent requests are counted on
   for (const auto& r : records) a.add(r);
   const auto back = aifc::MetricsAggregate::from_json(a.to_json());
   for (const auto& s : {aifc::summarize(records, 1.0, {}), aifc::summarize(back, 1.0, {})}) {
-    CHECK(s["exceeded_requested_length"] == 2);
-    CHECK(s["retried_requests"] == 1);
+    CHECK(s.exceeded_requested_length == 2);
+    CHECK(s.retried_requests == 1);
   }
 }

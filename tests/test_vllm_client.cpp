@@ -388,7 +388,7 @@ TEST_CASE(
   g.load.num_requests = 5;
   g.load.max_concurrency = 2;
   const auto result = aifc::ClientGroup(g, {aifc::Prompt{"x y", 2, false, 2}}).run();
-  CHECK(result.summary["completed"] == 5);
+  CHECK(result.summary.completed == 5);
   g.transport = aifc::Transport::event_loop;
   CHECK_THROWS_WITH_AS(g.validate(), doctest::Contains("https"), aifc::Error);
 

@@ -345,11 +345,8 @@ int merge_main(const std::vector<std::string>& args) {
     std::ofstream out(output);
     if (!(out << doc.dump(2) << '\n'))
       throw Error(ErrorCode::io_error, fmt::format("cannot write {}", output));
-    auto summary = merged.result.summary;
-    summary["max_concurrency"] = doc["max_concurrency"];
-    summary["request_rate"] =
-        doc["request_rate"].is_string() ? nlohmann::json(nullptr) : doc["request_rate"];
-    std::cout << format_summary_table(summary, spec->summary);
+    std::cout << format_summary_table(merged.result.summary, spec->summary,
+                                      table_config(spec->load));
     std::cout << fmt::format(
         "Merged {} of {} ranks{} ({}) into {}\n", merged.ranks.size(), nranks,
         merged.missing_ranks.empty()

@@ -94,6 +94,9 @@ class Benchmark {
   std::unique_ptr<Impl> impl_;
 };
 
+/// What the summary table shows of a load: its rate and concurrency when they are bounded.
+TableConfig table_config(const LoadConfig& load);
+
 /// The result document of a run of `spec` (what Benchmark::result_document returns), for results
 /// that did not come from a Benchmark object in this process (a merged run, a read-back file).
 nlohmann::json result_document(const BenchmarkSpec& spec, TokenizerApi tokenizer,

@@ -73,7 +73,7 @@ struct BenchmarkResult {
   bool interrupted = false;            ///< stop() ended the run early; the records so far are kept
   std::vector<RequestRecord> records;  ///< in completion order, warm-ups included (flagged)
   MetricsAggregate aggregate;
-  nlohmann::json summary;
+  Summary summary;
   std::uint64_t observer_errors = 0;
   std::string first_observer_error;
   std::uint64_t observer_events_dropped = 0;  ///< request events slow observers did not get

@@ -80,20 +80,58 @@ class MetricsAggregate {
   GoodputSlo goodput_;
 };
 
-/// The result summary: `vllm bench serve`'s keys (completed, failed, request_throughput,
-/// output_throughput, total_token_throughput, mean_/median_/std_/pNN_ for the chosen metrics,
-/// request_goodput, max_output_tokens_per_s, max_concurrent_requests, ...) plus aifc's own:
-/// schedule lateness, latencies measured from the scheduled time, errors by kind, token-count
-/// sources. Percentiles are exact. Warm-up records are left out.
-nlohmann::json summarize(const std::vector<RequestRecord>& records, double duration_s,
-                         const SummaryOptions& options);
+/// The summary of a run, typed. Its JSON form has `vllm bench serve`'s keys (completed, failed,
+/// request_throughput, output_throughput, total_token_throughput, mean_/median_/std_/pNN_ of
+/// each metric shown, request_goodput, max_output_tokens_per_s, max_concurrent_requests, ...)
+/// plus aifc's own: schedule lateness, latencies measured from the scheduled time, errors by
+/// kind, token-count sources. Warm-up records are left out.
+struct Summary {
+  double duration_s = 0;
+  std::uint64_t completed = 0, failed = 0;
+  std::uint64_t cancelled = 0;  ///< stopped by the user
+  std::int64_t total_input_tokens = 0, total_output_tokens = 0;
+  double request_throughput = 0, output_throughput = 0, total_token_throughput = 0;
+  std::optional<double> request_goodput;  ///< with a goodput SLO
+  /// From raw records only (absent in a summary of an aggregate), as vLLM computes them.
+  std::optional<double> max_output_tokens_per_s;
+  std::optional<std::int64_t> max_concurrent_requests;
+  /// Each metric shown, by name: the chosen ones of ttft, tpot, itl, e2el; always lateness,
+  /// ttft_from_schedule and e2el_from_schedule; ttft_reasoning and ttft_answer when a stream
+  /// had reasoning.
+  std::map<std::string, MetricStats> metrics;
+  double max_lateness_ms = 0;
+  bool percentiles_exact = true;  ///< from raw samples; false: from 0.1% histograms
+  std::map<std::string, std::uint64_t> errors_by_kind;
+  std::map<std::string, std::uint64_t> output_token_source;
+  bool input_tokens_exact = true;  ///< every prompt counted by the server's tokenizer
+  std::uint64_t exceeded_requested_length = 0;
+  std::uint64_t retried_requests = 0;
 
-/// The same keys from an aggregate (percentiles within 0.1%); the keys that need raw records
-/// (max_output_tokens_per_s, max_concurrent_requests) are absent.
-nlohmann::json summarize(const MetricsAggregate& aggregate, double duration_s,
-                         const SummaryOptions& options);
+  /// The statistics of one metric, or nullptr when it is not shown.
+  const MetricStats* metric(const std::string& name) const;
+};
+
+void to_json(nlohmann::json& j, const Summary& s);
+/// Reads the keys back (a saved result); Error(parse_error) when a required key is missing.
+void from_json(const nlohmann::json& j, Summary& s);
+
+/// The exact summary of records (numpy's linear percentiles of the raw samples).
+Summary summarize(const std::vector<RequestRecord>& records, double duration_s,
+                  const SummaryOptions& options);
+
+/// The same from an aggregate (percentiles within 0.1%); max_output_tokens_per_s and
+/// max_concurrent_requests need raw records and stay empty.
+Summary summarize(const MetricsAggregate& aggregate, double duration_s,
+                  const SummaryOptions& options);
+
+/// What the summary table shows of the run's configuration.
+struct TableConfig {
+  std::optional<double> request_rate;           ///< none: inf
+  std::optional<std::int64_t> max_concurrency;  ///< none: unbounded
+};
 
 /// The table `vllm bench serve` prints, with aifc's additions at the end.
-std::string format_summary_table(const nlohmann::json& summary, const SummaryOptions& options);
+std::string format_summary_table(const Summary& summary, const SummaryOptions& options,
+                                 const TableConfig& config = {});
 
 }  // namespace aifc

@@ -33,6 +33,13 @@ std::string local_stamp(const char* format) {
 
 }  // namespace
 
+TableConfig table_config(const LoadConfig& load) {
+  TableConfig c;
+  if (!std::isinf(load.request_rate)) c.request_rate = load.request_rate;
+  if (load.max_concurrency > 0) c.max_concurrency = load.max_concurrency;
+  return c;
+}
+
 void BenchmarkSpec::validate() const {
   validate_section("client", client);
   validate_section("dataset", dataset);
@@ -201,13 +208,7 @@ void Benchmark::stop() noexcept { impl_->group->stop(); }
 ProgressSnapshot Benchmark::progress() const { return impl_->group->progress(); }
 
 std::string Benchmark::summary_table(const BenchmarkResult& result) const {
-  auto summary = result.summary;
-  const auto& l = impl_->spec.load;
-  summary["max_concurrency"] =
-      l.max_concurrency > 0 ? nlohmann::json(l.max_concurrency) : nlohmann::json(nullptr);
-  summary["request_rate"] =
-      std::isinf(l.request_rate) ? nlohmann::json(nullptr) : nlohmann::json(l.request_rate);
-  return format_summary_table(summary, impl_->spec.summary);
+  return format_summary_table(result.summary, impl_->spec.summary, table_config(impl_->spec.load));
 }
 
 nlohmann::json Benchmark::result_document(const BenchmarkResult& r, bool detailed) const {

@@ -27,14 +27,6 @@ double numpy_percentile(const std::vector<double>& sorted, double p) {
   return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - static_cast<double>(lo));
 }
 
-void put_stats(nlohmann::json& out, const std::string& name, const MetricStats& s) {
-  out["samples"][name] = s.count;
-  out["mean_" + name + "_ms"] = s.mean;
-  out["median_" + name + "_ms"] = s.median;
-  out["std_" + name + "_ms"] = s.std;
-  for (const auto& [p, v] : s.percentiles) out["p" + percentile_word(p) + "_" + name + "_ms"] = v;
-}
-
 // The latency metrics, in the order the summary lists them.
 enum class Metric {
   ttft,
@@ -95,20 +87,11 @@ void for_each_sample(const RequestRecord& r, OnSample&& on_sample) {
     on_sample(Metric::itl, static_cast<double>(r.token_ns[i] - r.token_ns[i - 1]));
 }
 
-void put_common(nlohmann::json& out, double duration_s, std::uint64_t completed,
-                std::uint64_t failed, std::int64_t input, std::int64_t output, std::uint64_t good,
-                const SummaryOptions& options) {
-  const double d = duration_s > 0 ? duration_s : 1e-9;
-  out["duration"] = duration_s;
-  out["completed"] = completed;
-  out["failed"] = failed;
-  out["total_input_tokens"] = input;
-  out["total_output_tokens"] = output;
-  out["request_throughput"] = static_cast<double>(completed) / d;
-  out["request_goodput"] = options.goodput.empty() ? nlohmann::json(nullptr)
-                                                   : nlohmann::json(static_cast<double>(good) / d);
-  out["output_throughput"] = static_cast<double>(output) / d;
-  out["total_token_throughput"] = static_cast<double>(input + output) / d;
+// A percentile of the statistics (0 when it was not computed), for the table.
+double percentile_of(const MetricStats& m, double p) {
+  for (const auto& [q, v] : m.percentiles)
+    if (q == p) return v;
+  return 0.0;
 }
 
 bool selected(const SummaryOptions& o, const std::string& metric) {
@@ -274,17 +257,26 @@ const Histogram& histogram_of(const MetricsAggregate& a, Metric m) {
   return histogram_of(const_cast<MetricsAggregate&>(a), m);
 }
 
-// The keys both summaries share: counts, tokens, throughputs, errors and sources.
-void put_counts(nlohmann::json& out, const MetricsAggregate& a, double duration_s,
-                const SummaryOptions& options) {
-  put_common(out, duration_s, a.completed, a.failed, a.total_input_tokens, a.total_output_tokens,
-             a.good, options);
-  out["cancelled"] = a.cancelled;
-  out["errors_by_kind"] = a.errors_by_kind;
-  out["output_token_source"] = a.output_token_source;
-  out["input_tokens_exact"] = a.inexact_input_counts == 0;
-  out["exceeded_requested_length"] = a.exceeded_requested_length;
-  out["retried_requests"] = a.retried;
+// What both summaries share: counts, tokens, throughputs, errors and sources.
+Summary counts_of(const MetricsAggregate& a, double duration_s, const SummaryOptions& options) {
+  Summary s;
+  const double d = duration_s > 0 ? duration_s : 1e-9;
+  s.duration_s = duration_s;
+  s.completed = a.completed;
+  s.failed = a.failed;
+  s.cancelled = a.cancelled;
+  s.total_input_tokens = a.total_input_tokens;
+  s.total_output_tokens = a.total_output_tokens;
+  s.request_throughput = static_cast<double>(a.completed) / d;
+  if (!options.goodput.empty()) s.request_goodput = static_cast<double>(a.good) / d;
+  s.output_throughput = static_cast<double>(a.total_output_tokens) / d;
+  s.total_token_throughput = static_cast<double>(a.total_input_tokens + a.total_output_tokens) / d;
+  s.errors_by_kind = a.errors_by_kind;
+  s.output_token_source = a.output_token_source;
+  s.input_tokens_exact = a.inexact_input_counts == 0;
+  s.exceeded_requested_length = a.exceeded_requested_length;
+  s.retried_requests = a.retried;
+  return s;
 }
 
 // Which metrics a summary shows: the chosen percentile metrics, aifc's own always, and the
@@ -393,8 +385,8 @@ MetricsAggregate MetricsAggregate::from_json(const nlohmann::json& j) {
   return a;
 }
 
-nlohmann::json summarize(const std::vector<RequestRecord>& records, double duration_s,
-                         const SummaryOptions& options) {
+Summary summarize(const std::vector<RequestRecord>& records, double duration_s,
+                  const SummaryOptions& options) {
   // Counted exactly as the aggregate counts; the percentiles from the raw samples.
   MetricsAggregate counts(options.goodput);
   std::vector<double> samples[kMetricCount];
@@ -410,8 +402,7 @@ nlohmann::json summarize(const std::vector<RequestRecord>& records, double durat
     events.emplace_back(r.send_ns, 1);
     events.emplace_back(r.end_ns, -1);
   }
-  nlohmann::json out;
-  put_counts(out, counts, duration_s, options);
+  Summary out = counts_of(counts, duration_s, options);
 
   double max_tokens_per_s = 0;
   if (first_send >= 0) {
@@ -430,80 +421,162 @@ nlohmann::json summarize(const std::vector<RequestRecord>& records, double durat
   std::sort(events.begin(), events.end());  // at equal times, -1 sorts first: half-open intervals
   int current = 0, peak = 0;
   for (const auto& e : events) peak = std::max(peak, current += e.second);
-  out["max_output_tokens_per_s"] = max_tokens_per_s;
-  out["max_concurrent_requests"] = peak;
+  out.max_output_tokens_per_s = max_tokens_per_s;
+  out.max_concurrent_requests = peak;
 
   for (const Metric m : kMetrics) {
     auto& values = samples[static_cast<std::size_t>(m)];
     if (shown(m, options, values.size()))
-      put_stats(out, name_of(m), exact_stats(values, options.metric_percentiles));
+      out.metrics[name_of(m)] = exact_stats(values, options.metric_percentiles);
   }
   const auto& lateness = samples[static_cast<std::size_t>(Metric::lateness)];
-  out["max_lateness_ms"] =
+  out.max_lateness_ms =
       lateness.empty() ? 0.0 : *std::max_element(lateness.begin(), lateness.end()) * 1e3;
-  out["percentiles_exact"] = true;
+  out.percentiles_exact = true;
   return out;
 }
 
-nlohmann::json summarize(const MetricsAggregate& a, double duration_s,
-                         const SummaryOptions& options) {
-  nlohmann::json out;
-  put_counts(out, a, duration_s, options);
+Summary summarize(const MetricsAggregate& a, double duration_s, const SummaryOptions& options) {
+  Summary out = counts_of(a, duration_s, options);
   for (const Metric m : kMetrics) {
     const Histogram& h = histogram_of(a, m);
     if (shown(m, options, h.count()))
-      put_stats(out, name_of(m), histogram_stats(h, options.metric_percentiles));
+      out.metrics[name_of(m)] = histogram_stats(h, options.metric_percentiles);
   }
-  out["max_lateness_ms"] = static_cast<double>(a.lateness.max()) * 1e-6;
-  out["percentiles_exact"] = false;
+  out.max_lateness_ms = static_cast<double>(a.lateness.max()) * 1e-6;
+  out.percentiles_exact = false;
   return out;
 }
 
-std::string format_summary_table(const nlohmann::json& s, const SummaryOptions& options) {
+const MetricStats* Summary::metric(const std::string& name) const {
+  const auto it = metrics.find(name);
+  return it == metrics.end() ? nullptr : &it->second;
+}
+
+void to_json(nlohmann::json& j, const Summary& s) {
+  j = nlohmann::json{{"duration", s.duration_s},
+                     {"completed", s.completed},
+                     {"failed", s.failed},
+                     {"cancelled", s.cancelled},
+                     {"total_input_tokens", s.total_input_tokens},
+                     {"total_output_tokens", s.total_output_tokens},
+                     {"request_throughput", s.request_throughput},
+                     {"request_goodput", s.request_goodput ? nlohmann::json(*s.request_goodput)
+                                                           : nlohmann::json(nullptr)},
+                     {"output_throughput", s.output_throughput},
+                     {"total_token_throughput", s.total_token_throughput},
+                     {"errors_by_kind", s.errors_by_kind},
+                     {"output_token_source", s.output_token_source},
+                     {"input_tokens_exact", s.input_tokens_exact},
+                     {"exceeded_requested_length", s.exceeded_requested_length},
+                     {"retried_requests", s.retried_requests},
+                     {"max_lateness_ms", s.max_lateness_ms},
+                     {"percentiles_exact", s.percentiles_exact},
+                     {"samples", nlohmann::json::object()}};
+  if (s.max_output_tokens_per_s) j["max_output_tokens_per_s"] = *s.max_output_tokens_per_s;
+  if (s.max_concurrent_requests) j["max_concurrent_requests"] = *s.max_concurrent_requests;
+  for (const auto& [name, m] : s.metrics) {
+    j["samples"][name] = m.count;
+    j["mean_" + name + "_ms"] = m.mean;
+    j["median_" + name + "_ms"] = m.median;
+    j["std_" + name + "_ms"] = m.std;
+    for (const auto& [p, v] : m.percentiles) j["p" + percentile_word(p) + "_" + name + "_ms"] = v;
+  }
+}
+
+void from_json(const nlohmann::json& j, Summary& s) {
+  s = Summary{};
+  try {
+    s.duration_s = j.at("duration").get<double>();
+    s.completed = j.at("completed").get<std::uint64_t>();
+    s.failed = j.at("failed").get<std::uint64_t>();
+    s.cancelled = j.value("cancelled", std::uint64_t{0});
+    s.total_input_tokens = j.at("total_input_tokens").get<std::int64_t>();
+    s.total_output_tokens = j.at("total_output_tokens").get<std::int64_t>();
+    s.request_throughput = j.at("request_throughput").get<double>();
+    if (j.contains("request_goodput") && j["request_goodput"].is_number())
+      s.request_goodput = j["request_goodput"].get<double>();
+    s.output_throughput = j.at("output_throughput").get<double>();
+    s.total_token_throughput = j.at("total_token_throughput").get<double>();
+    if (j.contains("max_output_tokens_per_s"))
+      s.max_output_tokens_per_s = j["max_output_tokens_per_s"].get<double>();
+    if (j.contains("max_concurrent_requests"))
+      s.max_concurrent_requests = j["max_concurrent_requests"].get<std::int64_t>();
+    s.errors_by_kind = j.value("errors_by_kind", std::map<std::string, std::uint64_t>{});
+    s.output_token_source = j.value("output_token_source", std::map<std::string, std::uint64_t>{});
+    s.input_tokens_exact = j.value("input_tokens_exact", true);
+    s.exceeded_requested_length = j.value("exceeded_requested_length", std::uint64_t{0});
+    s.retried_requests = j.value("retried_requests", std::uint64_t{0});
+    s.max_lateness_ms = j.value("max_lateness_ms", 0.0);
+    s.percentiles_exact = j.value("percentiles_exact", true);
+    // A metric is shown when its sample count is; its percentiles are the pNN_<name>_ms keys.
+    const nlohmann::json samples = j.value("samples", nlohmann::json::object());
+    for (const auto& [name, count] : samples.items()) {
+      MetricStats m;
+      m.count = count.get<std::uint64_t>();
+      m.mean = j.value("mean_" + name + "_ms", 0.0);
+      m.median = j.value("median_" + name + "_ms", 0.0);
+      m.std = j.value("std_" + name + "_ms", 0.0);
+      const std::string tail = "_" + name + "_ms";
+      for (const auto& [key, value] : j.items()) {
+        if (key.size() <= tail.size() + 1 || key[0] != 'p' ||
+            key.compare(key.size() - tail.size(), tail.size(), tail) != 0)
+          continue;
+        const std::string word = key.substr(1, key.size() - 1 - tail.size());
+        std::size_t used = 0;
+        double p = 0;
+        try {
+          p = std::stod(word, &used);
+        } catch (const std::exception&) {
+          used = 0;
+        }
+        if (used == word.size() && value.is_number())
+          m.percentiles.emplace_back(p, value.get<double>());
+      }
+      std::sort(m.percentiles.begin(), m.percentiles.end());
+      s.metrics[name] = std::move(m);
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(ErrorCode::parse_error, std::string("summary: ") + e.what());
+  }
+}
+
+std::string format_summary_table(const Summary& s, const SummaryOptions& options,
+                                 const TableConfig& config) {
   std::string t;
   auto line = [&](std::string_view label, const std::string& value) {
     t += fmt::format("{:<40} {:<10}\n", label, value);
   };
-  auto num = [&](const char* key) {
-    return s.contains(key) && s[key].is_number() ? fmt::format("{:.2f}", s[key].get<double>())
-                                                 : std::string("n/a");
-  };
-  auto integer = [&](const char* key) {
-    return s.contains(key) ? fmt::format("{}", s[key].get<std::int64_t>()) : std::string("n/a");
-  };
+  auto num = [](double v) { return fmt::format("{:.2f}", v); };
   t += fmt::format("{:=^50}\n", " Serving Benchmark Result ");
-  line("Successful requests:", integer("completed"));
-  line("Failed requests:", integer("failed"));
-  if (s.contains("max_concurrency") && s["max_concurrency"].is_number())
-    line("Maximum request concurrency:", integer("max_concurrency"));
-  if (s.contains("request_rate") && s["request_rate"].is_number())
-    line("Request rate configured (RPS):", num("request_rate"));
-  line("Benchmark duration (s):", num("duration"));
-  line("Total input tokens:", integer("total_input_tokens"));
-  line("Total generated tokens:", integer("total_output_tokens"));
-  line("Request throughput (req/s):", num("request_throughput"));
-  if (!s["request_goodput"].is_null()) line("Request goodput (req/s):", num("request_goodput"));
-  line("Output token throughput (tok/s):", num("output_throughput"));
-  if (s.contains("max_output_tokens_per_s"))
-    line("Peak output token throughput (tok/s):", num("max_output_tokens_per_s"));
-  if (s.contains("max_concurrent_requests"))
-    line("Peak concurrent requests:", num("max_concurrent_requests"));
-  line("Total token throughput (tok/s):", num("total_token_throughput"));
+  line("Successful requests:", std::to_string(s.completed));
+  line("Failed requests:", std::to_string(s.failed));
+  if (config.max_concurrency)
+    line("Maximum request concurrency:", std::to_string(*config.max_concurrency));
+  if (config.request_rate) line("Request rate configured (RPS):", num(*config.request_rate));
+  line("Benchmark duration (s):", num(s.duration_s));
+  line("Total input tokens:", std::to_string(s.total_input_tokens));
+  line("Total generated tokens:", std::to_string(s.total_output_tokens));
+  line("Request throughput (req/s):", num(s.request_throughput));
+  if (s.request_goodput) line("Request goodput (req/s):", num(*s.request_goodput));
+  line("Output token throughput (tok/s):", num(s.output_throughput));
+  if (s.max_output_tokens_per_s)
+    line("Peak output token throughput (tok/s):", num(*s.max_output_tokens_per_s));
+  if (s.max_concurrent_requests)
+    line("Peak concurrent requests:", num(static_cast<double>(*s.max_concurrent_requests)));
+  line("Total token throughput (tok/s):", num(s.total_token_throughput));
   auto section = [&](const std::string& key, const std::string& name, const std::string& header,
                      bool always) {
     if (!always && !selected(options, key)) return;
-    if (!s.contains("mean_" + key + "_ms")) return;
+    const MetricStats* m = s.metric(key);
+    if (!m) return;
     // A metric without samples (TPOT and ITL of a non-streaming run) has no value to show.
-    const bool none = s.contains("samples") && s["samples"].contains(key) &&
-                      s["samples"][key].get<std::uint64_t>() == 0;
-    auto stat = [&](const std::string& k) { return none ? std::string("n/a") : num(k.c_str()); };
+    auto stat = [&](double v) { return m->count == 0 ? std::string("n/a") : num(v); };
     t += fmt::format("{:-^50}\n", header);
-    line(fmt::format("Mean {} (ms):", name), stat("mean_" + key + "_ms"));
-    line(fmt::format("Median {} (ms):", name), stat("median_" + key + "_ms"));
-    for (double p : options.metric_percentiles) {
-      const auto word = percentile_word(p);
-      line(fmt::format("P{} {} (ms):", word, name), stat("p" + word + "_" + key + "_ms"));
-    }
+    line(fmt::format("Mean {} (ms):", name), stat(m->mean));
+    line(fmt::format("Median {} (ms):", name), stat(m->median));
+    for (double p : options.metric_percentiles)
+      line(fmt::format("P{} {} (ms):", percentile_word(p), name), stat(percentile_of(*m, p)));
   };
   section("ttft", "TTFT", "Time to First Token", false);
   section("tpot", "TPOT", "Time per Output Token (excl. 1st token)", false);
@@ -512,23 +585,21 @@ std::string format_summary_table(const nlohmann::json& s, const SummaryOptions& 
   section("ttft_reasoning", "TTFT", "First Reasoning Token", true);
   section("ttft_answer", "TTFT", "First Answer Token (reasoning)", true);
   t += fmt::format("{:-^50}\n", "Client (aifc)");
-  line("Mean send lateness (ms):", num("mean_lateness_ms"));
-  for (double p : options.metric_percentiles) {
-    const auto word = percentile_word(p);
-    line(fmt::format("P{} send lateness (ms):", word), num(("p" + word + "_lateness_ms").c_str()));
-  }
-  line("Max send lateness (ms):", num("max_lateness_ms"));
-  if (s.contains("output_token_source") && s["output_token_source"].contains("chunks"))
-    line("Output tokens counted from chunks:", integer("total_output_tokens"));
-  if (s.contains("input_tokens_exact") && !s["input_tokens_exact"].get<bool>())
-    line("Input token counts:", "approximate");
-  if (s.value("exceeded_requested_length", std::uint64_t{0}) > 0)
-    line("Answers longer than max_tokens:", integer("exceeded_requested_length"));
-  if (s.value("retried_requests", std::uint64_t{0}) > 0)
-    line("Resent after a stale connection:", integer("retried_requests"));
-  if (s.contains("errors_by_kind"))
-    for (const auto& [kind, n] : s["errors_by_kind"].items())
-      line(fmt::format("Errors ({}):", kind), fmt::format("{}", n.get<std::int64_t>()));
+  const MetricStats* lateness = s.metric("lateness");
+  line("Mean send lateness (ms):", lateness ? num(lateness->mean) : "n/a");
+  for (double p : options.metric_percentiles)
+    line(fmt::format("P{} send lateness (ms):", percentile_word(p)),
+         lateness ? num(percentile_of(*lateness, p)) : "n/a");
+  line("Max send lateness (ms):", num(s.max_lateness_ms));
+  if (s.output_token_source.count("chunks"))
+    line("Output tokens counted from chunks:", std::to_string(s.total_output_tokens));
+  if (!s.input_tokens_exact) line("Input token counts:", "approximate");
+  if (s.exceeded_requested_length > 0)
+    line("Answers longer than max_tokens:", std::to_string(s.exceeded_requested_length));
+  if (s.retried_requests > 0)
+    line("Resent after a stale connection:", std::to_string(s.retried_requests));
+  for (const auto& [kind, n] : s.errors_by_kind)
+    line(fmt::format("Errors ({}):", kind), std::to_string(n));
   t += fmt::format("{:=^50}\n", "");
   return t;
 }

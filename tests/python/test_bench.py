@@ -24,6 +24,9 @@ def test_run_benchmark_uses_vllm_flag_names(sim):
     assert "p99_tpot_ms" not in s
     assert result.document["team"] == "hpc"
     assert result.document["model_id"] == "aifc-sim"
+    table = result.table()
+    assert "Request rate configured (RPS):           200.00" in table
+    assert "Maximum request concurrency:             8" in table
 
 
 def test_run_benchmark_starts_the_simulator_by_itself():

@@ -83,7 +83,11 @@ class Result:
         """The summary table as `vllm bench serve` prints it."""
         options = _as(SummaryOptions, summary_options, "summary_options") if summary_options is not None \
             else self._summary_options
-        return _core.format_summary_table(self.summary, options._core())
+        summary = dict(self.summary)
+        if self.document:  # the configured rate and concurrency, as `aifc bench` shows them
+            for key in ("request_rate", "max_concurrency"):
+                summary.setdefault(key, self.document.get(key))
+        return _core.format_summary_table(summary, options._core())
 
     def to_pandas(self):
         """The records as a pandas DataFrame (needs pandas)."""

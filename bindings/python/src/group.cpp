@@ -245,8 +245,8 @@ void bind_runner_methods(Class& c) {
 
 void init_group(py::module_& m) {
   py::class_<BenchmarkResult>(m, "BenchmarkResult")
-      .def_property_readonly("summary",
-                             [](const BenchmarkResult& r) { return from_json(r.summary); })
+      .def_property_readonly(
+          "summary", [](const BenchmarkResult& r) { return from_json(nlohmann::json(r.summary)); })
       .def_property_readonly("records",
                              [](const BenchmarkResult& r) { return records_to_columns(r.records); })
       .def("record",
@@ -312,16 +312,23 @@ void init_group(py::module_& m) {
   m.def(
       "format_summary_table",
       [](const py::dict& summary, const py::dict& options) {
-        return format_summary_table(to_json(summary),
-                                    config_from<SummaryOptions>(options, "summary options"));
+        // A result document carries the configured rate and concurrency beside the summary.
+        const nlohmann::json j = to_json(summary);
+        TableConfig table;
+        if (j.contains("request_rate") && j["request_rate"].is_number())
+          table.request_rate = j["request_rate"].get<double>();
+        if (j.contains("max_concurrency") && j["max_concurrency"].is_number())
+          table.max_concurrency = j["max_concurrency"].get<std::int64_t>();
+        return format_summary_table(config_from<Summary>(summary, "summary"),
+                                    config_from<SummaryOptions>(options, "summary options"), table);
       },
       py::arg("summary"), py::arg("options") = py::dict());
   m.def(
       "summarize_records",
       [](const py::list& records, double duration_s, const py::dict& options) {
         auto recs = config_from<std::vector<RequestRecord>>(records, "records");
-        return from_json(
-            summarize(recs, duration_s, config_from<SummaryOptions>(options, "summary options")));
+        return from_json(nlohmann::json(
+            summarize(recs, duration_s, config_from<SummaryOptions>(options, "summary options"))));
       },
       py::arg("records"), py::arg("duration_s"), py::arg("options") = py::dict());
 }

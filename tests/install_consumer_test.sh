@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# A consumer project builds against aifc three ways: find_package(aifc) from an installed
-# prefix, find_package(aifc) from the build tree (aifc_DIR), and add_subdirectory of the sources.
+# A consumer project builds against aifc four ways: find_package(aifc) from an installed
+# prefix, find_package(aifc) from the build tree (aifc_DIR), add_subdirectory of the sources,
+# and find_package(aifc) of a shared libaifc, which exports its public API only.
 # usage: install_consumer_test.sh BUILD_DIR CONSUMER_DIR CMAKE SOURCE_DIR
 set -euo pipefail
 build=$1 consumer=$2 cmake=$3 source=$4
@@ -28,4 +29,29 @@ if grep -q "AIFC_BUILD_TESTS:BOOL=ON\|AIFC_INSTALL:BOOL=ON" "$tmp/subdir/CMakeCa
 fi
 "$cmake" --build "$tmp/subdir" -j "$jobs" >/dev/null
 "$tmp/subdir/consumer"
-echo "consumers: installed, build tree and add_subdirectory all built and ran"
+
+# A shared libaifc: versioned soname, the consumer links and runs, internals not exported.
+"$cmake" -S "$source" -B "$tmp/shared" -DBUILD_SHARED_LIBS=ON -DAIFC_BUILD_TESTS=OFF \
+  -DAIFC_BUILD_EXAMPLES=OFF -DCMAKE_BUILD_TYPE=Release >/dev/null
+"$cmake" --build "$tmp/shared" -j "$jobs" >/dev/null
+"$cmake" --install "$tmp/shared" --prefix "$tmp/shared-prefix" --component dev >/dev/null
+library=$(find "$tmp/shared-prefix" -name 'libaifc.so.*.*.*' | head -n1)
+soname=$(readelf -d "$library" | sed -n 's/.*Library soname: \[\(.*\)\].*/\1/p')
+version=$(cat "$source/VERSION")
+case "$version" in
+  0.*) expected="libaifc.so.${version%.*}" ;;
+  *) expected="libaifc.so.${version%%.*}" ;;
+esac
+if [ "$soname" != "$expected" ]; then
+  echo "FAIL: soname '$soname', expected '$expected'" >&2
+  exit 1
+fi
+if nm -D --defined-only -C "$library" | grep -q "aifc::SseParser\|aifc::detail::StreamRecorder\|aifc::detail::EventLoop"; then
+  echo "FAIL: the shared library exports internals" >&2
+  exit 1
+fi
+"$cmake" -S "$consumer" -B "$tmp/shared-consumer" -DCMAKE_PREFIX_PATH="$tmp/shared-prefix" \
+  -DCMAKE_BUILD_TYPE=Release >/dev/null
+"$cmake" --build "$tmp/shared-consumer" -j "$jobs" >/dev/null
+LD_LIBRARY_PATH="$(dirname "$library")" "$tmp/shared-consumer/consumer" >/dev/null
+echo "consumers: installed, build tree, add_subdirectory and shared ($soname) all built and ran"

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -140,6 +141,13 @@ TEST_CASE("service: every API call needs the token, and bad input gets a 4xx nam
   auto config = offline_config("api");
   config.max_body_bytes = 8192;
   aifc::Service service(config, no_slurm());
+  std::mutex seen_mutex;
+  std::vector<std::string> seen;  // "group type state"
+  service.on_event([&](const aifc::GroupEvent& e) {
+    std::lock_guard lock(seen_mutex);
+    seen.push_back(e.group_id + " " + e.type + " " + e.data.value("state", std::string()));
+  });
+  service.on_event([](const aifc::GroupEvent&) { throw std::runtime_error("observer bug"); });
   service.start();
   Api api(service.url(), service.api_token());
   CHECK(service.api_token().size() >= 32);
@@ -190,6 +198,13 @@ TEST_CASE("service: every API call needs the token, and bad input gets a 4xx nam
   CHECK(group["state"] == "failed");
   CHECK(group["reason"].get<std::string>().find("not accepted") != std::string::npos);
   CHECK(group["transitions"].size() == 2);
+  // Observers get the group's events, as /events sends them, on the service's observer thread.
+  service.flush_observers();
+  {
+    std::lock_guard lock(seen_mutex);
+    CHECK(seen == std::vector<std::string>{"g1 state created", "g1 state failed"});
+  }
+  CHECK(service.observer_errors() == 2);
   CHECK(api.post("/api/v1/client-group/g1", nlohmann::json{{"num_clients", 2}}).first == 409);
   CHECK(api.get("/api/v1/client-group/nope").first == 404);
   CHECK(api.del("/api/v1/client-group/nope").first == 404);

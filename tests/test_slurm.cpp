@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -267,9 +268,47 @@ TEST_CASE("slurm: job observers are removable and their exceptions never escape 
   CHECK(seen_by_quitter.size() == 1);
   CHECK(d.observer_errors() == 3);
   CHECK(d.first_observer_error() == "observer bug");
+  CHECK(d.observer_events_dropped() == 0);
   CHECK(d.remove_observer(counter));
   CHECK_FALSE(d.remove_observer(counter));
   CHECK_THROWS_AS(d.add_observer(nullptr), aifc::Error);
+}
+
+TEST_CASE("slurm: observers are called on their own thread, so a blocked one holds up nothing") {
+  struct Scripted : aifc::SlurmBackend {
+    int polls = 0;
+    std::string name() const override { return "scripted"; }
+    std::string submit(const aifc::JobSpec&) override { return "7"; }
+    aifc::JobInfo query(const std::string& id) override {
+      aifc::JobInfo info;
+      info.job_id = id;
+      info.state = ++polls < 3 ? aifc::JobState::running : aifc::JobState::completed;
+      return info;
+    }
+    void cancel(const std::string&) override {}
+  };
+  aifc::SlurmDispatcher d(std::make_unique<Scripted>());
+  std::mutex gate;
+  std::unique_lock closed(gate);  // the observer blocks on it until the polling is done
+  std::vector<aifc::JobState> seen;
+  std::thread::id observer_thread;
+  d.on_state_change([&](const aifc::JobEvent& e) {
+    std::lock_guard wait_for_gate(gate);
+    observer_thread = std::this_thread::get_id();
+    seen.push_back(e.info.state);
+  });
+  aifc::JobSpec spec;
+  spec.command = {"true"};
+  const auto id = d.submit(spec);
+  // Called inline, the observer would hold up (deadlock) each of these calls.
+  CHECK(d.state(id).state == aifc::JobState::running);
+  CHECK(d.state(id).state == aifc::JobState::running);
+  CHECK(d.state(id).state == aifc::JobState::completed);
+  closed.unlock();
+  d.flush_observers();
+  CHECK(seen == std::vector<aifc::JobState>{aifc::JobState::pending, aifc::JobState::running,
+                                            aifc::JobState::completed});
+  CHECK(observer_thread != std::this_thread::get_id());
 }
 
 TEST_CASE("slurm: job states as Slurm writes them") {

@@ -5,11 +5,13 @@
 #include <memory>
 #include <string>
 
+#include "aifc/export.hpp"
+
 namespace aifc {
 
 /// What one agent of a client group needs: where the service is, which group and rank it is.
 /// `from_environment()` reads what the group's Slurm job gives every task.
-struct AgentConfig {
+struct AIFC_API AgentConfig {
   std::string service_url;   ///< AIFC_SERVICE_URL
   std::string group_id;      ///< AIFC_GROUP_ID
   std::string token;         ///< AIFC_AGENT_TOKEN (never logged)
@@ -35,7 +37,7 @@ struct AgentConfig {
 /// One agent: registers, estimates its clock offset to the service, prepares its shard, waits
 /// for the start instant, runs, reports progress and its result, and ends when the run has or
 /// the group was cancelled. Retries with backoff and jitter while the service is away.
-class Agent {
+class AIFC_API Agent {
  public:
   explicit Agent(AgentConfig config);
   ~Agent();

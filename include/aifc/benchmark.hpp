@@ -9,6 +9,7 @@
 
 #include "aifc/client_group.hpp"
 #include "aifc/dataset.hpp"
+#include "aifc/export.hpp"
 #include "aifc/metrics.hpp"
 #include "aifc/observer.hpp"
 #include "aifc/schedule.hpp"
@@ -20,7 +21,7 @@ namespace aifc {
 /// One benchmark, typed: what `aifc bench`'s flags, Python, the service and its agents all build
 /// and run (nothing travels as command-line words). Its JSON form, with the sections' own
 /// mappings, is what the service stores and sends; the API key is never written.
-struct BenchmarkSpec {
+struct AIFC_API BenchmarkSpec {
   ClientConfig client;    ///< the server and what to ask of it
   DatasetConfig dataset;  ///< the prompts
   LoadConfig load;        ///< arrivals, concurrency, count or duration
@@ -49,14 +50,14 @@ struct BenchmarkSpec {
   GroupConfig group_config() const;
 };
 
-void to_json(nlohmann::json& j, const BenchmarkSpec& s);
-void from_json(const nlohmann::json& j, BenchmarkSpec& s);
+AIFC_API void to_json(nlohmann::json& j, const BenchmarkSpec& s);
+AIFC_API void from_json(const nlohmann::json& j, BenchmarkSpec& s);
 
 /// Runs one BenchmarkSpec. The constructor does the set-up: it validates the spec, starts the
 /// simulator when the spec asks for one, asks the server for its model when none is named
 /// (GET /v1/models), probes its tokenizer and builds the prompts. run() measures; stop() from
 /// any thread ends the run early and keeps what was measured. The destructor stops and joins.
-class Benchmark {
+class AIFC_API Benchmark {
  public:
   /// Throws aifc::Error: invalid_argument for a bad spec, connection_failed for an unreachable
   /// server, server_error when it serves no model, io_error / parse_error for dataset files.
@@ -95,11 +96,11 @@ class Benchmark {
 };
 
 /// What the summary table shows of a load: its rate and concurrency when they are bounded.
-TableConfig table_config(const LoadConfig& load);
+AIFC_API TableConfig table_config(const LoadConfig& load);
 
 /// The result document of a run of `spec` (what Benchmark::result_document returns), for results
 /// that did not come from a Benchmark object in this process (a merged run, a read-back file).
-nlohmann::json result_document(const BenchmarkSpec& spec, TokenizerApi tokenizer,
-                               const BenchmarkResult& result, bool detailed = false);
+AIFC_API nlohmann::json result_document(const BenchmarkSpec& spec, TokenizerApi tokenizer,
+                                        const BenchmarkResult& result, bool detailed = false);
 
 }  // namespace aifc

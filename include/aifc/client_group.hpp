@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "aifc/dataset.hpp"
+#include "aifc/export.hpp"
 #include "aifc/metrics.hpp"
 #include "aifc/observer.hpp"
 #include "aifc/record.hpp"
@@ -28,7 +29,7 @@ NLOHMANN_JSON_SERIALIZE_ENUM(Transport, {{Transport::automatic, "automatic"},
                                          {Transport::threads, "threads"}})
 
 /// Everything one client group runs.
-struct GroupConfig {
+struct AIFC_API GroupConfig {
   Transport transport = Transport::automatic;
   std::int64_t io_threads = 1;  ///< event-loop threads (the event_loop transport)
   /// Event loop: how long arrivals may gather before they are handled, which saves a wake-up
@@ -57,12 +58,12 @@ struct GroupConfig {
   void validate() const;
 };
 
-void to_json(nlohmann::json& j, const GroupConfig& c);
-void from_json(const nlohmann::json& j, GroupConfig& c);
+AIFC_API void to_json(nlohmann::json& j, const GroupConfig& c);
+AIFC_API void from_json(const nlohmann::json& j, GroupConfig& c);
 
 /// The outcome of a run: every record (unless keep_records is off), a mergeable aggregate and
 /// the summary in `vllm bench serve`'s keys.
-struct BenchmarkResult {
+struct AIFC_API BenchmarkResult {
   ClockAnchor anchor;      ///< taken at the run's start
   MonoNanos start_ns = 0;  ///< the schedule's time zero
   MonoNanos end_ns = 0;
@@ -80,8 +81,10 @@ struct BenchmarkResult {
 };
 
 /// The JSON form of a start instant: nanoseconds since the Unix epoch, or null.
-nlohmann::json start_at_to_json(const std::optional<std::chrono::system_clock::time_point>& t);
-std::optional<std::chrono::system_clock::time_point> start_at_from_json(const nlohmann::json& j);
+AIFC_API nlohmann::json start_at_to_json(
+    const std::optional<std::chrono::system_clock::time_point>& t);
+AIFC_API std::optional<std::chrono::system_clock::time_point> start_at_from_json(
+    const nlohmann::json& j);
 
 /// Runs one workload with many concurrent clients: requests leave at their scheduled times
 /// (ArrivalSchedule) over as many kept-alive connections as the concurrency needs.
@@ -90,7 +93,7 @@ std::optional<std::chrono::system_clock::time_point> start_at_from_json(const nl
 /// observers (see Observer: they can never slow the controller). run() blocks; stop() may be
 /// called from any thread, is idempotent, and keeps what was measured. The destructor stops and
 /// joins.
-class ClientGroup {
+class AIFC_API ClientGroup {
  public:
   ClientGroup(GroupConfig config, std::vector<Prompt> prompts);
   ~ClientGroup();

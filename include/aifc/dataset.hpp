@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "aifc/export.hpp"
+
 namespace aifc {
 
 enum class DatasetKind { random, sharegpt, jsonl };
@@ -16,7 +18,7 @@ NLOHMANN_JSON_SERIALIZE_ENUM(DatasetKind, {{DatasetKind::random, "random"},
                                            {DatasetKind::jsonl, "jsonl"}})
 
 /// Which prompts to send. Field names follow `vllm bench serve`'s flags.
-struct DatasetConfig {
+struct AIFC_API DatasetConfig {
   DatasetKind dataset_name = DatasetKind::random;
   std::string dataset_path;  ///< sharegpt / jsonl file
   std::int64_t num_prompts = 1000;
@@ -37,7 +39,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DatasetConfig, dataset_name, dat
                                                 sharegpt_output_len, seed)
 
 /// One prompt of a workload.
-struct Prompt {
+struct AIFC_API Prompt {
   std::string text;
   std::int64_t input_tokens = 0;    ///< the prompt's length in tokens
   bool input_tokens_exact = false;  ///< counted by the server's tokenizer
@@ -55,6 +57,7 @@ using TokenCounter = std::function<std::optional<std::int64_t>(const std::string
 /// are adjusted to exactly the drawn token count, and file prompts are counted exactly;
 /// without one, lengths are estimates and `input_tokens_exact` is false.
 /// Throws aifc::Error (io_error, parse_error, invalid_argument) with the file and line.
-std::vector<Prompt> load_dataset(const DatasetConfig& config, const TokenCounter& counter = {});
+AIFC_API std::vector<Prompt> load_dataset(const DatasetConfig& config,
+                                          const TokenCounter& counter = {});
 
 }  // namespace aifc

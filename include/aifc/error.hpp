@@ -4,6 +4,8 @@
 #include <string>
 #include <string_view>
 
+#include "aifc/export.hpp"
+
 namespace aifc {
 
 /// What went wrong when the library itself was misused or misconfigured.
@@ -18,10 +20,10 @@ enum class ErrorCode {
   interrupted,        ///< the operation was stopped on request
 };
 
-std::string_view to_string(ErrorCode code) noexcept;
+AIFC_API std::string_view to_string(ErrorCode code) noexcept;
 
 /// The one exception type of libaifc.
-class Error : public std::runtime_error {
+class AIFC_API Error : public std::runtime_error {
  public:
   Error(ErrorCode code, const std::string& message);
   ErrorCode code() const noexcept { return code_; }

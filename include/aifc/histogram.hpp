@@ -4,6 +4,8 @@
 #include <nlohmann/json_fwd.hpp>
 #include <vector>
 
+#include "aifc/export.hpp"
+
 namespace aifc {
 
 /// A log-linear histogram of non-negative integer values (nanoseconds, token counts) that
@@ -11,7 +13,7 @@ namespace aifc {
 /// histogram of the whole. Values below 2048 are kept exactly; above, each power of two is cut
 /// into 1024 buckets, so any reported quantile is within 0.1% of a real value.
 /// Count, sum, sum of squares, min and max are kept exactly (128-bit sums).
-class Histogram {
+class AIFC_API Histogram {
  public:
   static constexpr int kSubBucketBits = 11;  // 2048 exact values, then 1024 buckets per octave
 

@@ -8,12 +8,13 @@
 #include "aifc/benchmark.hpp"
 #include "aifc/client_group.hpp"
 #include "aifc/clock_sync.hpp"
+#include "aifc/export.hpp"
 
 namespace aifc {
 
 /// One rank's part of a distributed run, as an agent reports it or a `--rank i --nranks n`
 /// result file holds it.
-struct ShardResult {
+struct AIFC_API ShardResult {
   std::uint32_t rank = 0;
   std::string node;  ///< the host it ran on (Slurm's node name when known)
   BenchmarkResult result;
@@ -24,7 +25,7 @@ struct ShardResult {
 };
 
 /// Every rank's part on one time line, merged.
-struct MergedResult {
+struct AIFC_API MergedResult {
   /// Times are nanoseconds of the reference clock (Unix time), so `anchor` maps them 1:1.
   /// Exact (records) when every part kept its records; otherwise from the merged aggregates,
   /// whose percentiles are within the histogram's 0.1%.
@@ -46,23 +47,23 @@ struct MergedResult {
 /// The merged counts, token totals and, when every part has its records, percentiles equal
 /// those of the union of the records. Throws Error(invalid_argument) for a rank reported twice
 /// or beyond nranks, or parts judged by different SummaryOptions.
-MergedResult merge_shards(std::vector<ShardResult> parts, std::uint32_t nranks,
-                          const SummaryOptions& summary);
+AIFC_API MergedResult merge_shards(std::vector<ShardResult> parts, std::uint32_t nranks,
+                                   const SummaryOptions& summary);
 
 /// Reads a result document back (Benchmark::result_document, detailed or not): the spec, the
 /// records when present, the aggregate, the clock anchor. Throws Error(parse_error) naming
 /// what is missing.
-struct ResultDocument {
+struct AIFC_API ResultDocument {
   BenchmarkSpec spec;
   TokenizerApi tokenizer = TokenizerApi::none;
   BenchmarkResult result;
 };
-ResultDocument read_result_document(const nlohmann::json& document);
+AIFC_API ResultDocument read_result_document(const nlohmann::json& document);
 
 /// The merged document: `vllm bench serve`'s keys from the merged result, the spec of rank 0
 /// with the shard cleared, and "distributed": {nranks, ranks, missing_ranks, exact,
 /// start_spread_ms, per_rank, per_node}. With `detailed` the merged records too.
-nlohmann::json merged_result_document(const BenchmarkSpec& spec, TokenizerApi tokenizer,
-                                      const MergedResult& merged, bool detailed = false);
+AIFC_API nlohmann::json merged_result_document(const BenchmarkSpec& spec, TokenizerApi tokenizer,
+                                               const MergedResult& merged, bool detailed = false);
 
 }  // namespace aifc

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "aifc/export.hpp"
 #include "aifc/histogram.hpp"
 #include "aifc/record.hpp"
 
@@ -14,7 +15,7 @@ namespace aifc {
 
 /// Service-level objectives for goodput (`--goodput ttft:MS tpot:MS e2el:MS`): a request is
 /// good when it succeeded and meets every objective that is set.
-struct GoodputSlo {
+struct AIFC_API GoodputSlo {
   std::optional<double> ttft_ms;
   std::optional<double> tpot_ms;
   std::optional<double> e2el_ms;
@@ -25,33 +26,34 @@ struct GoodputSlo {
 };
 
 /// What the summary reports, as `vllm bench serve`'s --percentile-metrics / --metric-percentiles.
-struct SummaryOptions {
+struct AIFC_API SummaryOptions {
   std::vector<std::string> percentile_metrics{"ttft", "tpot", "itl"};
   std::vector<double> metric_percentiles{99.0};
   GoodputSlo goodput;
   void validate() const;
 };
 
-void to_json(nlohmann::json& j, const GoodputSlo& g);
-void from_json(const nlohmann::json& j, GoodputSlo& g);
-void to_json(nlohmann::json& j, const SummaryOptions& o);
-void from_json(const nlohmann::json& j, SummaryOptions& o);
+AIFC_API void to_json(nlohmann::json& j, const GoodputSlo& g);
+AIFC_API void from_json(const nlohmann::json& j, GoodputSlo& g);
+AIFC_API void to_json(nlohmann::json& j, const SummaryOptions& o);
+AIFC_API void from_json(const nlohmann::json& j, SummaryOptions& o);
 
 /// Mean, median, standard deviation and chosen percentiles of one latency metric, in ms.
-struct MetricStats {
+struct AIFC_API MetricStats {
   std::uint64_t count = 0;  ///< samples; with none every figure is 0, as vLLM writes it
   double mean = 0, median = 0, std = 0;
   std::vector<std::pair<double, double>> percentiles;  ///< (p, value)
 };
 
 /// Exact statistics of samples in seconds, reported in ms (numpy's linear percentiles).
-MetricStats exact_stats(std::vector<double> seconds, const std::vector<double>& percentiles);
+AIFC_API MetricStats exact_stats(std::vector<double> seconds,
+                                 const std::vector<double>& percentiles);
 /// The same from a histogram of nanoseconds (within 0.1%).
-MetricStats histogram_stats(const Histogram& ns, const std::vector<double>& percentiles);
+AIFC_API MetricStats histogram_stats(const Histogram& ns, const std::vector<double>& percentiles);
 
 /// A mergeable summary of many records: counts, token totals and one histogram per metric.
 /// Merging the aggregates of disjoint record sets equals aggregating their union.
-class MetricsAggregate {
+class AIFC_API MetricsAggregate {
  public:
   explicit MetricsAggregate(GoodputSlo goodput = {}) : goodput_(goodput) {}
   /// Counts one record and records its samples (warm-ups are skipped; cancelled requests are
@@ -85,7 +87,7 @@ class MetricsAggregate {
 /// each metric shown, request_goodput, max_output_tokens_per_s, max_concurrent_requests, ...)
 /// plus aifc's own: schedule lateness, latencies measured from the scheduled time, errors by
 /// kind, token-count sources. Warm-up records are left out.
-struct Summary {
+struct AIFC_API Summary {
   double duration_s = 0;
   std::uint64_t completed = 0, failed = 0;
   std::uint64_t cancelled = 0;  ///< stopped by the user
@@ -111,27 +113,27 @@ struct Summary {
   const MetricStats* metric(const std::string& name) const;
 };
 
-void to_json(nlohmann::json& j, const Summary& s);
+AIFC_API void to_json(nlohmann::json& j, const Summary& s);
 /// Reads the keys back (a saved result); Error(parse_error) when a required key is missing.
-void from_json(const nlohmann::json& j, Summary& s);
+AIFC_API void from_json(const nlohmann::json& j, Summary& s);
 
 /// The exact summary of records (numpy's linear percentiles of the raw samples).
-Summary summarize(const std::vector<RequestRecord>& records, double duration_s,
-                  const SummaryOptions& options);
+AIFC_API Summary summarize(const std::vector<RequestRecord>& records, double duration_s,
+                           const SummaryOptions& options);
 
 /// The same from an aggregate (percentiles within 0.1%); max_output_tokens_per_s and
 /// max_concurrent_requests need raw records and stay empty.
-Summary summarize(const MetricsAggregate& aggregate, double duration_s,
-                  const SummaryOptions& options);
+AIFC_API Summary summarize(const MetricsAggregate& aggregate, double duration_s,
+                           const SummaryOptions& options);
 
 /// What the summary table shows of the run's configuration.
-struct TableConfig {
+struct AIFC_API TableConfig {
   std::optional<double> request_rate;           ///< none: inf
   std::optional<std::int64_t> max_concurrency;  ///< none: unbounded
 };
 
 /// The table `vllm bench serve` prints, with aifc's additions at the end.
-std::string format_summary_table(const Summary& summary, const SummaryOptions& options,
-                                 const TableConfig& config = {});
+AIFC_API std::string format_summary_table(const Summary& summary, const SummaryOptions& options,
+                                          const TableConfig& config = {});
 
 }  // namespace aifc

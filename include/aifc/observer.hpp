@@ -3,12 +3,13 @@
 #include <cstdint>
 #include <string>
 
+#include "aifc/export.hpp"
 #include "aifc/record.hpp"
 
 namespace aifc {
 
 /// A live view of a running benchmark.
-struct ProgressSnapshot {
+struct AIFC_API ProgressSnapshot {
   double elapsed_s = 0;
   std::uint64_t completed = 0;  ///< finished successfully (warm-ups excluded)
   std::uint64_t failed = 0;
@@ -26,7 +27,7 @@ struct ProgressSnapshot {
 /// snapshot replaces one not yet delivered; the run's start and end are always delivered, and
 /// the run returns once observers have seen its end. An exception thrown by an observer is
 /// caught and counted in the result and does not stop the run.
-class Observer {
+class AIFC_API Observer {
  public:
   virtual ~Observer() = default;
   virtual void on_run_started(const ClockAnchor& /*anchor*/, std::uint64_t /*total*/) {}

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "aifc/benchmark.hpp"
+#include "aifc/export.hpp"
 #include "aifc/simulator.hpp"
 
 namespace aifc {
@@ -46,30 +47,31 @@ using SimulatorOption = Option<SimulatorConfig>;
 /// and `sim_<name>` for each simulator option, which also turns the simulator on. The simulator a
 /// benchmark starts this way listens on a free port with TTFT 20-60 ms and ITL 5-15 ms unless
 /// told otherwise.
-const std::vector<BenchmarkOption>& benchmark_options();
+AIFC_API const std::vector<BenchmarkOption>& benchmark_options();
 /// Every option of `aifc sim`: the SimulatorConfig fields, delays in ms.
-const std::vector<SimulatorOption>& simulator_options();
+AIFC_API const std::vector<SimulatorOption>& simulator_options();
 /// The option of that name, or nullptr.
-const BenchmarkOption* find_benchmark_option(const std::string& name);
-const SimulatorOption* find_simulator_option(const std::string& name);
+AIFC_API const BenchmarkOption* find_benchmark_option(const std::string& name);
+AIFC_API const SimulatorOption* find_simulator_option(const std::string& name);
 
 /// Applies {name: value, ...} to the spec, in an order that does not matter. A JSON null leaves
 /// the setting alone. Throws Error(invalid_argument) "name: what is wrong", or "unknown option
 /// 'name'". Naming a server (base_url, host or port) together with the simulator is refused.
-void apply_benchmark_options(BenchmarkSpec& spec, const nlohmann::json& options);
-void apply_simulator_options(SimulatorConfig& config, const nlohmann::json& options);
+AIFC_API void apply_benchmark_options(BenchmarkSpec& spec, const nlohmann::json& options);
+AIFC_API void apply_simulator_options(SimulatorConfig& config, const nlohmann::json& options);
 
 /// A spec from the defaults and these options, as `aifc bench` and Python's run_benchmark build
 /// it: when no server is named (base_url, host or port) the built-in simulator runs the benchmark.
-BenchmarkSpec benchmark_spec_from_options(const nlohmann::json& options);
+AIFC_API BenchmarkSpec benchmark_spec_from_options(const nlohmann::json& options);
 
 /// The value of an option of this kind from command-line words (a switch: no words), as
 /// apply() takes it. Throws Error(invalid_argument) without naming the option.
-nlohmann::json option_value_from_words(OptionKind kind, const std::vector<std::string>& words);
+AIFC_API nlohmann::json option_value_from_words(OptionKind kind,
+                                                const std::vector<std::string>& words);
 
 /// The JSON schema of a value of this kind (for OpenAPI documents).
-nlohmann::json option_schema(OptionKind kind, const std::string& help);
+AIFC_API nlohmann::json option_schema(OptionKind kind, const std::string& help);
 
-const char* to_string(OptionKind kind) noexcept;
+AIFC_API const char* to_string(OptionKind kind) noexcept;
 
 }  // namespace aifc

@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "aifc/export.hpp"
+
 namespace aifc {
 
 /// Nanoseconds on the system-wide monotonic clock (steady_clock). Every timestamp in a record
@@ -29,7 +31,7 @@ inline std::int64_t unix_now_ns() noexcept {
 
 /// Links the monotonic clock to wall-clock time, taken once per run, so that records from
 /// several machines can be placed on one time line.
-struct ClockAnchor {
+struct AIFC_API ClockAnchor {
   MonoNanos mono_ns = 0;
   std::int64_t unix_ns = 0;  ///< system_clock at the same instant
   static ClockAnchor now() noexcept;
@@ -52,8 +54,8 @@ enum class RequestError : std::uint8_t {
   io,            ///< any other socket error
 };
 
-std::string_view to_string(RequestError e) noexcept;
-RequestError request_error_from_string(std::string_view s) noexcept;
+AIFC_API std::string_view to_string(RequestError e) noexcept;
+AIFC_API RequestError request_error_from_string(std::string_view s) noexcept;
 
 /// Where a record's output token count comes from.
 enum class TokenSource : std::uint8_t {
@@ -62,10 +64,10 @@ enum class TokenSource : std::uint8_t {
   none,    ///< unknown (e.g. the request failed before any output)
 };
 
-std::string_view to_string(TokenSource s) noexcept;
+AIFC_API std::string_view to_string(TokenSource s) noexcept;
 
 /// The measurement of one request. Times are MonoNanos; -1 means "did not happen".
-struct RequestRecord {
+struct AIFC_API RequestRecord {
   std::uint64_t index = 0;        ///< position in the global schedule
   bool warmup = false;            ///< warm-up requests are measured but not counted
   MonoNanos scheduled_ns = -1;    ///< when the schedule said to send it
@@ -105,7 +107,7 @@ struct RequestRecord {
   }
 };
 
-void to_json(nlohmann::json& j, const RequestRecord& r);
-void from_json(const nlohmann::json& j, RequestRecord& r);
+AIFC_API void to_json(nlohmann::json& j, const RequestRecord& r);
+AIFC_API void from_json(const nlohmann::json& j, RequestRecord& r);
 
 }  // namespace aifc

@@ -7,6 +7,8 @@
 #include <optional>
 #include <string>
 
+#include "aifc/export.hpp"
+
 namespace aifc {
 
 enum class RampUp { none, linear, exponential };
@@ -16,7 +18,7 @@ NLOHMANN_JSON_SERIALIZE_ENUM(RampUp, {{RampUp::none, "none"},
                                       {RampUp::exponential, "exponential"}})
 
 /// When requests are sent. Names follow `vllm bench serve`.
-struct LoadConfig {
+struct AIFC_API LoadConfig {
   /// Requests per second; infinity sends everything at once (bounded by max_concurrency).
   double request_rate = std::numeric_limits<double>::infinity();
   /// Gamma shape of the inter-arrival times: 1 is Poisson, <1 burstier, >1 more regular.
@@ -37,18 +39,18 @@ struct LoadConfig {
   void validate() const;
 };
 
-void to_json(nlohmann::json& j, const LoadConfig& c);
-void from_json(const nlohmann::json& j, LoadConfig& c);
+AIFC_API void to_json(nlohmann::json& j, const LoadConfig& c);
+AIFC_API void from_json(const nlohmann::json& j, LoadConfig& c);
 
 /// One slot of the global schedule.
-struct ScheduledRequest {
+struct AIFC_API ScheduledRequest {
   std::uint64_t index = 0;             ///< position in the global schedule
   std::chrono::nanoseconds offset{0};  ///< send time after the run's start
 };
 
 /// Which part of a distributed run this process sends: request i goes to rank i % nranks.
 /// Round-robin keeps every rank's part spread over the whole run and equal in size to within one.
-struct Shard {
+struct AIFC_API Shard {
   std::uint32_t rank = 0;
   std::uint32_t nranks = 1;
   void validate() const;
@@ -60,7 +62,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Shard, rank, nranks)
 /// Generates the global schedule lazily and deterministically (same config and seed, same
 /// times on every machine), yielding only this shard's slots. A count-limited schedule ends
 /// after num_requests slots; a duration-limited one after the last slot inside the duration.
-class ArrivalSchedule {
+class AIFC_API ArrivalSchedule {
  public:
   ArrivalSchedule(const LoadConfig& config, Shard shard = {});
 

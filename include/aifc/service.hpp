@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -10,6 +11,8 @@
 #include <vector>
 
 #include "aifc/benchmark.hpp"
+#include "aifc/export.hpp"
+#include "aifc/observer.hpp"
 #include "aifc/slurm.hpp"
 
 namespace aifc {
@@ -28,16 +31,16 @@ enum class GroupState {
   cancelled
 };
 
-std::string_view to_string(GroupState s) noexcept;
+AIFC_API std::string_view to_string(GroupState s) noexcept;
 /// Throws Error(parse_error) for a name that is none of the above.
-GroupState group_state_from_string(std::string_view s);
-bool is_terminal(GroupState s) noexcept;
+AIFC_API GroupState group_state_from_string(std::string_view s);
+AIFC_API bool is_terminal(GroupState s) noexcept;
 
 /// What `POST /api/v1/client-group/{id}` asks for. The JSON body is flat: the Slurm fields, and
 /// the workload named like `aifc bench`'s flags in snake_case (num_prompts, request_rate,
 /// burstiness, max_concurrency, dataset_name, random_input_len, random_output_len, goodput, ...);
 /// `spec` may give a whole BenchmarkSpec to start from.
-struct ClientGroupRequest {
+struct AIFC_API ClientGroupRequest {
   std::int64_t num_clients = 1;         ///< agents, one Slurm task each
   std::chrono::minutes time_limit{10};  ///< the job's time limit
   std::string partition, account, qos;  ///< empty: Slurm's defaults
@@ -54,14 +57,14 @@ struct ClientGroupRequest {
 
 /// The flat body (see ClientGroupRequest). Unknown keys and wrong types throw
 /// Error(invalid_argument) naming the key.
-void from_json(const nlohmann::json& j, ClientGroupRequest& r);
-void to_json(nlohmann::json& j, const ClientGroupRequest& r);
+AIFC_API void from_json(const nlohmann::json& j, ClientGroupRequest& r);
+AIFC_API void to_json(nlohmann::json& j, const ClientGroupRequest& r);
 
 /// How the service reaches Slurm.
 enum class SlurmDoor { rest, cli, ssh };
 
 /// Everything `aifc service` is started with.
-struct ServiceConfig {
+struct AIFC_API ServiceConfig {
   std::string server_url;                  ///< the inference server the agents measure
   std::string listen_host = "127.0.0.1";   ///< loopback unless told otherwise
   int port = 8001;                         ///< 0: any free port
@@ -95,7 +98,25 @@ struct ServiceConfig {
 /// State lives in SQLite (WAL) under state_dir: a service killed and started again continues
 /// where it was, and its agents reconnect. Threads: the HTTP server's, and one monitor that
 /// follows the jobs. stop() is idempotent; the destructor stops and joins.
-class Service {
+/// One event of a client group, as GET /api/v1/client-group/{id}/events sends it: its type
+/// ("state", "job", "agent", "progress", "result") and its JSON data (which names the type,
+/// the group and the time too).
+struct AIFC_API GroupEvent {
+  std::string group_id;
+  std::string type;
+  nlohmann::json data;
+};
+
+/// Receives the events of every group, in the same style as aifc::Observer and JobObserver:
+/// called in order on the service's observer thread, behind a bounded queue (4096 events; beyond
+/// that an event is dropped and counted), an exception counted instead of escaping.
+class AIFC_API GroupObserver {
+ public:
+  virtual ~GroupObserver() = default;
+  virtual void on_group_event(const GroupEvent& /*event*/) {}
+};
+
+class AIFC_API Service {
  public:
   /// Throws Error(invalid_argument) for a bad config.
   Service(ServiceConfig config, std::unique_ptr<SlurmBackend> slurm);
@@ -115,6 +136,16 @@ class Service {
   std::string url() const;  ///< http://host:port
   const std::string& api_token() const noexcept;
   const ServiceConfig& config() const noexcept;
+
+  /// Observers of every group's events; see GroupObserver. remove_observer: false for an
+  /// unknown handle; once it returns, the observer is not called again.
+  ObserverHandle add_observer(std::shared_ptr<GroupObserver> observer);
+  ObserverHandle on_event(std::function<void(const GroupEvent&)> observer);
+  bool remove_observer(ObserverHandle handle);
+  /// Blocks until the observers have had every event so far (stop() does this too).
+  void flush_observers();
+  std::uint64_t observer_errors() const;
+  std::uint64_t observer_events_dropped() const;
 
   /// The OpenAPI 3 document of every route the service serves (what GET /openapi.json sends).
   static nlohmann::json openapi();

@@ -6,11 +6,13 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "aifc/export.hpp"
+
 namespace aifc {
 
 /// A delay drawn per request or token: "50" (fixed ms), "uniform:20:80", "exp:50" (mean),
 /// "normal:50:10" (mean, sd; clipped at 0).
-struct DelaySpec {
+struct AIFC_API DelaySpec {
   enum class Kind { fixed, uniform, exponential, normal };
   Kind kind = Kind::fixed;
   double a_ms = 0;                                  ///< fixed value, lower bound, or mean
@@ -45,7 +47,7 @@ NLOHMANN_JSON_SERIALIZE_ENUM(SimTokenizer, {{SimTokenizer::vllm, "vllm"},
 
 /// A vLLM-compatible test server. Faults are drawn per request from the seed, so a given
 /// seed and request order fault the same requests every time.
-struct SimulatorConfig {
+struct AIFC_API SimulatorConfig {
   std::string host = "127.0.0.1";
   int port = 8000;  ///< 0: any free port
   std::string model = "aifc-sim";
@@ -86,14 +88,14 @@ struct SimulatorConfig {
   void validate() const;
 };
 
-void to_json(nlohmann::json& j, const SimulatorConfig& c);
-void from_json(const nlohmann::json& j, SimulatorConfig& c);
+AIFC_API void to_json(nlohmann::json& j, const SimulatorConfig& c);
+AIFC_API void from_json(const nlohmann::json& j, SimulatorConfig& c);
 
 /// Runs the simulator in this process on its own threads. Endpoints: POST /v1/completions,
 /// /v1/chat/completions (streaming or not), /tokenize; GET /v1/models, /health, /metrics.
 /// Every streamed chunk carries `aifc_sent_ns`, its monotonic send time, so that a client on
 /// the same machine can measure its own error.
-class Simulator {
+class AIFC_API Simulator {
  public:
   explicit Simulator(SimulatorConfig config);
   ~Simulator();

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "aifc/export.hpp"
 #include "aifc/observer.hpp"
 
 namespace aifc {
@@ -34,15 +35,15 @@ enum class JobState {
   unknown,
 };
 
-std::string_view to_string(JobState s) noexcept;  ///< "PENDING", "RUNNING", ...
+AIFC_API std::string_view to_string(JobState s) noexcept;  ///< "PENDING", "RUNNING", ...
 /// Parses "RUNNING", "CANCELLED by 0", "OUT_OF_MEMORY", "CA", ... (unknown text:
 /// JobState::unknown).
-JobState job_state_from_string(std::string_view s) noexcept;
+AIFC_API JobState job_state_from_string(std::string_view s) noexcept;
 /// True for states a job never leaves.
-bool is_terminal(JobState s) noexcept;
+AIFC_API bool is_terminal(JobState s) noexcept;
 
 /// Runs the job's command inside Apptainer: `apptainer exec [--nv] --bind ... IMAGE COMMAND`.
-struct ContainerSpec {
+struct AIFC_API ContainerSpec {
   std::string image;               ///< a .sif file or a docker:// / oras:// reference
   std::vector<std::string> binds;  ///< "src[:dst[:opts]]"
   std::optional<bool> gpu;         ///< --nv; default: when the job asks for GPUs
@@ -51,7 +52,7 @@ struct ContainerSpec {
 };
 
 /// A client job, in Slurm's own vocabulary. Every value ends up quoted in the batch script.
-struct JobSpec {
+struct AIFC_API JobSpec {
   std::string name = "aifc";
   std::string partition;
   std::string account;
@@ -81,20 +82,20 @@ struct JobSpec {
 /// JSON as services and notebooks send job specs: the field names above, `time_limit_min` in
 /// minutes, `environment` as an object, `container` null or an object. Missing fields keep their
 /// defaults; a value of the wrong type throws nlohmann::json::type_error.
-void to_json(nlohmann::json& j, const ContainerSpec& c);
-void from_json(const nlohmann::json& j, ContainerSpec& c);
-void to_json(nlohmann::json& j, const JobSpec& s);
-void from_json(const nlohmann::json& j, JobSpec& s);
+AIFC_API void to_json(nlohmann::json& j, const ContainerSpec& c);
+AIFC_API void from_json(const nlohmann::json& j, ContainerSpec& c);
+AIFC_API void to_json(nlohmann::json& j, const JobSpec& s);
+AIFC_API void from_json(const nlohmann::json& j, JobSpec& s);
 
 /// Quotes a word for bash: the result always reads back as exactly `word`.
-std::string shell_quote(std::string_view word);
+AIFC_API std::string shell_quote(std::string_view word);
 
 /// The batch script every backend submits: #SBATCH lines for the resources, then the command
 /// (through srun and Apptainer when asked). Readable, and with every value quoted.
-std::string render_batch_script(const JobSpec& spec);
+AIFC_API std::string render_batch_script(const JobSpec& spec);
 
 /// What Slurm reports about one job.
-struct JobInfo {
+struct AIFC_API JobInfo {
   std::string job_id;
   JobState state = JobState::unknown;
   std::string state_text;  ///< as Slurm wrote it
@@ -104,10 +105,10 @@ struct JobInfo {
 };
 
 /// {"job_id", "state" ("RUNNING", ...), "state_text", "reason", "exit_code", "nodes", "terminal"}.
-void to_json(nlohmann::json& j, const JobInfo& i);
+AIFC_API void to_json(nlohmann::json& j, const JobInfo& i);
 
 /// One way of talking to Slurm. Implementations: make_rest_backend, make_cli_backend.
-class SlurmBackend {
+class AIFC_API SlurmBackend {
  public:
   virtual ~SlurmBackend() = default;
   /// Submits and returns the job id. Throws Error(server_error / connection_failed / ...).
@@ -119,7 +120,7 @@ class SlurmBackend {
 
 /// slurmrestd settings, in the key=value form sites hand out (url, user_name, api_ver, account,
 /// jwt).
-struct RestConfig {
+struct AIFC_API RestConfig {
   std::string url;  ///< e.g. http://slurm-rest:6820
   std::string user_name;
   std::string api_ver = "v0.0.38";
@@ -134,64 +135,72 @@ struct RestConfig {
   void complete_from_environment();
 };
 
-void to_json(nlohmann::json& j, const RestConfig& c);  ///< the token is never written
-void from_json(const nlohmann::json& j, RestConfig& c);
+AIFC_API void to_json(nlohmann::json& j, const RestConfig& c);  ///< the token is never written
+AIFC_API void from_json(const nlohmann::json& j, RestConfig& c);
 
 /// The data versions a REST backend speaks.
-std::vector<std::string> supported_rest_versions();
+AIFC_API std::vector<std::string> supported_rest_versions();
 
-std::unique_ptr<SlurmBackend> make_rest_backend(RestConfig config);
+AIFC_API std::unique_ptr<SlurmBackend> make_rest_backend(RestConfig config);
 
 /// Local command-line tools: sbatch --parsable, squeue, scontrol show job, scancel.
-struct CliConfig {
+struct AIFC_API CliConfig {
   std::string slurm_conf;  ///< SLURM_CONF for the tools; empty: inherited
   std::string sbatch = "sbatch", squeue = "squeue", scontrol = "scontrol", scancel = "scancel";
 };
 
-void to_json(nlohmann::json& j, const CliConfig& c);
-void from_json(const nlohmann::json& j, CliConfig& c);
+AIFC_API void to_json(nlohmann::json& j, const CliConfig& c);
+AIFC_API void from_json(const nlohmann::json& j, CliConfig& c);
 
-std::unique_ptr<SlurmBackend> make_cli_backend(CliConfig config = {});
+AIFC_API std::unique_ptr<SlurmBackend> make_cli_backend(CliConfig config = {});
 
 struct SshConfig;  // aifc/ssh.hpp
 
 /// `sbatch` on a login node over SSH (aifc/ssh.hpp has SshConfig): the script is uploaded by
 /// SFTP under remote_base_path and submitted there; scontrol and scancel run remotely.
 /// Environment values reach the job through sbatch's environment, never on a command line.
-std::unique_ptr<SlurmBackend> make_ssh_backend(SshConfig config);
+AIFC_API std::unique_ptr<SlurmBackend> make_ssh_backend(SshConfig config);
 
 /// A job's state change, for observers.
-struct JobEvent {
+struct AIFC_API JobEvent {
   std::string job_id;
   JobState previous = JobState::unknown;
   JobInfo info;
 };
 
-/// Submits client jobs through one backend and follows them to the end.
 /// Receives the state changes of jobs, in the same style as aifc::Observer: an interface, a
-/// handle to remove it, and exceptions that are counted instead of escaping.
-class JobObserver {
+/// handle to remove it, called on an observer thread behind a bounded queue, exceptions counted
+/// instead of escaping.
+class AIFC_API JobObserver {
  public:
   virtual ~JobObserver() = default;
   virtual void on_state_change(const JobEvent& /*event*/) {}
 };
 
-class SlurmDispatcher {
+/// Submits client jobs through one backend and follows them to the end.
+class AIFC_API SlurmDispatcher {
  public:
   explicit SlurmDispatcher(std::unique_ptr<SlurmBackend> backend);
+  /// Delivers the events still queued to the observers, then stops their thread.
   ~SlurmDispatcher();
 
   const SlurmBackend& backend() const noexcept { return *backend_; }
-  /// Called on every state change seen by submit(), state() or wait(), on the thread that
-  /// made the call (jobs change state seconds apart; nothing is measured there). An exception
-  /// from an observer is caught and counted (observer_errors()), never thrown out of wait().
+  /// Observers get every state change that submit(), state() or wait() sees, in order, on the
+  /// dispatcher's observer thread: polling never waits for them. The queue holds 4096 events;
+  /// beyond that an event is dropped and counted (observer_events_dropped()). An exception from
+  /// an observer is caught and counted (observer_errors()), never thrown out of wait().
   ObserverHandle add_observer(std::shared_ptr<JobObserver> observer);
   /// The same for a plain function.
   ObserverHandle on_state_change(std::function<void(const JobEvent&)> observer);
-  /// False for an unknown handle. Safe from any thread, observers included.
+  /// False for an unknown handle. Once it returns the observer is not called again. Safe from
+  /// any thread, observers included.
   bool remove_observer(ObserverHandle handle);
+  /// Blocks until the observers have had every event seen so far (wait() does this before it
+  /// returns, as ClientGroup::run() does).
+  void flush_observers();
   std::uint64_t observer_errors() const;
   std::string first_observer_error() const;
+  std::uint64_t observer_events_dropped() const;
 
   std::string submit(const JobSpec& spec);
   JobInfo state(const std::string& job_id);
@@ -203,12 +212,10 @@ class SlurmDispatcher {
 
  private:
   void note(const JobInfo& info);
+  struct Observers;
   std::unique_ptr<SlurmBackend> backend_;
-  mutable std::mutex observers_mutex_;
-  std::vector<std::pair<ObserverHandle, std::shared_ptr<JobObserver>>> observers_;
-  ObserverHandle next_handle_ = 1;
-  std::uint64_t observer_errors_ = 0;
-  std::string first_observer_error_;
+  std::unique_ptr<Observers> observers_;
+  std::mutex states_mutex_;
   std::vector<std::pair<std::string, JobState>> last_states_;
 };
 

@@ -5,12 +5,14 @@
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 
+#include "aifc/export.hpp"
+
 namespace aifc {
 
 /// How to reach a login node over SSH. Key authentication only; the host key is checked
 /// against known_hosts, and an unknown or changed key is refused unless the user explicitly
 /// accepts an unknown one (a changed one is always refused).
-struct SshConfig {
+struct AIFC_API SshConfig {
   std::string host;
   int port = 22;
   std::string user;
@@ -27,11 +29,11 @@ struct SshConfig {
   static SshConfig from_environment(const std::string& env_file = ".env");
 };
 
-void to_json(nlohmann::json& j, const SshConfig& c);
-void from_json(const nlohmann::json& j, SshConfig& c);
+AIFC_API void to_json(nlohmann::json& j, const SshConfig& c);
+AIFC_API void from_json(const nlohmann::json& j, SshConfig& c);
 
 /// One authenticated SSH connection (libssh). Not thread-safe; use one per thread.
-class SshSession {
+class AIFC_API SshSession {
  public:
   /// Connects, verifies the host key and logs in. Throws Error(connection_failed) naming the cause.
   explicit SshSession(SshConfig config);
@@ -60,7 +62,7 @@ class SshSession {
 /// Reverse port forwarding: connections to `remote_port` on the SSH host's loopback are carried
 /// back to `local_host:local_port` here, so programs on compute nodes can reach a service on the
 /// user's machine. Owns its SSH connection and a relay thread; the destructor stops both.
-class SshReverseTunnel {
+class AIFC_API SshReverseTunnel {
  public:
   SshReverseTunnel(SshConfig config, int remote_port, std::string local_host, int local_port);
   ~SshReverseTunnel();

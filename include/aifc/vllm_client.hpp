@@ -9,12 +9,13 @@
 #include <utility>
 #include <vector>
 
+#include "aifc/export.hpp"
 #include "aifc/record.hpp"
 
 namespace aifc {
 
 /// How to reach an OpenAI-compatible server and what to ask of it.
-struct ClientConfig {
+struct AIFC_API ClientConfig {
   std::string base_url = "http://127.0.0.1:8000";  ///< scheme://host:port[/prefix]
   std::string endpoint = "/v1/completions";        ///< or /v1/chat/completions
   std::string model;                               ///< empty: the server's first model
@@ -36,11 +37,11 @@ struct ClientConfig {
   bool is_chat() const noexcept;
 };
 
-void to_json(nlohmann::json& j, const ClientConfig& c);  ///< the API key is never written
-void from_json(const nlohmann::json& j, ClientConfig& c);
+AIFC_API void to_json(nlohmann::json& j, const ClientConfig& c);  ///< the API key is never written
+AIFC_API void from_json(const nlohmann::json& j, ClientConfig& c);
 
 /// One request to send.
-struct RequestSpec {
+struct AIFC_API RequestSpec {
   std::string prompt;
   std::int64_t max_tokens = 0;    ///< 0: let the server decide
   std::int64_t input_tokens = 0;  ///< expected prompt length, reported when the server is silent
@@ -49,7 +50,7 @@ struct RequestSpec {
 };
 
 /// A request whose body is already serialized, so that the send itself costs no JSON work.
-struct PreparedRequest {
+struct AIFC_API PreparedRequest {
   std::string body;
   std::int64_t max_tokens = 0;  ///< the output length asked for (0: none)
   std::int64_t input_tokens = 0;
@@ -64,14 +65,14 @@ enum class TokenizerApi : std::uint8_t {
   tgi,        ///< POST /tokenize {"inputs"} -> [{"id", ...}, ...] (Hugging Face TGI)
 };
 
-std::string_view to_string(TokenizerApi api) noexcept;
+AIFC_API std::string_view to_string(TokenizerApi api) noexcept;
 /// The reverse of to_string; unknown text gives none.
-TokenizerApi tokenizer_api_from_string(std::string_view s) noexcept;
+AIFC_API TokenizerApi tokenizer_api_from_string(std::string_view s) noexcept;
 
 /// Streams requests to one OpenAI-compatible server over one kept-alive connection and
 /// timestamps every chunk. Not thread-safe except cancel() and expire_if_late(), which may be
 /// called from any thread. A failed request is a record with an error, never an exception.
-class VLLMClient {
+class AIFC_API VLLMClient {
  public:
   /// Who enforces the first-token and total deadlines while a request is in flight: a watchdog
   /// thread of the client's own (the default), or the caller through expire_if_late() (as

@@ -23,6 +23,7 @@
 #include "aifc/options.hpp"
 #include "service/api_routes.hpp"
 #include "service/store.hpp"
+#include "util/observer_queue.hpp"
 
 namespace aifc {
 namespace {
@@ -275,6 +276,7 @@ struct Service::Impl {
   std::atomic<bool> stopping{false}, started{false};
   std::mutex mutex;                 // the groups
   std::condition_variable changed;  // a group changed: events, monitor wake-ups
+  detail::ObserverQueue<GroupObserver> observers{4096};
   std::map<std::string, Group> groups;
   std::mutex merge_mutex;  // one merge at a time
 
@@ -351,9 +353,13 @@ struct Service::Impl {
   }
 
   void event(Group& g, std::string type, nlohmann::json data) {
-    data["type"] = std::move(type);
+    data["type"] = type;
     data["group"] = g.id;
     data["unix_ns"] = unix_now_ns();
+    if (observers.active())
+      observers.post(
+          [e = GroupEvent{g.id, std::move(type), data}](GroupObserver& o) { o.on_group_event(e); },
+          true);
     g.events.push_back(std::move(data));
     if (g.events.size() > 10'000) g.events.erase(g.events.begin(), g.events.begin() + 1000);
     changed.notify_all();
@@ -872,7 +878,8 @@ void Service::Impl::install_routes() {
       g.created_ns = unix_now_ns();
       save_group(g);
       record_transition(g, GroupState::created, g.created_ns, "");
-      groups.emplace(id, std::move(g));
+      auto& created = groups.emplace(id, std::move(g)).first->second;
+      event(created, "state", {{"from", nullptr}, {"state", "created"}, {"reason", ""}});
     }
     submit(id);
     std::lock_guard lock(mutex);
@@ -1250,7 +1257,28 @@ void Service::stop() noexcept {
   s.server.stop();
   if (s.server_thread.joinable()) s.server_thread.join();
   if (s.monitor_thread.joinable()) s.monitor_thread.join();
+  s.observers.flush();
 }
+
+ObserverHandle Service::add_observer(std::shared_ptr<GroupObserver> observer) {
+  if (!observer) throw Error(ErrorCode::invalid_argument, "add_observer: the observer is null");
+  return impl_->observers.add(std::move(observer));
+}
+
+ObserverHandle Service::on_event(std::function<void(const GroupEvent&)> observer) {
+  struct Function : GroupObserver {
+    explicit Function(std::function<void(const GroupEvent&)> f) : f(std::move(f)) {}
+    void on_group_event(const GroupEvent& e) override { f(e); }
+    std::function<void(const GroupEvent&)> f;
+  };
+  if (!observer) throw Error(ErrorCode::invalid_argument, "on_event: the function is empty");
+  return add_observer(std::make_shared<Function>(std::move(observer)));
+}
+
+bool Service::remove_observer(ObserverHandle handle) { return impl_->observers.remove(handle); }
+void Service::flush_observers() { impl_->observers.flush(); }
+std::uint64_t Service::observer_errors() const { return impl_->observers.errors(); }
+std::uint64_t Service::observer_events_dropped() const { return impl_->observers.dropped(); }
 
 void Service::wait() {
   auto& s = *impl_;

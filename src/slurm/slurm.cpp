@@ -15,6 +15,7 @@
 #include "http/url.hpp"
 #include "slurm/slurm_commands.hpp"
 #include "util/key_values.hpp"
+#include "util/observer_queue.hpp"
 #include "util/process.hpp"
 
 namespace aifc {
@@ -284,17 +285,19 @@ std::string render_batch_script(const JobSpec& s) {
 // ---------------------------------------------------------------------------------------------
 // Dispatcher
 
+struct SlurmDispatcher::Observers {
+  detail::ObserverQueue<JobObserver> queue{4096};
+};
+
 SlurmDispatcher::SlurmDispatcher(std::unique_ptr<SlurmBackend> backend)
-    : backend_(std::move(backend)) {
+    : backend_(std::move(backend)), observers_(std::make_unique<Observers>()) {
   if (!backend_) bad("SlurmDispatcher needs a backend");
 }
-SlurmDispatcher::~SlurmDispatcher() = default;
+SlurmDispatcher::~SlurmDispatcher() { observers_->queue.finish(); }
 
 ObserverHandle SlurmDispatcher::add_observer(std::shared_ptr<JobObserver> observer) {
   if (!observer) bad("add_observer: the observer is null");
-  std::lock_guard lock(observers_mutex_);
-  observers_.emplace_back(next_handle_, std::move(observer));
-  return next_handle_++;
+  return observers_->queue.add(std::move(observer));
 }
 
 ObserverHandle SlurmDispatcher::on_state_change(std::function<void(const JobEvent&)> observer) {
@@ -308,52 +311,34 @@ ObserverHandle SlurmDispatcher::on_state_change(std::function<void(const JobEven
 }
 
 bool SlurmDispatcher::remove_observer(ObserverHandle handle) {
-  std::lock_guard lock(observers_mutex_);
-  const auto it = std::find_if(observers_.begin(), observers_.end(),
-                               [&](const auto& o) { return o.first == handle; });
-  if (it == observers_.end()) return false;
-  observers_.erase(it);
-  return true;
+  return observers_->queue.remove(handle);
 }
-
-std::uint64_t SlurmDispatcher::observer_errors() const {
-  std::lock_guard lock(observers_mutex_);
-  return observer_errors_;
-}
-
+void SlurmDispatcher::flush_observers() { observers_->queue.flush(); }
+std::uint64_t SlurmDispatcher::observer_errors() const { return observers_->queue.errors(); }
 std::string SlurmDispatcher::first_observer_error() const {
-  std::lock_guard lock(observers_mutex_);
-  return first_observer_error_;
+  return observers_->queue.first_error();
+}
+std::uint64_t SlurmDispatcher::observer_events_dropped() const {
+  return observers_->queue.dropped();
 }
 
 void SlurmDispatcher::note(const JobInfo& info) {
-  auto it = std::find_if(last_states_.begin(), last_states_.end(),
-                         [&](const auto& p) { return p.first == info.job_id; });
-  const JobState previous = it == last_states_.end() ? JobState::unknown : it->second;
-  if (it != last_states_.end() && previous == info.state) return;
-  if (it == last_states_.end())
-    last_states_.emplace_back(info.job_id, info.state);
-  else
-    it->second = info.state;
-  const JobEvent event{info.job_id, previous, info};
-  std::vector<std::pair<ObserverHandle, std::shared_ptr<JobObserver>>> observers;
+  JobState previous = JobState::unknown;
   {
-    std::lock_guard lock(observers_mutex_);
-    observers = observers_;  // a copy: an observer may remove itself
+    std::lock_guard lock(states_mutex_);
+    auto it = std::find_if(last_states_.begin(), last_states_.end(),
+                           [&](const auto& p) { return p.first == info.job_id; });
+    if (it != last_states_.end()) previous = it->second;
+    if (it != last_states_.end() && previous == info.state) return;
+    if (it == last_states_.end())
+      last_states_.emplace_back(info.job_id, info.state);
+    else
+      it->second = info.state;
   }
-  for (const auto& [handle, observer] : observers) {
-    std::string failure;
-    try {
-      observer->on_state_change(event);
-      continue;
-    } catch (const std::exception& e) {
-      failure = e.what();
-    } catch (...) {
-      failure = "unknown exception";
-    }
-    std::lock_guard lock(observers_mutex_);
-    if (observer_errors_++ == 0) first_observer_error_ = failure;
-  }
+  if (!observers_->queue.active()) return;
+  observers_->queue.post(
+      [event = JobEvent{info.job_id, previous, info}](JobObserver& o) { o.on_state_change(event); },
+      true);
 }
 
 std::string SlurmDispatcher::submit(const JobSpec& spec) {
@@ -378,7 +363,10 @@ JobInfo SlurmDispatcher::wait(const std::string& job_id, std::chrono::millisecon
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     auto info = state(job_id);
-    if (is_terminal(info.state) || std::chrono::steady_clock::now() >= deadline) return info;
+    if (is_terminal(info.state) || std::chrono::steady_clock::now() >= deadline) {
+      flush_observers();  // as a run does: its observers have seen everything when it returns
+      return info;
+    }
     std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
         poll_interval, deadline - std::chrono::steady_clock::now()));
   }

@@ -14,5 +14,14 @@ int main() {
   const auto record = client.send(aifc::RequestSpec{"hello there", 4, 2, false, {}});
   std::cout << "aifc " << aifc::version() << ": " << record.output_tokens << " tokens, "
             << aifc::to_string(record.error) << "\n";
-  return record.ok() && record.output_tokens == 4 ? 0 : 1;
+  // A whole benchmark from named options, its typed summary and its table.
+  aifc::Benchmark benchmark(aifc::benchmark_spec_from_options({{"num_prompts", 10},
+                                                               {"random_input_len", 8},
+                                                               {"random_output_len", 4},
+                                                               {"sim_ttft_ms", 1},
+                                                               {"sim_itl_ms", 1},
+                                                               {"sim_threads", 4}}));
+  const aifc::BenchmarkResult result = benchmark.run();
+  std::cout << benchmark.summary_table(result);
+  return record.ok() && record.output_tokens == 4 && result.summary.completed == 10 ? 0 : 1;
 }

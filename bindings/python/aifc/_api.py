@@ -489,9 +489,10 @@ class SlurmDispatcher:
         return self._core.backend
 
     def on_state_change(self, callback: Callable[[Dict[str, Any]], Any]) -> int:
-        """Calls `callback(event)` on every state change seen by submit(), state() or wait();
-        returns a handle for remove_observer(). An exception in the callback is counted
-        (observer_errors), never raised out of wait()."""
+        """Calls `callback(event)` on every state change seen by submit(), state() or wait(), in
+        order, on the dispatcher's observer thread (polling never waits for it); returns a handle
+        for remove_observer(). An exception in the callback is counted (observer_errors), never
+        raised out of wait()."""
         return self._core.on_state_change(callback)
 
     def remove_observer(self, handle: int) -> bool:
@@ -502,6 +503,16 @@ class SlurmDispatcher:
     def observer_errors(self) -> int:
         """Callbacks that raised."""
         return self._core.observer_errors
+
+    @property
+    def observer_events_dropped(self) -> int:
+        """State changes not delivered because the observer queue (4096 events) was full."""
+        return self._core.observer_events_dropped
+
+    def flush_observers(self) -> None:
+        """Waits until the callbacks have had every state change seen so far (wait() does this
+        before it returns)."""
+        self._core.flush_observers()
 
     def submit(self, spec: Union[JobSpec, Dict[str, Any]]) -> str:
         """Submits the job; returns its id."""

@@ -53,6 +53,15 @@ std::unique_ptr<SlurmBackend> backend_from(const std::string& kind, const py::di
               "backend must be 'rest', 'cli' or 'ssh', not '" + kind + "'");
 }
 
+// The dispatcher calls observers on its own thread, which takes the GIL: destroying it (which
+// delivers what is queued and joins that thread) must not hold the GIL.
+struct ReleaseGilDelete {
+  void operator()(SlurmDispatcher* d) const {
+    py::gil_scoped_release release;
+    delete d;
+  }
+};
+
 }  // namespace
 
 void init_slurm(py::module_& m) {
@@ -60,15 +69,22 @@ void init_slurm(py::module_& m) {
       "render_batch_script",
       [](const py::dict& spec) { return render_batch_script(job_spec_from(spec)); },
       py::arg("spec"));
-  py::class_<SlurmDispatcher>(m, "SlurmDispatcher")
+  py::class_<SlurmDispatcher, std::unique_ptr<SlurmDispatcher, ReleaseGilDelete>>(m,
+                                                                                  "SlurmDispatcher")
       .def(py::init([](const std::string& kind, const py::dict& config) {
-             return std::make_unique<SlurmDispatcher>(backend_from(kind, config));
+             return std::unique_ptr<SlurmDispatcher, ReleaseGilDelete>(
+                 new SlurmDispatcher(backend_from(kind, config)));
            }),
            py::arg("backend"), py::arg("config"))
       .def_property_readonly("backend", [](const SlurmDispatcher& d) { return d.backend().name(); })
       .def("on_state_change",
            [](SlurmDispatcher& d, py::function f) {
-             auto holder = std::make_shared<py::function>(std::move(f));
+             // Dropped on whichever thread lets go last: with the GIL.
+             std::shared_ptr<py::function> holder(new py::function(std::move(f)),
+                                                  [](py::function* p) {
+                                                    py::gil_scoped_acquire gil;
+                                                    delete p;
+                                                  });
              return d.on_state_change([holder](const JobEvent& e) {
                py::gil_scoped_acquire gil;
                py::dict event;
@@ -85,6 +101,9 @@ void init_slurm(py::module_& m) {
       .def("remove_observer", &SlurmDispatcher::remove_observer, py::arg("handle"),
            py::call_guard<py::gil_scoped_release>())
       .def_property_readonly("observer_errors", &SlurmDispatcher::observer_errors)
+      .def_property_readonly("observer_events_dropped", &SlurmDispatcher::observer_events_dropped)
+      .def("flush_observers", &SlurmDispatcher::flush_observers,
+           py::call_guard<py::gil_scoped_release>())
       .def("submit",
            [](SlurmDispatcher& d, const py::dict& spec) {
              const auto s = job_spec_from(spec);

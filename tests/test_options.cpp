@@ -95,6 +95,33 @@ TEST_CASE("options: every error names the option") {
   CHECK(error_of(json::array()) == "benchmark options must be a JSON object");
 }
 
+TEST_CASE("options: values out of any sensible range are refused, naming the field") {
+  auto invalid = [](const json& options) {
+    try {
+      aifc::benchmark_spec_from_options(options).validate();
+    } catch (const aifc::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  CHECK(invalid({{"request_timeout", 1e10}}).find("out of range") != std::string::npos);
+  CHECK(invalid({{"request_timeout", 1e8}}).find("timeouts must be at most a year") !=
+        std::string::npos);
+  CHECK(invalid({{"request_rate", 1e-300}}).find("request_rate must be from") !=
+        std::string::npos);
+  CHECK(invalid({{"random_range_ratio", "nan"}}).find("random_range_ratio") != std::string::npos);
+  CHECK(invalid({{"goodput", "ttft:nan"}}).find("goodput") != std::string::npos);
+  CHECK(invalid({{"goodput", {{"ttft", -5}}}}).find("goodput") != std::string::npos);
+  CHECK(invalid({{"sim_stall_ms", -1}}).find("stall must not be negative") != std::string::npos);
+  CHECK(invalid({{"sim_ttft_ms", "inf"}}).find("delay 'inf'") != std::string::npos);
+  CHECK(invalid({{"nranks", -1}}).find("nranks: must not be negative") != std::string::npos);
+  CHECK(invalid({{"random_input_len", 4611686018427387904}}).find("at most 10000000") !=
+        std::string::npos);
+  CHECK(invalid({{"num_prompts", 10}, {"burstiness", 1e9}}).find("burstiness") !=
+        std::string::npos);
+  CHECK(invalid({{"num_prompts", 10}, {"sim_ttft_ms", 5}}) == "accepted");
+}
+
 TEST_CASE("options: host and port compose the URL whatever their order") {
   BenchmarkSpec a, b, c;
   apply_benchmark_options(a, {{"port", 9001}, {"host", "gpu7"}});

@@ -514,8 +514,8 @@ struct ServiceProcess {
 }  // namespace
 
 TEST_CASE(
-    "service: an agent killed mid-run is named missing; a service killed with SIGKILL "
-    "mid-run and restarted completes the run" *
+    "service: an agent killed mid-run counts with what its partial results brought; a service "
+    "killed with SIGKILL mid-run and restarted completes the run" *
     AIFC_NEEDS_CLUSTER) {
   if (!have_cluster()) return;
   aifc::SimulatorConfig sim_config;
@@ -541,6 +541,8 @@ TEST_CASE(
                                          "cli",
                                          "--agent-silence-limit",
                                          "8",
+                                         "--partial-interval",
+                                         "1",
                                          "--agent-command",
                                          env("AIFC_CLI"),
                                          "agent"};
@@ -577,17 +579,24 @@ TEST_CASE(
   const auto [status, result] = api.get("/api/v1/client-group/" + id + "/results");
   REQUIRE(status == 200);
   const auto& dist = result["distributed"];
-  CHECK(dist["ranks"] == nlohmann::json({0, 2, 3}));
-  CHECK(dist["missing_ranks"] == nlohmann::json({1}));
-  REQUIRE(dist["missing"].size() == 1);
-  CHECK(dist["missing"][0]["rank"] == 1);
-  // The three other ranks' shares (150 requests each) are whole.
-  CHECK(result["completed"].get<int>() + result["failed"].get<int>() == 450);
+  // Rank 1 sent partial results every second until it was killed 4 s into its 10 s share:
+  // those requests count, the rest of its share is missing, and the result says so.
+  CHECK(dist["ranks"] == nlohmann::json({0, 1, 2, 3}));
+  CHECK(dist["missing_ranks"].empty());
+  CHECK(dist["partial_ranks"] == nlohmann::json({1}));
+  REQUIRE(dist["partial"].size() == 1);
+  const int partial_requests = dist["partial"][0]["requests"].get<int>();
+  CHECK(partial_requests > 0);
+  CHECK(partial_requests < 150);
+  // The three other ranks' shares (150 requests each) are whole, and rank 1's records are
+  // merged exactly like theirs.
+  CHECK(result["completed"].get<int>() + result["failed"].get<int>() == 450 + partial_requests);
   CHECK(result["failed"] == 0);
+  CHECK(dist["exact"] == true);
   std::vector<std::string> states;
   for (const auto& t : group["transitions"]) states.push_back(t["state"]);
   CHECK(states.back() == "finished");
-  CHECK(group["reason"].get<std::string>().find("[1]") != std::string::npos);
+  CHECK(group["reason"].get<std::string>().find("partial results: [1]") != std::string::npos);
 }
 
 TEST_CASE(

@@ -616,6 +616,72 @@ TEST_CASE("slurm: request and response shapes of v0.0.39, v0.0.40 and v0.0.41") 
   }
 }
 
+TEST_CASE("slurm: a slurmrestd that answers nonsense gives aifc::Error, never a crash") {
+  httplib::Server server;
+  std::string submit_reply, job_reply;
+  server.Post("/slurm/v0.0.40/job/submit", [&](const httplib::Request&, httplib::Response& res) {
+    res.set_content(submit_reply, "application/json");
+  });
+  server.Get("/slurm/v0.0.40/job/42", [&](const httplib::Request&, httplib::Response& res) {
+    res.set_content(job_reply, "application/json");
+  });
+  const int port = server.bind_to_any_port("127.0.0.1");
+  std::thread serving([&] { server.listen_after_bind(); });
+  while (!server.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  aifc::RestConfig c;
+  c.url = "http://127.0.0.1:" + std::to_string(port);
+  c.user_name = "alice";
+  c.jwt = "tok";
+  c.api_ver = "v0.0.40";
+  auto backend = aifc::make_rest_backend(c);
+  aifc::JobSpec s;
+  s.working_directory = "/tmp";
+  s.command = {"true"};
+  auto submit_error = [&](std::string reply) {
+    submit_reply = std::move(reply);
+    try {
+      return "returned " + backend->submit(s);
+    } catch (const aifc::Error& e) {
+      CHECK(e.code() == aifc::ErrorCode::server_error);
+      return std::string(e.what());
+    }
+  };
+  auto query_error = [&](std::string reply) {
+    job_reply = std::move(reply);
+    try {
+      backend->query("42");
+      return std::string("returned");
+    } catch (const aifc::Error& e) {
+      CHECK(e.code() == aifc::ErrorCode::server_error);
+      return std::string(e.what());
+    }
+  };
+  // A reply nested a million deep (the JSON parser would overflow the stack).
+  const std::string deep = std::string(1'000'000, '[') + std::string(1'000'000, ']');
+  CHECK(submit_error(deep).find("nested deeper than 64") != std::string::npos);
+  CHECK(query_error(R"({"jobs": )" + deep + "}").find("nested deeper") != std::string::npos);
+  // Job ids that are not job ids.
+  for (const char* reply :
+       {R"({"job_id": "abc"})", R"({"job_id": -5})", R"({"job_id": 1e300})",
+        R"({"job_id": -9223372036854775808})", R"({"job_id": {"set": true, "number": 2.5}})",
+        R"({"job_id": {"set": false, "number": 7}})"}) {
+    CAPTURE(reply);
+    CHECK(submit_error(reply).find("is not a job id") != std::string::npos);
+  }
+  CHECK(submit_error(R"({"job_id": 17})") == "returned 17");
+  // Shapes that are not slurmrestd's.
+  CHECK(submit_error(R"({"errors": [5, "x", {"error": 7}], "job_id": 3})") == "returned 3");
+  CHECK(query_error(R"({"jobs": "none"})").find("no list of jobs") != std::string::npos);
+  CHECK(query_error(R"({"jobs": [5]})").find("unexpected shape") != std::string::npos);
+  CHECK(
+      query_error(R"({"jobs": [{"job_state": "RUNNING", "nodes": 7}]})").find("unexpected shape") !=
+      std::string::npos);
+  CHECK(query_error(R"([1, 2])").find("knows no job") != std::string::npos);
+  CHECK(query_error(R"({"jobs": [{"job_state": ["RUNNING"], "nodes": "n1"}]})") == "returned");
+  server.stop();
+  serving.join();
+}
+
 TEST_CASE("slurm: a missing token comes from $SLURM_JWT") {
   aifc::RestConfig c;
   c.url = "http://127.0.0.1:1";

@@ -111,6 +111,10 @@ FlagTable service_flags(ServiceOptions& o) {
       },
       "seconds a running agent may stay silent before it counts as lost (default 60)");
   one(
+      "--partial-interval",
+      [&c](const std::string& v) { c.partial_interval = seconds_flag(v, "partial-interval"); },
+      "seconds between a running agent's partial results (what it measured so far; default 2)");
+  one(
       "--result-grace",
       [&c](const std::string& v) {
         c.result_grace = std::chrono::seconds(to_int(v, "result-grace"));

@@ -86,6 +86,9 @@ struct AIFC_API ServiceConfig {
   std::chrono::seconds registration_timeout{600};  ///< from RUNNING to every agent ready
   std::chrono::milliseconds start_delay{2000};     ///< from `run` to the agreed start instant
   std::chrono::seconds agent_silence_limit{60};    ///< a running agent not heard from is lost
+  /// How often a running agent sends what it measured so far (the records since its last
+  /// message and its aggregate), so that an agent that dies loses only its last seconds.
+  std::chrono::milliseconds partial_interval{2000};
   std::chrono::seconds result_grace{20};  ///< after the job ends, how long to wait for results
   std::chrono::milliseconds slurm_poll_interval{1000};
   std::int64_t max_body_bytes = 256 << 20;

@@ -50,6 +50,11 @@ void ClientConfig::validate() const {
   if (read_timeout.count() <= 0) bad("read_timeout must be positive");
   if (request_timeout.count() <= 0) bad("request_timeout must be positive");
   if (first_token_timeout.count() < 0) bad("first_token_timeout must not be negative");
+  // Deadlines are kept in nanoseconds: a year is plenty and does not overflow.
+  const auto year = std::chrono::hours(24 * 365);
+  if (connect_timeout > year || read_timeout > year || request_timeout > year ||
+      first_token_timeout > year)
+    bad("timeouts must be at most a year");
   if (api_key.find_first_of("\r\n") != std::string::npos)
     bad("api_key has a line break in it (it would inject a header)");
   for (const auto& [name, value] : headers) {

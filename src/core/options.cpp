@@ -163,7 +163,7 @@ json object_value(const json& v) {
 
 std::chrono::milliseconds seconds_value(const json& v) {
   const double s = number_value(v);
-  if (std::abs(s) > 1e12) bad(fmt::format("{} seconds is out of range", s));
+  if (std::abs(s) > 1e9) bad(fmt::format("{} seconds is out of range", s));
   return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(s * 1000.0)));
 }
 

@@ -323,12 +323,18 @@ std::vector<Prompt> jsonl_prompts(const DatasetConfig& c, const TokenCounter& co
 void DatasetConfig::validate() const {
   auto bad = [](const std::string& what) { throw Error(ErrorCode::invalid_argument, what); };
   if (num_prompts < 1) bad(fmt::format("num_prompts must be at least 1 (got {})", num_prompts));
+  // Beyond these a run would exhaust memory building its prompts rather than fail clearly.
+  if (num_prompts > 100'000'000)
+    bad(fmt::format("num_prompts must be at most 100000000 (got {})", num_prompts));
+  if (random_input_len > 10'000'000 || random_output_len > 10'000'000 ||
+      random_prefix_len > 10'000'000)
+    bad("random_input_len, random_output_len and random_prefix_len must be at most 10000000");
   if (dataset_name == DatasetKind::random) {
     if (random_input_len < 1)
       bad(fmt::format("random_input_len must be at least 1 (got {})", random_input_len));
     if (random_output_len < 1)
       bad(fmt::format("random_output_len must be at least 1 (got {})", random_output_len));
-    if (random_range_ratio < 0.0 || random_range_ratio >= 1.0)
+    if (!(random_range_ratio >= 0.0 && random_range_ratio < 1.0))
       bad(fmt::format("random_range_ratio must be in [0, 1) (got {})", random_range_ratio));
     if (random_prefix_len < 0) bad("random_prefix_len must not be negative");
   } else if (dataset_path.empty()) {

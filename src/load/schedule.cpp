@@ -20,9 +20,16 @@ static_assert(sizeof(detail::Rng) == 4 * sizeof(std::uint64_t));
 }  // namespace
 
 void LoadConfig::validate() const {
-  if (!(request_rate > 0.0))
-    bad(fmt::format("request_rate must be positive or inf (got {})", request_rate));
-  if (!(burstiness > 0.0)) bad(fmt::format("burstiness must be positive (got {})", burstiness));
+  // Outside these bounds the gaps between requests overflow or vanish in nanoseconds.
+  if (!(request_rate >= 1e-6 && (request_rate <= 1e9 || std::isinf(request_rate))))
+    bad(fmt::format("request_rate must be from 0.000001 to 1e9 requests/s, or inf (got {})",
+                    request_rate));
+  if (!(burstiness >= 1e-3 && burstiness <= 1e3))
+    bad(fmt::format("burstiness must be from 0.001 to 1000 (got {})", burstiness));
+  if (num_requests > 100'000'000)
+    bad(fmt::format("num_requests must be at most 100000000 (got {})", num_requests));
+  if (duration > std::chrono::hours(24 * 365))
+    bad("duration must be at most a year");
   if (max_concurrency < 0)
     bad(fmt::format("max_concurrency must not be negative (got {})", max_concurrency));
   if (duration.count() < 0) bad("duration must not be negative");
@@ -30,8 +37,9 @@ void LoadConfig::validate() const {
     bad(fmt::format("num_requests must be at least 1 (got {})", num_requests));
   if (num_warmups < 0) bad("num_warmups must not be negative");
   if (ramp_up_strategy != RampUp::none) {
-    if (!(ramp_up_start_rps > 0.0) || !(ramp_up_end_rps > 0.0))
-      bad("a ramp-up needs positive ramp_up_start_rps and ramp_up_end_rps");
+    if (!(ramp_up_start_rps >= 1e-6 && ramp_up_start_rps <= 1e9) ||
+        !(ramp_up_end_rps >= 1e-6 && ramp_up_end_rps <= 1e9))
+      bad("a ramp-up needs ramp_up_start_rps and ramp_up_end_rps from 0.000001 to 1e9");
   }
   if (duration.count() > 0 && std::isinf(request_rate) && max_concurrency == 0 &&
       ramp_up_strategy == RampUp::none)

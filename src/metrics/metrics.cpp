@@ -133,9 +133,9 @@ GoodputSlo GoodputSlo::parse(const std::string& spec) {
       throw Error(ErrorCode::invalid_argument,
                   fmt::format("goodput item '{}' has no number of ms", item));
     }
-    if (value < 0)
+    if (!(value >= 0 && value <= 1e12))
       throw Error(ErrorCode::invalid_argument,
-                  fmt::format("goodput '{}' must not be negative", item));
+                  fmt::format("goodput '{}' must be a number of ms from 0 to 1e12", item));
     if (key == "ttft")
       slo.ttft_ms = value;
     else if (key == "tpot")
@@ -154,6 +154,10 @@ void SummaryOptions::validate() const {
     if (std::find(std::begin(kKnownMetrics), std::end(kKnownMetrics), m) == std::end(kKnownMetrics))
       throw Error(ErrorCode::invalid_argument,
                   fmt::format("percentile metric '{}' is not one of ttft, tpot, itl, e2el", m));
+  for (const auto& slo : {goodput.ttft_ms, goodput.tpot_ms, goodput.e2el_ms})
+    if (slo && !(*slo >= 0 && *slo <= 1e12))
+      throw Error(ErrorCode::invalid_argument,
+                  fmt::format("goodput {} ms is not from 0 to 1e12", *slo));
   for (double p : metric_percentiles)
     if (!(p > 0.0 && p < 100.0) && p != 100.0)
       throw Error(ErrorCode::invalid_argument, fmt::format("percentile {} is not in (0, 100]", p));

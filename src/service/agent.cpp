@@ -7,6 +7,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -87,6 +88,89 @@ void AgentConfig::validate() const {
   if (records_per_batch < 1) bad("records_per_batch must be at least 1");
   if (clock_samples < 1) bad("clock_samples must be at least 1");
 }
+
+// What an agent has measured so far, for the partial results it sends while it runs: the
+// aggregate of every finished request and the records not sent yet (at most `max_pending`; older
+// ones beyond that are dropped, and the final result still has them). Fed by an Observer, so
+// it never slows the run.
+class PartialCollector : public Observer {
+ public:
+  PartialCollector(GoodputSlo goodput, bool keep_records, std::size_t max_pending)
+      : aggregate_(goodput),
+        sent_(goodput),
+        keep_records_(keep_records),
+        max_pending_(max_pending) {}
+
+  void on_run_started(const ClockAnchor& anchor, std::uint64_t) override {
+    std::lock_guard lock(mutex_);
+    anchor_ = anchor;
+    started_ = true;
+  }
+  void on_request_finished(const RequestRecord& r) override {
+    std::lock_guard lock(mutex_);
+    aggregate_.add(r);
+    // How late the schedule's first request left: this agent's actual start.
+    if (!r.warmup && r.scheduled_ns >= 0 && r.send_ns >= 0 &&
+        (first_scheduled_ns_ < 0 || r.scheduled_ns < first_scheduled_ns_)) {
+      first_scheduled_ns_ = r.scheduled_ns;
+      first_send_late_ns_ = r.send_ns - r.scheduled_ns;
+    }
+    if (!keep_records_) return;
+    if (pending_.size() >= max_pending_) {
+      pending_.erase(pending_.begin());
+      ++dropped_;
+    }
+    pending_.push_back(r);
+  }
+
+  /// The next partial message (up to `batch` records), or null before the run started. The
+  /// records leave the collector only when commit() says the service has them.
+  nlohmann::json next(std::size_t batch, std::uint64_t seq, MonoNanos start_mono_ns) {
+    std::lock_guard lock(mutex_);
+    if (!started_) return nullptr;
+    taken_ = std::min(batch, pending_.size());
+    nlohmann::json records = nlohmann::json::array();
+    for (std::size_t i = 0; i < taken_; ++i) records.push_back(pending_[i]);
+    // The aggregate counts exactly the records sent so far plus these, unless some were
+    // dropped here (then the service merges this part from its aggregate).
+    MetricsAggregate upto(aggregate_.goodput());
+    upto.merge(sent_);
+    for (std::size_t i = 0; i < taken_; ++i) upto.add(pending_[i]);
+    return {{"seq", seq},
+            {"records", std::move(records)},
+            {"keep_records", keep_records_},
+            {"aggregate", keep_records_ && dropped_ == 0 ? upto.to_json() : aggregate_.to_json()},
+            {"records_dropped", dropped_},
+            {"anchor", {{"mono_ns", anchor_.mono_ns}, {"unix_ns", anchor_.unix_ns}}},
+            {"start_mono_ns", start_mono_ns},
+            {"until_mono_ns", mono_now()},
+            {"first_send_late_ns", first_send_late_ns_}};
+  }
+  void commit() {
+    std::lock_guard lock(mutex_);
+    for (std::size_t i = 0; i < taken_; ++i) sent_.add(pending_[i]);
+    pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(taken_));
+    taken_ = 0;
+  }
+  bool has_pending() const {
+    std::lock_guard lock(mutex_);
+    return !pending_.empty();
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  MetricsAggregate aggregate_;  // every record observed
+  MetricsAggregate sent_;       // the records the service has
+  std::deque<RequestRecord> pending_;
+  std::size_t taken_ = 0;
+  ClockAnchor anchor_;
+  bool started_ = false;
+  bool keep_records_;
+  std::size_t max_pending_;
+  std::uint64_t dropped_ = 0;
+  MonoNanos first_scheduled_ns_ = -1;
+  std::int64_t first_send_late_ns_ = 0;
+};
 
 struct Agent::Impl {
   AgentConfig config;
@@ -243,6 +327,8 @@ struct Agent::Impl {
     if (!config.server_api_key.empty()) spec.client.api_key = config.server_api_key;
     const auto interval =
         std::chrono::milliseconds(reg.body.value("heartbeat_interval_ms", std::int64_t{250}));
+    const auto partial_interval =
+        std::chrono::milliseconds(reg.body.value("partial_interval_ms", std::int64_t{2000}));
 
     heartbeat("preparing");
     std::unique_ptr<Benchmark> benchmark;
@@ -272,18 +358,48 @@ struct Agent::Impl {
       bench = benchmark.get();
     }
     if (stop_requested.load()) benchmark->stop();
+    // Partial results while it runs, so that an agent killed mid-run loses only its last
+    // seconds: the aggregate so far and the records finished since the last message.
+    auto partials =
+        std::make_shared<PartialCollector>(spec.summary.goodput, spec.keep_records,
+                                           static_cast<std::size_t>(config.records_per_batch) * 50);
+    benchmark->add_observer(partials);
+    std::uint64_t partial_seq = 0;
+    // The schedule's time zero on this machine's monotonic clock.
+    const MonoNanos start_mono_ns =
+        mono_now() +
+        (std::chrono::duration_cast<std::chrono::nanoseconds>(local_start.time_since_epoch())
+             .count() -
+         unix_now_ns());
+    auto send_partials = [&] {
+      // A failed send is kept for the next turn (same seq: the service stores it once).
+      for (int round = 0; round < 8; ++round) {
+        auto body = partials->next(static_cast<std::size_t>(config.records_per_batch), partial_seq,
+                                   start_mono_ns);
+        if (body.is_null()) return;
+        if (once("POST", prefix + "/partial", body).status != 200) return;
+        partials->commit();
+        ++partial_seq;
+        if (!partials->has_pending()) return;
+      }
+    };
     // Progress once a second; a heartbeat that fails is skipped (the run never waits for it).
     std::mutex beat_mutex;
     std::condition_variable beat_cv;
     bool running = true;
     std::thread beat([&] {
       std::unique_lock lock(beat_mutex);
+      auto next_partial = std::chrono::steady_clock::now() + partial_interval;
       while (!beat_cv.wait_for(lock, std::chrono::seconds(1), [&] { return !running; })) {
         lock.unlock();
         const auto r =
             once("POST", prefix + "/heartbeat",
                  {{"state", "running"}, {"progress", progress_json(benchmark->progress())}});
         if (r.status == 200 && r.body.value("cancel", false)) benchmark->stop();
+        if (std::chrono::steady_clock::now() >= next_partial) {
+          send_partials();
+          next_partial = std::chrono::steady_clock::now() + partial_interval;
+        }
         lock.lock();
       }
     });

@@ -234,6 +234,25 @@ const std::vector<Route>& routes() {
                  "application/json",
                  {400, 401, 404, 413},
                  ""});
+    r.push_back(
+        {"POST",
+         "/api/v1/client-group/{id}/agents/{rank}/partial",
+         "partial",
+         Access::agent,
+         "What an agent measured so far (agents)",
+         "Sent while the run goes on: the records since the last message and the "
+         "aggregate so far; a rank that dies is counted from these.",
+         object_schema({{"seq", {{"type", "integer"}}},
+                        {"records", {{"type", "array"}}},
+                        {"aggregate", {{"type", "object"}}},
+                        {"anchor", {{"type", "object"}}},
+                        {"start_mono_ns", {{"type", "integer"}}},
+                        {"until_mono_ns", {{"type", "integer"}}},
+                        {"first_send_late_ns", {{"type", "integer"}}}},
+                       {"seq", "records", "aggregate", "anchor", "start_mono_ns", "until_mono_ns"}),
+         "application/json",
+         {400, 401, 404, 413},
+         ""});
     r.push_back({"POST",
                  "/api/v1/client-group/{id}/agents/{rank}/result",
                  "result",

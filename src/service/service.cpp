@@ -144,6 +144,7 @@ void ServiceConfig::validate() const {
   if (port < 0 || port > 65535) bad(fmt::format("port must be between 0 and 65535 (got {})", port));
   if (state_dir.empty()) bad("state_dir must not be empty");
   if (start_delay.count() < 100) bad("start_delay must be at least 100 ms");
+  if (partial_interval.count() < 500) bad("partial_interval must be at least 500 ms");
   if (registration_timeout.count() < 1) bad("registration_timeout must be at least 1 s");
   if (max_body_bytes < 4096) bad("max_body_bytes must be at least 4096");
 }
@@ -303,6 +304,14 @@ struct Service::Impl {
     store->exec(
         "CREATE TABLE IF NOT EXISTS agent_results(group_id TEXT NOT NULL, rank INTEGER NOT NULL, "
         "document TEXT NOT NULL, record_batches INTEGER NOT NULL, PRIMARY KEY(group_id, rank))");
+    // Partial results sent while a run goes on: the records of each message, and the latest
+    // aggregate and time line of each rank. Used for a rank that never sent its result.
+    store->exec(
+        "CREATE TABLE IF NOT EXISTS partial_batches(group_id TEXT NOT NULL, rank INTEGER NOT "
+        "NULL, seq INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY(group_id, rank, seq))");
+    store->exec(
+        "CREATE TABLE IF NOT EXISTS partial_state(group_id TEXT NOT NULL, rank INTEGER NOT NULL, "
+        "seq INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY(group_id, rank))");
     store->exec(
         "CREATE TABLE IF NOT EXISTS merged(group_id TEXT PRIMARY KEY, document TEXT NOT NULL)");
     for (const auto& row : store->query(
@@ -485,7 +494,7 @@ struct Service::Impl {
                              const std::map<std::uint32_t, AgentState>& agents) {
     std::vector<ShardResult> parts;
     TokenizerApi tokenizer = TokenizerApi::none;
-    std::vector<std::pair<std::string, std::int64_t>> stored;
+    auto partial = nlohmann::json::array();
     {
       std::lock_guard lock(store_mutex);
       for (const auto& row : store->query(
@@ -514,6 +523,23 @@ struct Service::Impl {
         }
         parts.push_back(std::move(part));
       }
+      // Ranks without a result: what their partial messages brought, if anything.
+      for (std::uint32_t rank = 0; rank < static_cast<std::uint32_t>(request.num_clients); ++rank) {
+        if (std::any_of(parts.begin(), parts.end(),
+                        [&](const ShardResult& p) { return p.rank == rank; }))
+          continue;
+        auto part = partial_part(id, rank, request.spec.summary.goodput);
+        if (!part) continue;
+        if (const auto a = agents.find(rank); a != agents.end()) {
+          part->node = a->second.node;
+          part->clock_offset_ns = a->second.clock_offset_ns;
+          part->clock_uncertainty_ns = a->second.clock_uncertainty_ns;
+        }
+        partial.push_back({{"rank", rank},
+                           {"requests", counted_requests(part->result.aggregate)},
+                           {"reason", agent_reason(agents, rank)}});
+        parts.push_back(std::move(*part));
+      }
     }
     const auto merged = merge_shards(
         std::move(parts), static_cast<std::uint32_t>(request.num_clients), request.spec.summary);
@@ -521,16 +547,60 @@ struct Service::Impl {
     // plain view drops them when it is read.
     auto doc = merged_result_document(request.spec, tokenizer, merged, merged.exact);
     auto missing = nlohmann::json::array();
-    for (auto rank : merged.missing_ranks) {
-      const auto a = agents.find(rank);
-      missing.push_back({{"rank", rank},
-                         {"reason", a == agents.end() ? std::string("never registered")
-                                    : a->second.state == "failed"
-                                        ? "failed: " + a->second.error
-                                        : "no result (last state " + a->second.state + ")"}});
-    }
+    for (auto rank : merged.missing_ranks)
+      missing.push_back({{"rank", rank}, {"reason", agent_reason(agents, rank)}});
     doc["distributed"]["missing"] = std::move(missing);
+    // Ranks that ended without their result and count only what they sent while running.
+    auto partial_ranks = nlohmann::json::array();
+    for (const auto& p : partial) partial_ranks.push_back(p["rank"]);
+    doc["distributed"]["partial_ranks"] = std::move(partial_ranks);
+    doc["distributed"]["partial"] = std::move(partial);
     return doc;
+  }
+
+  static std::string agent_reason(const std::map<std::uint32_t, AgentState>& agents,
+                                  std::uint32_t rank) {
+    const auto a = agents.find(rank);
+    if (a == agents.end()) return "never registered";
+    if (a->second.state == "failed") return "failed: " + a->second.error;
+    return "no result (last state " + a->second.state + ")";
+  }
+
+  static std::uint64_t counted_requests(const MetricsAggregate& a) {
+    return a.completed + a.failed + a.cancelled;
+  }
+
+  // Caller holds store_mutex. A rank's part from its partial messages, or nothing.
+  std::optional<ShardResult> partial_part(const std::string& id, std::uint32_t rank,
+                                          const GoodputSlo& goodput) {
+    const auto state =
+        store->query("SELECT seq, body FROM partial_state WHERE group_id=?1 AND rank=?2",
+                     {id, static_cast<std::int64_t>(rank)});
+    if (state.empty()) return std::nullopt;
+    const auto last_seq = service::as_int(state[0][0]);
+    const auto body = nlohmann::json::parse(service::as_text(state[0][1]));
+    ShardResult part;
+    part.rank = rank;
+    BenchmarkResult& r = part.result;
+    r.anchor.mono_ns = body.at("anchor").at("mono_ns").get<std::int64_t>();
+    r.anchor.unix_ns = body.at("anchor").at("unix_ns").get<std::int64_t>();
+    r.start_ns = body.at("start_mono_ns").get<std::int64_t>();
+    r.end_ns = std::max(r.start_ns, body.at("until_mono_ns").get<std::int64_t>());
+    r.duration_s = static_cast<double>(r.end_ns - r.start_ns) * 1e-9;
+    r.first_send_late_ns = body.value("first_send_late_ns", std::int64_t{0});
+    // It ended before its share did; partial_ranks says so (the run itself was not stopped).
+    r.aggregate = MetricsAggregate::from_json(body.at("aggregate"));
+    if (r.aggregate.goodput().ttft_ms != goodput.ttft_ms ||
+        r.aggregate.goodput().tpot_ms != goodput.tpot_ms ||
+        r.aggregate.goodput().e2el_ms != goodput.e2el_ms)
+      return std::nullopt;
+    for (const auto& b : store->query(
+             "SELECT body FROM partial_batches WHERE group_id=?1 AND rank=?2 AND seq<=?3 ORDER BY "
+             "seq",
+             {id, static_cast<std::int64_t>(rank), last_seq}))
+      for (const auto& rec : nlohmann::json::parse(service::as_text(b[0])))
+        r.records.push_back(rec.get<RequestRecord>());
+    return part;
   }
 
   // Merges and finishes a group whose agents have all reported (or cannot any more).
@@ -567,9 +637,13 @@ struct Service::Impl {
                   {id, doc.dump()});
     }
     const auto& missing = doc["distributed"]["missing_ranks"];
-    transition(g, GroupState::finished,
-               missing.empty() ? std::string()
-                               : fmt::format("ranks without a result: {}", missing.dump()));
+    const auto& partial = doc["distributed"]["partial_ranks"];
+    std::string reason;
+    if (!missing.empty()) reason = fmt::format("ranks without a result: {}", missing.dump());
+    if (!partial.empty())
+      reason += fmt::format("{}ranks that ended early, counted from their partial results: {}",
+                            reason.empty() ? "" : "; ", partial.dump());
+    transition(g, GroupState::finished, reason);
     event(g, "result",
           {{"completed", doc.value("completed", 0)}, {"failed", doc.value("failed", 0)}});
   }
@@ -1048,6 +1122,8 @@ void Service::Impl::install_routes() {
     reply(res, 200,
           {{"spec", spec},
            {"heartbeat_interval_ms", 250},
+           {"partial_interval_ms",
+            std::chrono::duration_cast<std::chrono::milliseconds>(config.partial_interval).count()},
            {"start_at_unix_ns", g->start_at_ns ? nlohmann::json(g->start_at_ns) : nullptr}});
   };
   handlers["heartbeat"] = [this, agent_of](const httplib::Request& req, httplib::Response& res,
@@ -1108,6 +1184,47 @@ void Service::Impl::install_routes() {
     }
     reply(res, 200, {{"stored", body["records"].size()}});
   };
+  handlers["partial"] = [this, agent_of](const httplib::Request& req, httplib::Response& res,
+                                         const Params& p) {
+    const auto body = parse_body(req);
+    std::uint32_t rank = 0;
+    {
+      std::lock_guard lock(mutex);
+      if (!agent_of(p, res, rank)) return;
+      const AgentState& a = groups.at(p[0]).agents[rank];
+      if (a.result_received) return reply(res, 200, {{"stored", 0}});  // the whole one is here
+    }
+    if (!body.contains("seq") || !body["seq"].is_number_unsigned() || !body.contains("records") ||
+        !body["records"].is_array() || !body.contains("aggregate") ||
+        !body["aggregate"].is_object() || !body.contains("anchor") || !body["anchor"].is_object() ||
+        !body.contains("start_mono_ns") || !body["start_mono_ns"].is_number_integer() ||
+        !body.contains("until_mono_ns") || !body["until_mono_ns"].is_number_integer())
+      return error_reply(res, 400,
+                         "a partial result is {\"seq\": N, \"records\": [...], \"aggregate\": "
+                         "{...}, \"anchor\": {...}, \"start_mono_ns\": T, \"until_mono_ns\": T}");
+    try {
+      MetricsAggregate::from_json(body["aggregate"]);
+      for (const auto& r : body["records"]) r.get<RequestRecord>();
+    } catch (const std::exception& e) {
+      return error_reply(res, 400, fmt::format("partial result: {}", e.what()));
+    }
+    const auto seq = body["seq"].get<std::int64_t>();
+    nlohmann::json state = body;
+    state.erase("records");
+    {
+      std::lock_guard lock(store_mutex);
+      store->exec(
+          "INSERT OR REPLACE INTO partial_batches(group_id, rank, seq, body) VALUES(?1,?2,?3,?4)",
+          {p[0], static_cast<std::int64_t>(rank), seq, body["records"].dump()});
+      // The latest aggregate wins; a message resent late does not move it back.
+      store->exec(
+          "INSERT INTO partial_state(group_id, rank, seq, body) VALUES(?1,?2,?3,?4) ON "
+          "CONFLICT(group_id, rank) DO UPDATE SET seq=excluded.seq, body=excluded.body WHERE "
+          "excluded.seq >= partial_state.seq",
+          {p[0], static_cast<std::int64_t>(rank), seq, state.dump()});
+    }
+    reply(res, 200, {{"stored", body["records"].size()}});
+  };
   handlers["result"] = [this, agent_of](const httplib::Request& req, httplib::Response& res,
                                         const Params& p) {
     const auto body = parse_body(req);
@@ -1138,6 +1255,10 @@ void Service::Impl::install_routes() {
           "INSERT OR REPLACE INTO agent_results(group_id, rank, document, record_batches) "
           "VALUES(?1,?2,?3,?4)",
           {p[0], static_cast<std::int64_t>(rank), body["document"].dump(), batches});
+      // The whole result supersedes what came while it ran.
+      for (const char* table : {"partial_batches", "partial_state"})
+        store->exec(fmt::format("DELETE FROM {} WHERE group_id=?1 AND rank=?2", table),
+                    {p[0], static_cast<std::int64_t>(rank)});
     }
     bool finalize_now = false;
     {

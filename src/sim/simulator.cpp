@@ -70,12 +70,15 @@ double parse_ms(const std::string& text, const std::string& whole) {
   try {
     std::size_t used = 0;
     const double v = std::stod(text, &used);
-    if (used != text.size() || v < 0) throw std::invalid_argument("bad");
+    // At most a day: a delay beyond that is a typo, and NaN or inf would become 0.
+    if (used != text.size() || !(v >= 0 && v <= 86'400'000)) throw std::invalid_argument("bad");
     return v;
   } catch (const std::exception&) {
     throw Error(
         ErrorCode::invalid_argument,
-        fmt::format("delay '{}' must be MS, uniform:LO:HI, exp:MEAN or normal:MEAN:SD", whole));
+        fmt::format("delay '{}' must be MS, uniform:LO:HI, exp:MEAN or normal:MEAN:SD, each from "
+                    "0 to 86400000 ms",
+                    whole));
   }
 }
 
@@ -240,6 +243,8 @@ void SimulatorConfig::validate() const {
   if (close_after_response.count() < -1)
     bad("close_after_response must be -1 (off) or a delay in ms");
   if (max_requests_per_connection < 0) bad("max_requests_per_connection must not be negative");
+  if (stall.count() < 0) bad("stall must not be negative");
+  if (fault_after_tokens < 0) bad("fault_after_tokens must not be negative");
   if (error_status < 400 || error_status > 599) bad("error_status must be an HTTP error status");
   double sum = 0;
   for (double r : {error_rate, disconnect_rate, stall_rate, stream_error_rate, malformed_rate,

@@ -648,15 +648,50 @@ nlohmann::json no_val(std::int64_t n, bool versioned) {
   return {{"set", true}, {"infinite", false}, {"number", n}};
 }
 
-std::int64_t read_number(const nlohmann::json& v, std::int64_t fallback) {
+// A whole number that fits, else the fallback (a float, 1e30 or an unsigned beyond int64).
+std::int64_t whole_number(const nlohmann::json& v, std::int64_t fallback) {
+  if (v.is_number_unsigned())
+    return v.get<std::uint64_t>() <= static_cast<std::uint64_t>(INT64_MAX)
+               ? static_cast<std::int64_t>(v.get<std::uint64_t>())
+               : fallback;
   if (v.is_number_integer()) return v.get<std::int64_t>();
-  if (v.is_object()) {
+  return fallback;
+}
+
+std::int64_t read_number(const nlohmann::json& v, std::int64_t fallback, int depth = 0) {
+  if (v.is_number()) return whole_number(v, fallback);
+  if (v.is_object() && depth < 2) {
     if (v.contains("return_code"))
-      return read_number(v["return_code"], fallback);  // v0.0.40 exit_code
-    if (v.value("set", true) && v.contains("number") && v["number"].is_number())
-      return v["number"].get<std::int64_t>();
+      return read_number(v["return_code"], fallback, depth + 1);  // v0.0.40 exit_code
+    const auto set = v.find("set");
+    if ((set == v.end() || *set == true) && v.contains("number"))
+      return whole_number(v["number"], fallback);
   }
   return fallback;
+}
+
+// How deep arrays and objects nest in JSON text, counted without parsing (the parser recurses:
+// a reply nested a million deep would overflow the stack).
+bool nests_deeper_than(std::string_view text, int limit) {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
 }
 
 std::string read_state(const nlohmann::json& v) {
@@ -721,14 +756,39 @@ class RestBackend : public SlurmBackend {
     const auto reply = call("POST", "/job/submit", body.dump());
     if (!reply.contains("job_id"))
       throw Error(ErrorCode::server_error, "slurmrestd accepted the job but sent no job_id");
-    return std::to_string(read_number(reply["job_id"], -1));
+    const std::int64_t id = read_number(reply["job_id"], -1);
+    if (id <= 0)
+      throw Error(ErrorCode::server_error,
+                  fmt::format("slurmrestd accepted the job but its job_id {} is not a job id",
+                              reply["job_id"].dump().substr(0, 60)));
+    return std::to_string(id);
   }
 
   JobInfo query(const std::string& job_id) override {
     check_id(job_id);
     const auto reply = call("GET", "/job/" + job_id, {});
+    try {
+      return read_jobs(job_id, reply);
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(ErrorCode::server_error,
+                  fmt::format("slurmrestd's reply about job {} has an unexpected shape ({})",
+                              job_id, e.what()));
+    }
+  }
+
+  void cancel(const std::string& job_id) override {
+    check_id(job_id);
+    call("DELETE", "/job/" + job_id, {});
+  }
+
+ private:
+  JobInfo read_jobs(const std::string& job_id, const nlohmann::json& reply) const {
     std::vector<JobInfo> parts;
-    for (const auto& j : reply.value("jobs", nlohmann::json::array())) {
+    const auto jobs = reply.value("jobs", nlohmann::json::array());
+    if (!jobs.is_array())
+      throw Error(ErrorCode::server_error,
+                  fmt::format("slurmrestd's reply about job {} has no list of jobs", job_id));
+    for (const auto& j : jobs) {
       JobInfo info;
       info.job_id = job_id;
       info.state_text = read_state(j.value("job_state", nlohmann::json()));
@@ -749,12 +809,6 @@ class RestBackend : public SlurmBackend {
     return combine(job_id, parts);
   }
 
-  void cancel(const std::string& job_id) override {
-    check_id(job_id);
-    call("DELETE", "/job/" + job_id, {});
-  }
-
- private:
   static void check_id(const std::string& id) {
     if (id.empty() || id.find_first_not_of("0123456789_") != std::string::npos)
       bad(fmt::format("'{}' is not a Slurm job id", id));
@@ -775,16 +829,27 @@ class RestBackend : public SlurmBackend {
           ErrorCode::connection_failed,
           fmt::format("cannot reach slurmrestd at {} ({}); check the url and that slurmrestd runs",
                       origin_, httplib::to_string(res.error())));
+    if (nests_deeper_than(res->body, 64))
+      throw Error(
+          ErrorCode::server_error,
+          fmt::format("slurmrestd at {} sent a reply nested deeper than 64 levels", origin_));
     nlohmann::json reply;
     try {
       reply = nlohmann::json::parse(res->body);
     } catch (const nlohmann::json::exception&) {
       reply = nlohmann::json::object();
     }
+    if (!reply.is_object()) reply = nlohmann::json::object();
     std::string errors;
-    for (const auto& e : reply.value("errors", nlohmann::json::array())) {
-      std::string text = e.value("error", std::string());
-      const std::string description = e.value("description", std::string());
+    const auto listed = reply.value("errors", nlohmann::json::array());
+    for (const auto& e : listed.is_array() ? listed : nlohmann::json::array()) {
+      if (!e.is_object()) continue;
+      auto text_of = [&](const char* key) {
+        const auto it = e.find(key);
+        return it != e.end() && it->is_string() ? it->get<std::string>() : std::string();
+      };
+      std::string text = text_of("error");
+      const std::string description = text_of("description");
       if (!description.empty()) text += (text.empty() ? "" : ": ") + description;
       if (!text.empty()) errors += (errors.empty() ? "" : "; ") + text;
     }

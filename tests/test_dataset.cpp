@@ -197,3 +197,45 @@ TEST_CASE("dataset: config validation") {
   CHECK(j.at("dataset_name") == "random");
   CHECK(j.get<aifc::DatasetConfig>().random_input_len == 1024);
 }
+
+TEST_CASE("dataset: a rank builds only the random prompts it needs, the same as the whole set's") {
+  aifc::DatasetConfig c;
+  c.num_prompts = 40;
+  c.random_input_len = 30;
+  c.random_output_len = 10;
+  c.random_range_ratio = 0.5;
+  c.random_prefix_len = 5;
+  c.seed = 11;
+  std::int64_t counted = 0;
+  // Not additive (a word is ceil(length / 3) tokens), so every prompt is fitted by counting.
+  const aifc::TokenCounter words = [&](const std::string& text) -> std::optional<std::int64_t> {
+    ++counted;
+    std::int64_t n = 0, length = 0;
+    for (char ch : text + " ") {
+      if (ch == ' ') {
+        n += (length + 2) / 3;
+        length = 0;
+      } else {
+        ++length;
+      }
+    }
+    return n;
+  };
+  const auto all = aifc::load_dataset(c, words);
+  const std::int64_t counted_all = counted;
+  counted = 0;
+  const auto mine =
+      aifc::load_dataset(c, words, [](std::int64_t i) { return i % 4 == 1; });  // rank 1 of 4
+  REQUIRE(mine.size() == all.size());
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    CAPTURE(i);
+    if (i % 4 == 1) {
+      CHECK(mine[i].text == all[i].text);
+      CHECK(mine[i].input_tokens == all[i].input_tokens);
+      CHECK(mine[i].output_tokens == all[i].output_tokens);
+    } else {
+      CHECK(mine[i].text.empty());
+    }
+  }
+  CHECK(counted < counted_all);  // the other ranks' prompts were neither built nor counted
+}

@@ -60,4 +60,15 @@ using TokenCounter = std::function<std::optional<std::int64_t>(const std::string
 AIFC_API std::vector<Prompt> load_dataset(const DatasetConfig& config,
                                           const TokenCounter& counter = {});
 
+/// Which prompts (by index) a process will send; the others may be left empty.
+using PromptFilter = std::function<bool(std::int64_t index)>;
+
+/// The same, for one rank of a distributed run: random prompts that `needed` turns down are left
+/// empty (their index keeps its place), so that each rank builds and fits only its own. Each
+/// random prompt is drawn from its own seed (the dataset seed and its index), so a prompt is the
+/// same whichever ranks build it. File datasets are read whole (their filters count every
+/// prompt).
+AIFC_API std::vector<Prompt> load_dataset(const DatasetConfig& config, const TokenCounter& counter,
+                                          const PromptFilter& needed);
+
 }  // namespace aifc

@@ -177,8 +177,18 @@ Benchmark::Benchmark(BenchmarkSpec spec) : impl_(std::make_unique<Impl>()) {
           "shapes); prompt lengths are estimates and the result says input_tokens_exact: false "
           "unless the server reports usage");
   }
-  s.group =
-      std::make_unique<ClientGroup>(s.spec.group_config(), load_dataset(s.spec.dataset, counter));
+  // A rank sends only its own slots (and the warm-ups, which use the first prompts): when each
+  // prompt serves one slot, only those prompts are built and fitted.
+  PromptFilter needed;
+  const auto& load = s.spec.load;
+  if (s.spec.shard.nranks > 1 && load.duration.count() == 0 &&
+      load.num_requests <= s.spec.dataset.num_prompts) {
+    needed = [shard = s.spec.shard, warmups = load.num_warmups](std::int64_t i) {
+      return i < warmups || shard.owns(static_cast<std::uint64_t>(i));
+    };
+  }
+  s.group = std::make_unique<ClientGroup>(s.spec.group_config(),
+                                          load_dataset(s.spec.dataset, counter, needed));
 }
 
 Benchmark::~Benchmark() {

@@ -156,10 +156,11 @@ bool fit_random_prompt(Prompt& p, const std::string& prefix, std::int64_t prefix
   return true;
 }
 
-std::vector<Prompt> random_prompts(const DatasetConfig& c, const TokenCounter& counter) {
-  detail::Rng rng(c.seed);
+std::vector<Prompt> random_prompts(const DatasetConfig& c, const TokenCounter& counter,
+                                   const PromptFilter& needed) {
+  detail::Rng prefix_rng(c.seed);
   std::string prefix;
-  append_words(prefix, c.random_prefix_len, rng);
+  append_words(prefix, c.random_prefix_len, prefix_rng);
   double ratio = 1.0;  // tokens per word
   bool server_counts = false;
   if (const auto measured = counter ? tokens_per_word(counter) : std::nullopt) {
@@ -169,13 +170,21 @@ std::vector<Prompt> random_prompts(const DatasetConfig& c, const TokenCounter& c
   const bool additive = server_counts && ratio == 1.0;
   std::vector<Prompt> prompts;
   prompts.reserve(static_cast<std::size_t>(c.num_prompts));
+  std::int64_t built = 0;
   for (std::int64_t i = 0; i < c.num_prompts; ++i) {
     Prompt p;
+    if (needed && !needed(i)) {
+      prompts.push_back(std::move(p));  // another rank's
+      continue;
+    }
+    // A stream of its own per prompt: the same prompt whichever ranks build it, and however
+    // many draws fitting the ones before it took.
+    detail::Rng rng(c.seed ^ (0x9E3779B97F4A7C15ull * static_cast<std::uint64_t>(i + 1)));
     const std::int64_t target =
         c.random_prefix_len + draw_len(c.random_input_len, c.random_range_ratio, rng);
     p.output_tokens = draw_len(c.random_output_len, c.random_range_ratio, rng);
     // With an additive tokenizer a few spot checks stand for all; otherwise fit every prompt.
-    if (additive && i >= 4) {
+    if (additive && built++ >= 4) {
       p.text = prefix;
       append_words(p.text, target - c.random_prefix_len, rng);
       p.input_tokens = target;
@@ -345,10 +354,15 @@ void DatasetConfig::validate() const {
 }
 
 std::vector<Prompt> load_dataset(const DatasetConfig& config, const TokenCounter& counter) {
+  return load_dataset(config, counter, {});
+}
+
+std::vector<Prompt> load_dataset(const DatasetConfig& config, const TokenCounter& counter,
+                                 const PromptFilter& needed) {
   config.validate();
   switch (config.dataset_name) {
     case DatasetKind::random:
-      return random_prompts(config, counter);
+      return random_prompts(config, counter, needed);
     case DatasetKind::sharegpt:
       return sharegpt_prompts(config, counter);
     case DatasetKind::jsonl:

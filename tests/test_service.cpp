@@ -475,12 +475,14 @@ int free_port() {
 
 // `aifc service` as its own process, so that it can be killed with SIGKILL.
 struct ServiceProcess {
-  ServiceProcess(const std::vector<std::string>& args, const std::string& token, int port)
+  ServiceProcess(const std::vector<std::string>& args, const std::string& token, int port,
+                 const std::vector<std::pair<std::string, std::string>>& environment = {})
       : url("http://127.0.0.1:" + std::to_string(port)) {
     pid = ::fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
       ::setenv("AIFC_API_TOKEN", token.c_str(), 1);
+      for (const auto& [name, value] : environment) ::setenv(name.c_str(), value.c_str(), 1);
       std::vector<char*> argv;
       for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
       argv.push_back(nullptr);
@@ -604,26 +606,37 @@ TEST_CASE(
     "tunnel" *
     AIFC_NEEDS_CLUSTER) {
   if (!have_cluster()) return;
-  aifc::SshConfig ssh;
-  ssh.host = "127.0.0.1";
-  ssh.port = std::atoi(env("AIFC_CLUSTER_SSH_PORT"));
-  ssh.user = env("AIFC_CLUSTER_USER");
-  ssh.key_path = env("AIFC_CLUSTER_SSH_KEY");
-  ssh.known_hosts_path = env("AIFC_CLUSTER_SSH_KNOWN_HOSTS");
-  ssh.remote_base_path = env("AIFC_CLUSTER_WORKDIR");
   aifc::SimulatorConfig sim_config;
   sim_config.port = 0;
   sim_config.threads = 16;
   aifc::Simulator sim(sim_config);
   sim.start();
-  // The agents know only the login node's end of the tunnel.
-  const int tunnel_port = free_port();
-  auto config = cluster_config("ssh", sim.base_url());
-  config.public_url = "http://127.0.0.1:" + std::to_string(tunnel_port);
-  aifc::Service service(config, aifc::make_ssh_backend(ssh));
-  service.start();
-  aifc::SshReverseTunnel tunnel(ssh, tunnel_port, "127.0.0.1", service.port());
-  Api api(service.url(), service.api_token());
+  // `aifc service --slurm-backend ssh` as a user starts it: the login node from SSH_* (as in a
+  // .env file), a reverse tunnel it opens there, and agents that know only the tunnel's end.
+  const int port = free_port();
+  const std::string token = "ssh-token-" + std::to_string(::getpid());
+  const std::vector<std::string> args = {env("AIFC_CLI"),
+                                         "service",
+                                         sim.base_url(),
+                                         "--port",
+                                         std::to_string(port),
+                                         "--state-dir",
+                                         fresh_dir("ssh-program"),
+                                         "--job-dir",
+                                         env("AIFC_CLUSTER_WORKDIR"),
+                                         "--slurm-backend",
+                                         "ssh",
+                                         "--agent-command",
+                                         env("AIFC_CLI"),
+                                         "agent"};
+  ServiceProcess service(args, token, port,
+                         {{"SSH_HOST", "127.0.0.1"},
+                          {"SSH_PORT", env("AIFC_CLUSTER_SSH_PORT")},
+                          {"SSH_USER", env("AIFC_CLUSTER_USER")},
+                          {"SSH_KEY_PATH", env("AIFC_CLUSTER_SSH_KEY")},
+                          {"SSH_KNOWN_HOSTS", env("AIFC_CLUSTER_SSH_KNOWN_HOSTS")},
+                          {"REMOTE_BASE_PATH", env("AIFC_CLUSTER_WORKDIR")}});
+  Api api(service.url, token);
   const std::string id = "ssh-" + std::to_string(::getpid());
   const auto [status, created] = api.post(
       "/api/v1/client-group/" + id, nlohmann::json{{"num_clients", 2},
@@ -646,7 +659,6 @@ TEST_CASE(
   REQUIRE(rstatus == 200);
   CHECK(result["completed"] == 40);
   CHECK(result["distributed"]["missing_ranks"].empty());
-  tunnel.stop();
 }
 
 TEST_CASE("service: container mode runs the agents in the Apptainer image" * AIFC_NEEDS_APPTAINER) {
@@ -658,14 +670,27 @@ TEST_CASE("service: container mode runs the agents in the Apptainer image" * AIF
   sim_config.threads = 16;
   aifc::Simulator sim(sim_config);
   sim.start();
-  auto config = cluster_config("container", sim.base_url());
-  // The image's own `aifc agent`; the job directory is bound in for the raw result files.
-  config.agent_command = {"aifc", "agent"};
-  config.container =
-      aifc::ContainerSpec{image, {env("AIFC_CLUSTER_WORKDIR")}, std::nullopt, {}, "apptainer"};
-  aifc::Service service(config, aifc::make_rest_backend(rest_config()));
-  service.start();
-  Api api(service.url(), service.api_token());
+  // `aifc service` as a user starts it on a login node with slurmrestd: the REST settings in
+  // a key=value file, container mode from CLIENT_SERVICE_CONTAINER_MODE (the image's own
+  // `aifc agent`, the job directory bound in for the raw result files).
+  const auto state = fresh_dir("container");
+  const std::string slurm_config = state + "/slurmrestd.conf";
+  std::filesystem::create_directories(state);
+  {
+    const auto rest = rest_config();
+    std::ofstream out(slurm_config);
+    REQUIRE(out);
+    out << "url=" << rest.url << "\nuser_name=" << rest.user_name << "\napi_ver=" << rest.api_ver
+        << "\njwt=" << rest.jwt << "\n";
+  }
+  const int port = free_port();
+  const std::string token = "container-token-" + std::to_string(::getpid());
+  ServiceProcess service(
+      {env("AIFC_CLI"), "service", sim.base_url(), "--port", std::to_string(port), "--state-dir",
+       state, "--job-dir", env("AIFC_CLUSTER_WORKDIR"), "--slurm-backend", "rest", "--slurm-config",
+       slurm_config, "--registration-timeout", "240"},
+      token, port, {{"CLIENT_SERVICE_CONTAINER_MODE", image}});
+  Api api(service.url, token);
   const std::string id = "container-" + std::to_string(::getpid());
   REQUIRE(api.post("/api/v1/client-group/" + id,
                    nlohmann::json{{"num_clients", 2},

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <mutex>
 #include <sstream>
 
 #include "cli.hpp"
@@ -181,9 +182,6 @@ ServiceOptions parse_service_args(const std::vector<std::string>& all) {
         fmt::format("aifc service: --slurm-backend '{}' is not one of rest, cli, ssh", o.backend));
   if (o.backend == "rest" && o.slurm_config.empty())
     usage_error("aifc service: --slurm-backend rest needs --slurm-config FILE");
-  // Over SSH the agents come back through the login node's end of the reverse tunnel.
-  if (o.backend == "ssh" && o.config.public_url.empty() && o.tunnel_port > 0)
-    o.config.public_url = fmt::format("http://127.0.0.1:{}", o.tunnel_port);
   if (!o.container_image.empty()) {
     ContainerSpec c;
     c.image = o.container_image;
@@ -216,6 +214,17 @@ int service_main(const std::vector<std::string>& args) {
     return 2;
   }
   try {
+    // Before any thread starts (the tunnel's), so that every thread leaves SIGINT to it.
+    std::mutex service_mutex;
+    Service* running = nullptr;
+    bool stop_early = false;
+    SignalWatcher signals([&](int) {
+      std::lock_guard lock(service_mutex);
+      if (running)
+        running->stop();
+      else
+        stop_early = true;
+    });
     std::unique_ptr<SlurmBackend> backend;
     std::unique_ptr<SshReverseTunnel> tunnel;
     SshConfig ssh;
@@ -230,19 +239,36 @@ int service_main(const std::vector<std::string>& args) {
     } else {
       ssh = SshConfig::from_environment(".env");
       backend = make_ssh_backend(ssh);
-    }
-    Service service(o.config, std::move(backend));
-    SignalWatcher signals([&](int) { service.stop(); });
-    service.start();
-    if (o.backend == "ssh") {
-      // The agents on the cluster reach the service through the login node.
+      // The agents on the cluster reach the service through the login node: the tunnel's
+      // remote port is known before the service starts, so the jobs carry it.
+      if (o.config.port == 0)
+        throw Error(ErrorCode::invalid_argument,
+                    "--slurm-backend ssh needs a fixed --port (the reverse tunnel points at it)");
       tunnel = std::make_unique<SshReverseTunnel>(ssh, o.tunnel_port, o.config.listen_host,
-                                                  service.port());
-      if (o.config.public_url.empty())
+                                                  o.config.port);
+      if (o.config.public_url.empty()) {
+        o.config.public_url = fmt::format("http://127.0.0.1:{}", tunnel->remote_port());
         std::cerr << fmt::format(
             "note: agents reach the service at port {} of the login node's loopback; give "
             "--public-url when the nodes need another address\n",
             tunnel->remote_port());
+      }
+    }
+    Service service(o.config, std::move(backend));
+    // Forgets the service before it is destroyed, however this block is left.
+    struct Forget {
+      std::mutex& mutex;
+      Service*& pointer;
+      ~Forget() {
+        std::lock_guard lock(mutex);
+        pointer = nullptr;
+      }
+    } forget{service_mutex, running};
+    service.start();
+    {
+      std::lock_guard lock(service_mutex);
+      running = &service;
+      if (stop_early) service.stop();
     }
     std::cout << fmt::format("aifc service listening on {} (server {}, Slurm via {})\n",
                              service.url(), o.config.server_url, o.backend);

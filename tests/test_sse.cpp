@@ -77,3 +77,36 @@ TEST_CASE("sse: comments, unknown fields and empty data") {
   // A block without data dispatches nothing; "data" alone and "data:" are empty data.
   CHECK(got == std::vector<std::string>{"", ""});
 }
+
+TEST_CASE("sse: a line or an event beyond the limit stops the parser and frees its memory") {
+  int events = 0;
+  auto count = [&](const aifc::SseEvent&) { ++events; };
+  {
+    aifc::SseParser p(1024);
+    const std::string piece(300, 'x');
+    p.feed("data: ", count);
+    for (int i = 0; i < 10 && !p.overflowed(); ++i) p.feed(piece, count);  // no line end, ever
+    CHECK(p.overflowed());
+    p.feed("\n\ndata: {}\n\n", count);  // ignored once overflowed
+    CHECK(events == 0);
+    p.reset();
+    p.feed("data: {}\n\n", count);
+    CHECK(events == 1);
+  }
+  {
+    // Many short data lines that add up to a too large event.
+    aifc::SseParser p(1024);
+    std::string lines;
+    for (int i = 0; i < 40; ++i) lines += "data: " + std::string(40, 'y') + "\n";
+    p.feed(lines, count);
+    CHECK(p.overflowed());
+    CHECK(events == 1);
+  }
+  {
+    // The default limit takes a 1 MiB event.
+    aifc::SseParser p;
+    p.feed("data: " + std::string(1 << 20, 'z') + "\n\n", count);
+    CHECK_FALSE(p.overflowed());
+    CHECK(events == 2);
+  }
+}

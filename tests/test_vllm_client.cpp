@@ -316,6 +316,40 @@ TEST_CASE("vllm_client: Keep-Alive headers are read as both kinds of server mean
   CHECK(KeepAliveHint::parse("xmax=3, timeout=x").timeout_s == -1);
 }
 
+TEST_CASE("vllm_client: a stream line that never ends is a failed request, not unbounded memory") {
+  // 40 MiB of one SSE line without a line end, in 1 MiB pieces.
+  httplib::Server server;
+  server.Post("/v1/completions", [](const httplib::Request&, httplib::Response& res) {
+    res.set_chunked_content_provider("text/event-stream",
+                                     [sent = 0](std::size_t, httplib::DataSink& sink) mutable {
+                                       if (sent == 0) sink.write("data: ", 6);
+                                       const std::string piece(1 << 20, 'x');
+                                       if (sent++ < 40 && sink.is_writable())
+                                         return sink.write(piece.data(), piece.size());
+                                       sink.done();
+                                       return true;
+                                     });
+  });
+  const int port = server.bind_to_any_port("127.0.0.1");
+  std::thread serving([&] { server.listen_after_bind(); });
+  while (!server.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  aifc::ClientConfig c;
+  c.base_url = "http://127.0.0.1:" + std::to_string(port);
+  c.model = "m";
+  // Both transports: the blocking client, and the event loop through a group.
+  const auto r = aifc::VLLMClient(c).send(spec());
+  CHECK(r.error == aifc::RequestError::malformed_stream);
+  CHECK(r.error_message.find("longer than 16 MiB") != std::string::npos);
+  aifc::GroupConfig g;
+  g.client = c;
+  g.transport = aifc::Transport::event_loop;
+  g.load.num_requests = 2;
+  const auto result = aifc::ClientGroup(g, {aifc::Prompt{"x y", 2, false, 2}}).run();
+  CHECK(result.summary.errors_by_kind.at("malformed_stream") == 2);
+  server.stop();
+  serving.join();
+}
+
 TEST_CASE("vllm_client: request body follows the OpenAI and vLLM conventions") {
   aifc::ClientConfig c;
   c.model = "m";

@@ -162,6 +162,12 @@ bool StreamRecorder::on_body(const char* data, std::size_t len, MonoNanos now) {
     if (keep_going) keep_going = on_event(ev, now);
   });
   if (!keep_going) return false;
+  if (sse_.overflowed()) {
+    fail(RequestError::malformed_stream,
+         fmt::format("a server-sent event or line longer than {} MiB",
+                     sse_.max_event_bytes() >> 20));
+    return false;
+  }
   if (const auto late = overdue(now);
       late != RequestError::none && late != RequestError::timeout_read) {
     fail(late, timeout_message(late));

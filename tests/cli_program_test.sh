@@ -68,6 +68,30 @@ else:
 PY
 done
 
+# A result directory that cannot be written is found before the run.
+set +e
+"$aifc" bench --num-prompts 3 --sim-ttft-ms 1 --sim-itl-ms 1 --save-result \
+  --result-dir /proc/aifc-cannot-be-here >"$tmp/out" 2>"$tmp/err"; rc=$?
+set -e
+[ "$rc" = 2 ] || fail "unwritable --result-dir: exit $rc"
+grep -q "is not a writable directory" "$tmp/err" || fail "result-dir message: $(cat "$tmp/err")"
+grep -q "Serving Benchmark Result" "$tmp/out" && fail "ran before finding the result dir unwritable"
+
+# Ctrl-C while the set-up counts 200000 prompts with the server's tokenizer ends it at once.
+python3 -c 'import json
+with open("'"$tmp"'/many.jsonl", "w") as f:
+    for i in range(200000): f.write(json.dumps({"prompt": f"prompt number {i} here", "output_tokens": 2}) + "\n")'
+"$aifc" bench --dataset-name jsonl --dataset-path "$tmp/many.jsonl" --num-prompts 200000 \
+  --sim-ttft-ms 1 --sim-itl-ms 1 >"$tmp/out3" 2>"$tmp/err3" &
+setup_pid=$!
+sleep 1  # counting takes tens of seconds (a round trip per prompt)
+kill -INT "$setup_pid"
+set +e
+wait "$setup_pid"; rc=$?
+set -e
+[ "$rc" = 130 ] || fail "Ctrl-C during the set-up: exit $rc, $(cat "$tmp/err3")"
+grep -q "interrupted during the set-up" "$tmp/err3" || fail "set-up interrupt: $(cat "$tmp/err3")"
+
 # A separate simulator process, and Ctrl-C in the middle of a long run keeps the partial result.
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$aifc" sim --port "$port" --ttft-ms 5 --itl-ms 20 >"$tmp/sim.out" 2>&1 &

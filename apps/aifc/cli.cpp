@@ -16,6 +16,7 @@
 #include <functional>
 #include <iostream>
 #include <map>
+#include <stop_token>
 #include <thread>
 
 #include "flags.hpp"
@@ -201,14 +202,37 @@ int bench_main(const std::vector<std::string>& args) {
   if (const auto code = parse_or_exit(o, parse_bench_args, args, bench_help)) return *code;
   std::unique_ptr<Benchmark> benchmark;
   std::atomic<bool> interrupted{false};
+  std::stop_source setup_stop;  // Ctrl-C during the set-up (counting prompts) ends it too
   std::mutex benchmark_mutex;
   SignalWatcher signals([&](int) {
     interrupted.store(true);
+    setup_stop.request_stop();
     std::lock_guard lock(benchmark_mutex);
     if (benchmark) benchmark->stop();
   });
+  // Found before the run, not after it: a result that cannot be written.
+  if (o.save_result) {
+    std::error_code ec;
+    std::filesystem::create_directories(o.result_dir, ec);
+    const auto probe = std::filesystem::path(o.result_dir) / ".aifc-write-test";
+    std::ofstream test(probe);
+    if (!test) {
+      std::cerr << fmt::format("error: --result-dir '{}' is not a writable directory\n",
+                               o.result_dir);
+      return 2;
+    }
+    test.close();
+    std::filesystem::remove(probe, ec);
+  }
   try {
-    auto created = std::make_unique<Benchmark>(o.spec);
+    std::unique_ptr<Benchmark> created;
+    try {
+      created = std::make_unique<Benchmark>(o.spec, setup_stop.get_token());
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::interrupted) throw;
+      std::cerr << "[aifc] interrupted during the set-up; nothing was measured\n";
+      return 130;
+    }
     const auto& spec = created->spec();
     if (o.verbose && spec.simulator)
       std::cerr << fmt::format(

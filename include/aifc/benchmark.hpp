@@ -4,6 +4,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -60,8 +61,10 @@ AIFC_API void from_json(const nlohmann::json& j, BenchmarkSpec& s);
 class AIFC_API Benchmark {
  public:
   /// Throws aifc::Error: invalid_argument for a bad spec, connection_failed for an unreachable
-  /// server, server_error when it serves no model, io_error / parse_error for dataset files.
-  explicit Benchmark(BenchmarkSpec spec);
+  /// server, server_error when it serves no model, io_error / parse_error for dataset files,
+  /// interrupted when `stop` was requested during the set-up (counting a large dataset's
+  /// prompts with the server's tokenizer can take a while).
+  explicit Benchmark(BenchmarkSpec spec, std::stop_token stop = {});
   ~Benchmark();
   Benchmark(const Benchmark&) = delete;
   Benchmark& operator=(const Benchmark&) = delete;

@@ -147,7 +147,11 @@ struct Benchmark::Impl {
   std::unique_ptr<ClientGroup> group;
 };
 
-Benchmark::Benchmark(BenchmarkSpec spec) : impl_(std::make_unique<Impl>()) {
+Benchmark::Benchmark(BenchmarkSpec spec, std::stop_token stop) : impl_(std::make_unique<Impl>()) {
+  auto check_stop = [&stop] {
+    if (stop.stop_requested())
+      throw Error(ErrorCode::interrupted, "stopped during the set-up; nothing was measured");
+  };
   spec.validate();
   auto& s = *impl_;
   s.spec = std::move(spec);
@@ -170,7 +174,10 @@ Benchmark::Benchmark(BenchmarkSpec spec) : impl_(std::make_unique<Impl>()) {
   if (s.spec.use_server_tokenizer) {
     s.tokenizer = probe.probe_tokenizer();
     if (s.tokenizer != TokenizerApi::none)
-      counter = [&probe](const std::string& text) { return probe.count_tokens(text); };
+      counter = [&probe, &check_stop](const std::string& text) {
+        check_stop();  // each count is a round trip: the place to notice a stop
+        return probe.count_tokens(text);
+      };
     else
       s.warnings.push_back(
           "the server has no /tokenize that counts (tried the vLLM, llama.cpp and TGI request "
@@ -187,8 +194,10 @@ Benchmark::Benchmark(BenchmarkSpec spec) : impl_(std::make_unique<Impl>()) {
       return i < warmups || shard.owns(static_cast<std::uint64_t>(i));
     };
   }
-  s.group = std::make_unique<ClientGroup>(s.spec.group_config(),
-                                          load_dataset(s.spec.dataset, counter, needed));
+  check_stop();
+  auto prompts = load_dataset(s.spec.dataset, counter, needed);
+  check_stop();
+  s.group = std::make_unique<ClientGroup>(s.spec.group_config(), std::move(prompts));
 }
 
 Benchmark::~Benchmark() {

@@ -58,6 +58,39 @@ TEST_CASE("simulator: endpoints answer like vLLM") {
   sim.stop();
 }
 
+TEST_CASE("simulator: fields of the wrong type get a 400 naming the field, never a 500") {
+  aifc::SimulatorConfig cfg;
+  cfg.port = 0;
+  cfg.threads = 8;
+  aifc::Simulator sim(cfg);
+  httplib::Client cli("127.0.0.1", sim.start());
+  auto message_of = [&](const char* path, const std::string& body) {
+    auto res = cli.Post(path, body, "application/json");
+    REQUIRE(res);
+    CHECK(res->status == 400);
+    CHECK_FALSE(res->has_header("EXCEPTION_WHAT"));
+    return nlohmann::json::parse(res->body).value("message", std::string());
+  };
+  CHECK(message_of("/v1/completions", R"({"model": 5, "prompt": "a"})") ==
+        "model: must be a string");
+  CHECK(message_of("/v1/completions", R"({"prompt": "a", "stream": "yes"})") ==
+        "stream: must be a boolean");
+  CHECK(message_of("/v1/completions", R"([1, 2])") == "the request body must be a JSON object");
+  CHECK(message_of("/v1/completions", R"({"prompt": "a", "max_tokens": "8"})") ==
+        "max_tokens: must be an integer");
+  CHECK(message_of("/v1/completions", R"({"prompt": "a", "max_tokens": 9223372036854775807})")
+            .find("does not fit") != std::string::npos);
+  CHECK(message_of("/v1/completions", R"({"prompt": "a", "max_tokens": 18446744073709551615})")
+            .find("does not fit") != std::string::npos);
+  CHECK(message_of("/v1/completions", R"({"prompt": "a", "n": 2})").rfind("n: ", 0) == 0);
+  CHECK(message_of("/v1/chat/completions", R"({"messages": [], "ignore_eos": 1})") ==
+        "ignore_eos: must be a boolean");
+  auto ok = cli.Post("/v1/completions", R"({"prompt": "a", "n": 1, "max_tokens": 2})",
+                     "application/json");
+  REQUIRE(ok);
+  CHECK(ok->status == 200);
+}
+
 TEST_CASE("simulator: a taken port is a clear error; configs are validated") {
   aifc::SimulatorConfig cfg;
   cfg.port = 0;

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <filesystem>
+#include <limits>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -327,6 +328,27 @@ void Simulator::Impl::generate(const httplib::Request& req, httplib::Response& r
     ++rejected;
     return;
   }
+  // Fields of the wrong type are the client's error, named as vLLM's server names them.
+  auto reject = [&](const std::string& message) {
+    res.status = 400;
+    res.set_content(error_json(message, "BadRequestError", 400), "application/json");
+    ++rejected;
+  };
+  if (!body.is_object()) return reject("the request body must be a JSON object");
+  auto has = [&](const char* key) { return body.contains(key) && !body[key].is_null(); };
+  for (const char* key : {"model", "prompt"})
+    if (has(key) && !body[key].is_string() && !(chat && std::string_view(key) == "prompt"))
+      return reject(fmt::format("{}: must be a string", key));
+  for (const char* key : {"stream", "ignore_eos"})
+    if (has(key) && !body[key].is_boolean())
+      return reject(fmt::format("{}: must be a boolean", key));
+  for (const char* key : {"max_tokens", "max_completion_tokens"})
+    if (has(key) && !body[key].is_number_integer())
+      return reject(fmt::format("{}: must be an integer", key));
+  if (has("stream_options") && !body["stream_options"].is_object())
+    return reject("stream_options: must be an object");
+  if (has("n") && !(body["n"].is_number_integer() && body["n"].get<std::int64_t>() == 1))
+    return reject("n: the simulator answers with one choice only (n = 1)");
   const std::string model = body.value("model", std::string());
   if (!model.empty() && model != config.model) {
     res.status = 404;
@@ -357,9 +379,14 @@ void Simulator::Impl::generate(const httplib::Request& req, httplib::Response& r
     const bool read = config.length_field == LengthField::both ||
                       (config.length_field == LengthField::max_tokens) == is_max_tokens;
     if (read && body.contains(key) && body[key].is_number_integer())
-      max_tokens = body[key].get<std::int64_t>();
+      max_tokens = body[key].is_number_unsigned() &&
+                           body[key].get<std::uint64_t>() >
+                               static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())
+                       ? std::numeric_limits<std::int64_t>::max()
+                       : body[key].get<std::int64_t>();
   }
-  if (max_tokens < 1 || prompt_len + max_tokens > config.max_model_len) {
+  // Compared without adding: max_tokens near INT64_MAX would overflow the sum.
+  if (max_tokens < 1 || max_tokens > config.max_model_len - prompt_len) {
     res.status = 400;
     res.set_content(error_json(fmt::format("max_tokens {} with a prompt of {} tokens does not fit",
                                            max_tokens, prompt_len),
@@ -726,6 +753,14 @@ int Simulator::start() {
   const auto threads = static_cast<std::size_t>(s.config.threads);
   s.server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   s.server.set_tcp_nodelay(true);
+  // A bug here answers as vLLM's server would, a JSON 500, and never leaks the exception's
+  // text into a header (cpp-httplib's default).
+  s.server.set_exception_handler(
+      [](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+        res.status = 500;
+        res.set_content(error_json("internal error in the simulator", "InternalServerError", 500),
+                        "application/json");
+      });
   // cpp-httplib closes a connection after 5 requests by default; vLLM keeps it open.
   s.server.set_keep_alive_max_count(
       s.config.max_requests_per_connection > 0

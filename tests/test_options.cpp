@@ -107,8 +107,7 @@ TEST_CASE("options: values out of any sensible range are refused, naming the fie
   CHECK(invalid({{"request_timeout", 1e10}}).find("out of range") != std::string::npos);
   CHECK(invalid({{"request_timeout", 1e8}}).find("timeouts must be at most a year") !=
         std::string::npos);
-  CHECK(invalid({{"request_rate", 1e-300}}).find("request_rate must be from") !=
-        std::string::npos);
+  CHECK(invalid({{"request_rate", 1e-300}}).find("request_rate must be from") != std::string::npos);
   CHECK(invalid({{"random_range_ratio", "nan"}}).find("random_range_ratio") != std::string::npos);
   CHECK(invalid({{"goodput", "ttft:nan"}}).find("goodput") != std::string::npos);
   CHECK(invalid({{"goodput", {{"ttft", -5}}}}).find("goodput") != std::string::npos);
@@ -120,6 +119,10 @@ TEST_CASE("options: values out of any sensible range are refused, naming the fie
   CHECK(invalid({{"num_prompts", 10}, {"burstiness", 1e9}}).find("burstiness") !=
         std::string::npos);
   CHECK(invalid({{"num_prompts", 10}, {"sim_ttft_ms", 5}}) == "accepted");
+  // Credentials in the URL are refused without being echoed.
+  const auto message = invalid({{"base_url", "http://alice:s3cret@gpu1:8000/v1"}});
+  CHECK(message.find("carries credentials") != std::string::npos);
+  CHECK(message.find("s3cret") == std::string::npos);
 }
 
 TEST_CASE("options: host and port compose the URL whatever their order") {

@@ -39,6 +39,16 @@ void configure(httplib::Client& cli, const ClientConfig& c,
 
 void ClientConfig::validate() const {
   auto bad = [](const std::string& what) { throw Error(ErrorCode::invalid_argument, what); };
+  // user:password@ would be echoed in messages and results: refused before anything shows it.
+  {
+    const auto scheme_end = base_url.find("://");
+    const auto authority_start = scheme_end == std::string::npos ? 0 : scheme_end + 3;
+    const auto authority_end = base_url.find_first_of("/?#", authority_start);
+    if (base_url.substr(authority_start, authority_end - authority_start).find('@') !=
+        std::string::npos)
+      bad("base_url carries credentials (user:password@); give the key with api_key or a "
+          "header instead");
+  }
   if (base_url.rfind("http://", 0) != 0 && base_url.rfind("https://", 0) != 0)
     bad(fmt::format("base_url '{}' must start with http:// or https://", base_url));
   if (detail::parse_url(base_url).host.empty())

@@ -45,6 +45,15 @@ def test_run_benchmark_errors():
         aifc.run_benchmark(base_url="http://127.0.0.1:1", num_prompts=2)
 
 
+def test_run_benchmark_refuses_values_out_of_range_by_name():
+    with pytest.raises(aifc.InvalidArgument, match="request_rate"):
+        aifc.run_benchmark(request_rate=float("nan"), num_prompts=2)
+    with pytest.raises(aifc.InvalidArgument, match="random_input_len"):
+        aifc.run_benchmark(random_input_len=2**62, num_prompts=2)  # once built forever
+    with pytest.raises(aifc.InvalidArgument, match="request_timeout"):
+        aifc.run_benchmark(request_timeout=1e10, num_prompts=2)
+
+
 def test_run_benchmark_has_a_real_signature():
     import inspect
     params = inspect.signature(aifc.run_benchmark).parameters

@@ -53,3 +53,4 @@ def test_defaults_come_from_the_core():
 
 def test_secrets_stay_out_of_repr():
     assert "sk-secret" not in repr(aifc.ClientConfig(api_key="sk-secret"))
+    assert "sk-secret" not in repr(aifc.SimulatorConfig(api_key="sk-secret"))

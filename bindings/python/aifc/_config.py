@@ -139,7 +139,7 @@ class SimulatorConfig(_Config):
     host: str = _d("simulator", "host")
     port: int = 0  # unlike the `aifc sim` program's 8000: a notebook's simulator takes any free port
     model: str = _d("simulator", "model")
-    api_key: str = ""  # never part of the core's JSON (secrets are not written)
+    api_key: str = field(default="", repr=False)  # never in the core's JSON, nor in repr()
     ttft_ms: Union[float, str] = _d("simulator", "ttft_ms")
     itl_ms: Union[float, str] = _d("simulator", "itl_ms")
     default_max_tokens: int = _d("simulator", "default_max_tokens")

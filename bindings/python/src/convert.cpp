@@ -1,14 +1,61 @@
 #include "convert.hpp"
 
+#include <aifc/error.hpp>
 #include <cmath>
 #include <limits>
 
 namespace aifc::python {
 
+namespace {
+
+// Python values as JSON, walked directly: NaN and infinity stay numbers (the core's checks name
+// the field they are in; text JSON cannot carry them), and an integer beyond 64 bits is an
+// error naming it.
+nlohmann::json value_to_json(const py::handle& obj, int depth) {
+  if (depth > 64) throw Error(ErrorCode::invalid_argument, "a value nested deeper than 64 levels");
+  if (obj.is_none()) return nullptr;
+  if (py::isinstance<py::bool_>(obj)) return obj.cast<bool>();
+  if (py::isinstance<py::int_>(obj)) {
+    try {
+      return obj.cast<std::int64_t>();
+    } catch (const py::cast_error&) {
+    }
+    try {
+      return obj.cast<std::uint64_t>();
+    } catch (const py::cast_error&) {
+      throw Error(ErrorCode::invalid_argument,
+                  "the integer " + py::str(obj).cast<std::string>() + " does not fit in 64 bits");
+    }
+  }
+  if (py::isinstance<py::float_>(obj)) return obj.cast<double>();
+  if (py::isinstance<py::str>(obj)) return obj.cast<std::string>();
+  if (py::isinstance<py::dict>(obj)) {
+    nlohmann::json out = nlohmann::json::object();
+    for (const auto& [key, value] : obj.cast<py::dict>())
+      out[py::str(key).cast<std::string>()] = value_to_json(value, depth + 1);
+    return out;
+  }
+  if (py::isinstance<py::list>(obj) || py::isinstance<py::tuple>(obj)) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& item : obj) out.push_back(value_to_json(item, depth + 1));
+    return out;
+  }
+  // Anything else JSON can say (a numpy number, say), through Python's own encoder.
+  try {
+    const auto text = py::module_::import("json").attr("dumps")(obj).cast<std::string>();
+    return nlohmann::json::parse(text);
+  } catch (const std::exception&) {
+    throw Error(ErrorCode::invalid_argument,
+                "a value of type " + py::str(obj.get_type().attr("__name__")).cast<std::string>() +
+                    " is not JSON");
+  }
+}
+
+}  // namespace
+
 nlohmann::json to_json(const py::handle& obj) {
   if (obj.is_none()) return nlohmann::json::object();
-  const auto text = py::module_::import("json").attr("dumps")(obj).cast<std::string>();
-  return nlohmann::json::parse(text);
+  return value_to_json(obj, 0);
 }
 
 py::object from_json(const nlohmann::json& j) {

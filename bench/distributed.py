@@ -46,7 +46,8 @@ def main() -> int:
                     random_output_len=16, percentile_metrics="ttft,tpot,itl,e2el", metric_percentiles="50,99")
     with aifc.Simulator(ttft_ms=20, itl_ms=5, threads=256) as sim:
         state = f"/tmp/aifc-bench-service-{os.getpid()}"
-        program = [args.aifc] if args.aifc else [sys.executable, "-m", "aifc"]
+        # Absolute: the agents start in the job directory.
+        program = [os.path.abspath(args.aifc)] if args.aifc else [sys.executable, "-m", "aifc"]
         proc = subprocess.Popen([*program, "service", sim.url, "--port", str(port), "--state-dir",
                                  state, "--job-dir", workdir, "--slurm-backend", "cli", "--agent-command",
                                  *program, "agent"],

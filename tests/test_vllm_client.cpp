@@ -1,5 +1,8 @@
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <aifc/client_group.hpp>
@@ -348,6 +351,84 @@ TEST_CASE("vllm_client: a stream line that never ends is a failed request, not u
   CHECK(result.summary.errors_by_kind.at("malformed_stream") == 2);
   server.stop();
   serving.join();
+}
+
+namespace {
+
+// A server whose streamed answer has no length and no chunking (it ends when the connection
+// closes), and that then goes quiet: what a timeout or a cancel cuts must not look like an
+// answer that ended.
+struct CloseDelimitedServer {
+  CloseDelimitedServer() {
+    listener = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+    port = ntohs(addr.sin_port);
+    REQUIRE(::listen(listener, 8) == 0);
+    thread = std::thread([this] {
+      for (;;) {
+        const int fd = ::accept(listener, nullptr, nullptr);
+        if (fd < 0) return;
+        char buf[4096];
+        (void)::recv(fd, buf, sizeof buf, 0);
+        const std::string head =
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+            "data: {\"choices\":[{\"text\":\" a\"}]}\n\n";
+        (void)::send(fd, head.data(), head.size(), MSG_NOSIGNAL);
+        // Quiet until the client gives up (its side closes), then close ours.
+        while (::recv(fd, buf, sizeof buf, 0) > 0) {
+        }
+        ::close(fd);
+      }
+    });
+  }
+  ~CloseDelimitedServer() {
+    ::shutdown(listener, SHUT_RDWR);
+    ::close(listener);
+    thread.join();
+  }
+  int listener = -1;
+  int port = 0;
+  std::thread thread;
+};
+
+}  // namespace
+
+TEST_CASE("vllm_client: a timeout or a cancel of a close-delimited stream keeps its kind") {
+  CloseDelimitedServer server;
+  aifc::ClientConfig c;
+  c.base_url = "http://127.0.0.1:" + std::to_string(server.port);
+  c.model = "m";
+  c.request_timeout = std::chrono::milliseconds(300);
+  {
+    aifc::VLLMClient client(c);  // the blocking transport, with its own watchdog
+    const auto r = client.send(spec());
+    CHECK(r.error == aifc::RequestError::timeout_total);
+    CHECK(r.token_ns.size() == 1);
+  }
+  {
+    c.request_timeout = std::chrono::seconds(60);
+    aifc::VLLMClient client(c);
+    std::thread canceller([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      client.cancel();
+    });
+    const auto r = client.send(spec());
+    canceller.join();
+    CHECK(r.error == aifc::RequestError::cancelled);
+  }
+  // The event loop says the same.
+  aifc::GroupConfig g;
+  g.client = c;
+  g.client.request_timeout = std::chrono::milliseconds(300);
+  g.transport = aifc::Transport::event_loop;
+  g.load.num_requests = 1;
+  const auto result = aifc::ClientGroup(g, {aifc::Prompt{"x y", 2, false, 2}}).run();
+  CHECK(result.summary.errors_by_kind.count("timeout_total") == 1);
 }
 
 TEST_CASE("vllm_client: request body follows the OpenAI and vLLM conventions") {

@@ -342,12 +342,18 @@ RequestRecord VLLMClient::Impl::send(const PreparedRequest& prepared, MonoNanos 
   }
   const MonoNanos end_ns = mono_now();
   using detail::TransportEnd;
-  if (sent) {
+  const auto reason = static_cast<RequestError>(abort_reason.load(std::memory_order_relaxed));
+  // A body that ends when the connection closes "completes" when a deadline or cancel() closed
+  // it: that is the abort it was, not an answer (nor a server's close).
+  const bool aborted = reason != RequestError::none || cancelled.load(std::memory_order_relaxed);
+  if (sent && !aborted) {
     recorder.finish(TransportEnd::complete, end_ns);
     idle_since = end_ns;
     if (!keep_alive.allows_another(++responses_on_connection)) cli.stop();
+  } else if (sent) {
+    if (reason != RequestError::none) recorder.fail(reason, recorder.timeout_message(reason));
+    recorder.finish(TransportEnd::aborted, end_ns);
   } else {
-    const auto reason = static_cast<RequestError>(abort_reason.load(std::memory_order_relaxed));
     if (reason != RequestError::none) recorder.fail(reason, recorder.timeout_message(reason));
     switch (err) {
       case httplib::Error::Canceled:

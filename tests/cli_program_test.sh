@@ -8,6 +8,12 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 "$aifc" --version | grep -q '^aifc ' || fail "--version"
 "$aifc" bench --num-prompts 3 --help >"$tmp/help" || fail "bench --help: exit $?"
+# As vllm bench serve: no server named is 127.0.0.1:8000, never the simulator by surprise.
+set +e
+"$aifc" bench --num-prompts 3 --port 1 >"$tmp/out" 2>"$tmp/err"; rc=$?
+set -e
+[ "$rc" = 1 ] || fail "unreachable default server: exit $rc"
+grep -q "cannot reach http://127.0.0.1:1" "$tmp/err" || fail "default server: $(cat "$tmp/err")"
 grep -q -- "--request-rate" "$tmp/help" || fail "bench --help lists no --request-rate"
 "$aifc" sim -h >"$tmp/help" || fail "sim -h: exit $?"
 grep -q "usage: aifc sim" "$tmp/help" || fail "sim -h prints no usage"
@@ -118,7 +124,7 @@ PY
 # Shards of one schedule (`--rank i --nranks 3`, as `srun aifc bench` runs them) merge into one
 # result with the whole schedule's counts; a missing shard is named and fails the merge.
 for rank in 0 1 2; do
-  "$aifc" bench --num-prompts 30 --random-input-len 12 --random-output-len 4 \
+  "$aifc" bench --sim --num-prompts 30 --random-input-len 12 --random-output-len 4 \
     --request-rate 200 --rank "$rank" --nranks 3 --save-result --save-detailed \
     --result-dir "$tmp/shards" --result-filename "shard$rank.json" >/dev/null 2>&1 ||
     fail "shard $rank failed"

@@ -79,12 +79,15 @@ TEST_CASE("cli: vllm bench serve flags map onto the configs") {
   CHECK(o.spec.shard.nranks == 4);
 }
 
-TEST_CASE("cli: defaults start the simulator and follow vLLM") {
+TEST_CASE("cli: defaults follow vLLM, and the simulator runs only when asked for") {
   const auto o = parse_bench_args({});
   CHECK(std::isinf(o.spec.load.request_rate));
   CHECK(o.spec.dataset.num_prompts == 1000);
-  REQUIRE(o.spec.simulator.has_value());  // no server named: the built-in simulator
-  CHECK(o.spec.simulator->model == "aifc-sim");
+  CHECK_FALSE(o.spec.simulator.has_value());  // no server named: vLLM's 127.0.0.1:8000
+  CHECK(o.spec.client.base_url == "http://127.0.0.1:8000");
+  const auto sim = parse_bench_args({"--sim"});
+  REQUIRE(sim.spec.simulator.has_value());
+  CHECK(sim.spec.simulator->model == "aifc-sim");
   CHECK(o.spec.raise_fd_limit);  // the program may change its own process; the library never
   CHECK(o.spec.summary.metric_percentiles == std::vector<double>{99});
 }

@@ -143,9 +143,12 @@ TEST_CASE("options: the simulator by sim and sim_*, or when no server is named")
   CHECK(spec.simulator->ttft.a_ms == 15);
   CHECK(spec.simulator->itl.kind == aifc::DelaySpec::Kind::uniform);  // the built-in default
   CHECK(spec.simulator->tokenizer == aifc::SimTokenizer::llama_cpp);
-  CHECK(aifc::benchmark_spec_from_options(json::object()).simulator.has_value());
+  // As vllm bench serve: no server named is 127.0.0.1:8000, never the simulator by surprise.
+  const auto plain = aifc::benchmark_spec_from_options(json::object());
+  CHECK_FALSE(plain.simulator.has_value());
+  CHECK(plain.client.base_url == "http://127.0.0.1:8000");
+  CHECK(aifc::benchmark_spec_from_options({{"sim", true}}).simulator.has_value());
   CHECK_FALSE(aifc::benchmark_spec_from_options({{"port", 8000}}).simulator.has_value());
-  CHECK_FALSE(aifc::benchmark_spec_from_options({{"sim", false}}).simulator.has_value());
 }
 
 TEST_CASE("options: the table is sorted, unique, documented and has the vLLM flag names") {

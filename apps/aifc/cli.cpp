@@ -102,7 +102,8 @@ FlagTable bench_flags(BenchOptions& o, nlohmann::json& values) {
 
 const char* kBenchHead =
     "usage: aifc bench [flags]\n"
-    "Benchmarks an OpenAI-compatible server (the built-in simulator when no --base-url is given).\n"
+    "Benchmarks an OpenAI-compatible server (default http://127.0.0.1:8000, as vLLM's; --sim\n"
+    "for the built-in simulator).\n"
     "Flags (named as in `vllm bench serve`; --sim-* configure the built-in simulator; a switch\n"
     "--X also has --no-X):\n";
 
@@ -236,7 +237,7 @@ int bench_main(const std::vector<std::string>& args) {
     const auto& spec = created->spec();
     if (o.verbose && spec.simulator)
       std::cerr << fmt::format(
-          "[aifc] no --base-url: started the built-in simulator at {} (ttft {} ms, itl {} ms)\n",
+          "[aifc] started the built-in simulator at {} (ttft {} ms, itl {} ms)\n",
           spec.client.base_url, spec.simulator->ttft.to_string(), spec.simulator->itl.to_string());
     if (o.verbose && created->tokenizer() != TokenizerApi::none)
       std::cerr << fmt::format("[aifc] counting prompt tokens with the server's /tokenize ({})\n",

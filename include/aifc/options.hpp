@@ -61,7 +61,8 @@ AIFC_API void apply_benchmark_options(BenchmarkSpec& spec, const nlohmann::json&
 AIFC_API void apply_simulator_options(SimulatorConfig& config, const nlohmann::json& options);
 
 /// A spec from the defaults and these options, as `aifc bench` and Python's run_benchmark build
-/// it: when no server is named (base_url, host or port) the built-in simulator runs the benchmark.
+/// it. As in `vllm bench serve`, no server named means http://127.0.0.1:8000; the built-in
+/// simulator runs only when asked for (`sim`, or any `sim_*` option).
 AIFC_API BenchmarkSpec benchmark_spec_from_options(const nlohmann::json& options);
 
 /// The value of an option of this kind from command-line words (a switch: no words), as

@@ -296,7 +296,7 @@ std::vector<BenchmarkOption> make_benchmark_options() {
   OptionBuilder<BenchmarkSpec> add{t};
   using S = BenchmarkSpec;
   // The server. host and port are composed by apply_benchmark_options.
-  add("base_url", K::text, "server URL, e.g. http://127.0.0.1:8000",
+  add("base_url", K::text, "server URL (default http://127.0.0.1:8000, as vLLM's)",
       [](S& s, const json& v) { s.client.base_url = text_value(v); });
   add("host", K::text, "server host (default 127.0.0.1, with port), if no base_url",
       [](S&, const json& v) { text_value(v); });
@@ -431,7 +431,8 @@ std::vector<BenchmarkOption> make_benchmark_options() {
   add("metadata", K::key_values, "KEY=VALUE pairs stored in the result", [](S& s, const json& v) {
     for (auto& [k, value] : key_values(v)) s.metadata[k] = std::move(value);
   });
-  add("sim", K::boolean, "run against the built-in simulator (any sim_* option implies it)",
+  add("sim", K::boolean,
+      "run against the built-in simulator, started in this process (any sim_* option implies it)",
       [](S& s, const json& v) {
         if (!bool_value(v))
           s.simulator.reset();
@@ -518,14 +519,10 @@ void apply_benchmark_options(BenchmarkSpec& spec, const nlohmann::json& options)
 }
 
 BenchmarkSpec benchmark_spec_from_options(const nlohmann::json& options) {
+  // As `vllm bench serve`: no server named means http://127.0.0.1:8000 (the client's default);
+  // the built-in simulator runs only when asked for (sim, sim_*).
   BenchmarkSpec spec;
   apply_benchmark_options(spec, options);
-  static const char* const kServerKeys[] = {"base_url", "host", "port"};
-  const bool server_named = std::any_of(
-      std::begin(kServerKeys), std::end(kServerKeys),
-      [&](const char* key) { return options.contains(key) && !options[key].is_null(); });
-  if (!server_named && !spec.simulator && !(options.contains("sim") && options["sim"] == false))
-    spec.simulator = builtin_simulator();
   return spec;
 }
 

@@ -99,7 +99,7 @@ def run_cli(*args, **kw):
 
 
 def test_python_dash_m_aifc_is_the_cli(tmp_path):
-    p = run_cli("bench", "--num-prompts", "20", "--random-input-len", "8", "--random-output-len", "4",
+    p = run_cli("bench", "--sim", "--num-prompts", "20", "--random-input-len", "8", "--random-output-len", "4",
                 "--save-result", "--result-dir", str(tmp_path), "--result-filename", "r.json", "--disable-tqdm")
     assert p.returncode == 0, p.stderr
     assert "Serving Benchmark Result" in p.stdout

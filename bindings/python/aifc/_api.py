@@ -398,8 +398,9 @@ def run_benchmark(*, observers: Iterable[Any] = (), **kwargs) -> Result:
 run_benchmark.__signature__ = _BENCH_SIGNATURE
 run_benchmark.__doc__ = """Runs a benchmark as `aifc bench` would, its flags being keyword arguments:
 `run_benchmark(base_url="http://host:8000", num_prompts=200, request_rate=20, max_concurrency=64,
-goodput={"ttft": 500}, percentile_metrics=["ttft", "itl"])`. Without `base_url` (or host/port)
-the built-in simulator runs it (`sim_ttft_ms=...`, `sim_itl_ms=...`). A keyword that is not an
+goodput={"ttft": 500}, percentile_metrics=["ttft", "itl"])`. As in vllm bench serve, no
+`base_url` (or host/port) means http://127.0.0.1:8000; `sim=True` (or any `sim_*` keyword, e.g.
+`sim_ttft_ms=...`) runs the built-in simulator instead. A keyword that is not an
 option is a TypeError naming it; a bad value is an aifc.InvalidArgument naming the keyword.
 Ctrl-C raises aifc.Interrupted with the partial result. `observers`: callables or
 aifc.Observer objects. Save the result with `Result.save(path)`. The keywords (None: the

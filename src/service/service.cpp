@@ -65,6 +65,9 @@ void ClientGroupRequest::validate() const {
   if (ntasks_per_node < 0) bad("ntasks_per_node must not be negative");
   if (cpus_per_task < 0) bad("cpus_per_task must not be negative");
   if (spec.simulator) bad("spec: simulator: a distributed run measures a real server");
+  if (!spec.client.api_key.empty())
+    bad("spec: client: api_key: the server's key does not travel through the API (the agents "
+        "read OPENAI_API_KEY from their job's environment)");
   if (spec.shard.nranks != 1 || spec.shard.rank != 0)
     bad("spec: shard: the service shards the run itself; leave it unset");
   spec.validate();
@@ -1191,8 +1194,9 @@ void Service::Impl::install_routes() {
     {
       std::lock_guard lock(mutex);
       if (!agent_of(p, res, rank)) return;
-      const AgentState& a = groups.at(p[0]).agents[rank];
-      if (a.result_received) return reply(res, 200, {{"stored", 0}});  // the whole one is here
+      const auto& agents = groups.at(p[0]).agents;
+      if (const auto a = agents.find(rank); a != agents.end() && a->second.result_received)
+        return reply(res, 200, {{"stored", 0}});  // the whole one is here
     }
     if (!body.contains("seq") || !body["seq"].is_number_unsigned() || !body.contains("records") ||
         !body["records"].is_array() || !body.contains("aggregate") ||

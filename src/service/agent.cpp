@@ -91,8 +91,8 @@ void AgentConfig::validate() const {
 
 // What an agent has measured so far, for the partial results it sends while it runs: the
 // aggregate of every finished request and the records not sent yet (at most `max_pending`; older
-// ones beyond that are dropped, and the final result still has them). Fed by an Observer, so
-// it never slows the run.
+// ones beyond that, while the service cannot be reached, are dropped: the final result still
+// has them). Fed by an Observer, so it never slows the run.
 class PartialCollector : public Observer {
  public:
   PartialCollector(GoodputSlo goodput, bool keep_records, std::size_t max_pending)
@@ -362,7 +362,7 @@ struct Agent::Impl {
     // seconds: the aggregate so far and the records finished since the last message.
     auto partials =
         std::make_shared<PartialCollector>(spec.summary.goodput, spec.keep_records,
-                                           static_cast<std::size_t>(config.records_per_batch) * 50);
+                                           static_cast<std::size_t>(config.records_per_batch) * 10);
     benchmark->add_observer(partials);
     std::uint64_t partial_seq = 0;
     // The schedule's time zero on this machine's monotonic clock.

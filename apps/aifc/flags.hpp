@@ -104,39 +104,6 @@ inline std::chrono::milliseconds seconds_flag(const std::string& s, const char* 
       static_cast<std::int64_t>(std::llround(to_double(s, what) * 1000.0)));
 }
 
-inline std::pair<std::string, std::string> key_value(const std::string& s) {
-  const auto eq = s.find('=');
-  if (eq == std::string::npos || eq == 0)
-    usage_error(fmt::format("'{}' must look like KEY=VALUE", s));
-  return {s.substr(0, eq), s.substr(eq + 1)};
-}
-
-inline std::vector<std::string> split_list(const std::vector<std::string>& values) {
-  std::vector<std::string> out;
-  for (const auto& v : values) {
-    std::string item;
-    for (char c : v + ",") {
-      if (c == ',') {
-        if (!item.empty()) out.push_back(item);
-        item.clear();
-      } else if (c != ' ') {
-        item.push_back(c);
-      }
-    }
-  }
-  return out;
-}
-
-// An enum flag by its JSON name; nlohmann maps unknown names to the first value, so the name
-// is checked by converting back.
-template <class Enum>
-Enum enum_flag(const std::string& value, const char* what, const char* choices) {
-  const Enum e = nlohmann::json(value).get<Enum>();
-  if (nlohmann::json(e).get<std::string>() != value)
-    usage_error(fmt::format("{} '{}' is not one of {}", what, value, choices));
-  return e;
-}
-
 inline std::string help_text(const FlagTable& t, const std::string& head) {
   std::string out = head;
   for (const auto& [name, flag] : t) {

@@ -62,6 +62,8 @@ class AIFC_API MetricsAggregate {
   /// Adds another aggregate's counts and histograms. Both must judge goodput by the same SLO.
   void merge(const MetricsAggregate& other);
   const GoodputSlo& goodput() const noexcept { return goodput_; }
+  /// The requests counted: completed, failed or cancelled (warm-ups are never counted).
+  std::uint64_t counted() const noexcept { return completed + failed + cancelled; }
 
   std::uint64_t completed = 0, failed = 0, good = 0;
   std::uint64_t cancelled = 0;  ///< stopped by the user; neither completed nor failed

@@ -12,15 +12,12 @@
 namespace aifc {
 namespace {
 
-// The records a part counted (warm-ups are measured but never counted).
-std::uint64_t counted(const MetricsAggregate& a) { return a.completed + a.failed + a.cancelled; }
-
 // True when the part kept every record its aggregate counted, so that an exact summary of the
 // union is possible.
 bool has_all_records(const BenchmarkResult& r) {
   std::uint64_t n = 0;
   for (const auto& rec : r.records) n += rec.warmup ? 0 : 1;
-  return n == counted(r.aggregate);
+  return n == r.aggregate.counted();
 }
 
 void shift(MonoNanos& t, std::int64_t delta) {

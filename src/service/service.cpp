@@ -539,7 +539,7 @@ struct Service::Impl {
           part->clock_uncertainty_ns = a->second.clock_uncertainty_ns;
         }
         partial.push_back({{"rank", rank},
-                           {"requests", counted_requests(part->result.aggregate)},
+                           {"requests", part->result.aggregate.counted()},
                            {"reason", agent_reason(agents, rank)}});
         parts.push_back(std::move(*part));
       }
@@ -567,10 +567,6 @@ struct Service::Impl {
     if (a == agents.end()) return "never registered";
     if (a->second.state == "failed") return "failed: " + a->second.error;
     return "no result (last state " + a->second.state + ")";
-  }
-
-  static std::uint64_t counted_requests(const MetricsAggregate& a) {
-    return a.completed + a.failed + a.cancelled;
   }
 
   // Caller holds store_mutex. A rank's part from its partial messages, or nothing.

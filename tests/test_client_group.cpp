@@ -140,6 +140,25 @@ TEST_CASE("client_group: stop() ends the run early and keeps what was measured")
   for (const auto& r : result.records) CHECK((r.ok() || r.error == aifc::RequestError::cancelled));
 }
 
+TEST_CASE("client_group: a stop while waiting for a far start instant ends the run unsent") {
+  aifc::Simulator sim(sim_config());
+  sim.start();
+  auto g = group_for(sim, 10);
+  g.load.request_rate = 100;
+  aifc::ClientGroup group(g, prompts());
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    group.stop();
+  });
+  const auto t0 = aifc::mono_now();
+  const auto result = group.run_at(std::chrono::system_clock::now() + std::chrono::minutes(10));
+  stopper.join();
+  CHECK((aifc::mono_now() - t0) < 60'000'000'000);  // not the 10 minutes to the instant
+  CHECK(result.interrupted);
+  CHECK(result.summary.completed == 0);
+  CHECK(sim.stats()["requests"] == 0);
+}
+
 TEST_CASE("client_group: shards of one workload send disjoint parts of one schedule") {
   aifc::Simulator sim(sim_config("1", "1"));
   sim.start();

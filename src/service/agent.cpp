@@ -257,8 +257,10 @@ struct Agent::Impl {
   }
 
   nlohmann::json heartbeat(const std::string& state, const nlohmann::json& progress = {},
-                           const std::string& error = {}) {
-    nlohmann::json body = {{"state", state}};
+                           const std::string& error = {},
+                           const nlohmann::json& clock = nlohmann::json::object()) {
+    nlohmann::json body = clock;
+    body["state"] = state;
     if (!progress.is_null()) body["progress"] = progress;
     if (!error.empty()) body["error"] = error;
     return expect_ok("POST", "heartbeat", body).body;
@@ -308,7 +310,7 @@ struct Agent::Impl {
     prefix =
         url.prefix + fmt::format("/api/v1/client-group/{}/agents/{}", config.group_id, config.rank);
 
-    const auto clock = measure_clock();
+    auto clock = measure_clock();
     // The clock exchanges shared one kept-alive connection (no handshake inside a round trip);
     // from here on every call has a connection of its own, so that an agent never holds one of
     // the service's worker threads between its heartbeats (64 agents against 16 workers waited
@@ -348,6 +350,34 @@ struct Agent::Impl {
         break;
       }
       std::this_thread::sleep_for(interval);
+    }
+    // The registration's exchanges ran while every agent of the group started at once; the
+    // wait for the start instant is quiet, so a second burst usually bounds the offset tighter
+    // (64 agents on two cores: from up to 7 ms to under 1 ms). Skipped when the instant is close.
+    if (start_at - unix_now_ns() > 300'000'000) {
+      ClockOffset again;
+      {
+        std::lock_guard lock(http_mutex);
+        http->set_keep_alive(true);
+      }
+      try {
+        again = measure_clock();
+      } catch (const Error&) {
+        // the registration's estimate stands
+      }
+      {
+        std::lock_guard lock(http_mutex);
+        http->set_keep_alive(false);
+      }
+      // Also closes the kept-alive connection, so that no service worker waits on it.
+      if (again.samples > 0 && again.uncertainty_ns < clock.uncertainty_ns) {
+        clock = again;
+        heartbeat(
+            "ready", {}, {},
+            {{"clock_offset_ns", clock.offset_ns}, {"clock_uncertainty_ns", clock.uncertainty_ns}});
+      } else {
+        heartbeat("ready");
+      }
     }
     // The service's instant on this machine's clock: reference = local + offset.
     const auto local_start = std::chrono::system_clock::time_point(

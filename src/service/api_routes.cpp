@@ -216,10 +216,13 @@ const std::vector<Route>& routes() {
                  "Agent heartbeat (agents)",
                  "The agent's state (preparing, ready, running, finished, failed) and progress; "
                  "the answer carries the group's state, the start instant once running, and "
-                 "whether to stop.",
+                 "whether to stop. A ready agent may send a refined clock offset (kept when "
+                 "its uncertainty is smaller than the one it registered with).",
                  object_schema({{"state", {{"type", "string"}}},
                                 {"error", {{"type", "string"}}},
-                                {"progress", {{"type", "object"}}}}),
+                                {"progress", {{"type", "object"}}},
+                                {"clock_offset_ns", {{"type", "integer"}}},
+                                {"clock_uncertainty_ns", {{"type", "integer"}}}}),
                  "application/json",
                  {400, 401, 404, 409},
                  ""});

@@ -159,6 +159,10 @@ TEST_CASE("dataset: sharegpt file") {
   }
   c.sharegpt_output_len = 7;
   CHECK(aifc::load_dataset(c)[0].output_tokens == 7);
+  // A number beyond a double is an error naming the file (found by fuzz/fuzz_dataset.cpp).
+  c.dataset_path = temp_file("overflow.json", R"([{"conversations":[], "n": 88e888}])");
+  CHECK_THROWS_WITH_AS(aifc::load_dataset(c), doctest::Contains("overflow.json' is not valid JSON"),
+                       aifc::Error);
 }
 
 TEST_CASE("dataset: jsonl file, with errors that name the line") {
@@ -178,6 +182,18 @@ TEST_CASE("dataset: jsonl file, with errors that name the line") {
   CHECK_THROWS_WITH_AS(aifc::load_dataset(c), doctest::Contains("bad.jsonl:2"), aifc::Error);
   c.dataset_path = temp_file("broken.jsonl", "{\"prompt\":\"ok\"}\n{oops\n");
   CHECK_THROWS_WITH_AS(aifc::load_dataset(c), doctest::Contains("broken.jsonl:2"), aifc::Error);
+  // A length no server can mean names its line and key (found by fuzz/fuzz_dataset.cpp).
+  c.dataset_path =
+      temp_file("negative.jsonl", "{\"prompt\":\"ok\"}\n{\"prompt\":\"x\",\"max_tokens\":-7}\n");
+  CHECK_THROWS_WITH_AS(aifc::load_dataset(c), doctest::Contains("negative.jsonl:2: max_tokens"),
+                       aifc::Error);
+  c.dataset_path = temp_file("overflow.jsonl", "{\"prompt\":\"x\",\"output_len\":1e999}\n");
+  CHECK_THROWS_WITH_AS(aifc::load_dataset(c), doctest::Contains("overflow.jsonl:1: not valid JSON"),
+                       aifc::Error);
+  c.dataset_path =
+      temp_file("huge.jsonl", "{\"prompt\":\"x\",\"output_len\":18446744073709551615}\n");
+  CHECK_THROWS_WITH_AS(aifc::load_dataset(c), doctest::Contains("huge.jsonl:1: output_len"),
+                       aifc::Error);
   c.dataset_path = "/nonexistent/file.jsonl";
   CHECK_THROWS_WITH_AS(aifc::load_dataset(c), doctest::Contains("cannot open"), aifc::Error);
 }

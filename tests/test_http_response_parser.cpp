@@ -100,3 +100,47 @@ TEST_CASE("http_response_parser: numbers a server cannot mean are errors, not wr
   CHECK(fails("SSH-2.0-OpenSSH_9.2\r\n"));
   CHECK_FALSE(fails("HTTP/1.1 200 OK\r\nContent-Length: 999999999999999\r\n\r\n"));
 }
+
+TEST_CASE("http_response_parser: junk without a line end is refused, never piled up") {
+  const std::string head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+  // A chunk, then bytes that are not its CRLF, a piece at a time: refused at the first one.
+  {
+    Parser p;
+    Collect got;
+    const std::string start = head + "3\r\nabc";
+    REQUIRE(p.feed(start.data(), start.size(), got) == Parser::Result::more);
+    const std::string junk(4096, 'x');
+    Parser::Result r = Parser::Result::more;
+    for (int i = 0; i < 1000 && r == Parser::Result::more; ++i)
+      r = p.feed(junk.data(), junk.size(), got);
+    CHECK(r == Parser::Result::error);
+    CHECK(p.error() == "chunk not followed by CRLF");
+    CHECK(got.body == "abc");
+  }
+  // The CRLF split over two feeds is still fine.
+  {
+    Parser p;
+    Collect got;
+    const std::string a = head + "3\r\nabc\r", b = "\n0\r\n\r\n";
+    REQUIRE(p.feed(a.data(), a.size(), got) == Parser::Result::more);
+    CHECK(p.feed(b.data(), b.size(), got) == Parser::Result::complete);
+    CHECK(got.body == "abc");
+  }
+  // Trailers without an end: refused past 64 KiB, with at most that much held.
+  {
+    Parser p;
+    Collect got;
+    const std::string start = head + "0\r\nX-Trailer: ";
+    REQUIRE(p.feed(start.data(), start.size(), got) == Parser::Result::more);
+    const std::string junk(4096, 'y');
+    Parser::Result r = Parser::Result::more;
+    std::size_t most = 0;
+    for (int i = 0; i < 1000 && r == Parser::Result::more; ++i) {
+      r = p.feed(junk.data(), junk.size(), got);
+      most = std::max(most, p.buffered_bytes());
+    }
+    CHECK(r == Parser::Result::error);
+    CHECK(p.error() == "trailer too long");
+    CHECK(most <= 65536 + junk.size());
+  }
+}

@@ -127,7 +127,10 @@ TEST_CASE("merge: shards on different clocks merge to the summary of the union o
     CHECK(aifc::merge_shards(late, nranks, options).start_spread_ns == 1'300'000);
   }
   const nlohmann::json merged_summary = merged.result.summary;
-  for (const auto& [key, value] : expected.items()) {
+  for (const auto& item : expected.items()) {
+    // Named copies: clang before 16 cannot capture structured bindings (CAPTURE is a lambda).
+    const std::string key = item.key();
+    const auto& value = item.value();
     CAPTURE(key);
     REQUIRE(merged_summary.contains(key));
     if (value.is_number_float())

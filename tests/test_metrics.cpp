@@ -151,7 +151,10 @@ TEST_CASE("metrics: the exact and the aggregate summary agree on every key they 
   const nlohmann::json exact = aifc::summarize(records, 30.0, options);
   const nlohmann::json approx = aifc::summarize(loaded, 30.0, options);
   int compared = 0;
-  for (const auto& [key, value] : exact.items()) {
+  for (const auto& item : exact.items()) {
+    // Named copies: clang before 16 cannot capture structured bindings (CAPTURE is a lambda).
+    const std::string key = item.key();
+    const auto& value = item.value();
     CAPTURE(key);
     if (key == "max_output_tokens_per_s" || key == "max_concurrent_requests" ||
         key == "percentiles_exact")
@@ -166,7 +169,8 @@ TEST_CASE("metrics: the exact and the aggregate summary agree on every key they 
       CHECK(approx[key] == value);
     }
   }
-  for (const auto& [key, value] : approx.items()) {
+  for (const auto& item : approx.items()) {
+    const std::string key = item.key();
     CAPTURE(key);
     CHECK((exact.contains(key) || key == "percentiles_exact"));
   }

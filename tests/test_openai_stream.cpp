@@ -61,11 +61,15 @@ TEST_CASE("openai_stream: malformed payloads are rejected") {
   StreamChunk c;
   for (const char* bad :
        {"", "{", "{\"choices\":[{\"text\":\"broken", "[1,2]", "{\"a\":1} trailing", "{\"a\":tru}",
-        "{\"a\":1,}", "{\"a\":\"ctl\x01\"}", "not json", "{\"a\":-}"}) {
+        "{\"a\":1,}", "{\"a\":\"ctl\x01\"}", "not json", "{\"a\":-}", "{\"a\":012}",
+        "{\"usage\":{\"prompt_tokens\":-07}}", "{\"a\":\"bad \\c escape\"}", "{\"a\":\"\\u12\"}",
+        "{\"a\":\"\\u12g4\"}"}) {
     CAPTURE(bad);
     CHECK_FALSE(aifc::scan_openai_chunk(bad, c));
   }
   CHECK(aifc::scan_openai_chunk(R"( { "nested" : {"deep":[1,2.5e3,{"x":[]}]}, "t": true } )", c));
+  CHECK(aifc::scan_openai_chunk(R"({"a":0,"b":-0.5,"c":0e1})", c));
+  CHECK(aifc::scan_openai_chunk(R"({"a":"\" \\ \/ \b \f \n \r \t \u00e9 \uD83D\uDE00"})", c));
 }
 
 TEST_CASE("openai_stream: unescaping") {

@@ -258,7 +258,8 @@ TEST_CASE("service: /openapi.json describes every route the server answers, /doc
                               ? c.Post(concrete.c_str(), api.auth(), "{}", "application/json")
                               : c.Delete(concrete.c_str(), api.auth());
       REQUIRE(r);
-      CAPTURE(method);
+      const std::string method_name = method;  // clang before 16: no binding in a lambda
+      CAPTURE(method_name);
       CAPTURE(concrete);
       CHECK(r->body.find("no such route") == std::string::npos);
     }
@@ -275,9 +276,11 @@ TEST_CASE("service: docs/api-reference.md has a section for every route of /open
     ++sections;
   std::size_t routes = 0;
   const auto openapi = aifc::Service::openapi();
-  for (const auto& [path, methods] : openapi["paths"].items())
-    for (const auto& [method, op] : methods.items()) {
-      std::string upper = method;
+  for (const auto& path_item : openapi["paths"].items())
+    for (const auto& method_item : path_item.value().items()) {
+      // Named copies: clang before 16 cannot capture structured bindings (CAPTURE is a lambda).
+      const std::string path = path_item.key();
+      std::string upper = method_item.key();
       for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
       CAPTURE(upper + " " + path);
       CHECK(doc.find("\n### `" + upper + " " + path + "`\n") != std::string::npos);
@@ -339,7 +342,8 @@ TEST_CASE("service: 8 agents on 4 nodes start together and their merged result i
                                                    {"percentile_metrics", "ttft,tpot,itl,e2el"},
                                                    {"metric_percentiles", "50,99"}});
   REQUIRE(status == 201);
-  CAPTURE(created);
+  const nlohmann::json& created_group = created;  // clang before 16: no binding in a lambda
+  CAPTURE(created_group);
   auto group = api.wait_for(id, "ready", std::chrono::seconds(180));
   CAPTURE(group);
   CAPTURE(job_output(id, group));
@@ -429,7 +433,8 @@ TEST_CASE(
       "/api/v1/client-group/nopart-" + tag,
       nlohmann::json{{"num_clients", 2}, {"partition", "no-such-partition"}, {"num_prompts", 4}});
   CHECK(status == 201);
-  CAPTURE(refused);
+  const nlohmann::json& refused_reply = refused;  // clang before 16: no binding in a lambda
+  CAPTURE(refused_reply);
   CHECK(refused["state"] == "failed");
   CHECK(refused["reason"].get<std::string>().find("partition") != std::string::npos);
 

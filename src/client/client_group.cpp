@@ -114,7 +114,8 @@ struct ClientGroup::State {
   ArrivalSchedule schedule;
   bool schedule_done = false;
   bool infinite_rate = false;
-  MonoNanos start_ns = 0;
+  // Set by run() once, read by progress() from any thread.
+  std::atomic<MonoNanos> start_ns{0};
   MonoNanos duration_end_ns = -1;
 
   std::mutex workers_mutex;
@@ -137,7 +138,7 @@ struct ClientGroup::State {
   std::atomic<std::uint64_t> in_flight{0};
   std::atomic<std::uint64_t> completed{0}, failed{0};
   std::atomic<std::int64_t> output_tokens{0};
-  std::uint64_t total = 0;
+  std::atomic<std::uint64_t> total{0};  // set by run(), read by progress()
 
   std::vector<std::unique_ptr<detail::EventLoop>> loops;
   std::vector<std::thread> loop_threads;
@@ -151,13 +152,14 @@ struct ClientGroup::State {
   bool draw_pending(MonoNanos now);
   std::optional<ScheduledRequest> take_due_slot(MonoNanos now, MonoNanos& next_due);
   MonoNanos scheduled_time(const ScheduledRequest& slot, MonoNanos now) const {
-    const MonoNanos t = start_ns + slot.offset.count();
+    const MonoNanos t = start_ns.load(std::memory_order_relaxed) + slot.offset.count();
     // With an infinite rate nothing is scheduled: a request is due when a client is free.
     return infinite_rate ? std::max(t, now) : t;
   }
   ProgressSnapshot snapshot(MonoNanos now) const {
     ProgressSnapshot s;
-    s.elapsed_s = start_ns > 0 ? static_cast<double>(now - start_ns) * 1e-9 : 0.0;
+    const MonoNanos start = start_ns.load();
+    s.elapsed_s = start > 0 ? static_cast<double>(now - start) * 1e-9 : 0.0;
     s.completed = completed.load();
     s.failed = failed.load();
     s.in_flight = in_flight.load();
@@ -397,13 +399,14 @@ BenchmarkResult ClientGroup::run() {
 
   result.anchor = ClockAnchor::now();
   // Time zero a little ahead, so that the first requests do not count thread start-up as lateness.
-  s.start_ns = result.anchor.mono_ns + 2'000'000 + initial * 30'000;
+  MonoNanos start = result.anchor.mono_ns + 2'000'000 + initial * 30'000;
   if (s.config.start_at) {
     const std::int64_t at_unix =
         std::chrono::duration_cast<std::chrono::nanoseconds>(s.config.start_at->time_since_epoch())
             .count();
-    s.start_ns = std::max(s.start_ns, result.anchor.mono_ns + (at_unix - result.anchor.unix_ns));
+    start = std::max(start, result.anchor.mono_ns + (at_unix - result.anchor.unix_ns));
   }
+  s.start_ns = start;
   if (load.duration.count() > 0)
     s.duration_end_ns =
         s.start_ns + std::chrono::duration_cast<std::chrono::nanoseconds>(load.duration).count();

@@ -34,6 +34,8 @@ class HttpResponseParser {
   bool started() const noexcept { return started_; }
   bool stopped() const noexcept { return stopped_; }
   const std::string& error() const noexcept { return error_; }
+  /// Bytes of an unfinished line held between feeds (bounded: see the limits in feed()).
+  std::size_t buffered_bytes() const noexcept { return line_.size(); }
   void reset();
 
  private:
@@ -262,7 +264,12 @@ HttpResponseParser::Result HttpResponseParser::feed(const char* data, std::size_
       }
       case State::chunk_data_end: {
         std::string_view line;
-        if (!take_line(p, end, line)) return Result::more;
+        if (!take_line(p, end, line)) {
+          // Only the CRLF may follow a chunk: junk without a line end must not pile up.
+          if (line_.size() > 1 || (line_.size() == 1 && line_[0] != '\r'))
+            return fail("chunk not followed by CRLF");
+          return Result::more;
+        }
         if (!line.empty()) return fail("chunk not followed by CRLF");
         line_.clear();
         state_ = State::chunk_size;
@@ -270,7 +277,10 @@ HttpResponseParser::Result HttpResponseParser::feed(const char* data, std::size_
       }
       case State::trailers: {
         std::string_view line;
-        if (!take_line(p, end, line)) return Result::more;
+        if (!take_line(p, end, line)) {
+          if (line_.size() > 65536) return fail("trailer too long");
+          return Result::more;
+        }
         const bool last = line.empty();
         line_.clear();
         if (last) {

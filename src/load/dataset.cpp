@@ -234,7 +234,7 @@ std::vector<Prompt> sharegpt_prompts(const DatasetConfig& c, const TokenCounter&
   nlohmann::json doc;
   try {
     doc = nlohmann::json::parse(read_file(c.dataset_path));
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range (1e999)
     throw Error(ErrorCode::parse_error,
                 fmt::format("'{}' is not valid JSON: {}", c.dataset_path, e.what()));
   }
@@ -292,7 +292,7 @@ std::vector<Prompt> jsonl_prompts(const DatasetConfig& c, const TokenCounter& co
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range (1e999)
       throw Error(ErrorCode::parse_error,
                   fmt::format("{}:{}: not valid JSON ({})", c.dataset_path, line_no, e.what()));
     }
@@ -301,9 +301,14 @@ std::vector<Prompt> jsonl_prompts(const DatasetConfig& c, const TokenCounter& co
       p.text = j.get<std::string>();
     } else if (j.is_object() && j.contains("prompt") && j["prompt"].is_string()) {
       p.text = j["prompt"].get<std::string>();
-      for (const char* key : {"output_tokens", "output_len", "max_tokens"})
-        if (j.contains(key) && j[key].is_number_integer())
-          p.output_tokens = j[key].get<std::int64_t>();
+      for (const char* key : {"output_tokens", "output_len", "max_tokens"}) {
+        if (!j.contains(key) || !j[key].is_number_integer()) continue;
+        p.output_tokens = j[key].get<std::int64_t>();
+        if (p.output_tokens < 0 || p.output_tokens > 10'000'000)
+          throw Error(ErrorCode::parse_error,
+                      fmt::format("{}:{}: {} must be from 0 to 10000000 (got {})", c.dataset_path,
+                                  line_no, key, j[key].dump()));
+      }
     } else {
       throw Error(ErrorCode::parse_error,
                   fmt::format("{}:{}: expected a string or an object with a \"prompt\" string",

@@ -13,6 +13,7 @@
 
 #include "aifc/error.hpp"
 #include "http/url.hpp"
+#include "slurm/rest_reply.hpp"
 #include "slurm/slurm_commands.hpp"
 #include "util/key_values.hpp"
 #include "util/observer_queue.hpp"
@@ -701,6 +702,109 @@ std::string read_state(const nlohmann::json& v) {
   return {};
 }
 
+JobInfo read_jobs(const std::string& job_id, const std::string& api_ver,
+                  const nlohmann::json& reply) {
+  std::vector<JobInfo> parts;
+  const auto jobs = reply.value("jobs", nlohmann::json::array());
+  if (!jobs.is_array())
+    throw Error(ErrorCode::server_error,
+                fmt::format("slurmrestd's reply about job {} has no list of jobs", job_id));
+  for (const auto& j : jobs) {
+    JobInfo info;
+    info.job_id = job_id;
+    info.state_text = read_state(j.value("job_state", nlohmann::json()));
+    info.state = job_state_from_string(info.state_text);
+    info.reason = j.value("state_reason", std::string());
+    info.nodes = j.value("nodes", std::string());
+    if (j.contains("exit_code")) {
+      info.exit_code = static_cast<int>(read_number(j["exit_code"], -1));
+      // v0.0.38 reports the raw wait status: the exit code sits in the high byte, a signal low.
+      if (api_ver == "v0.0.38" && info.exit_code > 0)
+        info.exit_code =
+            (info.exit_code & 0x7f) ? 128 + (info.exit_code & 0x7f) : (info.exit_code >> 8) & 0xff;
+    }
+    parts.push_back(std::move(info));
+  }
+  if (parts.empty())
+    throw Error(ErrorCode::server_error, fmt::format("slurmrestd knows no job {}", job_id));
+  return combine(job_id, parts);
+}
+}  // namespace
+
+namespace detail {
+
+nlohmann::json read_rest_reply(const RestCall& call) {
+  if (nests_deeper_than(call.body, 64))
+    throw Error(
+        ErrorCode::server_error,
+        fmt::format("slurmrestd at {} sent a reply nested deeper than 64 levels", call.origin));
+  nlohmann::json reply;
+  try {
+    reply = nlohmann::json::parse(call.body);
+  } catch (const nlohmann::json::exception&) {
+    reply = nlohmann::json::object();
+  }
+  if (!reply.is_object()) reply = nlohmann::json::object();
+  std::string errors;
+  const auto listed = reply.value("errors", nlohmann::json::array());
+  for (const auto& e : listed.is_array() ? listed : nlohmann::json::array()) {
+    if (!e.is_object()) continue;
+    auto text_of = [&](const char* key) {
+      const auto it = e.find(key);
+      return it != e.end() && it->is_string() ? it->get<std::string>() : std::string();
+    };
+    std::string text = text_of("error");
+    const std::string description = text_of("description");
+    if (!description.empty()) text += (text.empty() ? "" : ": ") + description;
+    if (!text.empty()) errors += (errors.empty() ? "" : "; ") + text;
+  }
+  if (call.status == 200 && errors.empty()) return reply;
+  if (errors.empty()) errors = call.body.substr(0, 200);
+  std::string hint;
+  // A token slurmctld refuses comes back as 401 on some versions, and on 22.05 as a 500 whose
+  // error is "Zero Bytes were transmitted or received" or "slurmctld config is unable to load".
+  if (call.status == 401 || call.status == 403 ||
+      errors.find("unable to load") != std::string::npos ||
+      errors.find("Zero Bytes") != std::string::npos ||
+      errors.find("uthentication") != std::string::npos)
+    hint = " (slurmctld refused the request: check the token (expired or wrong?) and user_name)";
+  else if (errors.find("partition") != std::string::npos)
+    hint = " (check the partition name)";
+  else if (errors.find("account") != std::string::npos)
+    hint = " (check the account)";
+  else if (call.status == 404)
+    hint = fmt::format(" (does this slurmrestd serve api_ver {}?)", call.api_ver);
+  throw Error(ErrorCode::server_error,
+              fmt::format("slurmrestd {} {} failed with HTTP {}: {}{}", call.method, call.path,
+                          call.status, errors, hint));
+}
+
+JobInfo read_rest_jobs(const std::string& job_id, const std::string& api_ver,
+                       const nlohmann::json& reply) {
+  try {
+    return read_jobs(job_id, api_ver, reply);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(ErrorCode::server_error,
+                fmt::format("slurmrestd's reply about job {} has an unexpected shape ({})", job_id,
+                            e.what()));
+  }
+}
+
+std::string read_rest_job_id(const nlohmann::json& reply) {
+  if (!reply.is_object() || !reply.contains("job_id"))
+    throw Error(ErrorCode::server_error, "slurmrestd accepted the job but sent no job_id");
+  const std::int64_t id = read_number(reply["job_id"], -1);
+  if (id <= 0)
+    throw Error(ErrorCode::server_error,
+                fmt::format("slurmrestd accepted the job but its job_id {} is not a job id",
+                            reply["job_id"].dump().substr(0, 60)));
+  return std::to_string(id);
+}
+
+}  // namespace detail
+
+namespace {
+
 class RestBackend : public SlurmBackend {
  public:
   explicit RestBackend(RestConfig c) : config_(std::move(c)) {
@@ -753,27 +857,12 @@ class RestBackend : public SlurmBackend {
       body["job"]["script"] = script;
     else
       body["script"] = script;
-    const auto reply = call("POST", "/job/submit", body.dump());
-    if (!reply.contains("job_id"))
-      throw Error(ErrorCode::server_error, "slurmrestd accepted the job but sent no job_id");
-    const std::int64_t id = read_number(reply["job_id"], -1);
-    if (id <= 0)
-      throw Error(ErrorCode::server_error,
-                  fmt::format("slurmrestd accepted the job but its job_id {} is not a job id",
-                              reply["job_id"].dump().substr(0, 60)));
-    return std::to_string(id);
+    return detail::read_rest_job_id(call("POST", "/job/submit", body.dump()));
   }
 
   JobInfo query(const std::string& job_id) override {
     check_id(job_id);
-    const auto reply = call("GET", "/job/" + job_id, {});
-    try {
-      return read_jobs(job_id, reply);
-    } catch (const nlohmann::json::exception& e) {
-      throw Error(ErrorCode::server_error,
-                  fmt::format("slurmrestd's reply about job {} has an unexpected shape ({})",
-                              job_id, e.what()));
-    }
+    return detail::read_rest_jobs(job_id, config_.api_ver, call("GET", "/job/" + job_id, {}));
   }
 
   void cancel(const std::string& job_id) override {
@@ -782,33 +871,6 @@ class RestBackend : public SlurmBackend {
   }
 
  private:
-  JobInfo read_jobs(const std::string& job_id, const nlohmann::json& reply) const {
-    std::vector<JobInfo> parts;
-    const auto jobs = reply.value("jobs", nlohmann::json::array());
-    if (!jobs.is_array())
-      throw Error(ErrorCode::server_error,
-                  fmt::format("slurmrestd's reply about job {} has no list of jobs", job_id));
-    for (const auto& j : jobs) {
-      JobInfo info;
-      info.job_id = job_id;
-      info.state_text = read_state(j.value("job_state", nlohmann::json()));
-      info.state = job_state_from_string(info.state_text);
-      info.reason = j.value("state_reason", std::string());
-      info.nodes = j.value("nodes", std::string());
-      if (j.contains("exit_code")) {
-        info.exit_code = static_cast<int>(read_number(j["exit_code"], -1));
-        // v0.0.38 reports the raw wait status: the exit code sits in the high byte, a signal low.
-        if (config_.api_ver == "v0.0.38" && info.exit_code > 0)
-          info.exit_code = (info.exit_code & 0x7f) ? 128 + (info.exit_code & 0x7f)
-                                                   : (info.exit_code >> 8) & 0xff;
-      }
-      parts.push_back(std::move(info));
-    }
-    if (parts.empty())
-      throw Error(ErrorCode::server_error, fmt::format("slurmrestd knows no job {}", job_id));
-    return combine(job_id, parts);
-  }
-
   static void check_id(const std::string& id) {
     if (id.empty() || id.find_first_not_of("0123456789_") != std::string::npos)
       bad(fmt::format("'{}' is not a Slurm job id", id));
@@ -829,48 +891,8 @@ class RestBackend : public SlurmBackend {
           ErrorCode::connection_failed,
           fmt::format("cannot reach slurmrestd at {} ({}); check the url and that slurmrestd runs",
                       origin_, httplib::to_string(res.error())));
-    if (nests_deeper_than(res->body, 64))
-      throw Error(
-          ErrorCode::server_error,
-          fmt::format("slurmrestd at {} sent a reply nested deeper than 64 levels", origin_));
-    nlohmann::json reply;
-    try {
-      reply = nlohmann::json::parse(res->body);
-    } catch (const nlohmann::json::exception&) {
-      reply = nlohmann::json::object();
-    }
-    if (!reply.is_object()) reply = nlohmann::json::object();
-    std::string errors;
-    const auto listed = reply.value("errors", nlohmann::json::array());
-    for (const auto& e : listed.is_array() ? listed : nlohmann::json::array()) {
-      if (!e.is_object()) continue;
-      auto text_of = [&](const char* key) {
-        const auto it = e.find(key);
-        return it != e.end() && it->is_string() ? it->get<std::string>() : std::string();
-      };
-      std::string text = text_of("error");
-      const std::string description = text_of("description");
-      if (!description.empty()) text += (text.empty() ? "" : ": ") + description;
-      if (!text.empty()) errors += (errors.empty() ? "" : "; ") + text;
-    }
-    if (res->status == 200 && errors.empty()) return reply;
-    if (errors.empty()) errors = res->body.substr(0, 200);
-    std::string hint;
-    // A token slurmctld refuses comes back as 401 on some versions, and on 22.05 as a 500 whose
-    // error is "Zero Bytes were transmitted or received" or "slurmctld config is unable to load".
-    if (res->status == 401 || res->status == 403 ||
-        errors.find("unable to load") != std::string::npos ||
-        errors.find("Zero Bytes") != std::string::npos ||
-        errors.find("uthentication") != std::string::npos)
-      hint = " (slurmctld refused the request: check the token (expired or wrong?) and user_name)";
-    else if (errors.find("partition") != std::string::npos)
-      hint = " (check the partition name)";
-    else if (errors.find("account") != std::string::npos)
-      hint = " (check the account)";
-    else if (res->status == 404)
-      hint = fmt::format(" (does this slurmrestd serve api_ver {}?)", config_.api_ver);
-    throw Error(ErrorCode::server_error, fmt::format("slurmrestd {} {} failed with HTTP {}: {}{}",
-                                                     method, path, res->status, errors, hint));
+    return detail::read_rest_reply(
+        {origin_, method, path, config_.api_ver, res->status, res->body});
   }
 
   RestConfig config_;

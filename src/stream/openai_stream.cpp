@@ -1,5 +1,6 @@
 #include "stream/openai_stream.hpp"
 
+#include <cctype>
 #include <cstring>
 
 namespace aifc {
@@ -36,6 +37,29 @@ class Scanner {
   }
 
   // Reads a string and returns its raw body (escapes kept).
+  // At the character after a backslash: one of JSON's escapes (\uXXXX with four hex digits).
+  // Leaves p_ at the escape's last character.
+  bool escape() {
+    switch (*p_) {
+      case '"':
+      case '\\':
+      case '/':
+      case 'b':
+      case 'f':
+      case 'n':
+      case 'r':
+      case 't':
+        return true;
+      case 'u':
+        for (int i = 0; i < 4; ++i) {
+          if (++p_ == end_ || !std::isxdigit(static_cast<unsigned char>(*p_))) return false;
+        }
+        return true;
+      default:
+        return false;
+    }
+  }
+
   bool string(std::string_view& out) {
     if (!consume('"')) return false;
     const char* start = p_;
@@ -48,6 +72,7 @@ class Scanner {
       }
       if (c == '\\') {
         if (++p_ == end_) return false;
+        if (!escape()) return false;
       } else if (static_cast<unsigned char>(c) < 0x20) {
         return false;
       }
@@ -89,6 +114,7 @@ class Scanner {
     const char* digits = p_;
     while (p_ != end_ && *p_ >= '0' && *p_ <= '9') ++p_;
     if (p_ == digits) return false;
+    if (*digits == '0' && p_ - digits > 1) return false;  // JSON has no leading zeros
     if (p_ != end_ && *p_ == '.') {
       ++p_;
       const char* frac = p_;

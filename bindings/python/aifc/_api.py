@@ -260,7 +260,9 @@ class ClientGroup(_Run):
     """Runs one workload with many concurrent clients, as the C++ ClientGroup does.
 
     Prompts come from `prompts` (dicts with `text`, `input_tokens`, `output_tokens`) or from
-    `dataset` (a DatasetConfig). `shard=(rank, nranks)` sends that part of the global schedule.
+    `dataset` (a DatasetConfig); with neither, from the default DatasetConfig (`random`, 1000
+    prompts, as `vllm bench serve` without flags). `shard=(rank, nranks)` sends that part of the
+    global schedule.
     """
 
     def __init__(self, client: Union[ClientConfig, Dict[str, Any], None] = None,

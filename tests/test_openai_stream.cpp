@@ -94,4 +94,10 @@ TEST_CASE("openai_stream: counts that are no whole numbers in range are treated 
       R"({"usage":{"prompt_tokens":999999999999999999,"completion_tokens":0}})", c));
   CHECK(c.prompt_tokens == 999999999999999999);  // 18 digits still fit
   CHECK(c.completion_tokens == 0);
+  // A negative count is no count (found by fuzz/fuzz_openai_chunk.cpp).
+  REQUIRE(aifc::scan_openai_chunk(R"({"usage":{"prompt_tokens":12,"completion_tokens":-2}})", c));
+  CHECK(c.prompt_tokens == 12);
+  CHECK(c.completion_tokens == -1);
+  REQUIRE(aifc::scan_openai_chunk(R"({"aifc_sent_ns":-5})", c));
+  CHECK(c.server_sent_ns == -1);
 }

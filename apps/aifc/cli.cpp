@@ -263,6 +263,12 @@ int bench_main(const std::vector<std::string>& args) {
     }
     BenchmarkResult result = benchmark->run();
     std::cout << benchmark->summary_table(result);
+    // The counts say how many failed; the first messages say why.
+    if (!result.first_errors.empty()) {
+      std::cout << fmt::format("First {} failed requests (of {}):\n", result.first_errors.size(),
+                               result.summary.failed);
+      for (const auto& e : result.first_errors) std::cout << "  " << e << "\n";
+    }
     std::cout.flush();
     if (result.observer_errors)
       std::cerr << "[aifc] an observer failed: " << result.first_observer_error << "\n";

@@ -75,6 +75,11 @@ struct AIFC_API BenchmarkResult {
   std::vector<RequestRecord> records;  ///< in completion order, warm-ups included (flagged)
   MetricsAggregate aggregate;
   Summary summary;
+  /// The first failed requests' "kind: message" (at most kMaxFirstErrors, in the order they
+  /// finished; cancellations left out), kept whether or not records are: what a failure count
+  /// alone does not say.
+  static constexpr std::size_t kMaxFirstErrors = 10;
+  std::vector<std::string> first_errors;
   std::uint64_t observer_errors = 0;
   std::string first_observer_error;
   std::uint64_t observer_events_dropped = 0;  ///< request events slow observers did not get

@@ -349,6 +349,9 @@ BenchmarkResult ClientGroup::run() {
       earliest_scheduled = rec.scheduled_ns;
       result.first_send_late_ns = rec.send_ns - rec.scheduled_ns;
     }
+    if (!rec.warmup && !rec.ok() && rec.error != RequestError::cancelled &&
+        result.first_errors.size() < BenchmarkResult::kMaxFirstErrors)
+      result.first_errors.push_back(fmt::format("{}: {}", to_string(rec.error), rec.error_message));
     s.observers.request_finished(rec);
     result.aggregate.add(rec);
     if (s.config.keep_records) result.records.push_back(std::move(rec));

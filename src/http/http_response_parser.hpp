@@ -162,10 +162,13 @@ HttpResponseParser::Result HttpResponseParser::feed(const char* data, std::size_
     switch (state_) {
       case State::status_line: {
         std::string_view line;
+        // A limit holds for a line whether it came in one piece or many (the network decides);
+        // a line held unfinished may still have its '\r' to shed, hence the + 1.
         if (!take_line(p, end, line)) {
-          if (line_.size() > 8192) return fail("status line too long");
+          if (line_.size() > 8192 + 1) return fail("status line too long");
           return Result::more;
         }
+        if (line.size() > 8192) return fail("status line too long");
         // "HTTP/1.1 200 OK"
         if (line.size() < 12 || line.substr(0, 5) != "HTTP/" || line[8] != ' ')
           return fail("not an HTTP response: " + std::string(line.substr(0, 60)));
@@ -182,9 +185,10 @@ HttpResponseParser::Result HttpResponseParser::feed(const char* data, std::size_
       case State::headers: {
         std::string_view line;
         if (!take_line(p, end, line)) {
-          if (line_.size() > 65536) return fail("header too long");
+          if (line_.size() > 65536 + 1) return fail("header too long");
           return Result::more;
         }
+        if (line.size() > 65536) return fail("header too long");
         if (!line.empty()) {
           const bool ok = header(line);
           line_.clear();
@@ -217,9 +221,10 @@ HttpResponseParser::Result HttpResponseParser::feed(const char* data, std::size_
       case State::chunk_size: {
         std::string_view line;
         if (!take_line(p, end, line)) {
-          if (line_.size() > 1024) return fail("chunk size line too long");
+          if (line_.size() > 1024 + 1) return fail("chunk size line too long");
           return Result::more;
         }
+        if (line.size() > 1024) return fail("chunk size line too long");
         std::uint64_t size = 0;
         std::size_t i = 0;
         for (; i < line.size(); ++i) {
@@ -278,9 +283,10 @@ HttpResponseParser::Result HttpResponseParser::feed(const char* data, std::size_
       case State::trailers: {
         std::string_view line;
         if (!take_line(p, end, line)) {
-          if (line_.size() > 65536) return fail("trailer too long");
+          if (line_.size() > 65536 + 1) return fail("trailer too long");
           return Result::more;
         }
+        if (line.size() > 65536) return fail("trailer too long");
         const bool last = line.empty();
         line_.clear();
         if (last) {

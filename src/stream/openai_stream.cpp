@@ -81,9 +81,10 @@ class Scanner {
     return false;
   }
 
-  // A JSON number that must be a whole number in range: anything else (a fraction, an
-  // exponent, more digits than an int64 holds) is valid JSON but no usable count, and comes out
-  // as -1, so that the caller treats it as absent instead of trusting a wrapped value.
+  // A JSON number that must be a whole number in range and not negative (every integer read
+  // here is a count or a timestamp): anything else (a fraction, an exponent, more digits than an
+  // int64 holds, a minus sign) is valid JSON but no usable value, and comes out as -1, so that
+  // the caller treats it as absent instead of trusting a wrapped or negative count.
   bool integer(std::int64_t& out) {
     skip_ws();
     const char* start = p_;
@@ -103,7 +104,7 @@ class Scanner {
       }
       v = v * 10 + (*q - '0');
     }
-    out = q != p_ ? -1 : (neg ? -v : v);  // q stopped early: a fraction or an exponent
+    out = q != p_ || neg ? -1 : v;  // q stopped early: a fraction or an exponent
     return true;
   }
 

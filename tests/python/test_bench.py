@@ -121,3 +121,33 @@ def test_ctrl_c_in_the_cli_writes_the_partial_result(tmp_path):
     assert len(files) == 1
     doc = json.load(open(files[0]))
     assert doc["interrupted"] is True and doc["completed"] > 10
+
+
+def test_ctrl_c_during_the_set_up_stops_it(tmp_path):
+    import _thread
+    import threading
+
+    # Counting a million prompts with the server's tokenizer is a million round trips: minutes.
+    path = tmp_path / "many.jsonl"
+    with open(path, "w") as f:
+        for i in range(1_000_000):
+            f.write(f'"prompt number {i} for the tokenizer"\n')
+    with aifc.Simulator(threads=8) as sim:
+        threading.Timer(1.0, _thread.interrupt_main).start()
+        t0 = time.monotonic()
+        with pytest.raises(KeyboardInterrupt) as info:
+            aifc.run_benchmark(base_url=sim.url, dataset_name="jsonl", dataset_path=str(path),
+                               num_prompts=1_000_000, server_tokenizer=True)
+        # Stopped in the set-up: nothing was measured, and it did not wait the counting out (the
+        # bound is generous: the stop takes one round trip; the whole count takes minutes).
+        assert not isinstance(info.value, aifc.Interrupted)
+        assert time.monotonic() - t0 < 30
+        assert sim.stats()["requests"] == 0
+
+
+def test_the_first_errors_say_why_requests_failed():
+    r = aifc.run_benchmark(sim_error_rate=1.0, sim_error_status=503, num_prompts=12, random_output_len=4)
+    assert r.summary["failed"] == 12
+    assert len(r.first_errors) == 10
+    assert all(e.startswith("http_status: HTTP 503") for e in r.first_errors)
+    assert aifc.run_benchmark(sim=True, num_prompts=3, random_output_len=2).first_errors == []

@@ -45,7 +45,8 @@ class Result:
 
     def __init__(self, summary: Dict[str, Any], records: Dict[str, list], document: Optional[Dict[str, Any]] = None,
                  duration_s: float = 0.0, interrupted: bool = False, observer_errors: int = 0,
-                 first_observer_error: str = "", observer_events_dropped: int = 0):
+                 first_observer_error: str = "", observer_events_dropped: int = 0,
+                 first_errors: Optional[List[str]] = None):
         self.summary = summary
         """The summary, with `vllm bench serve`'s result keys and aifc's own."""
         self.records = records
@@ -58,6 +59,8 @@ class Result:
         self.first_observer_error = first_observer_error
         self.observer_events_dropped = observer_events_dropped
         """Request events that observers missed because they fell behind."""
+        self.first_errors = list(first_errors or [])
+        """The first failed requests' "kind: message" (at most 10): why they failed."""
         self._summary_options = SummaryOptions()
 
     @classmethod
@@ -69,7 +72,7 @@ class Result:
             document["aggregate"] = core_result.aggregate
         return cls(summary, core_result.records, document, core_result.duration_s, core_result.interrupted,
                    core_result.observer_errors, core_result.first_observer_error,
-                   core_result.observer_events_dropped)
+                   core_result.observer_events_dropped, core_result.first_errors)
 
     def __len__(self) -> int:
         return len(self.records.get("index", []))

@@ -37,6 +37,7 @@ class BenchmarkResult:
     start_ns: int
     observer_errors: int
     first_observer_error: str
+    first_errors: List[str]
     observer_events_dropped: int
 
 class ClientGroup:

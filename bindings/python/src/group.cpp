@@ -7,8 +7,10 @@
 #include <aifc/options.hpp>
 #include <chrono>
 #include <condition_variable>
+#include <exception>
 #include <mutex>
 #include <optional>
+#include <stop_token>
 #include <thread>
 
 #include "convert.hpp"
@@ -196,9 +198,47 @@ class PyGroup : public Runner {
 // from a BenchmarkSpec's JSON form.
 class PyBench : public Runner {
  public:
+  // The set-up (asking the server for its model, building and counting the prompts) runs on a
+  // thread of its own while this one waits for it without the GIL: Ctrl-C then stops it through
+  // Benchmark's stop token (KeyboardInterrupt, nothing measured) instead of being ignored until
+  // it is over. Its exception, if any, is rethrown here.
   explicit PyBench(BenchmarkSpec spec) {
-    py::gil_scoped_release release;  // set-up talks to the server and builds the prompts
-    benchmark_ = std::make_unique<Benchmark>(std::move(spec));
+    std::stop_source stop;
+    std::unique_ptr<Benchmark> made;
+    std::exception_ptr failure;
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool done = false;
+    std::thread setup([&] {
+      try {
+        made = std::make_unique<Benchmark>(std::move(spec), stop.get_token());
+      } catch (...) {
+        failure = std::current_exception();
+      }
+      std::lock_guard lock(mutex);
+      done = true;
+      cv.notify_all();
+    });
+    bool interrupted = false;
+    for (;;) {
+      {
+        py::gil_scoped_release release;
+        std::unique_lock lock(mutex);
+        if (cv.wait_for(lock, std::chrono::milliseconds(100), [&] { return done; })) break;
+      }
+      if (!interrupted && PyErr_CheckSignals() != 0) {
+        interrupted = true;  // the KeyboardInterrupt stays set until it is raised below
+        stop.request_stop();
+      }
+    }
+    {
+      py::gil_scoped_release release;
+      setup.join();
+      if (interrupted) made.reset();
+    }
+    if (interrupted) throw py::error_already_set();
+    if (failure) std::rethrow_exception(failure);
+    benchmark_ = std::move(made);
   }
   static std::unique_ptr<PyBench> from_options(const py::dict& options) {
     return std::make_unique<PyBench>(benchmark_spec_from_options(to_json(options)));
@@ -262,6 +302,8 @@ void init_group(py::module_& m) {
       .def_readonly("start_ns", &BenchmarkResult::start_ns)
       .def_readonly("observer_errors", &BenchmarkResult::observer_errors)
       .def_readonly("first_observer_error", &BenchmarkResult::first_observer_error)
+      .def_readonly("first_errors", &BenchmarkResult::first_errors,
+                    "The first failed requests' 'kind: message' (at most 10)")
       .def_readonly("observer_events_dropped", &BenchmarkResult::observer_events_dropped)
       .def_property_readonly("anchor", [](const BenchmarkResult& r) {
         py::dict d;

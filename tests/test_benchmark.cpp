@@ -76,6 +76,12 @@ TEST_CASE("benchmark: bad specs name the section and the field") {
       (nlohmann::json{{"load", {{"request_rate", "fast"}}}}.get<aifc::BenchmarkSpec>()),
       doctest::Contains("load"), aifc::Error);
   CHECK_THROWS_AS(aifc::Benchmark{spec}, aifc::Error);  // the constructor validates too
+  // A number no integer field can take is refused by its place, not cast (undefined behaviour;
+  // found by fuzz/fuzz_specs.cpp).
+  CHECK_THROWS_WITH_AS(
+      nlohmann::json::parse(R"({"load": {"max_concurrency": 4.3e103}})").get<aifc::BenchmarkSpec>(),
+      doctest::Contains("benchmark spec: load.max_concurrency: 4.3e+103 is out of range"),
+      aifc::Error);
 }
 
 TEST_CASE("benchmark: runs a spec against its simulator and writes vLLM's result keys") {

@@ -15,6 +15,7 @@
 #include "client/event_loop.hpp"
 #include "client/observer_channel.hpp"
 #include "util/durations.hpp"
+#include "util/json_numbers.hpp"
 
 namespace aifc {
 
@@ -64,6 +65,7 @@ std::optional<std::chrono::system_clock::time_point> start_at_from_json(const nl
 }
 
 void from_json(const nlohmann::json& j, GroupConfig& c) {
+  detail::check_json_numbers(j, "group config: ");
   c = GroupConfig{};
   if (j.contains("client")) j.at("client").get_to(c.client);
   if (j.contains("load")) j.at("load").get_to(c.load);

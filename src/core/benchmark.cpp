@@ -8,6 +8,7 @@
 
 #include "aifc/error.hpp"
 #include "aifc/version.hpp"
+#include "util/json_numbers.hpp"
 
 namespace aifc {
 namespace {
@@ -88,6 +89,7 @@ void to_json(nlohmann::json& j, const BenchmarkSpec& s) {
 void from_json(const nlohmann::json& j, BenchmarkSpec& s) {
   if (!j.is_object())
     throw Error(ErrorCode::invalid_argument, "a benchmark spec must be a JSON object");
+  detail::check_json_numbers(j, "benchmark spec: ");
   static const char* const kKeys[] = {"client",
                                       "dataset",
                                       "load",

@@ -8,6 +8,7 @@
 
 #include "aifc/clock_sync.hpp"
 #include "aifc/error.hpp"
+#include "util/json_numbers.hpp"
 
 namespace aifc {
 namespace {
@@ -143,6 +144,7 @@ MergedResult merge_shards(std::vector<ShardResult> parts, std::uint32_t nranks,
 }
 
 ResultDocument read_result_document(const nlohmann::json& doc) {
+  detail::check_json_numbers(doc, "result: ");
   auto need = [&](const char* key) -> const nlohmann::json& {
     if (!doc.is_object() || !doc.contains(key))
       throw Error(ErrorCode::parse_error,

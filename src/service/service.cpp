@@ -23,6 +23,7 @@
 #include "aifc/options.hpp"
 #include "service/api_routes.hpp"
 #include "service/store.hpp"
+#include "util/json_numbers.hpp"
 #include "util/observer_queue.hpp"
 
 namespace aifc {
@@ -75,6 +76,7 @@ void ClientGroupRequest::validate() const {
 
 void from_json(const nlohmann::json& j, ClientGroupRequest& r) {
   if (!j.is_object()) bad("the request body must be a JSON object");
+  detail::check_json_numbers(j, "");
   r = ClientGroupRequest{};
   std::string key = "spec";
   // The workload keys are the benchmark's named options, applied together after the rest (their

@@ -302,8 +302,11 @@ void init_group(py::module_& m) {
       .def_readonly("start_ns", &BenchmarkResult::start_ns)
       .def_readonly("observer_errors", &BenchmarkResult::observer_errors)
       .def_readonly("first_observer_error", &BenchmarkResult::first_observer_error)
-      .def_readonly("first_errors", &BenchmarkResult::first_errors,
-                    "The first failed requests' 'kind: message' (at most 10)")
+      // Through JSON: a server's bytes that are not UTF-8 are replaced, never an exception.
+      .def_property_readonly(
+          "first_errors",
+          [](const BenchmarkResult& r) { return from_json(nlohmann::json(r.first_errors)); },
+          "The first failed requests' 'kind: message' (at most 10)")
       .def_readonly("observer_events_dropped", &BenchmarkResult::observer_events_dropped)
       .def_property_readonly("anchor", [](const BenchmarkResult& r) {
         py::dict d;

@@ -79,6 +79,10 @@ TEST_CASE("openai_stream: unescaping") {
   out.clear();
   aifc::append_json_unescaped(out, R"(cut \u00)");
   CHECK(out == "cut ?");
+  // A lone surrogate (JSON allows it; UTF-8 has no form for it) becomes U+FFFD.
+  out.clear();
+  aifc::append_json_unescaped(out, R"(\uDDDD|\uD83Dx)");
+  CHECK(out == "\xEF\xBF\xBD|\xEF\xBF\xBDx");
 }
 
 TEST_CASE("openai_stream: counts that are no whole numbers in range are treated as absent") {

@@ -333,6 +333,8 @@ void append_json_unescaped(std::string& out, std::string_view raw) {
             i += 6;
           }
         }
+        // A surrogate without its partner has no UTF-8 form: the replacement character.
+        if (cp >= 0xD800 && cp <= 0xDFFF) cp = 0xFFFD;
         if (cp < 0x80) {
           out.push_back(static_cast<char>(cp));
         } else if (cp < 0x800) {

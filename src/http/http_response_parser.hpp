@@ -51,7 +51,11 @@ class HttpResponseParser {
     done
   };
 
-  bool take_line(const char*& p, const char* end, std::string_view& line);
+  enum class Line { complete, partial, too_long };
+  /// The next line (without its CRLF) into `line`, or what there is of it held in line_. A line
+  /// longer than `limit` is too_long whether it came in one piece or many (the network decides
+  /// that): an unfinished one may still have its '\r' to shed, hence limit + 1 for it.
+  Line take_line(const char*& p, const char* end, std::string_view& line, std::size_t limit);
   bool header(std::string_view line);
   Result fail(std::string message) {
     error_ = std::move(message);
@@ -85,13 +89,15 @@ inline void HttpResponseParser::reset() {
   error_.clear();
 }
 
-inline bool HttpResponseParser::take_line(const char*& p, const char* end, std::string_view& line) {
+inline HttpResponseParser::Line HttpResponseParser::take_line(const char*& p, const char* end,
+                                                              std::string_view& line,
+                                                              std::size_t limit) {
   const char* nl =
       static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
   if (!nl) {
     line_.append(p, static_cast<std::size_t>(end - p));
     p = end;
-    return false;
+    return line_.size() > limit + 1 ? Line::too_long : Line::partial;
   }
   if (line_.empty()) {
     line = std::string_view(p, static_cast<std::size_t>(nl - p));
@@ -101,7 +107,7 @@ inline bool HttpResponseParser::take_line(const char*& p, const char* end, std::
   }
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   p = nl + 1;
-  return true;
+  return line.size() > limit ? Line::too_long : Line::complete;
 }
 
 inline bool iequals(std::string_view a, std::string_view b) {
@@ -162,13 +168,9 @@ HttpResponseParser::Result HttpResponseParser::feed(const char* data, std::size_
     switch (state_) {
       case State::status_line: {
         std::string_view line;
-        // A limit holds for a line whether it came in one piece or many (the network decides);
-        // a line held unfinished may still have its '\r' to shed, hence the + 1.
-        if (!take_line(p, end, line)) {
-          if (line_.size() > 8192 + 1) return fail("status line too long");
-          return Result::more;
-        }
-        if (line.size() > 8192) return fail("status line too long");
+        const auto got = take_line(p, end, line, 8192);
+        if (got == Line::too_long) return fail("status line too long");
+        if (got == Line::partial) return Result::more;
         // "HTTP/1.1 200 OK"
         if (line.size() < 12 || line.substr(0, 5) != "HTTP/" || line[8] != ' ')
           return fail("not an HTTP response: " + std::string(line.substr(0, 60)));
@@ -184,11 +186,9 @@ HttpResponseParser::Result HttpResponseParser::feed(const char* data, std::size_
       }
       case State::headers: {
         std::string_view line;
-        if (!take_line(p, end, line)) {
-          if (line_.size() > 65536 + 1) return fail("header too long");
-          return Result::more;
-        }
-        if (line.size() > 65536) return fail("header too long");
+        const auto got = take_line(p, end, line, 65536);
+        if (got == Line::too_long) return fail("header too long");
+        if (got == Line::partial) return Result::more;
         if (!line.empty()) {
           const bool ok = header(line);
           line_.clear();
@@ -220,11 +220,9 @@ HttpResponseParser::Result HttpResponseParser::feed(const char* data, std::size_
       }
       case State::chunk_size: {
         std::string_view line;
-        if (!take_line(p, end, line)) {
-          if (line_.size() > 1024 + 1) return fail("chunk size line too long");
-          return Result::more;
-        }
-        if (line.size() > 1024) return fail("chunk size line too long");
+        const auto got = take_line(p, end, line, 1024);
+        if (got == Line::too_long) return fail("chunk size line too long");
+        if (got == Line::partial) return Result::more;
         std::uint64_t size = 0;
         std::size_t i = 0;
         for (; i < line.size(); ++i) {
@@ -269,24 +267,20 @@ HttpResponseParser::Result HttpResponseParser::feed(const char* data, std::size_
       }
       case State::chunk_data_end: {
         std::string_view line;
-        if (!take_line(p, end, line)) {
-          // Only the CRLF may follow a chunk: junk without a line end must not pile up.
-          if (line_.size() > 1 || (line_.size() == 1 && line_[0] != '\r'))
-            return fail("chunk not followed by CRLF");
-          return Result::more;
-        }
-        if (!line.empty()) return fail("chunk not followed by CRLF");
+        // Only the CRLF may follow a chunk (an empty line): junk must not pile up.
+        const auto got = take_line(p, end, line, 0);
+        if (got == Line::too_long || (got == Line::partial && line_[0] != '\r'))
+          return fail("chunk not followed by CRLF");
+        if (got == Line::partial) return Result::more;
         line_.clear();
         state_ = State::chunk_size;
         break;
       }
       case State::trailers: {
         std::string_view line;
-        if (!take_line(p, end, line)) {
-          if (line_.size() > 65536 + 1) return fail("trailer too long");
-          return Result::more;
-        }
-        if (line.size() > 65536) return fail("trailer too long");
+        const auto got = take_line(p, end, line, 65536);
+        if (got == Line::too_long) return fail("trailer too long");
+        if (got == Line::partial) return Result::more;
         const bool last = line.empty();
         line_.clear();
         if (last) {

@@ -359,121 +359,6 @@ TEST_CASE("vllm_client: a stream line that never ends is a failed request, not u
 
 namespace {
 
-// A server whose streamed answer has no length and no chunking (it ends when the connection
-// closes), and that then goes quiet: what a timeout or a cancel cuts must not look like an
-// answer that ended.
-struct CloseDelimitedServer {
-  CloseDelimitedServer() {
-    listener = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    socklen_t len = sizeof addr;
-    ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
-    port = ntohs(addr.sin_port);
-    REQUIRE(::listen(listener, 8) == 0);
-    thread = std::thread([this] {
-      for (;;) {
-        const int fd = ::accept(listener, nullptr, nullptr);
-        if (fd < 0) return;
-        char buf[4096];
-        (void)::recv(fd, buf, sizeof buf, 0);
-        const std::string head =
-            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
-            "data: {\"choices\":[{\"text\":\" a\"}]}\n\n";
-        (void)::send(fd, head.data(), head.size(), MSG_NOSIGNAL);
-        // Quiet until the client gives up (its side closes), then close ours.
-        while (::recv(fd, buf, sizeof buf, 0) > 0) {
-        }
-        ::close(fd);
-      }
-    });
-  }
-  ~CloseDelimitedServer() {
-    ::shutdown(listener, SHUT_RDWR);
-    ::close(listener);
-    thread.join();
-  }
-  int listener = -1;
-  int port = 0;
-  std::thread thread;
-};
-
-}  // namespace
-
-TEST_CASE("vllm_client: a timeout or a cancel of a close-delimited stream keeps its kind") {
-  CloseDelimitedServer server;
-  aifc::ClientConfig c;
-  c.base_url = "http://127.0.0.1:" + std::to_string(server.port);
-  c.model = "m";
-  c.request_timeout = std::chrono::milliseconds(300);
-  {
-    aifc::VLLMClient client(c);  // the blocking transport, with its own watchdog
-    const auto r = client.send(spec());
-    CHECK(r.error == aifc::RequestError::timeout_total);
-    CHECK(r.token_ns.size() == 1);
-  }
-  {
-    c.request_timeout = std::chrono::seconds(60);
-    aifc::VLLMClient client(c);
-    std::thread canceller([&] {
-      std::this_thread::sleep_for(std::chrono::milliseconds(300));
-      client.cancel();
-    });
-    const auto r = client.send(spec());
-    canceller.join();
-    CHECK(r.error == aifc::RequestError::cancelled);
-  }
-  // The event loop says the same.
-  aifc::GroupConfig g;
-  g.client = c;
-  g.client.request_timeout = std::chrono::milliseconds(300);
-  g.transport = aifc::Transport::event_loop;
-  g.load.num_requests = 1;
-  const auto result = aifc::ClientGroup(g, {aifc::Prompt{"x y", 2, false, 2}}).run();
-  CHECK(result.summary.errors_by_kind.count("timeout_total") == 1);
-}
-
-TEST_CASE("vllm_client: a chunk followed by junk instead of its CRLF is refused at once") {
-  // One chunk, then 40 MiB without a line end where the chunk's CRLF belongs.
-  httplib::Server server;
-  server.Post("/v1/completions", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content_provider("text/event-stream",
-                             [sent = 0](std::size_t, httplib::DataSink& sink) mutable {
-                               if (sent == 0) {
-                                 const std::string first = "6\r\ndata: ";
-                                 sink.write(first.data(), first.size());
-                               }
-                               const std::string piece(1 << 20, 'x');
-                               if (sent++ < 40 && sink.is_writable())
-                                 return sink.write(piece.data(), piece.size());
-                               sink.done();
-                               return true;
-                             });
-    // The body above is the raw chunked encoding: say so, and let nothing re-frame it.
-    res.set_header("Transfer-Encoding", "chunked");
-  });
-  const int port = server.bind_to_any_port("127.0.0.1");
-  std::thread serving([&] { server.listen_after_bind(); });
-  while (!server.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  aifc::GroupConfig g;
-  g.client.base_url = "http://127.0.0.1:" + std::to_string(port);
-  g.client.model = "m";
-  g.transport = aifc::Transport::event_loop;
-  g.load.num_requests = 2;
-  const auto result = aifc::ClientGroup(g, {aifc::Prompt{"x y", 2, false, 2}}).run();
-  REQUIRE(result.records.size() == 2);
-  for (const auto& r : result.records) {
-    CHECK(r.error == aifc::RequestError::malformed_stream);
-    CHECK(r.error_message.find("chunk not followed by CRLF") != std::string::npos);
-  }
-  server.stop();
-  serving.join();
-}
-
-namespace {
-
 // A server on a raw socket that answers every connection its own way: each connection gets
 // `behave(fd)` on a thread of its own after the request has been read.
 struct RawServer {
@@ -573,6 +458,67 @@ constexpr bool kMeasuresMemory = true;
 #endif
 
 }  // namespace
+
+TEST_CASE("vllm_client: a timeout or a cancel of a close-delimited stream keeps its kind") {
+  // A streamed answer with no length and no chunking (it ends when the connection closes), then
+  // quiet: what a timeout or a cancel cuts must not look like an answer that ended.
+  RawServer server([](int fd) {
+    send_all(fd,
+             "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+             "data: {\"choices\":[{\"text\":\" a\"}]}\n\n");
+    wait_for_close(fd);
+  });
+  aifc::ClientConfig c;
+  c.base_url = server.url();
+  c.model = "m";
+  c.request_timeout = std::chrono::milliseconds(300);
+  {
+    aifc::VLLMClient client(c);  // the blocking transport, with its own watchdog
+    const auto r = client.send(spec());
+    CHECK(r.error == aifc::RequestError::timeout_total);
+    CHECK(r.token_ns.size() == 1);
+  }
+  {
+    c.request_timeout = std::chrono::seconds(60);
+    aifc::VLLMClient client(c);
+    std::thread canceller([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      client.cancel();
+    });
+    const auto r = client.send(spec());
+    canceller.join();
+    CHECK(r.error == aifc::RequestError::cancelled);
+  }
+  // The event loop says the same.
+  aifc::GroupConfig g;
+  g.client = c;
+  g.client.request_timeout = std::chrono::milliseconds(300);
+  g.transport = aifc::Transport::event_loop;
+  g.load.num_requests = 1;
+  const auto result = aifc::ClientGroup(g, {aifc::Prompt{"x y", 2, false, 2}}).run();
+  CHECK(result.summary.errors_by_kind.count("timeout_total") == 1);
+}
+TEST_CASE("vllm_client: a chunk followed by junk instead of its CRLF is refused at once") {
+  // One chunk, then 40 MiB without a line end where the chunk's CRLF belongs.
+  RawServer server([](int fd) {
+    send_all(fd, kStreamHead + "6\r\ndata: ");
+    const std::string piece(1 << 20, 'x');
+    for (int i = 0; i < 40 && send_all(fd, piece); ++i) {
+    }
+    wait_for_close(fd);
+  });
+  aifc::GroupConfig g;
+  g.client.base_url = server.url();
+  g.client.model = "m";
+  g.transport = aifc::Transport::event_loop;
+  g.load.num_requests = 2;
+  const auto result = aifc::ClientGroup(g, {aifc::Prompt{"x y", 2, false, 2}}).run();
+  REQUIRE(result.records.size() == 2);
+  for (const auto& r : result.records) {
+    CHECK(r.error == aifc::RequestError::malformed_stream);
+    CHECK(r.error_message.find("chunk not followed by CRLF") != std::string::npos);
+  }
+}
 
 TEST_CASE("vllm_client: a hostile server's habits are the same failure on both transports") {
   struct Habit {

@@ -12,13 +12,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 if [ "${1:-}" = "--thread" ]; then
-  "$root/scripts/install-deps.sh"
-  "$root/scripts/install-packages.sh" clang-14 libclang-rt-14-dev
+  "$root/scripts/build-sanitize.sh" --thread test_client_group
   build="$root/build-tsan"
-  CC=clang-14 CXX=clang++-14 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DAIFC_SANITIZE=thread -DAIFC_BUILD_TESTS=ON -DAIFC_BUILD_EXAMPLES=OFF -DAIFC_INSTALL=OFF \
-    >/dev/null
-  cmake --build "$build" -j "$(nproc)" --target test_client_group
   # Suppressed: reports inside Debian's uninstrumented libraries only (tests/tsan.supp says which).
   export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=$root/tests/tsan.supp}
   cd "$build" && exec ctest --output-on-failure --timeout 900 -R '^client_group'

@@ -1146,7 +1146,6 @@ void Service::Impl::install_routes() {
       return error_reply(res, 400, fmt::format("state: '{}' is not an agent state", state));
     // A refined clock offset, sent by a ready agent before the start instant (a tighter bound
     // than its registration's; see Agent).
-    bool clock_refined = false;
     if (state == "ready" && a.state == "ready" && body.contains("clock_uncertainty_ns") &&
         body.contains("clock_offset_ns") && body["clock_uncertainty_ns"].is_number_integer() &&
         body["clock_offset_ns"].is_number_integer()) {
@@ -1154,10 +1153,9 @@ void Service::Impl::install_routes() {
       if (uncertainty >= 0 && uncertainty < a.clock_uncertainty_ns) {
         a.clock_offset_ns = body["clock_offset_ns"].get<std::int64_t>();
         a.clock_uncertainty_ns = uncertainty;
-        clock_refined = true;
+        save_agent(*g, a);  // the state stays: nothing below saves it
       }
     }
-    if (clock_refined && state == a.state) save_agent(*g, a);
     if (state != a.state && a.state != "lost") {
       a.state = state;
       a.error = body.value("error", "");

@@ -46,7 +46,12 @@ class AIFC_API Histogram {
 
  private:
   double value_at_rank(std::uint64_t rank) const noexcept;
+  /// Grows the storage to hold the buckets low..high.
+  void cover(std::size_t low, std::size_t high);
 
+  // Only the range of buckets in use is stored (counts_[k] is bucket first_ + k): latencies of
+  // tens of milliseconds need ~2 k buckets instead of the 16 k below them.
+  std::size_t first_ = 0;
   std::vector<std::uint64_t> counts_;
   std::uint64_t count_ = 0;
   std::int64_t min_ = 0;

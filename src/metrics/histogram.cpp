@@ -77,8 +77,8 @@ void Histogram::record_n(std::int64_t value, std::uint64_t times) noexcept {
   if (times == 0) return;
   if (value < 0) value = 0;
   const std::size_t i = bucket_index(value);
-  if (i >= counts_.size()) counts_.resize(i + 1, 0);
-  counts_[i] += times;
+  cover(i, i);
+  counts_[i - first_] += times;
   if (count_ == 0 || value < min_) min_ = value;
   if (count_ == 0 || value > max_) max_ = value;
   count_ += times;
@@ -89,8 +89,11 @@ void Histogram::record_n(std::int64_t value, std::uint64_t times) noexcept {
 
 void Histogram::merge(const Histogram& other) {
   if (other.count_ == 0) return;
-  if (other.counts_.size() > counts_.size()) counts_.resize(other.counts_.size(), 0);
-  for (std::size_t i = 0; i < other.counts_.size(); ++i) counts_[i] += other.counts_[i];
+  if (!other.counts_.empty()) {
+    cover(other.first_, other.first_ + other.counts_.size() - 1);
+    const std::size_t at = other.first_ - first_;
+    for (std::size_t k = 0; k < other.counts_.size(); ++k) counts_[at + k] += other.counts_[k];
+  }
   if (count_ == 0 || other.min_ < min_) min_ = other.min_;
   if (count_ == 0 || other.max_ > max_) max_ = other.max_;
   count_ += other.count_;
@@ -98,8 +101,22 @@ void Histogram::merge(const Histogram& other) {
   store(sum_sq_, load(sum_sq_) + load(other.sum_sq_));
 }
 
+void Histogram::cover(std::size_t low, std::size_t high) {
+  if (counts_.empty()) {
+    first_ = low;
+    counts_.assign(high - low + 1, 0);
+    return;
+  }
+  if (low < first_) {
+    counts_.insert(counts_.begin(), first_ - low, 0);
+    first_ = low;
+  }
+  if (high >= first_ + counts_.size()) counts_.resize(high - first_ + 1, 0);
+}
+
 void Histogram::clear() noexcept {
   counts_.clear();
+  first_ = 0;
   count_ = 0;
   min_ = max_ = 0;
   store(sum_, 0);
@@ -123,9 +140,10 @@ double Histogram::value_at_rank(std::uint64_t rank) const noexcept {
   if (rank == 0) return static_cast<double>(min_);
   if (rank + 1 >= count_) return static_cast<double>(max_);
   std::uint64_t seen = 0;
-  for (std::size_t i = 0; i < counts_.size(); ++i) {
-    seen += counts_[i];
+  for (std::size_t k = 0; k < counts_.size(); ++k) {
+    seen += counts_[k];
     if (seen > rank) {
+      const std::size_t i = first_ + k;
       const double mid =
           (static_cast<double>(bucket_low(i)) + static_cast<double>(bucket_high(i))) / 2.0;
       return std::clamp(mid, static_cast<double>(min_), static_cast<double>(max_));
@@ -149,19 +167,21 @@ bool Histogram::operator==(const Histogram& o) const noexcept {
   if (count_ != o.count_ || min() != o.min() || max() != o.max() || load(sum_) != load(o.sum_) ||
       load(sum_sq_) != load(o.sum_sq_))
     return false;
-  const std::size_t n = std::max(counts_.size(), o.counts_.size());
-  for (std::size_t i = 0; i < n; ++i) {
-    const auto a = i < counts_.size() ? counts_[i] : 0;
-    const auto b = i < o.counts_.size() ? o.counts_[i] : 0;
-    if (a != b) return false;
-  }
+  // The same counts, whatever range each one's storage happens to cover.
+  auto at = [](const Histogram& h, std::size_t i) -> std::uint64_t {
+    return i >= h.first_ && i - h.first_ < h.counts_.size() ? h.counts_[i - h.first_] : 0;
+  };
+  const std::size_t low = std::min(first_, o.first_);
+  const std::size_t high = std::max(first_ + counts_.size(), o.first_ + o.counts_.size());
+  for (std::size_t i = low; i < high; ++i)
+    if (at(*this, i) != at(o, i)) return false;
   return true;
 }
 
 nlohmann::json Histogram::to_json() const {
   nlohmann::json buckets = nlohmann::json::array();
-  for (std::size_t i = 0; i < counts_.size(); ++i)
-    if (counts_[i]) buckets.push_back({i, counts_[i]});
+  for (std::size_t k = 0; k < counts_.size(); ++k)
+    if (counts_[k]) buckets.push_back({first_ + k, counts_[k]});
   return {{"count", count_},
           {"min", min()},
           {"max", max()},
@@ -173,12 +193,17 @@ nlohmann::json Histogram::to_json() const {
 Histogram Histogram::from_json(const nlohmann::json& j) {
   Histogram h;
   try {
-    for (const auto& b : j.at("buckets")) {
-      const auto i = b.at(0).get<std::size_t>();
+    const auto& buckets = j.at("buckets");
+    std::size_t low = 0, high = 0;
+    for (std::size_t k = 0; k < buckets.size(); ++k) {
+      const auto i = buckets.at(k).at(0).get<std::size_t>();
       if (i > (std::size_t{1} << 20)) throw Error(ErrorCode::parse_error, "histogram: bad bucket");
-      if (i >= h.counts_.size()) h.counts_.resize(i + 1, 0);
-      h.counts_[i] += b.at(1).get<std::uint64_t>();
+      low = k == 0 ? i : std::min(low, i);
+      high = k == 0 ? i : std::max(high, i);
     }
+    if (!buckets.empty()) h.cover(low, high);  // one allocation, of the range in use
+    for (const auto& b : buckets)
+      h.counts_[b.at(0).get<std::size_t>() - low] += b.at(1).get<std::uint64_t>();
     h.count_ = j.at("count").get<std::uint64_t>();
     h.min_ = j.at("min").get<std::int64_t>();
     h.max_ = j.at("max").get<std::int64_t>();

@@ -1199,7 +1199,7 @@ void Service::Impl::install_routes() {
   };
   handlers["partial"] = [this, agent_of](const httplib::Request& req, httplib::Response& res,
                                          const Params& p) {
-    const auto body = parse_body(req);
+    auto body = parse_body(req);
     std::uint32_t rank = 0;
     {
       std::lock_guard lock(mutex);
@@ -1223,21 +1223,22 @@ void Service::Impl::install_routes() {
       return error_reply(res, 400, fmt::format("partial result: {}", e.what()));
     }
     const auto seq = body["seq"].get<std::int64_t>();
-    nlohmann::json state = body;
-    state.erase("records");
+    const std::size_t stored = body["records"].size();
+    const std::string records = body["records"].dump();
+    body.erase("records");  // the rest is the rank's latest state
     {
       std::lock_guard lock(store_mutex);
       store->exec(
           "INSERT OR REPLACE INTO partial_batches(group_id, rank, seq, body) VALUES(?1,?2,?3,?4)",
-          {p[0], static_cast<std::int64_t>(rank), seq, body["records"].dump()});
+          {p[0], static_cast<std::int64_t>(rank), seq, records});
       // The latest aggregate wins; a message resent late does not move it back.
       store->exec(
           "INSERT INTO partial_state(group_id, rank, seq, body) VALUES(?1,?2,?3,?4) ON "
           "CONFLICT(group_id, rank) DO UPDATE SET seq=excluded.seq, body=excluded.body WHERE "
           "excluded.seq >= partial_state.seq",
-          {p[0], static_cast<std::int64_t>(rank), seq, state.dump()});
+          {p[0], static_cast<std::int64_t>(rank), seq, body.dump()});
     }
-    reply(res, 200, {{"stored", body["records"].size()}});
+    reply(res, 200, {{"stored", stored}});
   };
   handlers["result"] = [this, agent_of](const httplib::Request& req, httplib::Response& res,
                                         const Params& p) {

@@ -19,7 +19,10 @@ Store::Store(const std::string& path) : path_(path) {
   }
   sqlite3_busy_timeout(db_, 10'000);
   exec("PRAGMA journal_mode=WAL");
-  exec("PRAGMA synchronous=FULL");
+  // WAL with NORMAL: a commit survives the service being killed (the WAL is in the page cache
+  // and SQLite replays it), and costs no fsync; only an operating-system crash can lose the
+  // last commits. FULL made every agent heartbeat and partial result an fsync.
+  exec("PRAGMA synchronous=NORMAL");
   exec("PRAGMA foreign_keys=ON");
 }
 

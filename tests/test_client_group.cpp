@@ -318,6 +318,15 @@ TEST_CASE("client_group: config JSON round trip, as services and Python send it"
   CHECK(*back.summary.goodput.ttft_ms == 100);
   CHECK(back.summary.metric_percentiles == std::vector<double>{50, 99.9});
   CHECK(nlohmann::json(back) == j);
+  // A fraction where a whole number belongs is refused by its place, not truncated.
+  auto fractional = j;
+  fractional["io_threads"] = 2.5;
+  CHECK_THROWS_WITH_AS(fractional.get<aifc::GroupConfig>(),
+                       doctest::Contains("group config: io_threads: must be a whole number"),
+                       aifc::Error);
+  fractional = j;
+  fractional["load"]["max_concurrency"] = 3.0;  // a whole number written with a point
+  CHECK(fractional.get<aifc::GroupConfig>().load.max_concurrency == 3);
 }
 
 // Habits of real servers other than vLLM (issue: llama.cpp's server broke the measurement).

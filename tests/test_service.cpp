@@ -172,6 +172,10 @@ TEST_CASE("service: every API call needs the token, and bad input gets a 4xx nam
     return reply.value("error", std::string());
   };
   CHECK(error_of("a", R"({"num_clients": "eight"})").rfind("num_clients:", 0) == 0);
+  CHECK(error_of("a", R"({"num_clients": 2.5})") ==
+        "num_clients: must be a whole number (got 2.5)");
+  CHECK(error_of("a", R"({"num_clients": 2, "spec": {"load": {"num_requests": 10.5}}})")
+            .find("load.num_requests: must be a whole number") != std::string::npos);
   CHECK(error_of("a", R"({"num_clients": 2, "bogus": 1})").find("unknown field 'bogus'") !=
         std::string::npos);
   CHECK(error_of("a", R"({"num_clients": 0})").find("num_clients") != std::string::npos);

@@ -82,6 +82,7 @@ void from_json(const nlohmann::json& j, GroupConfig& c) {
   c.keep_records = j.value("keep_records", c.keep_records);
   c.raise_fd_limit = j.value("raise_fd_limit", c.raise_fd_limit);
   if (j.contains("start_at_unix_ns")) c.start_at = start_at_from_json(j.at("start_at_unix_ns"));
+  detail::check_whole_numbers(j, nlohmann::json(c), "group config: ");
 }
 
 namespace {

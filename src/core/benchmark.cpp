@@ -139,6 +139,7 @@ void from_json(const nlohmann::json& j, BenchmarkSpec& s) {
     throw Error(ErrorCode::invalid_argument,
                 fmt::format("benchmark spec: {}: {}", section, e.what()));
   }
+  detail::check_whole_numbers(j, nlohmann::json(s), "benchmark spec: ");
 }
 
 struct Benchmark::Impl {

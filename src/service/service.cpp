@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
@@ -82,15 +83,20 @@ void from_json(const nlohmann::json& j, ClientGroupRequest& r) {
   // The workload keys are the benchmark's named options, applied together after the rest (their
   // messages name the option).
   nlohmann::json workload = nlohmann::json::object();
+  auto whole = [](const nlohmann::json& v) {
+    if (v.is_number_float() && v.get<double>() != std::floor(v.get<double>()))
+      bad(fmt::format("must be a whole number (got {})", v.dump()));
+    return v.get<std::int64_t>();
+  };
   try {
     if (j.contains("spec")) r.spec = j.at("spec").get<BenchmarkSpec>();
     for (const auto& [name, value] : j.items()) {
       key = name;
       if (name == "spec") continue;
       if (name == "num_clients") {
-        r.num_clients = value.get<std::int64_t>();
+        r.num_clients = whole(value);
       } else if (name == "time_limit") {
-        r.time_limit = std::chrono::minutes(value.get<std::int64_t>());
+        r.time_limit = std::chrono::minutes(whole(value));
       } else if (name == "partition") {
         r.partition = value.get<std::string>();
       } else if (name == "account") {
@@ -98,11 +104,11 @@ void from_json(const nlohmann::json& j, ClientGroupRequest& r) {
       } else if (name == "qos") {
         r.qos = value.get<std::string>();
       } else if (name == "nodes") {
-        r.nodes = value.get<std::int64_t>();
+        r.nodes = whole(value);
       } else if (name == "ntasks_per_node") {
-        r.ntasks_per_node = value.get<std::int64_t>();
+        r.ntasks_per_node = whole(value);
       } else if (name == "cpus_per_task") {
-        r.cpus_per_task = value.get<std::int64_t>();
+        r.cpus_per_task = whole(value);
       } else if (name == "memory") {
         r.memory = value.get<std::string>();
       } else if (name == "job_name") {

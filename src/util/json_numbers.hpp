@@ -37,4 +37,31 @@ inline void check_json_numbers(const nlohmann::json& j, const std::string& what)
   check_json_numbers_at(j, what, "");
 }
 
+/// Refuses a fraction given for a whole-number field, which nlohmann::json would truncate without
+/// a word ("max_concurrency": 4.7 ran with 4). `given` is the JSON a spec was read from, `read`
+/// the spec written back: where `given` holds a number with a fraction and `read` an integer at
+/// the same place, the field was an integer. Places that `read` names or types differently are
+/// left alone.
+inline void check_whole_numbers_at(const nlohmann::json& given, const nlohmann::json& read,
+                                   const std::string& what, const std::string& path) {
+  if (given.is_number_float()) {
+    if (read.is_number_integer() && given.get<double>() != std::floor(given.get<double>()))
+      throw Error(ErrorCode::invalid_argument,
+                  fmt::format("{}{}: must be a whole number (got {})", what,
+                              path.empty() ? "value" : path, given.dump()));
+  } else if (given.is_object() && read.is_object()) {
+    for (const auto& [key, value] : given.items())
+      if (const auto at = read.find(key); at != read.end())
+        check_whole_numbers_at(value, *at, what, path.empty() ? key : path + "." + key);
+  } else if (given.is_array() && read.is_array()) {
+    for (std::size_t i = 0; i < given.size() && i < read.size(); ++i)
+      check_whole_numbers_at(given[i], read[i], what, fmt::format("{}[{}]", path, i));
+  }
+}
+
+inline void check_whole_numbers(const nlohmann::json& given, const nlohmann::json& read,
+                                const std::string& what) {
+  check_whole_numbers_at(given, read, what, "");
+}
+
 }  // namespace aifc::detail

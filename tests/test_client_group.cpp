@@ -1,4 +1,5 @@
 #include <doctest/doctest.h>
+#include <httplib.h>
 
 #include <aifc/client_group.hpp>
 #include <aifc/error.hpp>
@@ -327,6 +328,60 @@ TEST_CASE("client_group: config JSON round trip, as services and Python send it"
   fractional = j;
   fractional["load"]["max_concurrency"] = 3.0;  // a whole number written with a point
   CHECK(fractional.get<aifc::GroupConfig>().load.max_concurrency == 3);
+}
+
+TEST_CASE("client_group: every request carries its x-request-id, as vLLM's benchmark sends") {
+  // A server of the test's own that notes each request's id and streams one token.
+  httplib::Server server;
+  std::mutex ids_mutex;
+  std::vector<std::string> ids;
+  server.Post("/v1/completions", [&](const httplib::Request& req, httplib::Response& res) {
+    {
+      std::lock_guard lock(ids_mutex);
+      ids.push_back(req.get_header_value("x-request-id"));
+    }
+    res.set_content(
+        "data: {\"choices\":[{\"index\":0,\"text\":\"a\"}]}\n\n"
+        "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":6,\"completion_tokens\":1}}\n\n"
+        "data: [DONE]\n\n",
+        "text/event-stream");
+  });
+  const int port = server.bind_to_any_port("127.0.0.1");
+  std::thread serving([&] { server.listen_after_bind(); });
+  aifc::GroupConfig g;
+  g.transport = transport_under_test();
+  g.client.base_url = "http://127.0.0.1:" + std::to_string(port);
+  g.client.model = "m";
+  g.load.num_requests = 6;
+  g.load.max_concurrency = 2;
+  auto ids_of_run = [&](const aifc::GroupConfig& config) {
+    {
+      std::lock_guard lock(ids_mutex);
+      ids.clear();
+    }
+    const auto result = aifc::ClientGroup(config, prompts(3, 1)).run();
+    CHECK(result.aggregate.completed == 6);
+    std::lock_guard lock(ids_mutex);
+    auto sorted = ids;
+    std::sort(sorted.begin(), sorted.end());
+    return sorted;
+  };
+  // Unset: "bench-" and 8 hex digits of this run, then the request's place in the schedule.
+  const auto generated = ids_of_run(g);
+  REQUIRE(generated.size() == 6);
+  const std::string prefix = generated[0].substr(0, generated[0].size() - 1);
+  CHECK(prefix.size() == 15);
+  CHECK(prefix.rfind("bench-", 0) == 0);
+  for (int i = 0; i < 6; ++i)
+    CHECK(generated[static_cast<std::size_t>(i)] == prefix + std::to_string(i));
+  // A prefix of the user's; an empty one sends none.
+  g.client.request_id_prefix = "run7-";
+  CHECK(ids_of_run(g) ==
+        std::vector<std::string>{"run7-0", "run7-1", "run7-2", "run7-3", "run7-4", "run7-5"});
+  g.client.request_id_prefix = "";
+  CHECK(ids_of_run(g) == std::vector<std::string>(6, ""));
+  server.stop();
+  serving.join();
 }
 
 // Habits of real servers other than vLLM (issue: llama.cpp's server broke the measurement).

@@ -624,6 +624,53 @@ TEST_CASE("vllm_client: request body follows the OpenAI and vLLM conventions") {
   CHECK(nlohmann::json(c).dump().find("top-secret") == std::string::npos);
 }
 
+TEST_CASE("vllm_client: sampling parameters are sent only when set, as vLLM's benchmark does") {
+  aifc::ClientConfig c;
+  c.model = "org/model";
+  auto body = nlohmann::json::parse(aifc::VLLMClient(c).prepare(spec(4)).body);
+  for (const char* name : {"temperature", "top_p", "top_k", "min_p", "frequency_penalty",
+                           "presence_penalty", "repetition_penalty", "logprobs"})
+    CHECK_MESSAGE(!body.contains(name), name);  // the server's defaults apply
+  CHECK(body["model"] == "org/model");
+  c.sampling.temperature = 0.0;
+  c.sampling.top_p = 0.95;
+  c.sampling.top_k = 40;
+  c.sampling.min_p = 0.05;
+  c.sampling.frequency_penalty = 0.5;
+  c.sampling.presence_penalty = -0.5;
+  c.sampling.repetition_penalty = 1.1;
+  c.sampling.logprobs = 3;
+  c.served_model_name = "served";
+  body = nlohmann::json::parse(aifc::VLLMClient(c).prepare(spec(4)).body);
+  CHECK(body["temperature"] == 0.0);
+  CHECK(body["top_p"] == 0.95);
+  CHECK(body["top_k"] == 40);
+  CHECK(body["min_p"] == 0.05);
+  CHECK(body["frequency_penalty"] == 0.5);
+  CHECK(body["presence_penalty"] == -0.5);
+  CHECK(body["repetition_penalty"] == 1.1);
+  CHECK(body["logprobs"] == 3);
+  CHECK(body["model"] == "served");  // the API's name; `model` names it in results
+  c.endpoint = "/v1/chat/completions";
+  body = nlohmann::json::parse(aifc::VLLMClient(c).prepare(spec(4)).body);
+  CHECK(body["logprobs"] == true);  // chat asks with a flag and a count
+  CHECK(body["top_logprobs"] == 3);
+  // The JSON form carries them, and only them, both ways.
+  const auto j = nlohmann::json(c);
+  CHECK(j["sampling"].size() == 8);
+  CHECK(j.get<aifc::ClientConfig>().sampling == c.sampling);
+  CHECK(nlohmann::json(aifc::ClientConfig{})["sampling"] == nlohmann::json::object());
+  // What no server accepts is refused, naming the field.
+  c.sampling.top_p = 1.5;
+  CHECK_THROWS_WITH_AS(c.validate(), doctest::Contains("top_p"), aifc::Error);
+  c.sampling.top_p.reset();
+  c.sampling.temperature = -1;
+  CHECK_THROWS_WITH_AS(c.validate(), doctest::Contains("temperature"), aifc::Error);
+  CHECK_THROWS_WITH_AS(
+      (nlohmann::json{{"sampling", {{"temprature", 1}}}}.get<aifc::ClientConfig>()),
+      doctest::Contains("unknown key 'temprature'"), aifc::Error);
+}
+
 TEST_CASE(
     "vllm_client: https with a CA bundle, refused without it, allowed with verification off") {
   namespace fs = std::filesystem;

@@ -14,16 +14,48 @@
 
 namespace aifc {
 
+/// Sampling parameters, as `vllm bench serve`'s flags of the same names: each is sent only when
+/// set, so that the server's own default applies otherwise (vLLM's benchmark no longer sends
+/// temperature 0 unless asked; neither does aifc).
+struct AIFC_API SamplingParams {
+  std::optional<double> temperature;
+  std::optional<double> top_p;
+  std::optional<std::int64_t> top_k;
+  std::optional<double> min_p;
+  std::optional<double> frequency_penalty;
+  std::optional<double> presence_penalty;
+  std::optional<double> repetition_penalty;
+  /// Log-probabilities per token: completions "logprobs": N; chat "logprobs": true and
+  /// "top_logprobs": N.
+  std::optional<std::int64_t> logprobs;
+
+  /// Throws aifc::Error(invalid_argument) naming the bad field.
+  void validate() const;
+  bool operator==(const SamplingParams&) const = default;
+};
+
+/// {"temperature": 0.7, ...}: the fields that are set, nothing for the others.
+AIFC_API void to_json(nlohmann::json& j, const SamplingParams& s);
+AIFC_API void from_json(const nlohmann::json& j, SamplingParams& s);
+
 /// How to reach an OpenAI-compatible server and what to ask of it.
 struct AIFC_API ClientConfig {
   std::string base_url = "http://127.0.0.1:8000";  ///< scheme://host:port[/prefix]
   std::string endpoint = "/v1/completions";        ///< or /v1/chat/completions
   std::string model;                               ///< empty: the server's first model
-  std::string api_key;                             ///< sent as "Authorization: Bearer ..."
+  /// The model's name in the API (the body's "model"), when it differs from `model` (which
+  /// names the model in results), as `vllm bench serve --served-model-name`.
+  std::string served_model_name;
+  std::string api_key;  ///< sent as "Authorization: Bearer ..."
   std::vector<std::pair<std::string, std::string>> headers;  ///< extra request headers
   nlohmann::json extra_body = nlohmann::json::object();      ///< merged into every body
   bool stream = true;
   bool ignore_eos = false;
+  SamplingParams sampling;
+  /// Every request carries "x-request-id: <prefix><index>" (its place in the schedule), as
+  /// vLLM's benchmark sends; unset: "bench-<8 random hex digits>-" chosen when a group is made;
+  /// empty: no such header.
+  std::optional<std::string> request_id_prefix;
   bool capture_text = false;  ///< keep the generated text in each record
   std::string ca_cert_path;   ///< CA bundle for https; empty: the system's
   bool verify_tls = true;
@@ -35,6 +67,8 @@ struct AIFC_API ClientConfig {
   /// Throws aifc::Error(invalid_argument) naming the bad field.
   void validate() const;
   bool is_chat() const noexcept;
+  /// The name the body carries: served_model_name, else model.
+  const std::string& api_model() const noexcept;
 };
 
 AIFC_API void to_json(nlohmann::json& j, const ClientConfig& c);  ///< the API key is never written
@@ -87,8 +121,10 @@ class AIFC_API VLLMClient {
   const ClientConfig& config() const noexcept;
 
   PreparedRequest prepare(const RequestSpec& spec) const;
-  /// Sends and measures one request. `scheduled_ns` is when it should have been sent (-1: now).
-  RequestRecord send(const PreparedRequest& request, MonoNanos scheduled_ns = -1);
+  /// Sends and measures one request. `scheduled_ns` is when it should have been sent (-1: now);
+  /// a non-empty `request_id` goes out as its "x-request-id" header.
+  RequestRecord send(const PreparedRequest& request, MonoNanos scheduled_ns = -1,
+                     std::string_view request_id = {});
   RequestRecord send(const RequestSpec& spec) { return send(prepare(spec)); }
 
   /// Aborts the request in flight and refuses later ones (they end as `cancelled`) until

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <thread>
 
 #include "aifc/error.hpp"
@@ -230,7 +231,8 @@ void ClientGroup::State::worker_loop(Worker& w) {
     }
     const PreparedRequest& request = prepared[slot.index % prepared.size()];
     in_flight.fetch_add(1);
-    RequestRecord rec = w.client.send(request, scheduled);
+    RequestRecord rec =
+        w.client.send(request, scheduled, detail::request_id(config.client, slot.index));
     in_flight.fetch_sub(1);
     rec.index = slot.index;
     deliver(std::move(rec));
@@ -283,6 +285,10 @@ std::optional<ScheduledRequest> ClientGroup::State::take_due_slot(MonoNanos now,
 
 ClientGroup::ClientGroup(GroupConfig config, std::vector<Prompt> prompts) {
   config.validate();
+  // As vLLM's benchmark: request ids unique to this run unless a prefix was given.
+  if (!config.client.request_id_prefix)
+    config.client.request_id_prefix =
+        fmt::format("bench-{:08x}-", std::random_device{}() & 0xffffffffu);
   if (prompts.empty())
     throw Error(ErrorCode::invalid_argument, "a client group needs at least one prompt");
   state_ = std::make_unique<State>(std::move(config), std::move(prompts));

@@ -57,6 +57,7 @@ struct Connection {
   int fd = -1;
   ConnState state = ConnState::idle;
   const std::string* request = nullptr;
+  std::string with_request_id;  // the request with its own x-request-id header, when one is sent
   std::size_t written = 0;
   bool reused = false;         // the request went out on a connection that had answered before
   bool retried = false;        // this request was already resent once on a fresh connection
@@ -196,6 +197,15 @@ void EventLoop::Impl::start(const ScheduledRequest& slot, MonoNanos now) {
   c.rec.index = slot.index;
   c.index = slot.index;
   c.request = &requests[slot.index % requests.size()];
+  if (const auto id = request_id(config, slot.index); !id.empty()) {
+    // The shared bytes with this request's header before Content-Length (the last header).
+    const std::string& raw = *c.request;
+    const auto at = raw.find("\r\nContent-Length: ") + 2;
+    c.with_request_id.assign(raw, 0, at);
+    c.with_request_id.append("x-request-id: ").append(id).append("\r\n");
+    c.with_request_id.append(raw, at, std::string::npos);
+    c.request = &c.with_request_id;
+  }
   c.retried = false;
   const MonoNanos scheduled = hooks.scheduled_time(slot, now);
   active.push_back(&c);

@@ -34,6 +34,12 @@ struct LoopHooks {
 /// The full HTTP/1.1 request for one prepared body, ready to write to a socket.
 std::string build_raw_request(const ClientConfig& config, const std::string& body);
 
+/// The "x-request-id" of the request at `index` of the schedule; empty: none is sent.
+inline std::string request_id(const ClientConfig& config, std::uint64_t index) {
+  if (!config.request_id_prefix || config.request_id_prefix->empty()) return {};
+  return *config.request_id_prefix + std::to_string(index);
+}
+
 /// Plain-HTTP transport that runs many streams on one thread with epoll: one wake-up serves
 /// every socket that has data, and a slot is sent from the same thread that waited for it.
 class EventLoop {

@@ -37,6 +37,69 @@ void configure(httplib::Client& cli, const ClientConfig& c,
 
 }  // namespace
 
+void SamplingParams::validate() const {
+  auto bad = [](const std::string& what) { throw Error(ErrorCode::invalid_argument, what); };
+  // Only what no server accepts is refused here; the server judges the rest.
+  auto finite = [&](const char* name, const std::optional<double>& v) {
+    if (v && !std::isfinite(*v)) bad(fmt::format("sampling: {} must be a finite number", name));
+  };
+  finite("temperature", temperature);
+  finite("top_p", top_p);
+  finite("min_p", min_p);
+  finite("frequency_penalty", frequency_penalty);
+  finite("presence_penalty", presence_penalty);
+  finite("repetition_penalty", repetition_penalty);
+  if (temperature && *temperature < 0)
+    bad(fmt::format("sampling: temperature must not be negative (got {})", *temperature));
+  if (top_p && (*top_p <= 0 || *top_p > 1))
+    bad(fmt::format("sampling: top_p must be in (0, 1] (got {})", *top_p));
+  if (min_p && (*min_p < 0 || *min_p > 1))
+    bad(fmt::format("sampling: min_p must be in [0, 1] (got {})", *min_p));
+  if (top_k && *top_k < -1)
+    bad(fmt::format("sampling: top_k must be -1 (all), 0 (all) or positive (got {})", *top_k));
+  if (repetition_penalty && *repetition_penalty <= 0)
+    bad(fmt::format("sampling: repetition_penalty must be positive (got {})", *repetition_penalty));
+  if (logprobs && (*logprobs < 0 || *logprobs > 1000))
+    bad(fmt::format("sampling: logprobs must be from 0 to 1000 (got {})", *logprobs));
+}
+
+namespace {
+// The fields of SamplingParams by their JSON (and vLLM flag) names: one list for both ways.
+template <class Params, class Visit>
+void each_sampling_field(Params& s, Visit&& visit) {
+  visit("temperature", s.temperature);
+  visit("top_p", s.top_p);
+  visit("top_k", s.top_k);
+  visit("min_p", s.min_p);
+  visit("frequency_penalty", s.frequency_penalty);
+  visit("presence_penalty", s.presence_penalty);
+  visit("repetition_penalty", s.repetition_penalty);
+  visit("logprobs", s.logprobs);
+}
+}  // namespace
+
+void to_json(nlohmann::json& j, const SamplingParams& s) {
+  j = nlohmann::json::object();
+  each_sampling_field(s, [&](const char* name, const auto& v) {
+    if (v) j[name] = *v;
+  });
+}
+
+void from_json(const nlohmann::json& j, SamplingParams& s) {
+  s = SamplingParams{};
+  if (!j.is_object()) throw Error(ErrorCode::invalid_argument, "sampling must be a JSON object");
+  for (const auto& [key, value] : j.items()) {
+    bool known = false;
+    each_sampling_field(s, [&](const char* name, auto& v) {
+      if (key != name) return;
+      known = true;
+      if (!value.is_null()) v = value.get<typename std::decay_t<decltype(v)>::value_type>();
+    });
+    if (!known)
+      throw Error(ErrorCode::invalid_argument, fmt::format("sampling: unknown key '{}'", key));
+  }
+}
+
 void ClientConfig::validate() const {
   auto bad = [](const std::string& what) { throw Error(ErrorCode::invalid_argument, what); };
   // user:password@ would be echoed in messages and results: refused before anything shows it.
@@ -73,6 +136,14 @@ void ClientConfig::validate() const {
     if (value.find_first_of("\r\n") != std::string::npos)
       bad(fmt::format("header '{}' has a line break in its value", name));
   }
+  if (request_id_prefix && (request_id_prefix->size() > 200 ||
+                            request_id_prefix->find_first_of("\r\n") != std::string::npos))
+    bad("request_id_prefix must be at most 200 characters on one line");
+  sampling.validate();
+}
+
+const std::string& ClientConfig::api_model() const noexcept {
+  return served_model_name.empty() ? model : served_model_name;
 }
 
 bool ClientConfig::is_chat() const noexcept {
@@ -93,20 +164,25 @@ void to_json(nlohmann::json& j, const ClientConfig& c) {
   auto headers = c.headers;
   for (auto& [name, value] : headers)
     if (carries_secret(name)) value = "<redacted>";
-  j = nlohmann::json{{"base_url", c.base_url},
-                     {"endpoint", c.endpoint},
-                     {"model", c.model},
-                     {"headers", headers},
-                     {"extra_body", c.extra_body},
-                     {"stream", c.stream},
-                     {"ignore_eos", c.ignore_eos},
-                     {"capture_text", c.capture_text},
-                     {"ca_cert_path", c.ca_cert_path},
-                     {"verify_tls", c.verify_tls},
-                     {"connect_timeout_s", detail::seconds_of(c.connect_timeout)},
-                     {"read_timeout_s", detail::seconds_of(c.read_timeout)},
-                     {"first_token_timeout_s", detail::seconds_of(c.first_token_timeout)},
-                     {"request_timeout_s", detail::seconds_of(c.request_timeout)}};
+  j = nlohmann::json{
+      {"base_url", c.base_url},
+      {"endpoint", c.endpoint},
+      {"model", c.model},
+      {"served_model_name", c.served_model_name},
+      {"headers", headers},
+      {"extra_body", c.extra_body},
+      {"stream", c.stream},
+      {"ignore_eos", c.ignore_eos},
+      {"sampling", c.sampling},
+      {"request_id_prefix",
+       c.request_id_prefix ? nlohmann::json(*c.request_id_prefix) : nlohmann::json(nullptr)},
+      {"capture_text", c.capture_text},
+      {"ca_cert_path", c.ca_cert_path},
+      {"verify_tls", c.verify_tls},
+      {"connect_timeout_s", detail::seconds_of(c.connect_timeout)},
+      {"read_timeout_s", detail::seconds_of(c.read_timeout)},
+      {"first_token_timeout_s", detail::seconds_of(c.first_token_timeout)},
+      {"request_timeout_s", detail::seconds_of(c.request_timeout)}};
 }
 
 void from_json(const nlohmann::json& j, ClientConfig& c) {
@@ -114,11 +190,15 @@ void from_json(const nlohmann::json& j, ClientConfig& c) {
   c.base_url = j.value("base_url", c.base_url);
   c.endpoint = j.value("endpoint", c.endpoint);
   c.model = j.value("model", c.model);
+  c.served_model_name = j.value("served_model_name", c.served_model_name);
   c.api_key = j.value("api_key", c.api_key);
   if (j.contains("headers")) j.at("headers").get_to(c.headers);
   if (j.contains("extra_body")) c.extra_body = j.at("extra_body");
   c.stream = j.value("stream", c.stream);
   c.ignore_eos = j.value("ignore_eos", c.ignore_eos);
+  if (j.contains("sampling")) j.at("sampling").get_to(c.sampling);
+  if (j.contains("request_id_prefix") && !j.at("request_id_prefix").is_null())
+    c.request_id_prefix = j.at("request_id_prefix").get<std::string>();
   c.capture_text = j.value("capture_text", c.capture_text);
   c.ca_cert_path = j.value("ca_cert_path", c.ca_cert_path);
   c.verify_tls = j.value("verify_tls", c.verify_tls);
@@ -183,7 +263,8 @@ struct VLLMClient::Impl {
     cli.stop();
   }
 
-  RequestRecord send(const PreparedRequest& prepared, MonoNanos scheduled_ns);
+  RequestRecord send(const PreparedRequest& prepared, MonoNanos scheduled_ns,
+                     std::string_view request_id);
 
   ClientConfig config;
   detail::Url url;
@@ -283,7 +364,8 @@ bool VLLMClient::Impl::exchange(httplib::Request& req, httplib::Error& err) {
   return sent;
 }
 
-RequestRecord VLLMClient::Impl::send(const PreparedRequest& prepared, MonoNanos scheduled_ns) {
+RequestRecord VLLMClient::Impl::send(const PreparedRequest& prepared, MonoNanos scheduled_ns,
+                                     std::string_view request_id) {
   RequestRecord rec;
   if (cancelled.load(std::memory_order_relaxed)) {
     const MonoNanos now = mono_now();
@@ -298,6 +380,7 @@ RequestRecord VLLMClient::Impl::send(const PreparedRequest& prepared, MonoNanos 
   req.method = "POST";
   req.path = path;
   req.headers = headers;
+  if (!request_id.empty()) req.headers.emplace("x-request-id", std::string(request_id));
   req.body = prepared.body;
   req.response_handler = [&](const httplib::Response& res) {
     keep_alive = detail::KeepAliveHint::parse(res.get_header_value("Keep-Alive"));
@@ -402,7 +485,7 @@ const ClientConfig& VLLMClient::config() const noexcept { return impl_->config; 
 
 PreparedRequest VLLMClient::prepare(const RequestSpec& spec) const {
   const auto& c = impl_->config;
-  nlohmann::json body{{"model", c.model}, {"stream", c.stream}, {"temperature", 0.0}};
+  nlohmann::json body{{"model", c.api_model()}, {"stream", c.stream}};
   if (c.is_chat()) {
     body["messages"] = nlohmann::json::array({{{"role", "user"}, {"content", spec.prompt}}});
     // Both names: servers differ in which one they read (vLLM either, llama.cpp and older
@@ -418,6 +501,15 @@ PreparedRequest VLLMClient::prepare(const RequestSpec& spec) const {
   }
   if (c.stream) body["stream_options"] = {{"include_usage", true}};
   if (c.ignore_eos) body["ignore_eos"] = true;
+  const nlohmann::json sampling = c.sampling;
+  for (const auto& [name, value] : sampling.items()) {
+    if (name == "logprobs" && c.is_chat()) {
+      body["logprobs"] = true;  // chat asks with a flag and a count
+      body["top_logprobs"] = value;
+    } else {
+      body[name] = value;
+    }
+  }
   body.merge_patch(c.extra_body);
   if (spec.extra_body.is_object()) body.merge_patch(spec.extra_body);
   PreparedRequest p;
@@ -428,8 +520,9 @@ PreparedRequest VLLMClient::prepare(const RequestSpec& spec) const {
   return p;
 }
 
-RequestRecord VLLMClient::send(const PreparedRequest& request, MonoNanos scheduled_ns) {
-  return impl_->send(request, scheduled_ns);
+RequestRecord VLLMClient::send(const PreparedRequest& request, MonoNanos scheduled_ns,
+                               std::string_view request_id) {
+  return impl_->send(request, scheduled_ns, request_id);
 }
 
 void VLLMClient::cancel() noexcept {
@@ -497,7 +590,7 @@ std::optional<std::int64_t> VLLMClient::Impl::count_with(TokenizerApi api,
   nlohmann::json body;
   switch (api) {
     case TokenizerApi::vllm:
-      body = {{"model", config.model}, {"prompt", text}, {"add_special_tokens", false}};
+      body = {{"model", config.api_model()}, {"prompt", text}, {"add_special_tokens", false}};
       break;
     case TokenizerApi::llama_cpp:
       body = {{"content", text}, {"add_special", false}};

@@ -327,6 +327,28 @@ std::vector<BenchmarkOption> make_benchmark_options() {
       [](S& s, const json& v) { s.client.extra_body = object_value(v); });
   add("ignore_eos", K::boolean, "ask the server to ignore EOS",
       [](S& s, const json& v) { s.client.ignore_eos = bool_value(v); });
+  add("served_model_name", K::text, "the model's name in the API, if not --model's",
+      [](S& s, const json& v) { s.client.served_model_name = text_value(v); });
+  add("request_id_prefix", K::text,
+      "x-request-id of each request is this + its index (default bench-<8 hex>-; \"\": none)",
+      [](S& s, const json& v) { s.client.request_id_prefix = text_value(v); });
+  // Sampling: sent only when given (the server's default otherwise, as vLLM's benchmark).
+  add("temperature", K::number, "sampling temperature (default: the server's)",
+      [](S& s, const json& v) { s.client.sampling.temperature = number_value(v); });
+  add("top_p", K::number, "top-p sampling (default: the server's)",
+      [](S& s, const json& v) { s.client.sampling.top_p = number_value(v); });
+  add("top_k", K::integer, "top-k sampling (default: the server's)",
+      [](S& s, const json& v) { s.client.sampling.top_k = integer_value(v); });
+  add("min_p", K::number, "min-p sampling (default: the server's)",
+      [](S& s, const json& v) { s.client.sampling.min_p = number_value(v); });
+  add("frequency_penalty", K::number, "frequency penalty (default: the server's)",
+      [](S& s, const json& v) { s.client.sampling.frequency_penalty = number_value(v); });
+  add("presence_penalty", K::number, "presence penalty (default: the server's)",
+      [](S& s, const json& v) { s.client.sampling.presence_penalty = number_value(v); });
+  add("repetition_penalty", K::number, "repetition penalty (default: the server's)",
+      [](S& s, const json& v) { s.client.sampling.repetition_penalty = number_value(v); });
+  add("logprobs", K::integer, "log-probabilities per token to return (default none)",
+      [](S& s, const json& v) { s.client.sampling.logprobs = integer_value(v); });
   add("stream", K::boolean, "stream the responses (default on; off: TTFT = E2EL)",
       [](S& s, const json& v) { s.client.stream = bool_value(v); });
   add("insecure", K::boolean, "https: skip certificate verification",

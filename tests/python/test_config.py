@@ -54,3 +54,16 @@ def test_defaults_come_from_the_core():
 def test_secrets_stay_out_of_repr():
     assert "sk-secret" not in repr(aifc.ClientConfig(api_key="sk-secret"))
     assert "sk-secret" not in repr(aifc.SimulatorConfig(api_key="sk-secret"))
+
+
+def test_sampling_parameters_reach_the_core_typed_and_by_flag_name():
+    config = aifc.ClientConfig.from_dict({"model": "m", "sampling": {"temperature": 0.0, "top_k": 5}})
+    assert config.sampling == aifc.SamplingParams(temperature=0.0, top_k=5)
+    assert config._core()["sampling"] == {"temperature": 0.0, "top_k": 5}  # unset ones are not sent
+    with pytest.raises(aifc.InvalidArgument, match="top_p"):
+        aifc.VLLMClient(config=aifc.ClientConfig(sampling=aifc.SamplingParams(top_p=2.0)))
+    spec = aifc.BenchRun(sim=True, num_prompts=2, random_input_len=8, random_output_len=2, temperature=0.5,
+                         logprobs=2, served_model_name="served", request_id_prefix="r-").spec
+    assert spec["client"]["sampling"] == {"temperature": 0.5, "logprobs": 2}
+    assert spec["client"]["served_model_name"] == "served"
+    assert spec["client"]["request_id_prefix"] == "r-"

@@ -7,7 +7,8 @@ driving the same C++ core as the `aifc` command-line program.
     result.summary["mean_ttft_ms"], result.to_pandas()
 """
 from ._core import AifcError, InvalidArgument, __version__
-from ._config import ClientConfig, ContainerSpec, DatasetConfig, JobSpec, LoadConfig, SimulatorConfig, SummaryOptions
+from ._config import (ClientConfig, ContainerSpec, DatasetConfig, JobSpec, LoadConfig, SamplingParams,
+                      SimulatorConfig, SummaryOptions)
 from . import plot
 from .service import ServiceClient, ServiceError
 from ._api import (Benchmark, BenchRun, ClientGroup, Interrupted, Observer, Result, Simulator, SlurmDispatcher, VLLMClient,
@@ -15,7 +16,8 @@ from ._api import (Benchmark, BenchRun, ClientGroup, Interrupted, Observer, Resu
 
 __all__ = [
     "AifcError", "InvalidArgument", "__version__",
-    "ClientConfig", "ContainerSpec", "DatasetConfig", "JobSpec", "LoadConfig", "SimulatorConfig", "SummaryOptions",
+    "ClientConfig", "ContainerSpec", "DatasetConfig", "JobSpec", "LoadConfig", "SamplingParams", "SimulatorConfig",
+    "SummaryOptions",
     "Benchmark", "BenchRun", "ClientGroup", "Interrupted", "Observer", "Result", "Simulator", "SlurmDispatcher", "VLLMClient",
     "benchmark_options", "default_spec", "load_dataset", "load_result", "render_batch_script", "run_benchmark", "plot",
     "ServiceClient", "ServiceError",

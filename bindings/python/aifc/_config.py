@@ -55,17 +55,36 @@ class _Config:
 
 
 @dataclass
+class SamplingParams(_Config):
+    """Sampling parameters, as `vllm bench serve`'s flags: each is sent only when set (not None),
+    so that the server's default applies otherwise."""
+
+    temperature: Optional[float] = None
+    top_p: Optional[float] = None
+    top_k: Optional[int] = None
+    min_p: Optional[float] = None
+    frequency_penalty: Optional[float] = None
+    presence_penalty: Optional[float] = None
+    repetition_penalty: Optional[float] = None
+    logprobs: Optional[int] = None
+
+
+@dataclass
 class ClientConfig(_Config):
     """How to reach an OpenAI-compatible server and what to ask of it."""
 
     base_url: str = _d("client", "base_url")
     endpoint: str = _d("client", "endpoint")
     model: str = _d("client", "model")
+    served_model_name: str = _d("client", "served_model_name")
     api_key: str = field(default="", repr=False)  # never in the core's JSON, nor in repr()
     headers: Dict[str, str] = _d("client", "headers")
     extra_body: Dict[str, Any] = _d("client", "extra_body")
     stream: bool = _d("client", "stream")
     ignore_eos: bool = _d("client", "ignore_eos")
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    # None: "bench-<8 hex>-" chosen per run; "": no x-request-id header.
+    request_id_prefix: Optional[str] = None
     capture_text: bool = _d("client", "capture_text")
     ca_cert_path: str = _d("client", "ca_cert_path")
     verify_tls: bool = _d("client", "verify_tls")
@@ -74,9 +93,14 @@ class ClientConfig(_Config):
     first_token_timeout_s: float = _d("client", "first_token_timeout_s")
     request_timeout_s: float = _d("client", "request_timeout_s")
 
+    def __post_init__(self):
+        if isinstance(self.sampling, dict):
+            self.sampling = SamplingParams.from_dict(self.sampling)
+
     def _core(self) -> Dict[str, Any]:
         d = self.to_dict()
         d["headers"] = [[k, v] for k, v in self.headers.items()]
+        d["sampling"] = {k: v for k, v in d["sampling"].items() if v is not None}
         return d
 
 

@@ -191,11 +191,37 @@ TEST_CASE("options: the table is sorted, unique, documented and has the vLLM fla
                            "ramp_up_end_rps",
                            "num_warmups",
                            "header",
-                           "extra_body"})
+                           "extra_body",
+                           "temperature",
+                           "top_p",
+                           "top_k",
+                           "min_p",
+                           "frequency_penalty",
+                           "presence_penalty",
+                           "repetition_penalty",
+                           "logprobs",
+                           "served_model_name",
+                           "request_id_prefix"})
     CHECK_MESSAGE(names.count(vllm) == 1, vllm);
   // Every simulator option is there with the sim_ prefix.
   for (const auto& o : aifc::simulator_options()) CHECK(names.count("sim_" + o.name) == 1);
   CHECK(aifc::find_benchmark_option("no_such") == nullptr);
+}
+
+TEST_CASE("options: the random dataset ignores EOS unless told, as vLLM's benchmark") {
+  CHECK(aifc::benchmark_spec_from_options(json::object()).client.ignore_eos);
+  CHECK_FALSE(aifc::benchmark_spec_from_options({{"ignore_eos", false}}).client.ignore_eos);
+  CHECK_FALSE(aifc::benchmark_spec_from_options({{"dataset_name", "jsonl"}, {"dataset_path", "p"}})
+                  .client.ignore_eos);
+  const auto spec = aifc::benchmark_spec_from_options(
+      {{"temperature", "0"}, {"top_k", 5}, {"served_model_name", "s"}, {"request_id_prefix", ""}});
+  CHECK(spec.client.sampling.temperature == 0.0);
+  CHECK(spec.client.sampling.top_k == 5);
+  CHECK_FALSE(spec.client.sampling.top_p.has_value());
+  CHECK(spec.client.served_model_name == "s");
+  CHECK(spec.client.request_id_prefix == std::string());
+  CHECK_THROWS_WITH_AS(aifc::benchmark_spec_from_options({{"top_p", 0}}).validate(),
+                       doctest::Contains("top_p must be in (0, 1]"), aifc::Error);
 }
 
 TEST_CASE("options: command-line words become values of the option's kind") {

@@ -325,7 +325,7 @@ std::vector<BenchmarkOption> make_benchmark_options() {
   });
   add("extra_body", K::object, "JSON object merged into every request body",
       [](S& s, const json& v) { s.client.extra_body = object_value(v); });
-  add("ignore_eos", K::boolean, "ask the server to ignore EOS",
+  add("ignore_eos", K::boolean, "ask the server to ignore EOS (default: on for random, as vLLM)",
       [](S& s, const json& v) { s.client.ignore_eos = bool_value(v); });
   add("served_model_name", K::text, "the model's name in the API, if not --model's",
       [](S& s, const json& v) { s.client.served_model_name = text_value(v); });
@@ -532,6 +532,10 @@ void apply_benchmark_options(BenchmarkSpec& spec, const nlohmann::json& options)
   const auto given = [&](const char* key) {
     return options.contains(key) && !options[key].is_null();
   };
+  // As vLLM's benchmark: random prompts run to their drawn output length, so the random dataset
+  // asks the server to ignore EOS unless ignore_eos is given (vLLM offers no way out).
+  if (!given("ignore_eos") && spec.dataset.dataset_name == DatasetKind::random)
+    spec.client.ignore_eos = true;
   if (!given("base_url") && (given("host") || given("port"))) {
     const std::string host = given("host") ? options["host"].get<std::string>() : "127.0.0.1";
     const std::int64_t port = given("port") ? integer_value(options["port"]) : 8000;

@@ -2,6 +2,8 @@
 
 #include <aifc/benchmark.hpp>
 #include <aifc/error.hpp>
+#include <filesystem>
+#include <fstream>
 
 namespace {
 
@@ -128,4 +130,24 @@ TEST_CASE("benchmark: a server without a tokenizer is a warning, not an error") 
   spec.simulator.reset();
   spec.client.base_url = "http://127.0.0.1:1";
   CHECK_THROWS_AS(aifc::Benchmark{spec}, aifc::Error);  // unreachable: a clear set-up error
+}
+
+TEST_CASE("benchmark: without oversampling a short file sends each prompt once, and says so") {
+  const auto path = std::filesystem::temp_directory_path() / "aifc_test_short.jsonl";
+  std::ofstream(path) << "\"one two\"\n\"three four\"\n\"five six\"\n";
+  auto spec = simulated(10);
+  spec.dataset.dataset_name = aifc::DatasetKind::jsonl;
+  spec.dataset.dataset_path = path.string();
+  spec.dataset.custom_output_len = 2;
+  spec.dataset.no_oversample = true;
+  aifc::Benchmark benchmark(spec);
+  CHECK(benchmark.spec().load.num_requests == 3);
+  REQUIRE(benchmark.warnings().size() == 1);
+  CHECK(benchmark.warnings()[0].find("3 usable prompts") != std::string::npos);
+  const auto result = benchmark.run();
+  CHECK(result.summary.completed == 3);
+  CHECK(result.summary.total_output_tokens == 6);
+  // Oversampled (the default): ten requests from three prompts.
+  spec.dataset.no_oversample = false;
+  CHECK(aifc::Benchmark(spec).run().summary.completed == 10);
 }

@@ -198,6 +198,42 @@ TEST_CASE("dataset: jsonl file, with errors that name the line") {
   CHECK_THROWS_WITH_AS(aifc::load_dataset(c), doctest::Contains("cannot open"), aifc::Error);
 }
 
+TEST_CASE("dataset: jsonl as vLLM's custom: 256 tokens unless told, order and oversampling") {
+  aifc::DatasetConfig c;
+  c.dataset_name = aifc::DatasetKind::jsonl;
+  c.dataset_path =
+      temp_file("custom.jsonl", "\"p0\"\n\"p1\"\n{\"prompt\":\"p2\",\"output_len\":7}\n\"p3\"\n");
+  c.num_prompts = 4;
+  c.disable_shuffle = true;
+  auto p = aifc::load_dataset(c);
+  REQUIRE(p.size() == 4);
+  for (int i = 0; i < 4; ++i) CHECK(p[static_cast<std::size_t>(i)].text == "p" + std::to_string(i));
+  CHECK(p[0].output_tokens == aifc::kCustomOutputLen);  // vLLM's default for custom prompts
+  CHECK(p[2].output_tokens == 7);                       // the line's own
+  c.custom_output_len = 3;                              // given: for every prompt
+  p = aifc::load_dataset(c);
+  for (const auto& x : p) CHECK(x.output_tokens == 3);
+  c.custom_output_len = 0;  // no limit: the server decides
+  CHECK(aifc::load_dataset(c)[1].output_tokens == 0);
+  // Shuffled by the seed unless disabled; the same seed, the same order.
+  c.disable_shuffle = false;
+  c.num_prompts = 10;
+  const auto shuffled = aifc::load_dataset(c);
+  REQUIRE(shuffled.size() == 10);  // four prompts, cycled (vLLM oversamples)
+  CHECK(shuffled[4].text == shuffled[0].text);
+  std::vector<std::string> order;
+  for (int i = 0; i < 4; ++i) order.push_back(shuffled[static_cast<std::size_t>(i)].text);
+  CHECK(order != std::vector<std::string>{"p0", "p1", "p2", "p3"});  // seed 0 moves them
+  CHECK(aifc::load_dataset(c)[0].text == shuffled[0].text);
+  c.no_oversample = true;
+  CHECK(aifc::load_dataset(c).size() == 4);
+  // Round trip, with the unset length as null.
+  const auto j = nlohmann::json(c);
+  CHECK(j["custom_output_len"] == 0);
+  CHECK(j.get<aifc::DatasetConfig>().no_oversample);
+  CHECK_FALSE(nlohmann::json(aifc::DatasetConfig{}).get<aifc::DatasetConfig>().custom_output_len);
+}
+
 TEST_CASE("dataset: config validation") {
   aifc::DatasetConfig c;
   c.num_prompts = 0;

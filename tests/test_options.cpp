@@ -220,6 +220,15 @@ TEST_CASE("options: the random dataset ignores EOS unless told, as vLLM's benchm
   CHECK_FALSE(spec.client.sampling.top_p.has_value());
   CHECK(spec.client.served_model_name == "s");
   CHECK(spec.client.request_id_prefix == std::string());
+  // The general lengths, over the dataset-specific ones whatever the order.
+  const auto lengths = aifc::benchmark_spec_from_options(
+      {{"random_output_len", 9}, {"output_len", 5}, {"input_len", 33}, {"random_input_len", 2}});
+  CHECK(lengths.dataset.random_input_len == 33);
+  CHECK(lengths.dataset.random_output_len == 5);
+  CHECK(lengths.dataset.sharegpt_output_len == 5);
+  CHECK(lengths.dataset.custom_output_len == 5);
+  CHECK(aifc::benchmark_spec_from_options({{"disable_shuffle", true}, {"no_oversample", "yes"}})
+            .dataset.no_oversample);
   CHECK_THROWS_WITH_AS(aifc::benchmark_spec_from_options({{"top_p", 0}}).validate(),
                        doctest::Contains("top_p must be in (0, 1]"), aifc::Error);
 }

@@ -27,16 +27,24 @@ struct AIFC_API DatasetConfig {
   double random_range_ratio = 0.0;       ///< lengths uniform in [len*(1-r), len*(1+r)]
   std::int64_t random_prefix_len = 0;    ///< a shared prefix of this many tokens
   std::int64_t sharegpt_output_len = 0;  ///< 0: use the conversation's reply length
+  /// jsonl (vLLM's `custom`): the output length of every prompt; unset: a line's own
+  /// "output_tokens" (or "output_len", "max_tokens"), else 256 as vLLM; 0: no limit.
+  std::optional<std::int64_t> custom_output_len;
+  bool disable_shuffle = false;  ///< file datasets: keep the file's order
+  /// File datasets: never repeat a prompt; a file with fewer than num_prompts usable prompts
+  /// then sends fewer requests (default: cycle through them, as vLLM oversamples).
+  bool no_oversample = false;
   std::uint64_t seed = 0;
 
   /// Throws aifc::Error(invalid_argument) naming the bad field.
   void validate() const;
 };
 
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DatasetConfig, dataset_name, dataset_path,
-                                                num_prompts, random_input_len, random_output_len,
-                                                random_range_ratio, random_prefix_len,
-                                                sharegpt_output_len, seed)
+AIFC_API void to_json(nlohmann::json& j, const DatasetConfig& c);
+AIFC_API void from_json(const nlohmann::json& j, DatasetConfig& c);
+
+/// vLLM's output length of a `custom` prompt that states none.
+inline constexpr std::int64_t kCustomOutputLen = 256;
 
 /// One prompt of a workload.
 struct AIFC_API Prompt {

@@ -200,6 +200,15 @@ Benchmark::Benchmark(BenchmarkSpec spec, std::stop_token stop) : impl_(std::make
   check_stop();
   auto prompts = load_dataset(s.spec.dataset, counter, needed);
   check_stop();
+  // Without oversampling a short file sends each of its prompts once.
+  const auto available = static_cast<std::int64_t>(prompts.size());
+  if (s.spec.dataset.no_oversample && s.spec.load.duration.count() == 0 &&
+      s.spec.load.num_requests > available) {
+    s.warnings.push_back(fmt::format(
+        "the dataset has {} usable prompts and no_oversample is set: sending {} requests, not {}",
+        available, available, s.spec.load.num_requests));
+    s.spec.load.num_requests = available;
+  }
   s.group = std::make_unique<ClientGroup>(s.spec.group_config(), std::move(prompts));
 }
 

@@ -382,6 +382,19 @@ std::vector<BenchmarkOption> make_benchmark_options() {
       [](S& s, const json& v) { s.dataset.random_prefix_len = integer_value(v); });
   add("sharegpt_output_len", K::integer, "sharegpt: fixed output length",
       [](S& s, const json& v) { s.dataset.sharegpt_output_len = integer_value(v); });
+  add("custom_output_len", K::integer,
+      "jsonl (custom): output length of every prompt (default: the line's own, else 256; 0: none)",
+      [](S& s, const json& v) { s.dataset.custom_output_len = integer_value(v); });
+  add("input_len", K::integer, "input length of the dataset: random_input_len",
+      [](S&, const json& v) { integer_value(v); });  // applied last, see apply_benchmark_options
+  add("output_len", K::integer,
+      "output length of the dataset: random_, sharegpt_ and custom_output_len",
+      [](S&, const json& v) { integer_value(v); });
+  add("disable_shuffle", K::boolean, "file datasets: keep the file's order",
+      [](S& s, const json& v) { s.dataset.disable_shuffle = bool_value(v); });
+  add("no_oversample", K::boolean,
+      "file datasets: never repeat a prompt (a short file sends fewer requests)",
+      [](S& s, const json& v) { s.dataset.no_oversample = bool_value(v); });
   add("server_tokenizer", K::boolean,
       "fit and count prompts with the server's /tokenize (default on)",
       [](S& s, const json& v) { s.use_server_tokenizer = bool_value(v); });
@@ -528,14 +541,22 @@ void apply_benchmark_options(BenchmarkSpec& spec, const nlohmann::json& options)
   if (server_named && simulator_named)
     bad("the built-in simulator (sim, sim_*) and a server (base_url, host, port) exclude each "
         "other");
-  // host and port make the URL after everything else, so that their order does not matter.
+  // What combines options is applied after them all, so that their order does not matter.
   const auto given = [&](const char* key) {
     return options.contains(key) && !options[key].is_null();
   };
+  // The general lengths win over the dataset-specific ones, as in vLLM.
+  if (given("input_len")) spec.dataset.random_input_len = integer_value(options["input_len"]);
+  if (given("output_len")) {
+    const auto n = integer_value(options["output_len"]);
+    spec.dataset.random_output_len = spec.dataset.sharegpt_output_len = n;
+    spec.dataset.custom_output_len = n;
+  }
   // As vLLM's benchmark: random prompts run to their drawn output length, so the random dataset
   // asks the server to ignore EOS unless ignore_eos is given (vLLM offers no way out).
   if (!given("ignore_eos") && spec.dataset.dataset_name == DatasetKind::random)
     spec.client.ignore_eos = true;
+  // host and port make the URL.
   if (!given("base_url") && (given("host") || given("port"))) {
     const std::string host = given("host") ? options["host"].get<std::string>() : "127.0.0.1";
     const std::int64_t port = given("port") ? integer_value(options["port"]) : 8000;

@@ -218,9 +218,11 @@ std::vector<Prompt> sample(std::vector<Prompt> all, const DatasetConfig& c,
   if (all.empty())
     throw Error(ErrorCode::parse_error, fmt::format("dataset '{}' holds no usable prompt", what));
   std::vector<Prompt> out;
-  out.reserve(static_cast<std::size_t>(c.num_prompts));
-  for (std::int64_t i = 0; i < c.num_prompts; ++i)
-    out.push_back(all[static_cast<std::size_t>(i) % all.size()]);
+  const auto n = c.no_oversample
+                     ? std::min<std::int64_t>(c.num_prompts, static_cast<std::int64_t>(all.size()))
+                     : c.num_prompts;
+  out.reserve(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) out.push_back(all[static_cast<std::size_t>(i) % all.size()]);
   return out;
 }
 
@@ -243,7 +245,7 @@ std::vector<Prompt> sharegpt_prompts(const DatasetConfig& c, const TokenCounter&
                 fmt::format("'{}' is not a ShareGPT file (expected a JSON array)", c.dataset_path));
   std::vector<std::size_t> order(doc.size());
   std::iota(order.begin(), order.end(), 0);
-  shuffle(order, c.seed);
+  if (!c.disable_shuffle) shuffle(order, c.seed);
   std::vector<Prompt> picked;
   bool server_counts = static_cast<bool>(counter);
   for (std::size_t idx : order) {
@@ -297,11 +299,13 @@ std::vector<Prompt> jsonl_prompts(const DatasetConfig& c, const TokenCounter& co
                   fmt::format("{}:{}: not valid JSON ({})", c.dataset_path, line_no, e.what()));
     }
     Prompt p;
+    p.output_tokens = c.custom_output_len.value_or(kCustomOutputLen);
     if (j.is_string()) {
       p.text = j.get<std::string>();
     } else if (j.is_object() && j.contains("prompt") && j["prompt"].is_string()) {
       p.text = j["prompt"].get<std::string>();
       for (const char* key : {"output_tokens", "output_len", "max_tokens"}) {
+        if (c.custom_output_len) break;  // given for every prompt
         if (!j.contains(key) || !j[key].is_number_integer()) continue;
         p.output_tokens = j[key].get<std::int64_t>();
         if (p.output_tokens < 0 || p.output_tokens > 10'000'000)
@@ -316,7 +320,7 @@ std::vector<Prompt> jsonl_prompts(const DatasetConfig& c, const TokenCounter& co
     }
     all.push_back(std::move(p));
   }
-  shuffle(all, c.seed);
+  if (!c.disable_shuffle) shuffle(all, c.seed);
   auto out = sample(std::move(all), c, c.dataset_path);
   for (auto& p : out) {
     p.input_tokens = estimate_tokens(p.text);
@@ -356,6 +360,42 @@ void DatasetConfig::validate() const {
                     nlohmann::json(dataset_name).get<std::string>()));
   }
   if (sharegpt_output_len < 0) bad("sharegpt_output_len must not be negative");
+  if (custom_output_len && (*custom_output_len < 0 || *custom_output_len > 10'000'000))
+    bad(fmt::format("custom_output_len must be from 0 to 10000000 (got {})", *custom_output_len));
+}
+
+void to_json(nlohmann::json& j, const DatasetConfig& c) {
+  j = nlohmann::json{
+      {"dataset_name", c.dataset_name},
+      {"dataset_path", c.dataset_path},
+      {"num_prompts", c.num_prompts},
+      {"random_input_len", c.random_input_len},
+      {"random_output_len", c.random_output_len},
+      {"random_range_ratio", c.random_range_ratio},
+      {"random_prefix_len", c.random_prefix_len},
+      {"sharegpt_output_len", c.sharegpt_output_len},
+      {"custom_output_len",
+       c.custom_output_len ? nlohmann::json(*c.custom_output_len) : nlohmann::json(nullptr)},
+      {"disable_shuffle", c.disable_shuffle},
+      {"no_oversample", c.no_oversample},
+      {"seed", c.seed}};
+}
+
+void from_json(const nlohmann::json& j, DatasetConfig& c) {
+  c = DatasetConfig{};
+  c.dataset_name = j.value("dataset_name", c.dataset_name);
+  c.dataset_path = j.value("dataset_path", c.dataset_path);
+  c.num_prompts = j.value("num_prompts", c.num_prompts);
+  c.random_input_len = j.value("random_input_len", c.random_input_len);
+  c.random_output_len = j.value("random_output_len", c.random_output_len);
+  c.random_range_ratio = j.value("random_range_ratio", c.random_range_ratio);
+  c.random_prefix_len = j.value("random_prefix_len", c.random_prefix_len);
+  c.sharegpt_output_len = j.value("sharegpt_output_len", c.sharegpt_output_len);
+  if (j.contains("custom_output_len") && !j.at("custom_output_len").is_null())
+    c.custom_output_len = j.at("custom_output_len").get<std::int64_t>();
+  c.disable_shuffle = j.value("disable_shuffle", c.disable_shuffle);
+  c.no_oversample = j.value("no_oversample", c.no_oversample);
+  c.seed = j.value("seed", c.seed);
 }
 
 std::vector<Prompt> load_dataset(const DatasetConfig& config, const TokenCounter& counter) {

@@ -116,6 +116,10 @@ class DatasetConfig(_Config):
     random_range_ratio: float = _d("dataset", "random_range_ratio")
     random_prefix_len: int = _d("dataset", "random_prefix_len")
     sharegpt_output_len: int = _d("dataset", "sharegpt_output_len")
+    # jsonl (vLLM's custom): None: a line's own length, else 256; 0: no limit
+    custom_output_len: Optional[int] = None
+    disable_shuffle: bool = _d("dataset", "disable_shuffle")
+    no_oversample: bool = _d("dataset", "no_oversample")
     seed: int = _d("dataset", "seed")
 
 

@@ -27,9 +27,13 @@ export AIFC_REQUIRE_REALSERVER=1
 
 mkdir -p "$root/build"
 sanitizer_log="$root/build/sanitizer-builds.log"
-setsid nice -n 19 bash -c '"$1/scripts/build-sanitize.sh" && "$1/scripts/build-sanitize.sh" --thread test_client_group' \
+# Its own process group (job control on) so that the exit trap can stop all of it, but the same
+# session: a new session is a new scheduler autogroup, where nice no longer yields to the tests.
+set -m
+nice -n 19 bash -c '"$1/scripts/build-sanitize.sh" && "$1/scripts/build-sanitize.sh" --thread test_client_group' \
   _ "$root" >"$sanitizer_log" 2>&1 &
 sanitizer_builds=$!
+set +m
 
 cluster=${AIFC_CLUSTER_STATE_DIR:-/tmp/aifc-cluster}
 trap 'kill -- -"$sanitizer_builds" 2>/dev/null || kill "$sanitizer_builds" 2>/dev/null || true

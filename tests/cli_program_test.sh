@@ -49,6 +49,24 @@ assert r["total_input_tokens"] == 40 * 32, r["total_input_tokens"]  # exact thro
 assert r["input_tokens_exact"] is True
 PY
 
+# --append-result adds one line per run to the file; the saved result is one line too, as vLLM
+# writes it, under vLLM's name pattern when none is given.
+for args in "--append-result --result-filename app.json" "--append-result --result-filename app.json" \
+    "--save-result"; do
+  # shellcheck disable=SC2086
+  "$aifc" bench --num-prompts 3 --random-input-len 8 --random-output-len 2 --sim-ttft-ms 1 \
+    --sim-itl-ms 1 --label app --request-rate 5 --result-dir "$tmp/app" $args \
+    --disable-tqdm >/dev/null 2>"$tmp/err" || fail "bench $args: $(cat "$tmp/err")"
+done
+python3 - "$tmp/app" <<'PY'
+import json, os, sys
+lines = open(os.path.join(sys.argv[1], "app.json")).read().splitlines()
+assert len(lines) == 2 and all(json.loads(l)["completed"] == 3 for l in lines), lines
+named = [n for n in os.listdir(sys.argv[1]) if n != "app.json"]
+assert len(named) == 1 and named[0].startswith("app-5.0qps-aifc-sim-"), named
+assert len(open(os.path.join(sys.argv[1], named[0])).read().splitlines()) == 1
+PY
+
 # Habits of real servers, through the built-in simulator: a /tokenize of llama.cpp's shape with a
 # tokenizer that splits words, or none at all; connections closed after every response.
 for run in llama_cpp:event_loop llama_cpp:threads vllm:event_loop none:threads; do

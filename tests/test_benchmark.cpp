@@ -2,8 +2,10 @@
 
 #include <aifc/benchmark.hpp>
 #include <aifc/error.hpp>
+#include <aifc/simulator.hpp>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 namespace {
 
@@ -150,4 +152,35 @@ TEST_CASE("benchmark: without oversampling a short file sends each prompt once, 
   // Oversampled (the default): ten requests from three prompts.
   spec.dataset.no_oversample = false;
   CHECK(aifc::Benchmark(spec).run().summary.completed == 10);
+}
+
+TEST_CASE("benchmark: with a ready check it waits for a server that comes up late") {
+  // A free port, closed again: nothing listens there until the simulator starts.
+  int port = 0;
+  {
+    aifc::SimulatorConfig probe;
+    probe.port = 0;
+    aifc::Simulator s(probe);
+    s.start();
+    port = s.port();
+  }
+  auto spec = simulated(4);
+  aifc::SimulatorConfig late = *spec.simulator;
+  late.port = port;
+  spec.simulator.reset();
+  spec.client.base_url = "http://127.0.0.1:" + std::to_string(port);
+  spec.client.model = late.model;
+  spec.ready_check_timeout = std::chrono::seconds(1);
+  CHECK_THROWS_WITH_AS(aifc::Benchmark{spec}, doctest::Contains("not ready within 1 s"),
+                       aifc::Error);
+  aifc::Simulator server(late);
+  std::thread starter([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    server.start();
+  });
+  spec.ready_check_timeout = std::chrono::seconds(120);
+  aifc::Benchmark benchmark(spec);  // returns once the server answers
+  starter.join();
+  CHECK(benchmark.run().summary.completed == 4);
+  server.stop();
 }

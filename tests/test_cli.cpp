@@ -174,11 +174,21 @@ TEST_CASE("cli: the default result file name comes from the result document") {
                      {"date", "20261128-221500"},
                      {"request_rate", "inf"},
                      {"max_concurrency", 8}};
+  // vLLM's pattern: the backend when there is no label, rates as Python prints them.
+  doc["backend"] = "openai-chat";
   CHECK(aifc::cli::default_result_filename(o, doc) ==
-        "aifc-infqps-concurrency8-Llama-3.1-8B-20261128-221500.json");
+        "openai-chat-infqps-concurrency8-Llama-3.1-8B-20261128-221500.json");
   o.spec.label = "run7";
   doc["request_rate"] = 12.5;
   doc["max_concurrency"] = nullptr;
   CHECK(aifc::cli::default_result_filename(o, doc) ==
         "run7-12.5qps-Llama-3.1-8B-20261128-221500.json");
+  doc["request_rate"] = 20;
+  CHECK(aifc::cli::default_result_filename(o, doc) ==
+        "run7-20.0qps-Llama-3.1-8B-20261128-221500.json");
+  doc["ramp_up_strategy"] = "linear";
+  doc["ramp_up_start_rps"] = 1.0;
+  doc["ramp_up_end_rps"] = 10.0;
+  CHECK(aifc::cli::default_result_filename(o, doc) ==
+        "run7-ramp-up-linear-1qps-10qps-Llama-3.1-8B-20261128-221500.json");
 }

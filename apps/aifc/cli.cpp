@@ -85,6 +85,16 @@ FlagTable bench_flags(BenchOptions& o, nlohmann::json& values) {
   flag(
       "--save-detailed", [&] { o.save_result = o.save_detailed = true; },
       "also write per-request data");
+  flag(
+      "--append-result", [&] { o.save_result = o.append_result = true; },
+      "append the result as one line to the file instead of replacing it");
+  one(
+      "--result-indent",
+      [&](const std::string& v) {
+        o.result_indent = static_cast<int>(
+            std::clamp<std::int64_t>(option_value_from_words(OptionKind::integer, {v}), -1, 16));
+      },
+      "indent the result JSON (default: one line, as vLLM writes it)");
   one(
       "--result-dir", [&](const std::string& v) { o.result_dir = v; },
       "directory of the result file");
@@ -186,16 +196,38 @@ std::string sim_help() {
                    "usage: aifc sim [flags]\nA vLLM-compatible simulator on loopback.\n");
 }
 
+namespace {
+// A rate as Python prints a float, which vLLM's file names use: 20.0, 12.5, inf.
+std::string python_float(const nlohmann::json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  const double d = v.get<double>();
+  std::string s = fmt::format("{}", d);
+  if (std::isfinite(d) && s.find_first_of(".e") == std::string::npos) s += ".0";
+  return s;
+}
+// vLLM's ramp-up rates are integers.
+std::string integer_text(const nlohmann::json& v) {
+  return fmt::format("{}", static_cast<std::int64_t>(std::llround(v.get<double>())));
+}
+}  // namespace
+
 std::string default_result_filename(const BenchOptions& o, const nlohmann::json& document) {
-  // From the document itself, so that the name and the file's "date" and "model_id" agree.
+  // vLLM's pattern, from the document itself, so that the name and the file's "date" and
+  // "model_id" agree.
   const std::string model = document.value("model_id", std::string("model"));
-  const auto& rate = document["request_rate"];
+  const std::string label =
+      o.spec.label.empty() ? document.value("backend", std::string("openai")) : o.spec.label;
   const auto& concurrency = document["max_concurrency"];
-  return fmt::format(
-      "{}-{}qps{}-{}-{}.json", o.spec.label.empty() ? "aifc" : o.spec.label,
-      rate.is_string() ? rate.get<std::string>() : fmt::format("{}", rate.get<double>()),
-      concurrency.is_number() ? fmt::format("-concurrency{}", concurrency.get<std::int64_t>()) : "",
-      model.substr(model.rfind('/') + 1), document.value("date", std::string()));
+  const std::string limit =
+      concurrency.is_number() ? fmt::format("-concurrency{}", concurrency.get<std::int64_t>()) : "";
+  const std::string rates =
+      document.contains("ramp_up_strategy") && document["ramp_up_strategy"].is_string()
+          ? fmt::format("ramp-up-{}-{}qps-{}qps", document["ramp_up_strategy"].get<std::string>(),
+                        integer_text(document["ramp_up_start_rps"]),
+                        integer_text(document["ramp_up_end_rps"]))
+          : python_float(document["request_rate"]) + "qps";
+  return fmt::format("{}-{}{}-{}-{}.json", label, rates, limit, model.substr(model.rfind('/') + 1),
+                     document.value("date", std::string()));
 }
 
 int bench_main(const std::vector<std::string>& args) {
@@ -279,11 +311,23 @@ int bench_main(const std::vector<std::string>& args) {
       const auto path = std::filesystem::path(o.result_dir) / name;
       std::error_code ec;
       std::filesystem::create_directories(o.result_dir, ec);
-      std::ofstream out(path);
+      // Appended results are one per line (vLLM separates them by a newline).
+      const bool append = o.append_result && std::filesystem::exists(path, ec) &&
+                          std::filesystem::file_size(path, ec) > 0;
+      bool needs_newline = false;  // a file vLLM wrote ends without one
+      if (append) {
+        std::ifstream existing(path, std::ios::binary | std::ios::ate);
+        existing.seekg(-1, std::ios::end);
+        needs_newline = existing && existing.get() != '\n';
+      }
+      std::ofstream out(path, append ? std::ios::app : std::ios::trunc);
       if (!out)
         throw Error(ErrorCode::io_error,
                     fmt::format("cannot write the result to '{}'", path.string()));
-      out << document.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+      if (needs_newline) out << '\n';
+      out << document.dump(o.append_result ? -1 : o.result_indent, ' ', false,
+                           nlohmann::json::error_handler_t::replace)
+          << "\n";
       if (!out.good())
         throw Error(ErrorCode::io_error,
                     fmt::format("cannot write the result to '{}'", path.string()));

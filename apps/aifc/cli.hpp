@@ -16,6 +16,8 @@ struct BenchOptions {
   BenchmarkSpec spec;
   bool save_result = false;
   bool save_detailed = false;
+  bool append_result = false;  ///< add the result as a line to an existing file
+  int result_indent = -1;      ///< -1: one line, as vLLM writes it
   std::string result_dir = ".";
   std::string result_filename;
   bool progress = true;
@@ -23,7 +25,8 @@ struct BenchOptions {
 };
 
 /// The file name `--save-result` uses when none is given, from the result document:
-/// `{label or aifc}-{rate}qps[-concurrency{N}]-{model}-{date}.json`.
+/// vLLM's `{label or backend}-{rate}qps[-concurrency{N}]-{model}-{date}.json` (with ramp-up:
+/// `{label}-ramp-up-{strategy}-{start}qps-{end}qps...`).
 std::string default_result_filename(const BenchOptions& options, const nlohmann::json& document);
 
 /// Parses `aifc bench` arguments (without the subcommand). Throws Error(invalid_argument) with

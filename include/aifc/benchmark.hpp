@@ -37,6 +37,9 @@ struct AIFC_API BenchmarkSpec {
   /// Raise this process's open-file limit to its hard limit (every stream is a socket). A
   /// process-wide change, so only on request; the `aifc` program asks for it.
   bool raise_fd_limit = false;
+  /// Wait this long for the server to answer (GET /v1/models) before the set-up, as
+  /// `vllm bench serve --ready-check-timeout-sec`; 0: do not wait.
+  std::chrono::seconds ready_check_timeout{0};
   /// The schedule's time zero on this machine's system clock (see GroupConfig::start_at).
   std::optional<std::chrono::system_clock::time_point> start_at;
   /// Run against a simulator started in this process; client.base_url becomes its address.

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <ctime>
+#include <thread>
 
 #include "aifc/error.hpp"
 #include "aifc/version.hpp"
@@ -51,6 +52,9 @@ void BenchmarkSpec::validate() const {
   auto bad = [](const std::string& what) { throw Error(ErrorCode::invalid_argument, what); };
   if (io_threads < 1) bad(fmt::format("io_threads must be at least 1 (got {})", io_threads));
   if (max_clients < 1) bad(fmt::format("max_clients must be at least 1 (got {})", max_clients));
+  if (ready_check_timeout.count() < 0 || ready_check_timeout > std::chrono::hours(24 * 7))
+    bad(fmt::format("ready_check_timeout must be from 0 to a week (got {} s)",
+                    ready_check_timeout.count()));
 }
 
 GroupConfig BenchmarkSpec::group_config() const {
@@ -80,6 +84,7 @@ void to_json(nlohmann::json& j, const BenchmarkSpec& s) {
                      {"keep_records", s.keep_records},
                      {"use_server_tokenizer", s.use_server_tokenizer},
                      {"raise_fd_limit", s.raise_fd_limit},
+                     {"ready_check_timeout_s", s.ready_check_timeout.count()},
                      {"start_at_unix_ns", start_at_to_json(s.start_at)},
                      {"simulator", s.simulator ? nlohmann::json(*s.simulator) : nullptr},
                      {"label", s.label},
@@ -90,21 +95,14 @@ void from_json(const nlohmann::json& j, BenchmarkSpec& s) {
   if (!j.is_object())
     throw Error(ErrorCode::invalid_argument, "a benchmark spec must be a JSON object");
   detail::check_json_numbers(j, "benchmark spec: ");
-  static const char* const kKeys[] = {"client",
-                                      "dataset",
-                                      "load",
-                                      "shard",
-                                      "summary",
-                                      "transport",
-                                      "io_threads",
-                                      "max_clients",
-                                      "keep_records",
-                                      "use_server_tokenizer",
-                                      "raise_fd_limit",
-                                      "simulator",
-                                      "start_at_unix_ns",
-                                      "label",
-                                      "metadata"};
+  static const char* const kKeys[] = {"client",         "dataset",
+                                      "load",           "shard",
+                                      "summary",        "transport",
+                                      "io_threads",     "max_clients",
+                                      "keep_records",   "use_server_tokenizer",
+                                      "raise_fd_limit", "ready_check_timeout_s",
+                                      "simulator",      "start_at_unix_ns",
+                                      "label",          "metadata"};
   for (const auto& [key, value] : j.items()) {
     if (std::find(std::begin(kKeys), std::end(kKeys), key) == std::end(kKeys))
       throw Error(ErrorCode::invalid_argument,
@@ -128,6 +126,10 @@ void from_json(const nlohmann::json& j, BenchmarkSpec& s) {
     take("keep_records", s.keep_records);
     take("use_server_tokenizer", s.use_server_tokenizer);
     take("raise_fd_limit", s.raise_fd_limit);
+    section = "ready_check_timeout_s";
+    if (j.contains("ready_check_timeout_s"))
+      s.ready_check_timeout =
+          std::chrono::seconds(j.at("ready_check_timeout_s").get<std::int64_t>());
     take("label", s.label);
     take("metadata", s.metadata);
     section = "start_at_unix_ns";
@@ -141,6 +143,32 @@ void from_json(const nlohmann::json& j, BenchmarkSpec& s) {
   }
   detail::check_whole_numbers(j, nlohmann::json(s), "benchmark spec: ");
 }
+
+namespace {
+// Asks GET /v1/models once a second until the server answers 200 (a server still loading its
+// model refuses connections or answers 503), the timeout passes, or a stop is requested.
+void wait_until_ready(VLLMClient& probe, std::chrono::seconds timeout, std::stop_token stop) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    try {
+      probe.list_models();
+      return;
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::connection_failed && e.code() != ErrorCode::server_error) throw;
+      if (std::chrono::steady_clock::now() >= deadline)
+        throw Error(e.code(), fmt::format("the server was not ready within {} s: {}",
+                                          timeout.count(), e.what()));
+    }
+    const auto next =
+        std::min(deadline, std::chrono::steady_clock::now() + std::chrono::seconds(1));
+    while (std::chrono::steady_clock::now() < next) {
+      if (stop.stop_requested())
+        throw Error(ErrorCode::interrupted, "stopped while waiting for the server to be ready");
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+}
+}  // namespace
 
 struct Benchmark::Impl {
   BenchmarkSpec spec;
@@ -166,6 +194,8 @@ Benchmark::Benchmark(BenchmarkSpec spec, std::stop_token stop) : impl_(std::make
     if (client.model.empty()) client.model = s.spec.simulator->model;
   }
   VLLMClient probe(client);
+  if (s.spec.ready_check_timeout.count() > 0)
+    wait_until_ready(probe, s.spec.ready_check_timeout, stop);
   if (client.model.empty()) {
     const auto models = probe.list_models();
     if (models.empty())
@@ -263,6 +293,11 @@ nlohmann::json result_document(const BenchmarkSpec& spec, TokenizerApi tokenizer
   doc["burstiness"] = spec.load.burstiness;
   doc["max_concurrency"] = spec.load.max_concurrency > 0 ? nlohmann::json(spec.load.max_concurrency)
                                                          : nlohmann::json(nullptr);
+  if (spec.load.ramp_up_strategy != RampUp::none) {  // vLLM's keys, present with a ramp-up only
+    doc["ramp_up_strategy"] = spec.load.ramp_up_strategy;
+    doc["ramp_up_start_rps"] = spec.load.ramp_up_start_rps;
+    doc["ramp_up_end_rps"] = spec.load.ramp_up_end_rps;
+  }
   doc["interrupted"] = r.interrupted;
   char host[256] = {};
   ::gethostname(host, sizeof host - 1);

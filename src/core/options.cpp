@@ -395,6 +395,9 @@ std::vector<BenchmarkOption> make_benchmark_options() {
   add("no_oversample", K::boolean,
       "file datasets: never repeat a prompt (a short file sends fewer requests)",
       [](S& s, const json& v) { s.dataset.no_oversample = bool_value(v); });
+  add("ready_check_timeout_sec", K::integer,
+      "wait up to this many seconds for the server to answer first (default 0: no wait)",
+      [](S& s, const json& v) { s.ready_check_timeout = std::chrono::seconds(integer_value(v)); });
   add("server_tokenizer", K::boolean,
       "fit and count prompts with the server's /tokenize (default on)",
       [](S& s, const json& v) { s.use_server_tokenizer = bool_value(v); });

@@ -88,7 +88,10 @@ void to_json(nlohmann::json& j, const SamplingParams& s) {
 void from_json(const nlohmann::json& j, SamplingParams& s) {
   s = SamplingParams{};
   if (!j.is_object()) throw Error(ErrorCode::invalid_argument, "sampling must be a JSON object");
-  for (const auto& [key, value] : j.items()) {
+  for (const auto& item : j.items()) {
+    // Named copies: lambdas cannot capture structured bindings before C++20 in clang 14.
+    const std::string key = item.key();
+    const nlohmann::json& value = item.value();
     bool known = false;
     each_sampling_field(s, [&](const char* name, auto& v) {
       if (key != name) return;

@@ -132,9 +132,13 @@ TEST_CASE("cli: bad flags give one clear message") {
 }
 
 TEST_CASE("cli: a switch has its --no- form and a list flag given twice keeps both") {
-  const auto o = parse_bench_args(
-      {"--port", "9000", "--no-stream", "--no-keep-records", "--header", "A=1", "--header", "B=2"});
+  const auto o = parse_bench_args({"--port", "9000", "--no-stream-responses", "--no-keep-records",
+                                   "--header", "A=1", "--header", "B=2"});
   CHECK_FALSE(o.spec.client.stream);
+  // vLLM's --no-stream is about its Hugging Face datasets: accepted, and the responses still
+  // stream.
+  CHECK(parse_bench_args({"--no-stream"}).spec.client.stream);
+  CHECK_THROWS(parse_bench_args({"--no-no-stream"}));
   CHECK_FALSE(o.spec.keep_records);
   REQUIRE(o.spec.client.headers.size() == 2);
   CHECK(o.spec.client.headers[1].second == "2");

@@ -36,7 +36,7 @@ TEST_CASE("options: typed JSON values set the spec") {
                                  {"metric_percentiles", "50,99"},
                                  {"header", {{"X-A", "1"}}},
                                  {"metadata", {"team=hpc"}},
-                                 {"stream", false},
+                                 {"stream_responses", false},
                                  {"keep_records", false},
                                  {"transport", "event-loop"},
                                  {"dataset_name", "custom"},

@@ -51,6 +51,21 @@ TEST_CASE("schedule: Poisson arrivals have the asked rate and exponential gaps")
   CHECK(std::sqrt(var) / mean == doctest::Approx(1.0).epsilon(0.05));
 }
 
+TEST_CASE("schedule: as vLLM's, the last request leaves at N / rate and the first after a gap") {
+  for (std::uint64_t seed : {1u, 2u, 3u}) {
+    aifc::LoadConfig c;
+    c.request_rate = 8;
+    c.num_requests = 40;
+    c.seed = seed;
+    const auto s = all(c);
+    REQUIRE(s.size() == 40);
+    CAPTURE(seed);
+    CHECK(seconds(s.back()) == doctest::Approx(5.0).epsilon(1e-9));  // 40 / 8, whatever the seed
+    CHECK(s.front().offset.count() > 0);
+    for (std::size_t i = 1; i < s.size(); ++i) CHECK(s[i].offset >= s[i - 1].offset);
+  }
+}
+
 TEST_CASE("schedule: burstiness sets the gamma shape") {
   for (double k : {0.25, 4.0}) {
     aifc::LoadConfig c;

@@ -49,7 +49,7 @@ void add_option_flags(FlagTable& t, const OptionTable& options, nlohmann::json& 
                    values[name] = std::move(value);
                },
                option.help};
-    if (kind == OptionKind::boolean)
+    if (kind == OptionKind::boolean && name.rfind("no_", 0) != 0)  // no --no-no-X
       t["--no-" + flag.substr(2)] = {
           A::none, [&values, name](const std::vector<std::string>&) { values[name] = false; },
           "the opposite of " + flag};

@@ -62,6 +62,9 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Shard, rank, nranks)
 /// Generates the global schedule lazily and deterministically (same config and seed, same
 /// times on every machine), yielding only this shard's slots. A count-limited schedule ends
 /// after num_requests slots; a duration-limited one after the last slot inside the duration.
+/// As in `vllm bench serve`, every request (the first too) waits a gamma-distributed gap, and a
+/// count-limited schedule at a fixed rate is scaled so that its last request leaves at exactly
+/// num_requests / request_rate.
 class AIFC_API ArrivalSchedule {
  public:
   ArrivalSchedule(const LoadConfig& config, Shard shard = {});
@@ -82,6 +85,7 @@ class AIFC_API ArrivalSchedule {
   Shard shard_;
   std::uint64_t next_index_ = 0;
   double time_s_ = 0.0;
+  double scale_ = 1.0;  ///< stretches a count-limited schedule to end at N / rate
   std::uint64_t rng_state_[4];
 };
 

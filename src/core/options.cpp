@@ -349,8 +349,12 @@ std::vector<BenchmarkOption> make_benchmark_options() {
       [](S& s, const json& v) { s.client.sampling.repetition_penalty = number_value(v); });
   add("logprobs", K::integer, "log-probabilities per token to return (default none)",
       [](S& s, const json& v) { s.client.sampling.logprobs = integer_value(v); });
-  add("stream", K::boolean, "stream the responses (default on; off: TTFT = E2EL)",
+  // Not "stream": vLLM's --no-stream means a dataset, so aifc's flags are --[no-]stream-responses.
+  add("stream_responses", K::boolean, "stream the responses (default on; off: TTFT = E2EL)",
       [](S& s, const json& v) { s.client.stream = bool_value(v); });
+  add("no_stream", K::boolean,
+      "vLLM: load a Hugging Face dataset without streaming; aifc reads local files, so no effect",
+      [](S&, const json& v) { bool_value(v); });
   add("insecure", K::boolean, "https: skip certificate verification",
       [](S& s, const json& v) { s.client.verify_tls = !bool_value(v); });
   add("ca_cert", K::text, "https: CA bundle file",

@@ -104,7 +104,7 @@ def run_case(aifc, url, tmp, endpoint, stream, concurrency):
            "--ignore-eos", "--max-concurrency", str(concurrency), "--disable-tqdm",
            "--save-detailed", "--result-dir", tmp, "--result-filename", name, "--seed", "3"]
     if not stream:
-        cmd.append("--no-stream")
+        cmd.append("--no-stream-responses")
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     if run.returncode != 0:
         return [f"aifc bench exited {run.returncode}: {run.stderr[-500:]}"]

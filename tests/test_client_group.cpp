@@ -229,6 +229,28 @@ TEST_CASE("client_group: duration-limited run, warm-ups and aggregate-only mode"
   CHECK_THROWS_AS(once.run(), aifc::Error);
 }
 
+TEST_CASE("client_group: warm-ups are copies of the first request, sent together") {
+  aifc::Simulator sim(sim_config("1500", "1"));
+  sim.start();
+  auto g = group_for(sim, 2);
+  g.load.num_warmups = 4;
+  g.load.max_concurrency = 8;
+  std::vector<aifc::Prompt> mixed = {{"one two", 2, false, 1}, {"a b c d e f g", 7, false, 1}};
+  const auto result = aifc::ClientGroup(g, mixed).run();
+  std::vector<aifc::RequestRecord> warmups;
+  for (const auto& r : result.records)
+    if (r.warmup) warmups.push_back(r);
+  REQUIRE(warmups.size() == 4);
+  aifc::MonoNanos first_end = warmups.front().end_ns;
+  for (const auto& w : warmups) first_end = std::min(first_end, w.end_ns);
+  for (const auto& w : warmups) {
+    CHECK(w.ok());
+    CHECK(w.input_tokens == 2);    // the first prompt each time
+    CHECK(w.send_ns < first_end);  // all sent before any answered: together
+  }
+  CHECK(result.summary.completed == 2);  // warm-ups are not counted
+}
+
 TEST_CASE("client_group: stalls, slow starts and unreachable servers become records") {
   auto cfg = sim_config("1", "1");
   cfg.stall_rate = 1;

@@ -373,13 +373,31 @@ BenchmarkResult ClientGroup::run() {
       s.prepared.push_back(
           preparer.prepare(RequestSpec{p.text, p.output_tokens, p.input_tokens,
                                        p.input_tokens_exact, nlohmann::json::object()}));
-    // Warm-ups go one after another on their own connection before the clock starts.
-    for (std::int64_t i = 0; i < load.num_warmups && !s.stop_requested.load(); ++i) {
-      auto rec = preparer.send(s.prepared[static_cast<std::size_t>(i) % s.prepared.size()]);
-      rec.warmup = true;
-      rec.index = static_cast<std::uint64_t>(i);
-      take(std::move(rec));
-    }
+  }
+  // As vLLM's benchmark: the warm-ups are copies of the first request, sent together (at most
+  // this process's share of max_concurrency at once) before the clock starts.
+  if (load.num_warmups > 0) {
+    const std::int64_t share = s.schedule.shard_max_concurrency();
+    const std::int64_t parallel =
+        std::min({load.num_warmups, share > 0 ? share : load.num_warmups, s.config.max_clients});
+    std::atomic<std::int64_t> next{0};
+    std::mutex done_mutex;
+    std::vector<RequestRecord> done;
+    std::vector<std::thread> senders;
+    for (std::int64_t t = 0; t < parallel; ++t)
+      senders.emplace_back([&] {
+        VLLMClient client(s.config.client);
+        for (std::int64_t i = next++; i < load.num_warmups && !s.stop_requested.load();
+             i = next++) {
+          auto rec = client.send(s.prepared.front());
+          rec.warmup = true;
+          rec.index = static_cast<std::uint64_t>(i);
+          std::lock_guard lock(done_mutex);
+          done.push_back(std::move(rec));
+        }
+      });
+    for (auto& t : senders) t.join();
+    for (auto& rec : done) take(std::move(rec));
   }
 
   s.infinite_rate = std::isinf(load.request_rate) && load.ramp_up_strategy == RampUp::none;

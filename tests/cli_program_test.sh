@@ -40,8 +40,10 @@ r = json.load(open(sys.argv[1]))
 for k in ["completed", "failed", "request_throughput", "output_throughput", "total_token_throughput",
           "mean_ttft_ms", "median_ttft_ms", "p99_ttft_ms", "mean_tpot_ms", "mean_itl_ms",
           "request_goodput", "max_concurrent_requests", "ttfts", "itls", "input_lens", "output_lens",
-          "errors", "records", "date", "model_id", "run"]:
+          "errors", "records", "date", "model_id", "run", "latencies", "queue_times", "rtfx"]:
     assert k in r, k
+assert len(r["latencies"]) == 40 and all(0 < x < 60 for x in r["latencies"])
+assert len(r["queue_times"]) == 40 and all(x >= 0 for x in r["queue_times"])
 assert r["completed"] == 40, r["completed"]
 assert r["run"] == "ci"
 assert len(r["ttfts"]) == 40

@@ -111,9 +111,10 @@ TEST_CASE("benchmark: runs a spec against its simulator and writes vLLM's result
   CHECK(result.summary.completed == 20);
   CHECK(result.summary.total_input_tokens == 20 * 12);
   const auto doc = benchmark.result_document(result, true);
-  for (const char* key : {"completed", "failed", "request_throughput", "output_throughput",
-                          "mean_ttft_ms", "p99_itl_ms", "date", "model_id", "num_prompts",
-                          "request_rate", "max_concurrency", "input_lens", "ttfts", "aifc_spec"})
+  for (const char* key :
+       {"completed", "failed", "request_throughput", "output_throughput", "mean_ttft_ms",
+        "p99_itl_ms", "date", "model_id", "num_prompts", "request_rate", "max_concurrency",
+        "input_lens", "ttfts", "aifc_spec", "latencies", "queue_times", "rtfx"})
     CHECK_MESSAGE(doc.contains(key), key);
   CHECK(doc["aifc_spec"].get<aifc::BenchmarkSpec>().client.model == "aifc-sim");
   CHECK(benchmark.summary_table(result).find("Successful requests:") != std::string::npos);

@@ -314,6 +314,22 @@ nlohmann::json result_document(const BenchmarkSpec& spec, TokenizerApi tokenizer
                          {"start_mono_ns", r.start_ns},
                          {"first_send_late_ns", r.first_send_late_ns}};
   doc["aggregate"] = r.aggregate.to_json();
+  // vLLM writes these two per-request lists even without --save-detailed: each request's
+  // end-to-end latency (0 when it failed) and how long it waited past its scheduled time
+  // (vLLM's client queue time), in seconds; rtfx is for speech models, 0 for text.
+  {
+    nlohmann::json latencies = nlohmann::json::array(), queue_times = nlohmann::json::array();
+    for (const auto& rec : r.records) {
+      if (rec.warmup) continue;
+      latencies.push_back(rec.ok() ? static_cast<double>(rec.end_ns - rec.send_ns) * 1e-9 : 0.0);
+      queue_times.push_back(rec.scheduled_ns >= 0 && rec.send_ns >= 0
+                                ? static_cast<double>(rec.send_ns - rec.scheduled_ns) * 1e-9
+                                : 0.0);
+    }
+    doc["latencies"] = std::move(latencies);
+    doc["queue_times"] = std::move(queue_times);
+    doc["rtfx"] = 0.0;
+  }
   if (detailed) {
     nlohmann::json input_lens = nlohmann::json::array(), output_lens = nlohmann::json::array(),
                    ttfts = nlohmann::json::array(), itls = nlohmann::json::array(),

@@ -25,18 +25,9 @@ export AIFC_REQUIRE_REALSERVER=1
 "$root/scripts/install-packages.sh" clang-14 libclang-rt-14-dev
 "$root/scripts/build.sh" -DAIFC_BUILD_TESTS=ON -DAIFC_BUILD_EXAMPLES=ON
 
-mkdir -p "$root/build"
-sanitizer_log="$root/build/sanitizer-builds.log"
-# Its own process group (job control on) so that the exit trap can stop all of it, but the same
-# session: a new session is a new scheduler autogroup, where nice no longer yields to the tests.
-set -m
-nice -n 19 bash -c '"$1/scripts/build-sanitize.sh" && "$1/scripts/build-sanitize.sh" --thread test_client_group' \
-  _ "$root" >"$sanitizer_log" 2>&1 &
-sanitizer_builds=$!
-set +m
-
 cluster=${AIFC_CLUSTER_STATE_DIR:-/tmp/aifc-cluster}
-trap 'kill -- -"$sanitizer_builds" 2>/dev/null || kill "$sanitizer_builds" 2>/dev/null || true
+sanitizer_builds=""
+trap '[ -z "$sanitizer_builds" ] || kill -- -"$sanitizer_builds" 2>/dev/null || true
       "$root/tests/cluster/stop.sh" "$cluster" >/dev/null 2>&1 || true' EXIT
 "$root/tests/cluster/start.sh" "$cluster"
 # shellcheck disable=SC1091
@@ -44,6 +35,18 @@ trap 'kill -- -"$sanitizer_builds" 2>/dev/null || kill "$sanitizer_builds" 2>/de
 export AIFC_REQUIRE_CLUSTER=1
 AIFC_TEST_APPTAINER_IMAGE=$("$root/tests/container/build-image.sh" "${AIFC_IMAGE_DIR:-/tmp/aifc-image}")
 export AIFC_TEST_APPTAINER_IMAGE AIFC_REQUIRE_APPTAINER=1
+
+# The sanitizer builds go on while the tests run (the cluster tests mostly wait), after the test
+# image: Apptainer builds it in a session of its own, where nice would not make them yield.
+# Their own process group (job control on) so that the exit trap can stop all of it, but this
+# session: a new session is a new scheduler autogroup, where nice no longer yields to the tests.
+mkdir -p "$root/build"
+sanitizer_log="$root/build/sanitizer-builds.log"
+set -m
+nice -n 19 bash -c '"$1/scripts/build-sanitize.sh" && "$1/scripts/build-sanitize.sh" --thread test_client_group' \
+  _ "$root" >"$sanitizer_log" 2>&1 &
+sanitizer_builds=$!
+set +m
 (cd "$root/build" && ctest --output-on-failure --timeout 600)
 
 venv="$root/build/venv"

@@ -17,6 +17,7 @@
 #include "stream/sse.hpp"
 #include "stream/stream_recorder.hpp"
 #include "util/durations.hpp"
+#include "util/json_values.hpp"
 
 namespace aifc {
 namespace {
@@ -167,25 +168,23 @@ void to_json(nlohmann::json& j, const ClientConfig& c) {
   auto headers = c.headers;
   for (auto& [name, value] : headers)
     if (carries_secret(name)) value = "<redacted>";
-  j = nlohmann::json{
-      {"base_url", c.base_url},
-      {"endpoint", c.endpoint},
-      {"model", c.model},
-      {"served_model_name", c.served_model_name},
-      {"headers", headers},
-      {"extra_body", c.extra_body},
-      {"stream", c.stream},
-      {"ignore_eos", c.ignore_eos},
-      {"sampling", c.sampling},
-      {"request_id_prefix",
-       c.request_id_prefix ? nlohmann::json(*c.request_id_prefix) : nlohmann::json(nullptr)},
-      {"capture_text", c.capture_text},
-      {"ca_cert_path", c.ca_cert_path},
-      {"verify_tls", c.verify_tls},
-      {"connect_timeout_s", detail::seconds_of(c.connect_timeout)},
-      {"read_timeout_s", detail::seconds_of(c.read_timeout)},
-      {"first_token_timeout_s", detail::seconds_of(c.first_token_timeout)},
-      {"request_timeout_s", detail::seconds_of(c.request_timeout)}};
+  j = nlohmann::json{{"base_url", c.base_url},
+                     {"endpoint", c.endpoint},
+                     {"model", c.model},
+                     {"served_model_name", c.served_model_name},
+                     {"headers", headers},
+                     {"extra_body", c.extra_body},
+                     {"stream", c.stream},
+                     {"ignore_eos", c.ignore_eos},
+                     {"sampling", c.sampling},
+                     {"request_id_prefix", detail::optional_to_json(c.request_id_prefix)},
+                     {"capture_text", c.capture_text},
+                     {"ca_cert_path", c.ca_cert_path},
+                     {"verify_tls", c.verify_tls},
+                     {"connect_timeout_s", detail::seconds_of(c.connect_timeout)},
+                     {"read_timeout_s", detail::seconds_of(c.read_timeout)},
+                     {"first_token_timeout_s", detail::seconds_of(c.first_token_timeout)},
+                     {"request_timeout_s", detail::seconds_of(c.request_timeout)}};
 }
 
 void from_json(const nlohmann::json& j, ClientConfig& c) {
@@ -200,8 +199,7 @@ void from_json(const nlohmann::json& j, ClientConfig& c) {
   c.stream = j.value("stream", c.stream);
   c.ignore_eos = j.value("ignore_eos", c.ignore_eos);
   if (j.contains("sampling")) j.at("sampling").get_to(c.sampling);
-  if (j.contains("request_id_prefix") && !j.at("request_id_prefix").is_null())
-    c.request_id_prefix = j.at("request_id_prefix").get<std::string>();
+  detail::optional_from_json(j, "request_id_prefix", c.request_id_prefix);
   c.capture_text = j.value("capture_text", c.capture_text);
   c.ca_cert_path = j.value("ca_cert_path", c.ca_cert_path);
   c.verify_tls = j.value("verify_tls", c.verify_tls);

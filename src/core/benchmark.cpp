@@ -217,14 +217,14 @@ Benchmark::Benchmark(BenchmarkSpec spec, std::stop_token stop) : impl_(std::make
           "shapes); prompt lengths are estimates and the result says input_tokens_exact: false "
           "unless the server reports usage");
   }
-  // A rank sends only its own slots (and the warm-ups, which use the first prompts): when each
+  // A rank sends only its own slots (and the warm-ups, copies of the first prompt): when each
   // prompt serves one slot, only those prompts are built and fitted.
   PromptFilter needed;
   const auto& load = s.spec.load;
   if (s.spec.shard.nranks > 1 && load.duration.count() == 0 &&
       load.num_requests <= s.spec.dataset.num_prompts) {
     needed = [shard = s.spec.shard, warmups = load.num_warmups](std::int64_t i) {
-      return i < warmups || shard.owns(static_cast<std::uint64_t>(i));
+      return (i == 0 && warmups > 0) || shard.owns(static_cast<std::uint64_t>(i));
     };
   }
   check_stop();

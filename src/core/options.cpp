@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "aifc/error.hpp"
+#include "util/json_values.hpp"
 
 namespace aifc {
 namespace {
@@ -17,7 +18,7 @@ using json = nlohmann::json;
   throw Error(ErrorCode::invalid_argument, message);
 }
 
-std::string shown(const json& v) { return v.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string shown(const json& v) { return detail::shown_json(v); }
 
 // Values by kind. Numbers may arrive as text (a command line, an .env file, a form), which is
 // why each reader also takes a string.
@@ -47,33 +48,7 @@ double number_value(const json& v, bool infinity_allowed = false) {
   return d;
 }
 
-std::int64_t integer_value(const json& v) {
-  if (v.is_number_integer()) {
-    if (v.is_number_unsigned() &&
-        v.get<std::uint64_t>() >
-            static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
-      bad(fmt::format("{} is too large", shown(v)));
-    return v.get<std::int64_t>();
-  }
-  if (v.is_string()) {
-    const auto s = v.get<std::string>();
-    std::size_t used = 0;
-    std::int64_t n = 0;
-    try {
-      n = std::stoll(s, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (s.empty() || used != s.size()) bad(fmt::format("'{}' is not a whole number", s));
-    return n;
-  }
-  if (v.is_number_float()) {
-    const double d = v.get<double>();
-    if (std::isfinite(d) && d == std::floor(d) && std::abs(d) < 9e15)
-      return static_cast<std::int64_t>(d);
-  }
-  bad(fmt::format("must be a whole number (got {})", shown(v)));
-}
+std::int64_t integer_value(const json& v) { return detail::whole_number(v); }
 
 std::uint64_t unsigned_value(const json& v) {
   if (v.is_number_unsigned()) return v.get<std::uint64_t>();

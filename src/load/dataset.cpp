@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "aifc/error.hpp"
+#include "util/json_values.hpp"
 #include "util/rng.hpp"
 
 namespace aifc {
@@ -365,20 +366,18 @@ void DatasetConfig::validate() const {
 }
 
 void to_json(nlohmann::json& j, const DatasetConfig& c) {
-  j = nlohmann::json{
-      {"dataset_name", c.dataset_name},
-      {"dataset_path", c.dataset_path},
-      {"num_prompts", c.num_prompts},
-      {"random_input_len", c.random_input_len},
-      {"random_output_len", c.random_output_len},
-      {"random_range_ratio", c.random_range_ratio},
-      {"random_prefix_len", c.random_prefix_len},
-      {"sharegpt_output_len", c.sharegpt_output_len},
-      {"custom_output_len",
-       c.custom_output_len ? nlohmann::json(*c.custom_output_len) : nlohmann::json(nullptr)},
-      {"disable_shuffle", c.disable_shuffle},
-      {"no_oversample", c.no_oversample},
-      {"seed", c.seed}};
+  j = nlohmann::json{{"dataset_name", c.dataset_name},
+                     {"dataset_path", c.dataset_path},
+                     {"num_prompts", c.num_prompts},
+                     {"random_input_len", c.random_input_len},
+                     {"random_output_len", c.random_output_len},
+                     {"random_range_ratio", c.random_range_ratio},
+                     {"random_prefix_len", c.random_prefix_len},
+                     {"sharegpt_output_len", c.sharegpt_output_len},
+                     {"custom_output_len", detail::optional_to_json(c.custom_output_len)},
+                     {"disable_shuffle", c.disable_shuffle},
+                     {"no_oversample", c.no_oversample},
+                     {"seed", c.seed}};
 }
 
 void from_json(const nlohmann::json& j, DatasetConfig& c) {
@@ -391,8 +390,7 @@ void from_json(const nlohmann::json& j, DatasetConfig& c) {
   c.random_range_ratio = j.value("random_range_ratio", c.random_range_ratio);
   c.random_prefix_len = j.value("random_prefix_len", c.random_prefix_len);
   c.sharegpt_output_len = j.value("sharegpt_output_len", c.sharegpt_output_len);
-  if (j.contains("custom_output_len") && !j.at("custom_output_len").is_null())
-    c.custom_output_len = j.at("custom_output_len").get<std::int64_t>();
+  detail::optional_from_json(j, "custom_output_len", c.custom_output_len);
   c.disable_shuffle = j.value("disable_shuffle", c.disable_shuffle);
   c.no_oversample = j.value("no_oversample", c.no_oversample);
   c.seed = j.value("seed", c.seed);

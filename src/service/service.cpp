@@ -25,6 +25,7 @@
 #include "service/api_routes.hpp"
 #include "service/store.hpp"
 #include "util/json_numbers.hpp"
+#include "util/json_values.hpp"
 #include "util/observer_queue.hpp"
 
 namespace aifc {
@@ -83,11 +84,7 @@ void from_json(const nlohmann::json& j, ClientGroupRequest& r) {
   // The workload keys are the benchmark's named options, applied together after the rest (their
   // messages name the option).
   nlohmann::json workload = nlohmann::json::object();
-  auto whole = [](const nlohmann::json& v) {
-    if (v.is_number_float() && v.get<double>() != std::floor(v.get<double>()))
-      bad(fmt::format("must be a whole number (got {})", v.dump()));
-    return v.get<std::int64_t>();
-  };
+  const auto whole = detail::whole_number;
   try {
     if (j.contains("spec")) r.spec = j.at("spec").get<BenchmarkSpec>();
     for (const auto& [name, value] : j.items()) {

@@ -185,3 +185,26 @@ TEST_CASE("benchmark: with a ready check it waits for a server that comes up lat
   CHECK(benchmark.run().summary.completed == 4);
   server.stop();
 }
+
+TEST_CASE("benchmark: a ramp-up writes vLLM's rps_change_events, one per whole rate reached") {
+  auto spec = simulated(30);
+  spec.load.ramp_up_strategy = aifc::RampUp::linear;
+  spec.load.ramp_up_start_rps = 200;
+  spec.load.ramp_up_end_rps = 205;
+  aifc::Benchmark benchmark(spec);
+  const auto result = benchmark.run();
+  CHECK(result.summary.completed == 30);
+  const auto doc = benchmark.result_document(result, false);
+  CHECK(doc["ramp_up_strategy"] == "linear");
+  CHECK(doc["ramp_up_start_rps"] == 200);
+  CHECK(doc["ramp_up_end_rps"] == 205);
+  const auto& events = doc.at("rps_change_events");
+  REQUIRE(events.size() == 6);
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    CHECK(events[i]["rps"] == 200 + static_cast<int>(i));
+    const auto stamp = events[i]["timestamp"].get<std::string>();
+    CHECK(stamp.size() == 26);  // 2026-11-29T19:05:01.123456
+    CHECK(stamp[10] == 'T');
+    if (i > 0) CHECK(stamp >= events[i - 1]["timestamp"].get<std::string>());
+  }
+}

@@ -3,6 +3,7 @@
 #include <aifc/error.hpp>
 #include <aifc/schedule.hpp>
 #include <cmath>
+#include <limits>
 #include <set>
 #include <vector>
 
@@ -143,7 +144,6 @@ TEST_CASE("schedule: duration-limited and ramp-up schedules") {
   for (const auto& r : s) CHECK(seconds(r) < 2.0);
 
   aifc::LoadConfig ramp;
-  ramp.request_rate = 1;
   ramp.ramp_up_strategy = aifc::RampUp::linear;
   ramp.ramp_up_start_rps = 10;
   ramp.ramp_up_end_rps = 100;
@@ -153,6 +153,29 @@ TEST_CASE("schedule: duration-limited and ramp-up schedules") {
   const double early = (seconds(r[100]) - seconds(r[0])) / 100;
   const double late = (seconds(r[1999]) - seconds(r[1899])) / 100;
   CHECK(early > 3 * late);
+  // Each slot carries the rate it was drawn at: from the start rate up to the end rate.
+  CHECK(r.front().rate == doctest::Approx(10));
+  CHECK(r.back().rate == doctest::Approx(100));
+  for (std::size_t i = 1; i < r.size(); ++i) CHECK(r[i].rate >= r[i - 1].rate);
+}
+
+TEST_CASE("schedule: the ramp-up rules of vLLM are kept") {
+  aifc::LoadConfig c;
+  c.ramp_up_strategy = aifc::RampUp::exponential;
+  c.ramp_up_start_rps = 2;
+  c.ramp_up_end_rps = 20;
+  CHECK_NOTHROW(c.validate());
+  c.request_rate = 5;  // the ramp sets the rate
+  CHECK_THROWS_WITH_AS(c.validate(), doctest::Contains("leave request_rate at inf"), aifc::Error);
+  c.request_rate = std::numeric_limits<double>::infinity();
+  c.ramp_up_start_rps = 30;
+  CHECK_THROWS_WITH_AS(c.validate(), doctest::Contains("must not exceed ramp_up_end_rps"),
+                       aifc::Error);
+  c.ramp_up_start_rps = 0;
+  CHECK_THROWS_WITH_AS(c.validate(), doctest::Contains("from 1 to 1e9"), aifc::Error);
+  c = {};
+  c.ramp_up_end_rps = 10;  // no strategy
+  CHECK_THROWS_WITH_AS(c.validate(), doctest::Contains("need a ramp_up_strategy"), aifc::Error);
 }
 
 TEST_CASE("schedule: bad configs are refused with the field named") {

@@ -31,9 +31,12 @@ struct AIFC_API LoadConfig {
   std::chrono::milliseconds duration{0};
   /// Requests sent before the measured run, with the same concurrency, and not counted.
   std::int64_t num_warmups = 0;
+  /// A rate that climbs from ramp_up_start_rps to ramp_up_end_rps over the run (by request
+  /// count, or by time when `duration` is set). As in vLLM the rates are whole requests per
+  /// second, start <= end, and request_rate stays at infinity: the ramp sets the rate.
   RampUp ramp_up_strategy = RampUp::none;
-  double ramp_up_start_rps = 0.0;
-  double ramp_up_end_rps = 0.0;
+  std::int64_t ramp_up_start_rps = 0;
+  std::int64_t ramp_up_end_rps = 0;
   std::uint64_t seed = 0;
 
   void validate() const;
@@ -46,6 +49,7 @@ AIFC_API void from_json(const nlohmann::json& j, LoadConfig& c);
 struct AIFC_API ScheduledRequest {
   std::uint64_t index = 0;             ///< position in the global schedule
   std::chrono::nanoseconds offset{0};  ///< send time after the run's start
+  double rate = 0.0;  ///< the request rate in force when this slot was drawn (inf: none)
 };
 
 /// Which part of a distributed run this process sends: request i goes to rank i % nranks.

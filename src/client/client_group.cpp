@@ -422,7 +422,7 @@ BenchmarkResult ClientGroup::run() {
   if (!s.infinite_rate) {
     const double rate = load.ramp_up_strategy == RampUp::none
                             ? load.request_rate
-                            : std::max(load.ramp_up_start_rps, load.ramp_up_end_rps);
+                            : static_cast<double>(load.ramp_up_end_rps);
     initial = std::min<std::int64_t>(
         s.worker_limit, std::max<std::int64_t>(16, static_cast<std::int64_t>(rate / 4)));
   }

@@ -33,6 +33,39 @@ std::string local_stamp(const char* format) {
   return buf;
 }
 
+// A wall-clock instant as Python's datetime.isoformat() writes local time, which is what vLLM
+// stores: 2026-11-29T19:05:01.123456.
+std::string local_iso_time(std::int64_t unix_ns) {
+  const std::time_t t = static_cast<std::time_t>(unix_ns / 1'000'000'000);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  return fmt::format("{}.{:06}", buf, (unix_ns % 1'000'000'000) / 1000);
+}
+
+// vLLM's rps_change_events: every whole rate a ramp-up passes, with the wall time of the first
+// request sent at it. The global schedule is drawn again (it is deterministic) up to the run's
+// end, so that an interrupted run lists only the rates it reached.
+nlohmann::json rps_change_events(const LoadConfig& load, const BenchmarkResult& r) {
+  nlohmann::json events = nlohmann::json::array();
+  const std::int64_t start_unix_ns = r.anchor.unix_ns + (r.start_ns - r.anchor.mono_ns);
+  const auto ran = std::chrono::nanoseconds(static_cast<std::int64_t>(r.summary.duration_s * 1e9));
+  std::int64_t last = load.ramp_up_start_rps;
+  events.push_back({{"rps", last}, {"timestamp", local_iso_time(start_unix_ns)}});
+  ArrivalSchedule schedule(load);
+  while (const auto slot = schedule.next()) {
+    if (slot->offset > ran) break;
+    const auto whole = static_cast<std::int64_t>(slot->rate);
+    if (whole <= last) continue;
+    const std::string at = local_iso_time(start_unix_ns + slot->offset.count());
+    for (std::int64_t rps = last + 1; rps <= whole; ++rps)
+      events.push_back({{"rps", rps}, {"timestamp", at}});
+    last = whole;
+  }
+  return events;
+}
+
 }  // namespace
 
 TableConfig table_config(const LoadConfig& load) {
@@ -297,6 +330,7 @@ nlohmann::json result_document(const BenchmarkSpec& spec, TokenizerApi tokenizer
     doc["ramp_up_strategy"] = spec.load.ramp_up_strategy;
     doc["ramp_up_start_rps"] = spec.load.ramp_up_start_rps;
     doc["ramp_up_end_rps"] = spec.load.ramp_up_end_rps;
+    doc["rps_change_events"] = rps_change_events(spec.load, r);
   }
   doc["interrupted"] = r.interrupted;
   char host[256] = {};

@@ -394,10 +394,10 @@ std::vector<BenchmarkOption> make_benchmark_options() {
   add("ramp_up_strategy", K::text, "linear | exponential", [](S& s, const json& v) {
     s.load.ramp_up_strategy = enum_value<RampUp>(v, "linear, exponential");
   });
-  add("ramp_up_start_rps", K::number, "ramp-up start rate",
-      [](S& s, const json& v) { s.load.ramp_up_start_rps = number_value(v); });
-  add("ramp_up_end_rps", K::number, "ramp-up end rate",
-      [](S& s, const json& v) { s.load.ramp_up_end_rps = number_value(v); });
+  add("ramp_up_start_rps", K::integer, "ramp-up: first rate in whole requests/s",
+      [](S& s, const json& v) { s.load.ramp_up_start_rps = integer_value(v); });
+  add("ramp_up_end_rps", K::integer, "ramp-up: last rate in whole requests/s",
+      [](S& s, const json& v) { s.load.ramp_up_end_rps = integer_value(v); });
   add("seed", K::integer, "seed of prompts and arrivals (default 0)",
       [](S& s, const json& v) { s.dataset.seed = s.load.seed = unsigned_value(v); });
   add("rank", K::integer, "this process's part of a distributed run", [](S& s, const json& v) {

@@ -35,10 +35,22 @@ void LoadConfig::validate() const {
   if (duration.count() == 0 && num_requests < 1)
     bad(fmt::format("num_requests must be at least 1 (got {})", num_requests));
   if (num_warmups < 0) bad("num_warmups must not be negative");
+  // vLLM's ramp-up rules. A start of 0 is refused for both strategies: vLLM's own run stops on
+  // it at the first request (a rate of 0 has no gap).
   if (ramp_up_strategy != RampUp::none) {
-    if (!(ramp_up_start_rps >= 1e-6 && ramp_up_start_rps <= 1e9) ||
-        !(ramp_up_end_rps >= 1e-6 && ramp_up_end_rps <= 1e9))
-      bad("a ramp-up needs ramp_up_start_rps and ramp_up_end_rps from 0.000001 to 1e9");
+    if (!std::isinf(request_rate))
+      bad(fmt::format("a ramp-up sets the request rate: leave request_rate at inf (got {})",
+                      request_rate));
+    if (ramp_up_start_rps < 1 || ramp_up_end_rps > 1'000'000'000)
+      bad(
+          fmt::format("a ramp-up needs ramp_up_start_rps and ramp_up_end_rps from 1 to 1e9 "
+                      "requests/s (got {} and {})",
+                      ramp_up_start_rps, ramp_up_end_rps));
+    if (ramp_up_start_rps > ramp_up_end_rps)
+      bad(fmt::format("ramp_up_start_rps ({}) must not exceed ramp_up_end_rps ({})",
+                      ramp_up_start_rps, ramp_up_end_rps));
+  } else if (ramp_up_start_rps != 0 || ramp_up_end_rps != 0) {
+    bad("ramp_up_start_rps and ramp_up_end_rps need a ramp_up_strategy (linear or exponential)");
   }
   if (duration.count() > 0 && std::isinf(request_rate) && max_concurrency == 0 &&
       ramp_up_strategy == RampUp::none)
@@ -128,7 +140,8 @@ double ArrivalSchedule::current_rate(std::uint64_t index, double elapsed_s) cons
                static_cast<double>(std::max<std::int64_t>(config_.num_requests - 1, 1));
   }
   progress = std::clamp(progress, 0.0, 1.0);
-  const double a = config_.ramp_up_start_rps, b = config_.ramp_up_end_rps;
+  const auto a = static_cast<double>(config_.ramp_up_start_rps);
+  const auto b = static_cast<double>(config_.ramp_up_end_rps);
   if (config_.ramp_up_strategy == RampUp::linear) return a + (b - a) * progress;
   return a * std::pow(b / a, progress);
 }
@@ -150,8 +163,8 @@ std::optional<ScheduledRequest> ArrivalSchedule::next_global() {
       time_s_ * 1000.0 >= static_cast<double>(config_.duration.count()))
     return std::nullopt;
   ++next_index_;
-  return ScheduledRequest{index,
-                          std::chrono::nanoseconds(static_cast<std::int64_t>(time_s_ * 1e9))};
+  return ScheduledRequest{index, std::chrono::nanoseconds(static_cast<std::int64_t>(time_s_ * 1e9)),
+                          rate};
 }
 
 std::optional<ScheduledRequest> ArrivalSchedule::next() {

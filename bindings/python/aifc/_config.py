@@ -134,8 +134,8 @@ class LoadConfig(_Config):
     duration_s: float = _d("load", "duration_s")
     num_warmups: int = _d("load", "num_warmups")
     ramp_up_strategy: str = _d("load", "ramp_up_strategy")
-    ramp_up_start_rps: float = _d("load", "ramp_up_start_rps")
-    ramp_up_end_rps: float = _d("load", "ramp_up_end_rps")
+    ramp_up_start_rps: int = _d("load", "ramp_up_start_rps")
+    ramp_up_end_rps: int = _d("load", "ramp_up_end_rps")
     seed: int = _d("load", "seed")
 
     def _core(self) -> Dict[str, Any]:

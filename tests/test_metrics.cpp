@@ -276,3 +276,35 @@ TEST_CASE("metrics: answers longer than asked and resent requests are counted on
     CHECK(s.retried_requests == 1);
   }
 }
+
+TEST_CASE("metrics: vLLM's client_queue_time and e2el_including_client_queue, when chosen") {
+  std::vector<aifc::RequestRecord> records;
+  for (int i = 0; i < 4; ++i) {
+    auto r = make(i, 1000 * ms, 10 * ms, 5 * ms, 3);
+    r.scheduled_ns = r.send_ns - (i + 1) * 10 * ms;  // waited 10, 20, 30, 40 ms
+    records.push_back(r);
+  }
+  aifc::SummaryOptions o;
+  nlohmann::json s = aifc::summarize(records, 1.0, o);
+  CHECK_FALSE(s.contains("mean_client_queue_time_ms"));  // only when chosen, as vLLM
+  o.percentile_metrics = {"ttft", "client_queue_time", "e2el_including_client_queue"};
+  o.metric_percentiles = {50, 99};
+  CHECK_NOTHROW(o.validate());
+  for (const bool exact : {true, false}) {
+    CAPTURE(exact);
+    aifc::MetricsAggregate aggregate;
+    for (const auto& r : records) aggregate.add(r);
+    s = exact ? aifc::summarize(records, 1.0, o) : aifc::summarize(aggregate, 1.0, o);
+    CHECK(s["mean_client_queue_time_ms"].get<double>() == doctest::Approx(25.0).epsilon(0.002));
+    CHECK(s["p50_client_queue_time_ms"].get<double>() == doctest::Approx(25.0).epsilon(0.01));
+    // E2EL is 10 + 2 * 5 + 1 = 21 ms; from the schedule 31..61 ms.
+    CHECK(s["mean_e2el_including_client_queue_ms"].get<double>() ==
+          doctest::Approx(46.0).epsilon(0.002));
+    CHECK(s["samples"]["client_queue_time"] == 4);
+  }
+  const auto table = aifc::format_summary_table(s.get<aifc::Summary>(), o, {});
+  CHECK(table.find("P99 Client Queue Time (ms):") != std::string::npos);
+  CHECK(table.find("Mean E2EL incl. Client Queue (ms):") != std::string::npos);
+  o.percentile_metrics = {"queue"};
+  CHECK_THROWS_WITH_AS(o.validate(), doctest::Contains("client_queue_time"), aifc::Error);
+}

@@ -421,7 +421,8 @@ std::vector<BenchmarkOption> make_benchmark_options() {
       "keep every request's record (exact percentiles; default on; off: 0.1% histograms)",
       [](S& s, const json& v) { s.keep_records = bool_value(v); });
   // What is reported.
-  add("percentile_metrics", K::list, "ttft,tpot,itl,e2el (default ttft,tpot,itl)",
+  add("percentile_metrics", K::list,
+      "ttft,tpot,itl,e2el,client_queue_time,e2el_including_client_queue (default ttft,tpot,itl)",
       [](S& s, const json& v) { s.summary.percentile_metrics = string_list(v); });
   add("metric_percentiles", K::list, "percentiles to report (default 99)", [](S& s, const json& v) {
     s.summary.metric_percentiles.clear();

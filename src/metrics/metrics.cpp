@@ -12,7 +12,8 @@
 namespace aifc {
 namespace {
 
-constexpr const char* kKnownMetrics[] = {"ttft", "tpot", "itl", "e2el"};
+constexpr const char* kKnownMetrics[] = {
+    "ttft", "tpot", "itl", "e2el", "client_queue_time", "e2el_including_client_queue"};
 
 std::string percentile_word(double p) {
   if (p == std::floor(p)) return fmt::format("{}", static_cast<long long>(p));
@@ -60,6 +61,16 @@ constexpr const char* kMetricNames[] = {"ttft",
 constexpr std::size_t kMetricCount = std::size(kMetrics);
 
 const char* name_of(Metric m) { return kMetricNames[static_cast<std::size_t>(m)]; }
+
+// vLLM's names for two of aifc's own metrics, reported under those names when chosen in
+// percentile_metrics: how long a request waited past its scheduled time (vLLM: for the
+// concurrency limit) and its end-to-end latency counted from the schedule.
+struct VllmAlias {
+  const char* name;
+  Metric metric;
+};
+constexpr VllmAlias kVllmAliases[] = {{"client_queue_time", Metric::lateness},
+                                      {"e2el_including_client_queue", Metric::e2el_from_schedule}};
 
 // What a record means for the metrics, in one place for the exact summary and the aggregate:
 // every latency sample it gives, in nanoseconds. Warm-up and cancelled records give none.
@@ -153,7 +164,9 @@ void SummaryOptions::validate() const {
   for (const auto& m : percentile_metrics)
     if (std::find(std::begin(kKnownMetrics), std::end(kKnownMetrics), m) == std::end(kKnownMetrics))
       throw Error(ErrorCode::invalid_argument,
-                  fmt::format("percentile metric '{}' is not one of ttft, tpot, itl, e2el", m));
+                  fmt::format("percentile metric '{}' is not one of ttft, tpot, itl, e2el, "
+                              "client_queue_time, e2el_including_client_queue",
+                              m));
   for (const auto& slo : {goodput.ttft_ms, goodput.tpot_ms, goodput.e2el_ms})
     if (slo && !(*slo >= 0 && *slo <= 1e12))
       throw Error(ErrorCode::invalid_argument,
@@ -300,6 +313,14 @@ bool shown(Metric m, const SummaryOptions& options, std::uint64_t samples) {
   }
 }
 
+// The chosen vLLM names, as copies of the metrics they name (which every summary has).
+void add_vllm_aliases(Summary& out, const SummaryOptions& options) {
+  for (const auto& alias : kVllmAliases)
+    if (selected(options, alias.name))
+      if (const auto it = out.metrics.find(name_of(alias.metric)); it != out.metrics.end())
+        out.metrics[alias.name] = it->second;
+}
+
 }  // namespace
 
 void MetricsAggregate::add(const RequestRecord& r) {
@@ -433,6 +454,7 @@ Summary summarize(const std::vector<RequestRecord>& records, double duration_s,
     if (shown(m, options, values.size()))
       out.metrics[name_of(m)] = exact_stats(values, options.metric_percentiles);
   }
+  add_vllm_aliases(out, options);
   const auto& lateness = samples[static_cast<std::size_t>(Metric::lateness)];
   out.max_lateness_ms =
       lateness.empty() ? 0.0 : *std::max_element(lateness.begin(), lateness.end()) * 1e3;
@@ -447,6 +469,7 @@ Summary summarize(const MetricsAggregate& a, double duration_s, const SummaryOpt
     if (shown(m, options, h.count()))
       out.metrics[name_of(m)] = histogram_stats(h, options.metric_percentiles);
   }
+  add_vllm_aliases(out, options);
   out.max_lateness_ms = static_cast<double>(a.lateness.max()) * 1e-6;
   out.percentiles_exact = false;
   return out;
@@ -586,6 +609,9 @@ std::string format_summary_table(const Summary& s, const SummaryOptions& options
   section("tpot", "TPOT", "Time per Output Token (excl. 1st token)", false);
   section("itl", "ITL", "Inter-token Latency", false);
   section("e2el", "E2EL", "End-to-end Latency", false);
+  section("client_queue_time", "Client Queue Time", "Client Queue Time", false);
+  section("e2el_including_client_queue", "E2EL incl. Client Queue",
+          "End-to-end Latency incl. Client Queue", false);
   section("ttft_reasoning", "TTFT", "First Reasoning Token", true);
   section("ttft_answer", "TTFT", "First Answer Token (reasoning)", true);
   t += fmt::format("{:-^50}\n", "Client (aifc)");

@@ -49,6 +49,11 @@ TEST_CASE("dataset: random prompts are deterministic and within the range") {
   CHECK(varied);
   c.seed = 10;
   CHECK(aifc::load_dataset(c)[0].text != a[0].text);
+  // vLLM's {"input": 0.5, "output": 0}: output lengths fixed, input lengths still drawn.
+  c.random_output_range_ratio = 0.0;
+  for (const auto& p : aifc::load_dataset(c)) CHECK(p.output_tokens == 20);
+  c.random_output_range_ratio = 1.0;
+  CHECK_THROWS_WITH_AS(c.validate(), doctest::Contains("random_output_range_ratio"), aifc::Error);
 }
 
 TEST_CASE("dataset: a token counter makes random lengths exact") {

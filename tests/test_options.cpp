@@ -75,6 +75,16 @@ TEST_CASE("options: values from text are read as their kind") {
   CHECK(spec.load.request_rate == 2.5);
   CHECK(spec.client.ignore_eos);
   CHECK(*spec.summary.goodput.tpot_ms == 20);
+  // vLLM's --random-range-ratio: a float for both lengths, or an object for each.
+  apply_benchmark_options(spec, {{"random_range_ratio", R"({"input": 0.3, "output": 0.5})"}});
+  CHECK(spec.dataset.random_range_ratio == 0.3);
+  CHECK(spec.dataset.random_output_range_ratio == 0.5);
+  apply_benchmark_options(spec, {{"random_range_ratio", {{"output", 0.25}}}});
+  CHECK(spec.dataset.random_range_ratio == 0.0);
+  CHECK(spec.dataset.random_output_range_ratio == 0.25);
+  apply_benchmark_options(spec, {{"random_range_ratio", "0.2"}});
+  CHECK(spec.dataset.random_range_ratio == 0.2);
+  CHECK_FALSE(spec.dataset.random_output_range_ratio);
 }
 
 TEST_CASE("options: every error names the option") {
@@ -109,6 +119,10 @@ TEST_CASE("options: values out of any sensible range are refused, naming the fie
         std::string::npos);
   CHECK(invalid({{"request_rate", 1e-300}}).find("request_rate must be from") != std::string::npos);
   CHECK(invalid({{"random_range_ratio", "nan"}}).find("random_range_ratio") != std::string::npos);
+  CHECK(invalid({{"random_range_ratio", R"({"input": 0.1, "outptu": 0.2})"}})
+            .find("'outptu' is not input or output") != std::string::npos);
+  CHECK(invalid({{"random_range_ratio", R"({"output": 1.5})"}})
+            .find("random_output_range_ratio must be in [0, 1)") != std::string::npos);
   CHECK(invalid({{"goodput", "ttft:nan"}}).find("goodput") != std::string::npos);
   CHECK(invalid({{"goodput", {{"ttft", -5}}}}).find("goodput") != std::string::npos);
   CHECK(invalid({{"sim_stall_ms", -1}}).find("stall must not be negative") != std::string::npos);

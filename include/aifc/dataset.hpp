@@ -24,7 +24,10 @@ struct AIFC_API DatasetConfig {
   std::int64_t num_prompts = 1000;
   std::int64_t random_input_len = 1024;
   std::int64_t random_output_len = 128;
-  double random_range_ratio = 0.0;       ///< lengths uniform in [len*(1-r), len*(1+r)]
+  /// random: input lengths uniform in [len*(1-r), len*(1+r)], and output lengths too unless
+  /// random_output_range_ratio is set (vLLM's {"input": r, "output": r2}); each in [0, 1).
+  double random_range_ratio = 0.0;
+  std::optional<double> random_output_range_ratio;
   std::int64_t random_prefix_len = 0;    ///< a shared prefix of this many tokens
   std::int64_t sharegpt_output_len = 0;  ///< 0: use the conversation's reply length
   /// jsonl (vLLM's `custom`): the output length of every prompt; unset: a line's own

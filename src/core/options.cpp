@@ -355,8 +355,24 @@ std::vector<BenchmarkOption> make_benchmark_options() {
       [](S& s, const json& v) { s.dataset.random_input_len = integer_value(v); });
   add("random_output_len", K::integer, "random: output tokens (default 128)",
       [](S& s, const json& v) { s.dataset.random_output_len = integer_value(v); });
-  add("random_range_ratio", K::number, "random: lengths in [len*(1-r), len*(1+r)]",
-      [](S& s, const json& v) { s.dataset.random_range_ratio = number_value(v); });
+  add("random_range_ratio", K::number,
+      "random: lengths in [len*(1-r), len*(1+r)]; or {\"input\": r, \"output\": r2} as vLLM",
+      [](S& s, const json& v) {
+        const bool object =
+            v.is_object() || (v.is_string() && v.get<std::string>().find('{') != std::string::npos);
+        if (!object) {
+          s.dataset.random_range_ratio = number_value(v);
+          s.dataset.random_output_range_ratio.reset();
+          return;
+        }
+        const json ratios = object_value(v);
+        for (const auto& item : ratios.items())
+          if (item.key() != "input" && item.key() != "output")
+            bad(fmt::format("'{}' is not input or output", item.key()));
+        s.dataset.random_range_ratio = ratios.contains("input") ? number_value(ratios["input"]) : 0;
+        s.dataset.random_output_range_ratio =
+            ratios.contains("output") ? number_value(ratios["output"]) : 0;
+      });
   add("random_prefix_len", K::integer, "random: shared prefix tokens",
       [](S& s, const json& v) { s.dataset.random_prefix_len = integer_value(v); });
   add("sharegpt_output_len", K::integer, "sharegpt: fixed output length",

@@ -183,7 +183,8 @@ std::vector<Prompt> random_prompts(const DatasetConfig& c, const TokenCounter& c
     detail::Rng rng(c.seed ^ (0x9E3779B97F4A7C15ull * static_cast<std::uint64_t>(i + 1)));
     const std::int64_t target =
         c.random_prefix_len + draw_len(c.random_input_len, c.random_range_ratio, rng);
-    p.output_tokens = draw_len(c.random_output_len, c.random_range_ratio, rng);
+    p.output_tokens = draw_len(c.random_output_len,
+                               c.random_output_range_ratio.value_or(c.random_range_ratio), rng);
     // With an additive tokenizer a few spot checks stand for all; otherwise fit every prompt.
     if (additive && built++ >= 4) {
       p.text = prefix;
@@ -355,6 +356,10 @@ void DatasetConfig::validate() const {
       bad(fmt::format("random_output_len must be at least 1 (got {})", random_output_len));
     if (!(random_range_ratio >= 0.0 && random_range_ratio < 1.0))
       bad(fmt::format("random_range_ratio must be in [0, 1) (got {})", random_range_ratio));
+    if (random_output_range_ratio &&
+        !(*random_output_range_ratio >= 0.0 && *random_output_range_ratio < 1.0))
+      bad(fmt::format("random_output_range_ratio must be in [0, 1) (got {})",
+                      *random_output_range_ratio));
     if (random_prefix_len < 0) bad("random_prefix_len must not be negative");
   } else if (dataset_path.empty()) {
     bad(fmt::format("dataset '{}' needs a dataset_path",
@@ -366,18 +371,20 @@ void DatasetConfig::validate() const {
 }
 
 void to_json(nlohmann::json& j, const DatasetConfig& c) {
-  j = nlohmann::json{{"dataset_name", c.dataset_name},
-                     {"dataset_path", c.dataset_path},
-                     {"num_prompts", c.num_prompts},
-                     {"random_input_len", c.random_input_len},
-                     {"random_output_len", c.random_output_len},
-                     {"random_range_ratio", c.random_range_ratio},
-                     {"random_prefix_len", c.random_prefix_len},
-                     {"sharegpt_output_len", c.sharegpt_output_len},
-                     {"custom_output_len", detail::optional_to_json(c.custom_output_len)},
-                     {"disable_shuffle", c.disable_shuffle},
-                     {"no_oversample", c.no_oversample},
-                     {"seed", c.seed}};
+  j = nlohmann::json{
+      {"dataset_name", c.dataset_name},
+      {"dataset_path", c.dataset_path},
+      {"num_prompts", c.num_prompts},
+      {"random_input_len", c.random_input_len},
+      {"random_output_len", c.random_output_len},
+      {"random_range_ratio", c.random_range_ratio},
+      {"random_output_range_ratio", detail::optional_to_json(c.random_output_range_ratio)},
+      {"random_prefix_len", c.random_prefix_len},
+      {"sharegpt_output_len", c.sharegpt_output_len},
+      {"custom_output_len", detail::optional_to_json(c.custom_output_len)},
+      {"disable_shuffle", c.disable_shuffle},
+      {"no_oversample", c.no_oversample},
+      {"seed", c.seed}};
 }
 
 void from_json(const nlohmann::json& j, DatasetConfig& c) {
@@ -388,6 +395,7 @@ void from_json(const nlohmann::json& j, DatasetConfig& c) {
   c.random_input_len = j.value("random_input_len", c.random_input_len);
   c.random_output_len = j.value("random_output_len", c.random_output_len);
   c.random_range_ratio = j.value("random_range_ratio", c.random_range_ratio);
+  detail::optional_from_json(j, "random_output_range_ratio", c.random_output_range_ratio);
   c.random_prefix_len = j.value("random_prefix_len", c.random_prefix_len);
   c.sharegpt_output_len = j.value("sharegpt_output_len", c.sharegpt_output_len);
   detail::optional_from_json(j, "custom_output_len", c.custom_output_len);

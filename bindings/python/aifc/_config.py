@@ -114,6 +114,8 @@ class DatasetConfig(_Config):
     random_input_len: int = _d("dataset", "random_input_len")
     random_output_len: int = _d("dataset", "random_output_len")
     random_range_ratio: float = _d("dataset", "random_range_ratio")
+    # None: the output lengths use random_range_ratio too
+    random_output_range_ratio: Optional[float] = None
     random_prefix_len: int = _d("dataset", "random_prefix_len")
     sharegpt_output_len: int = _d("dataset", "sharegpt_output_len")
     # jsonl (vLLM's custom): None: a line's own length, else 256; 0: no limit

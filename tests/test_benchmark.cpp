@@ -208,3 +208,39 @@ TEST_CASE("benchmark: a ramp-up writes vLLM's rps_change_events, one per whole r
     if (i > 0) CHECK(stamp >= events[i - 1]["timestamp"].get<std::string>());
   }
 }
+
+TEST_CASE("benchmark: --profile switches the server's profiler on around the run") {
+  auto spec = simulated(5);
+  spec.profile = true;
+  aifc::Benchmark benchmark(spec);
+  const auto result = benchmark.run();
+  CHECK(result.summary.completed == 5);
+  CHECK(result.warnings.empty());
+  // The benchmark's own simulator counted the two calls.
+  aifc::SimulatorConfig sim = *spec.simulator;
+  aifc::Simulator server(sim);
+  server.start();
+  auto direct = simulated(3);
+  direct.simulator.reset();
+  direct.client.base_url = server.base_url();
+  direct.client.model = sim.model;
+  direct.profile = true;
+  CHECK(aifc::Benchmark(direct).run().warnings.empty());
+  CHECK(server.stats()["profiles_started"] == 1);
+  CHECK(server.stats()["profiles_stopped"] == 1);
+  // A server that refuses (here: a key it does not know) gets a warning, and the run stands.
+  aifc::SimulatorConfig locked = sim;
+  locked.api_key = "the-right-key";
+  aifc::Simulator guarded(locked);
+  guarded.start();
+  direct.client.base_url = guarded.base_url();
+  direct.client.api_key = "a-wrong-key";
+  direct.use_server_tokenizer = false;
+  const auto refused = aifc::Benchmark(direct).run();
+  REQUIRE(refused.warnings.size() == 2);
+  CHECK(refused.warnings[0].find("POST /start_profile answered HTTP 401") != std::string::npos);
+  CHECK(refused.summary.failed == 3);
+  CHECK(guarded.stats()["profiles_started"] == 0);
+  guarded.stop();
+  server.stop();
+}

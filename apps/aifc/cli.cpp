@@ -302,6 +302,7 @@ int bench_main(const std::vector<std::string>& args) {
       for (const auto& e : result.first_errors) std::cout << "  " << e << "\n";
     }
     std::cout.flush();
+    for (const auto& warning : result.warnings) std::cerr << "[aifc] warning: " << warning << "\n";
     if (result.observer_errors)
       std::cerr << "[aifc] an observer failed: " << result.first_observer_error << "\n";
     if (o.save_result || result.interrupted) {

@@ -40,6 +40,11 @@ struct AIFC_API BenchmarkSpec {
   /// Wait this long for the server to answer (GET /v1/models) before the set-up, as
   /// `vllm bench serve --ready-check-timeout-sec`; 0: do not wait.
   std::chrono::seconds ready_check_timeout{0};
+  /// POST /start_profile before the run and /stop_profile after it, as `vllm bench serve
+  /// --profile` (a vLLM started with a profiler config traces what the run made it do; the
+  /// trace covers the warm-ups too, which aifc sends inside the run). A refusal is a warning of
+  /// the result, never a failed run.
+  bool profile = false;
   /// The schedule's time zero on this machine's system clock (see GroupConfig::start_at).
   std::optional<std::chrono::system_clock::time_point> start_at;
   /// Run against a simulator started in this process; client.base_url becomes its address.

@@ -83,6 +83,8 @@ struct AIFC_API BenchmarkResult {
   std::uint64_t observer_errors = 0;
   std::string first_observer_error;
   std::uint64_t observer_events_dropped = 0;  ///< request events slow observers did not get
+  /// What went wrong around the run without stopping it (a profiler the server refused).
+  std::vector<std::string> warnings;
 };
 
 /// The JSON form of a start instant: nanoseconds since the Unix epoch, or null.

@@ -140,6 +140,9 @@ class AIFC_API VLLMClient {
   std::vector<std::string> list_models();
   /// GET /health: true on a 2xx answer.
   bool health();
+  /// POSTs an empty JSON object to a control path of the server, such as vLLM's
+  /// /start_profile and /stop_profile: the HTTP status, or 0 when no answer came.
+  int post_control(std::string_view path);
   /// Finds which token-counting endpoint the server speaks and checks that it really counts:
   /// a non-empty text must count more than zero tokens, and a longer text more than a shorter
   /// one (a server given a request shape it does not read may answer 200 with no tokens).

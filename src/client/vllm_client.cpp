@@ -566,6 +566,14 @@ bool VLLMClient::health() {
   return res && res->status >= 200 && res->status < 300;
 }
 
+int VLLMClient::post_control(std::string_view path) {
+  const std::string target = impl_->url.prefix + std::string(path);
+  auto res = impl_->side_call([&](httplib::Client& c) {
+    return c.Post(target, impl_->side_headers(), "{}", "application/json");
+  });
+  return res ? res->status : 0;
+}
+
 std::string_view to_string(TokenizerApi api) noexcept {
   switch (api) {
     case TokenizerApi::vllm:

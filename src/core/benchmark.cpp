@@ -118,6 +118,7 @@ void to_json(nlohmann::json& j, const BenchmarkSpec& s) {
                      {"use_server_tokenizer", s.use_server_tokenizer},
                      {"raise_fd_limit", s.raise_fd_limit},
                      {"ready_check_timeout_s", s.ready_check_timeout.count()},
+                     {"profile", s.profile},
                      {"start_at_unix_ns", start_at_to_json(s.start_at)},
                      {"simulator", s.simulator ? nlohmann::json(*s.simulator) : nullptr},
                      {"label", s.label},
@@ -135,7 +136,8 @@ void from_json(const nlohmann::json& j, BenchmarkSpec& s) {
                                       "keep_records",   "use_server_tokenizer",
                                       "raise_fd_limit", "ready_check_timeout_s",
                                       "simulator",      "start_at_unix_ns",
-                                      "label",          "metadata"};
+                                      "label",          "metadata",
+                                      "profile"};
   for (const auto& [key, value] : j.items()) {
     if (std::find(std::begin(kKeys), std::end(kKeys), key) == std::end(kKeys))
       throw Error(ErrorCode::invalid_argument,
@@ -159,6 +161,7 @@ void from_json(const nlohmann::json& j, BenchmarkSpec& s) {
     take("keep_records", s.keep_records);
     take("use_server_tokenizer", s.use_server_tokenizer);
     take("raise_fd_limit", s.raise_fd_limit);
+    take("profile", s.profile);
     section = "ready_check_timeout_s";
     if (j.contains("ready_check_timeout_s"))
       s.ready_check_timeout =
@@ -226,6 +229,13 @@ Benchmark::Benchmark(BenchmarkSpec spec, std::stop_token stop) : impl_(std::make
     client.base_url = s.simulator->base_url();
     if (client.model.empty()) client.model = s.spec.simulator->model;
   }
+  // vLLM's benchmark once sent temperature 0 unless told; now neither does, and a run against a
+  // real server should know that its sampling is the server's (the simulator has none).
+  if (!s.spec.simulator && !client.sampling.temperature &&
+      !client.extra_body.contains("temperature"))
+    s.warnings.push_back(
+        "no temperature given: the server's default sampling applies (often not greedy, so "
+        "answers and their lengths vary between runs); --temperature 0 asks for greedy decoding");
   VLLMClient probe(client);
   if (s.spec.ready_check_timeout.count() > 0)
     wait_until_ready(probe, s.spec.ready_check_timeout, stop);
@@ -293,10 +303,38 @@ bool Benchmark::remove_observer(ObserverHandle handle) {
   return impl_->group->remove_observer(handle);
 }
 
-BenchmarkResult Benchmark::run() { return impl_->group->run(); }
+namespace {
+
+// vLLM's --profile: the server's profiler switched on around the run.
+template <class Run>
+BenchmarkResult profiled(const BenchmarkSpec& spec, Run&& run) {
+  if (!spec.profile) return run();
+  VLLMClient control(spec.client);
+  auto call = [&control](const char* path, std::vector<std::string>& warnings) {
+    const int status = control.post_control(path);
+    if (status < 200 || status >= 300)
+      warnings.push_back(
+          status == 0 ? fmt::format("POST {} got no answer: the server was not profiled", path)
+                      : fmt::format("POST {} answered HTTP {}: the server was not profiled (a "
+                                    "vLLM server needs a profiler config)",
+                                    path, status));
+  };
+  std::vector<std::string> warnings;
+  call("/start_profile", warnings);
+  BenchmarkResult result = run();
+  call("/stop_profile", warnings);
+  result.warnings.insert(result.warnings.end(), warnings.begin(), warnings.end());
+  return result;
+}
+
+}  // namespace
+
+BenchmarkResult Benchmark::run() {
+  return profiled(impl_->spec, [&] { return impl_->group->run(); });
+}
 BenchmarkResult Benchmark::run_at(std::chrono::system_clock::time_point start) {
   impl_->spec.start_at = start;
-  return impl_->group->run_at(start);
+  return profiled(impl_->spec, [&] { return impl_->group->run_at(start); });
 }
 void Benchmark::stop() noexcept { impl_->group->stop(); }
 ProgressSnapshot Benchmark::progress() const { return impl_->group->progress(); }

@@ -393,6 +393,9 @@ std::vector<BenchmarkOption> make_benchmark_options() {
   add("ready_check_timeout_sec", K::integer,
       "wait up to this many seconds for the server to answer first (default 0: no wait)",
       [](S& s, const json& v) { s.ready_check_timeout = std::chrono::seconds(integer_value(v)); });
+  add("profile", K::boolean,
+      "POST /start_profile before the run and /stop_profile after it (vLLM's profiler)",
+      [](S& s, const json& v) { s.profile = bool_value(v); });
   add("server_tokenizer", K::boolean,
       "fit and count prompts with the server's /tokenize (default on)",
       [](S& s, const json& v) { s.use_server_tokenizer = bool_value(v); });

@@ -269,6 +269,7 @@ struct Simulator::Impl {
   std::atomic<std::uint64_t> next_request{0};
   std::atomic<std::uint64_t> requests{0}, ok{0}, faulted{0}, rejected{0}, running{0};
   std::atomic<std::uint64_t> prompt_tokens{0}, generation_tokens{0};
+  std::atomic<std::uint64_t> profiles_started{0}, profiles_stopped{0};
   std::mutex stop_mutex;
   std::condition_variable stop_cv;
   bool stopped = false;
@@ -679,6 +680,17 @@ void Simulator::Impl::setup_routes() {
     close_after(req, res);
   });
   server.Get("/health", [](const httplib::Request&, httplib::Response& res) { res.status = 200; });
+  // vLLM's profiler switches (a vLLM started with a profiler config has them); counted only.
+  for (const auto& [path, counter] : {std::pair{"/start_profile", &profiles_started},
+                                      std::pair{"/stop_profile", &profiles_stopped}}) {
+    auto* count = counter;
+    server.Post(path, [this, count](const httplib::Request& req, httplib::Response& res) {
+      if (!authorized(req, res)) return;
+      ++*count;
+      res.status = 200;
+      close_after(req, res);
+    });
+  }
   server.Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) {
     if (!authorized(req, res)) return;
     if (config.tokenizer == SimTokenizer::none) {
@@ -825,7 +837,9 @@ nlohmann::json Simulator::stats() const {
           {"rejected", s.rejected.load()},
           {"running", s.running.load()},
           {"prompt_tokens", s.prompt_tokens.load()},
-          {"generation_tokens", s.generation_tokens.load()}};
+          {"generation_tokens", s.generation_tokens.load()},
+          {"profiles_started", s.profiles_started.load()},
+          {"profiles_stopped", s.profiles_stopped.load()}};
 }
 
 }  // namespace aifc

@@ -144,6 +144,11 @@ TEST_CASE("cli: a switch has its --no- form and a list flag given twice keeps bo
   CHECK(o.spec.client.headers[1].second == "2");
   CHECK_FALSE(
       parse_bench_args({"--port", "9000", "--no-server-tokenizer"}).spec.use_server_tokenizer);
+  // --save-detailed keeps the answers' texts (vLLM's generated_texts) unless told not to.
+  CHECK_FALSE(parse_bench_args({}).spec.client.capture_text);
+  CHECK(parse_bench_args({"--save-detailed"}).spec.client.capture_text);
+  CHECK_FALSE(parse_bench_args({"--save-detailed", "--no-capture-text"}).spec.client.capture_text);
+  CHECK(parse_bench_args({"--capture-text"}).spec.client.capture_text);
 }
 
 TEST_CASE("cli: aifc sim takes the simulator's options") {

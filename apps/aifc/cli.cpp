@@ -154,6 +154,9 @@ BenchOptions parse_bench_args(const std::vector<std::string>& args) {
   nlohmann::json values = nlohmann::json::object();
   if (const char* key = std::getenv("OPENAI_API_KEY")) values["api_key"] = key;
   parse_flags(args, bench_flags(o, values), "bench");
+  // vLLM's detailed result holds every answer's text: --save-detailed keeps them unless
+  // --no-capture-text says otherwise.
+  if (o.save_detailed && !values.contains("capture_text")) values["capture_text"] = true;
   try {
     o.spec = benchmark_spec_from_options(values);
   } catch (const Error& e) {

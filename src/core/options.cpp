@@ -393,6 +393,9 @@ std::vector<BenchmarkOption> make_benchmark_options() {
   add("ready_check_timeout_sec", K::integer,
       "wait up to this many seconds for the server to answer first (default 0: no wait)",
       [](S& s, const json& v) { s.ready_check_timeout = std::chrono::seconds(integer_value(v)); });
+  add("capture_text", K::boolean,
+      "keep each answer's text: generated_texts of a detailed result (on with --save-detailed)",
+      [](S& s, const json& v) { s.client.capture_text = bool_value(v); });
   add("profile", K::boolean,
       "POST /start_profile before the run and /stop_profile after it (vLLM's profiler)",
       [](S& s, const json& v) { s.profile = bool_value(v); });

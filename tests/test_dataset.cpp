@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 
 namespace {
 
@@ -295,4 +297,74 @@ TEST_CASE("dataset: a rank builds only the random prompts it needs, the same as 
     }
   }
   CHECK(counted < counted_all);  // the other ranks' prompts were neither built nor counted
+}
+
+TEST_CASE("dataset: prefix_repetition shares each prefix among an equal share of the prompts") {
+  aifc::DatasetConfig c;
+  c.dataset_name = aifc::DatasetKind::prefix_repetition;
+  c.num_prompts = 20;
+  c.prefix_repetition_num_prefixes = 4;
+  c.prefix_repetition_prefix_len = 8;
+  c.prefix_repetition_suffix_len = 5;
+  c.prefix_repetition_output_len = 7;
+  const auto prompts = aifc::load_dataset(c);
+  REQUIRE(prompts.size() == 20);
+  std::map<std::string, int> uses;  // the first 8 words of each prompt
+  for (const auto& p : prompts) {
+    CHECK(p.input_tokens == 13);
+    CHECK(words(p.text) == 13);
+    CHECK(p.output_tokens == 7);
+    std::string prefix;
+    std::size_t at = 0;
+    for (int w = 0; w < 8; ++w) at = p.text.find(' ', at + 1);
+    uses[p.text.substr(0, at)]++;
+  }
+  REQUIRE(uses.size() == 4);
+  for (const auto& [prefix, n] : uses) CHECK(n == 5);
+  // Shuffled by the seed; with disable_shuffle each prefix's prompts come together.
+  auto prefix_of = [](const aifc::Prompt& p) { return p.text.substr(0, p.text.find(' ', 20)); };
+  c.disable_shuffle = true;
+  const auto ordered = aifc::load_dataset(c);
+  for (int i = 0; i < 20; ++i) CHECK((prefix_of(ordered[i]) == prefix_of(ordered[i / 5 * 5])));
+  // With the server's tokenizer the whole prompt is fitted (here every word is two tokens).
+  aifc::TokenCounter doubled = [](const std::string& s) -> std::optional<std::int64_t> {
+    return 2 * words(s);
+  };
+  c.prefix_repetition_suffix_len = 6;
+  for (const auto& p : aifc::load_dataset(c, doubled)) CHECK(p.input_tokens == 14);
+  c.prefix_repetition_num_prefixes = 21;
+  CHECK_THROWS_WITH_AS(c.validate(), doctest::Contains("must not exceed num_prompts"), aifc::Error);
+}
+
+TEST_CASE("dataset: burstgpt takes the GPT-4 rows with a response, as vLLM") {
+  const auto path =
+      temp_file("burst.csv",
+                "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
+                "5,ChatGPT,100,50,150,Conversation log\n"
+                "7,GPT-4,30,12,42,Conversation log\n"
+                "9,GPT-4,40,0,40,Conversation log\n"  // failed: no response
+                "11,GPT-4,20,6,26,API log\r\n");
+  aifc::DatasetConfig c;
+  c.dataset_name = aifc::DatasetKind::burstgpt;
+  c.dataset_path = path;
+  c.num_prompts = 6;
+  const auto prompts = aifc::load_dataset(c);
+  REQUIRE(prompts.size() == 6);  // two rows, oversampled
+  std::set<std::pair<std::int64_t, std::int64_t>> seen;
+  for (const auto& p : prompts) {
+    seen.emplace(p.input_tokens, p.output_tokens);
+    CHECK(words(p.text) == p.input_tokens);
+  }
+  CHECK(seen == std::set<std::pair<std::int64_t, std::int64_t>>{{30, 12}, {20, 6}});
+  c.no_oversample = true;
+  CHECK(aifc::load_dataset(c).size() == 2);
+  // A bad row is named by its line.
+  c.dataset_path = temp_file("burst_bad.csv",
+                             "Timestamp,Model,Request tokens,Response tokens,Total tokens\n"
+                             "1,GPT-4,12,3,15\n"
+                             "2,GPT-4,many,3,15\n");
+  CHECK_THROWS_WITH_AS(aifc::load_dataset(c), doctest::Contains("burst_bad.csv:3: 'many'"),
+                       aifc::Error);
+  c.dataset_path = temp_file("burst_other.csv", "a,b\n1,2\n");
+  CHECK_THROWS_WITH_AS(aifc::load_dataset(c), doctest::Contains("no 'Model' column"), aifc::Error);
 }

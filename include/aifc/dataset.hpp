@@ -11,16 +11,22 @@
 
 namespace aifc {
 
-enum class DatasetKind { random, sharegpt, jsonl };
+/// The prompt sources, with vLLM's names: random words of drawn lengths; ShareGPT conversations;
+/// a JSON-lines file (vLLM's `custom`); random words in groups that share a prefix
+/// (`prefix_repetition`, for prefix-cache studies); the request and response lengths of a
+/// BurstGPT trace (its CSV file).
+enum class DatasetKind { random, sharegpt, jsonl, prefix_repetition, burstgpt };
 
 NLOHMANN_JSON_SERIALIZE_ENUM(DatasetKind, {{DatasetKind::random, "random"},
                                            {DatasetKind::sharegpt, "sharegpt"},
-                                           {DatasetKind::jsonl, "jsonl"}})
+                                           {DatasetKind::jsonl, "jsonl"},
+                                           {DatasetKind::prefix_repetition, "prefix_repetition"},
+                                           {DatasetKind::burstgpt, "burstgpt"}})
 
 /// Which prompts to send. Field names follow `vllm bench serve`'s flags.
 struct AIFC_API DatasetConfig {
   DatasetKind dataset_name = DatasetKind::random;
-  std::string dataset_path;  ///< sharegpt / jsonl file
+  std::string dataset_path;  ///< sharegpt / jsonl / burstgpt file
   std::int64_t num_prompts = 1000;
   std::int64_t random_input_len = 1024;
   std::int64_t random_output_len = 128;
@@ -33,6 +39,12 @@ struct AIFC_API DatasetConfig {
   /// jsonl (vLLM's `custom`): the output length of every prompt; unset: a line's own
   /// "output_tokens" (or "output_len", "max_tokens"), else 256 as vLLM; 0: no limit.
   std::optional<std::int64_t> custom_output_len;
+  /// prefix_repetition: every prompt is prefix_len + suffix_len tokens, and each of the
+  /// num_prefixes prefixes is shared by an equal share of the prompts (vLLM's defaults).
+  std::int64_t prefix_repetition_prefix_len = 256;
+  std::int64_t prefix_repetition_suffix_len = 256;
+  std::int64_t prefix_repetition_num_prefixes = 10;
+  std::int64_t prefix_repetition_output_len = 128;
   bool disable_shuffle = false;  ///< file datasets: keep the file's order
   /// File datasets: never repeat a prompt; a file with fewer than num_prompts usable prompts
   /// then sends fewer requests (default: cycle through them, as vLLM oversamples).

@@ -343,11 +343,13 @@ std::vector<BenchmarkOption> make_benchmark_options() {
   add("read_timeout", K::number, "longest silence within a response in seconds (default 300)",
       [](S& s, const json& v) { s.client.read_timeout = seconds_value(v); });
   // The prompts.
-  add("dataset_name", K::text, "random | sharegpt | jsonl (custom)", [](S& s, const json& v) {
-    s.dataset.dataset_name =
-        enum_value<DatasetKind>(v, "random, sharegpt, jsonl", {{"custom", DatasetKind::jsonl}});
-  });
-  add("dataset_path", K::text, "file for sharegpt / jsonl",
+  add("dataset_name", K::text, "random | sharegpt | jsonl (custom) | prefix_repetition | burstgpt",
+      [](S& s, const json& v) {
+        s.dataset.dataset_name =
+            enum_value<DatasetKind>(v, "random, sharegpt, jsonl, prefix_repetition, burstgpt",
+                                    {{"custom", DatasetKind::jsonl}});
+      });
+  add("dataset_path", K::text, "file for sharegpt / jsonl / burstgpt (its CSV)",
       [](S& s, const json& v) { s.dataset.dataset_path = text_value(v); });
   add("num_prompts", K::integer, "requests to send (default 1000)",
       [](S& s, const json& v) { s.dataset.num_prompts = s.load.num_requests = integer_value(v); });
@@ -380,10 +382,21 @@ std::vector<BenchmarkOption> make_benchmark_options() {
   add("custom_output_len", K::integer,
       "jsonl (custom): output length of every prompt (default: the line's own, else 256; 0: none)",
       [](S& s, const json& v) { s.dataset.custom_output_len = integer_value(v); });
+  add("prefix_repetition_prefix_len", K::integer,
+      "prefix_repetition: tokens of the shared prefix (default 256)",
+      [](S& s, const json& v) { s.dataset.prefix_repetition_prefix_len = integer_value(v); });
+  add("prefix_repetition_suffix_len", K::integer,
+      "prefix_repetition: tokens after the prefix (default 256)",
+      [](S& s, const json& v) { s.dataset.prefix_repetition_suffix_len = integer_value(v); });
+  add("prefix_repetition_num_prefixes", K::integer,
+      "prefix_repetition: distinct prefixes, each shared by num_prompts/N prompts (default 10)",
+      [](S& s, const json& v) { s.dataset.prefix_repetition_num_prefixes = integer_value(v); });
+  add("prefix_repetition_output_len", K::integer, "prefix_repetition: output tokens (default 128)",
+      [](S& s, const json& v) { s.dataset.prefix_repetition_output_len = integer_value(v); });
   add("input_len", K::integer, "input length of the dataset: random_input_len",
       [](S&, const json& v) { integer_value(v); });  // applied last, see apply_benchmark_options
   add("output_len", K::integer,
-      "output length of the dataset: random_, sharegpt_ and custom_output_len",
+      "output length of the dataset: random_, sharegpt_, custom_ and prefix_repetition_output_len",
       [](S&, const json& v) { integer_value(v); });
   add("disable_shuffle", K::boolean, "file datasets: keep the file's order",
       [](S& s, const json& v) { s.dataset.disable_shuffle = bool_value(v); });
@@ -556,6 +569,7 @@ void apply_benchmark_options(BenchmarkSpec& spec, const nlohmann::json& options)
     const auto n = integer_value(options["output_len"]);
     spec.dataset.random_output_len = spec.dataset.sharegpt_output_len = n;
     spec.dataset.custom_output_len = n;
+    spec.dataset.prefix_repetition_output_len = n;
   }
   // As vLLM's benchmark: random prompts run to their drawn output length, so the random dataset
   // asks the server to ignore EOS unless ignore_eos is given (vLLM offers no way out).

@@ -157,11 +157,23 @@ bool fit_random_prompt(Prompt& p, const std::string& prefix, std::int64_t prefix
   return true;
 }
 
-std::vector<Prompt> random_prompts(const DatasetConfig& c, const TokenCounter& counter,
-                                   const PromptFilter& needed) {
-  detail::Rng prefix_rng(c.seed);
-  std::string prefix;
-  append_words(prefix, c.random_prefix_len, prefix_rng);
+// What one synthetic prompt is to be: a shared prefix of `prefix_words` words (one text for
+// many prompts, so that a server's prefix cache can hit), `target` tokens in all, and the
+// output length to ask for.
+struct Shape {
+  const std::string* prefix = nullptr;
+  std::int64_t prefix_words = 0;
+  std::int64_t target = 0;
+  std::int64_t output_tokens = 0;
+};
+
+// Builds `n` prompts of random words fitted to their shapes. `shape_of(i, rng)` draws prompt
+// i's shape from its own stream (the dataset seed and the index), so that a prompt is the same
+// whichever ranks build it; prompts that `needed` turns down stay empty.
+template <class ShapeOf>
+std::vector<Prompt> synthetic_prompts(const DatasetConfig& c, std::int64_t n,
+                                      const TokenCounter& counter, const PromptFilter& needed,
+                                      ShapeOf&& shape_of) {
   double ratio = 1.0;  // tokens per word
   bool server_counts = false;
   if (const auto measured = counter ? tokens_per_word(counter) : std::nullopt) {
@@ -170,39 +182,104 @@ std::vector<Prompt> random_prompts(const DatasetConfig& c, const TokenCounter& c
   }
   const bool additive = server_counts && ratio == 1.0;
   std::vector<Prompt> prompts;
-  prompts.reserve(static_cast<std::size_t>(c.num_prompts));
+  prompts.reserve(static_cast<std::size_t>(n));
   std::int64_t built = 0;
-  for (std::int64_t i = 0; i < c.num_prompts; ++i) {
+  const std::string no_prefix;
+  for (std::int64_t i = 0; i < n; ++i) {
     Prompt p;
     if (needed && !needed(i)) {
       prompts.push_back(std::move(p));  // another rank's
       continue;
     }
-    // A stream of its own per prompt: the same prompt whichever ranks build it, and however
-    // many draws fitting the ones before it took.
     detail::Rng rng(c.seed ^ (0x9E3779B97F4A7C15ull * static_cast<std::uint64_t>(i + 1)));
-    const std::int64_t target =
-        c.random_prefix_len + draw_len(c.random_input_len, c.random_range_ratio, rng);
-    p.output_tokens = draw_len(c.random_output_len,
-                               c.random_output_range_ratio.value_or(c.random_range_ratio), rng);
+    const Shape shape = shape_of(i, rng);
+    const std::string& prefix = shape.prefix ? *shape.prefix : no_prefix;
+    p.output_tokens = shape.output_tokens;
     // With an additive tokenizer a few spot checks stand for all; otherwise fit every prompt.
     if (additive && built++ >= 4) {
       p.text = prefix;
-      append_words(p.text, target - c.random_prefix_len, rng);
-      p.input_tokens = target;
+      append_words(p.text, shape.target - shape.prefix_words, rng);
+      p.input_tokens = shape.target;
       p.input_tokens_exact = true;
-    } else if (server_counts &&
-               fit_random_prompt(p, prefix, c.random_prefix_len, target, ratio, rng, counter)) {
+    } else if (server_counts && fit_random_prompt(p, prefix, shape.prefix_words, shape.target,
+                                                  ratio, rng, counter)) {
       // fitted and counted
     } else {
       server_counts = false;  // no tokenizer (or it stopped answering): one word, one token
       p.text = prefix;
-      append_words(p.text, target - c.random_prefix_len, rng);
-      p.input_tokens = target;
+      append_words(p.text, shape.target - shape.prefix_words, rng);
+      p.input_tokens = shape.target;
     }
     prompts.push_back(std::move(p));
   }
   return prompts;
+}
+
+// A prefix shared by many prompts: `tokens` tokens as the server counts them when it can
+// (fitted as a prompt is), else as many words. Returns the text and its number of words.
+std::pair<std::string, std::int64_t> shared_prefix(std::int64_t tokens, detail::Rng& rng,
+                                                   const TokenCounter& counter) {
+  Prompt fitted;
+  const auto ratio = counter && tokens > 0 ? tokens_per_word(counter) : std::nullopt;
+  if (ratio && fit_random_prompt(fitted, "", 0, tokens, *ratio, rng, counter)) {
+    std::int64_t words = 0;
+    bool in_word = false;
+    for (char ch : fitted.text) {
+      if (ch != ' ' && !in_word) ++words;
+      in_word = ch != ' ';
+    }
+    return {fitted.text, words};
+  }
+  std::string text;
+  append_words(text, tokens, rng);
+  return {text, tokens};
+}
+
+template <class T>
+void shuffle(std::vector<T>& v, std::uint64_t seed) {
+  detail::Rng rng(seed);
+  for (std::size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[rng.next() % i]);
+}
+
+std::vector<Prompt> random_prompts(const DatasetConfig& c, const TokenCounter& counter,
+                                   const PromptFilter& needed) {
+  detail::Rng prefix_rng(c.seed);
+  // Named, not a structured binding: clang 14 cannot capture those in the lambda.
+  const auto shared = shared_prefix(c.random_prefix_len, prefix_rng, counter);
+  const std::string& prefix = shared.first;
+  const std::int64_t prefix_words = shared.second;
+  return synthetic_prompts(c, c.num_prompts, counter, needed, [&](std::int64_t, detail::Rng& rng) {
+    Shape shape{&prefix, prefix_words, 0, 0};
+    shape.target = c.random_prefix_len + draw_len(c.random_input_len, c.random_range_ratio, rng);
+    shape.output_tokens = draw_len(c.random_output_len,
+                                   c.random_output_range_ratio.value_or(c.random_range_ratio), rng);
+    return shape;
+  });
+}
+
+// vLLM's prefix_repetition: num_prefixes prefixes, each shared by an equal share of the prompts
+// (its prompts next to each other with disable_shuffle, spread by the seed otherwise), every
+// prompt prefix_len + suffix_len tokens long. Unlike vLLM, whose count drops to a multiple of
+// num_prefixes, every one of num_prompts prompts is built (the last prefix takes the rest).
+std::vector<Prompt> prefix_repetition_prompts(const DatasetConfig& c, const TokenCounter& counter,
+                                              const PromptFilter& needed) {
+  const std::int64_t groups = c.prefix_repetition_num_prefixes;
+  const std::int64_t per_prefix = c.num_prompts / groups;
+  std::vector<std::pair<std::string, std::int64_t>> prefixes;  // text, words
+  for (std::int64_t g = 0; g < groups; ++g) {
+    detail::Rng rng(c.seed ^ (0xC2B2AE3D27D4EB4Full * static_cast<std::uint64_t>(g + 1)));
+    prefixes.push_back(shared_prefix(c.prefix_repetition_prefix_len, rng, counter));
+  }
+  std::vector<std::int64_t> order(static_cast<std::size_t>(c.num_prompts));
+  std::iota(order.begin(), order.end(), 0);
+  if (!c.disable_shuffle) shuffle(order, c.seed ^ 0x5EEDull);
+  return synthetic_prompts(c, c.num_prompts, counter, needed, [&](std::int64_t i, detail::Rng&) {
+    const std::int64_t group =
+        std::min(order[static_cast<std::size_t>(i)] / per_prefix, groups - 1);
+    const auto& [text, words] = prefixes[static_cast<std::size_t>(group)];
+    return Shape{&text, words, c.prefix_repetition_prefix_len + c.prefix_repetition_suffix_len,
+                 c.prefix_repetition_output_len};
+  });
 }
 
 std::string read_file(const std::string& path) {
@@ -226,12 +303,6 @@ std::vector<Prompt> sample(std::vector<Prompt> all, const DatasetConfig& c,
   out.reserve(static_cast<std::size_t>(n));
   for (std::int64_t i = 0; i < n; ++i) out.push_back(all[static_cast<std::size_t>(i) % all.size()]);
   return out;
-}
-
-template <class T>
-void shuffle(std::vector<T>& v, std::uint64_t seed) {
-  detail::Rng rng(seed);
-  for (std::size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[rng.next() % i]);
 }
 
 std::vector<Prompt> sharegpt_prompts(const DatasetConfig& c, const TokenCounter& counter) {
@@ -282,6 +353,83 @@ std::vector<Prompt> sharegpt_prompts(const DatasetConfig& c, const TokenCounter&
     picked.push_back(std::move(p));
   }
   return sample(std::move(picked), c, c.dataset_path);
+}
+
+// One line of a CSV file without quoting (BurstGPT's), split at its commas.
+std::vector<std::string> csv_fields(const std::string& line) {
+  std::vector<std::string> fields;
+  std::size_t from = 0;
+  for (;;) {
+    const auto comma = line.find(',', from);
+    std::string field =
+        line.substr(from, comma == std::string::npos ? std::string::npos : comma - from);
+    while (!field.empty() && (field.back() == '\r' || field.back() == ' ')) field.pop_back();
+    while (!field.empty() && field.front() == ' ') field.erase(0, 1);
+    fields.push_back(std::move(field));
+    if (comma == std::string::npos) return fields;
+    from = comma + 1;
+  }
+}
+
+// vLLM's burstgpt: the GPT-4 rows of a BurstGPT trace with a response, taken in a seeded order
+// (cycled when there are too few, unless no_oversample); each becomes random words of the row's
+// request tokens, asking for its response tokens. The trace's timestamps are not used (as vLLM).
+std::vector<Prompt> burstgpt_prompts(const DatasetConfig& c, const TokenCounter& counter,
+                                     const PromptFilter& needed) {
+  std::ifstream in(c.dataset_path);
+  if (!in)
+    throw Error(ErrorCode::io_error, fmt::format("cannot open dataset file '{}'", c.dataset_path));
+  std::string line;
+  if (!std::getline(in, line))
+    throw Error(ErrorCode::parse_error, fmt::format("'{}' is empty", c.dataset_path));
+  const auto header = csv_fields(line);
+  auto column = [&](const char* name) {
+    const auto it = std::find(header.begin(), header.end(), name);
+    if (it == header.end())
+      throw Error(ErrorCode::parse_error,
+                  fmt::format("'{}' is not a BurstGPT file: its header has no '{}' column",
+                              c.dataset_path, name));
+    return static_cast<std::size_t>(it - header.begin());
+  };
+  const std::size_t model = column("Model"), request = column("Request tokens"),
+                    response = column("Response tokens");
+  std::vector<std::pair<std::int64_t, std::int64_t>> rows;  // request, response tokens
+  for (std::size_t line_no = 2; std::getline(in, line); ++line_no) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const auto fields = csv_fields(line);
+    if (fields.size() != header.size())
+      throw Error(ErrorCode::parse_error,
+                  fmt::format("{}:{}: {} fields where the header has {}", c.dataset_path, line_no,
+                              fields.size(), header.size()));
+    if (fields[model] != "GPT-4") continue;
+    std::int64_t tokens[2] = {0, 0};
+    for (int k = 0; k < 2; ++k) {
+      const std::string& text = fields[k == 0 ? request : response];
+      std::size_t used = 0;
+      try {
+        tokens[k] = std::stoll(text, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (text.empty() || used != text.size() || tokens[k] < 0 || tokens[k] > 10'000'000)
+        throw Error(ErrorCode::parse_error,
+                    fmt::format("{}:{}: '{}' is not a token count from 0 to 10000000",
+                                c.dataset_path, line_no, text));
+    }
+    if (tokens[1] > 0) rows.emplace_back(tokens[0], tokens[1]);
+  }
+  if (rows.empty())
+    throw Error(ErrorCode::parse_error,
+                fmt::format("'{}' has no GPT-4 row with response tokens", c.dataset_path));
+  if (!c.disable_shuffle) shuffle(rows, c.seed);
+  const std::int64_t n =
+      c.no_oversample
+          ? std::min<std::int64_t>(c.num_prompts, static_cast<std::int64_t>(rows.size()))
+          : c.num_prompts;
+  return synthetic_prompts(c, n, counter, needed, [&](std::int64_t i, detail::Rng&) {
+    const auto& [request_tokens, response_tokens] = rows[static_cast<std::size_t>(i) % rows.size()];
+    return Shape{nullptr, 0, std::max<std::int64_t>(1, request_tokens), response_tokens};
+  });
 }
 
 std::vector<Prompt> jsonl_prompts(const DatasetConfig& c, const TokenCounter& counter) {
@@ -361,6 +509,18 @@ void DatasetConfig::validate() const {
       bad(fmt::format("random_output_range_ratio must be in [0, 1) (got {})",
                       *random_output_range_ratio));
     if (random_prefix_len < 0) bad("random_prefix_len must not be negative");
+  } else if (dataset_name == DatasetKind::prefix_repetition) {
+    auto in_range = [&](const char* name, std::int64_t v, std::int64_t lo) {
+      if (v < lo || v > 10'000'000)
+        bad(fmt::format("prefix_repetition_{} must be from {} to 10000000 (got {})", name, lo, v));
+    };
+    in_range("prefix_len", prefix_repetition_prefix_len, 0);
+    in_range("suffix_len", prefix_repetition_suffix_len, 1);
+    in_range("output_len", prefix_repetition_output_len, 1);
+    in_range("num_prefixes", prefix_repetition_num_prefixes, 1);
+    if (prefix_repetition_num_prefixes > num_prompts)
+      bad(fmt::format("prefix_repetition_num_prefixes ({}) must not exceed num_prompts ({})",
+                      prefix_repetition_num_prefixes, num_prompts));
   } else if (dataset_path.empty()) {
     bad(fmt::format("dataset '{}' needs a dataset_path",
                     nlohmann::json(dataset_name).get<std::string>()));
@@ -382,6 +542,10 @@ void to_json(nlohmann::json& j, const DatasetConfig& c) {
       {"random_prefix_len", c.random_prefix_len},
       {"sharegpt_output_len", c.sharegpt_output_len},
       {"custom_output_len", detail::optional_to_json(c.custom_output_len)},
+      {"prefix_repetition_prefix_len", c.prefix_repetition_prefix_len},
+      {"prefix_repetition_suffix_len", c.prefix_repetition_suffix_len},
+      {"prefix_repetition_num_prefixes", c.prefix_repetition_num_prefixes},
+      {"prefix_repetition_output_len", c.prefix_repetition_output_len},
       {"disable_shuffle", c.disable_shuffle},
       {"no_oversample", c.no_oversample},
       {"seed", c.seed}};
@@ -399,6 +563,12 @@ void from_json(const nlohmann::json& j, DatasetConfig& c) {
   c.random_prefix_len = j.value("random_prefix_len", c.random_prefix_len);
   c.sharegpt_output_len = j.value("sharegpt_output_len", c.sharegpt_output_len);
   detail::optional_from_json(j, "custom_output_len", c.custom_output_len);
+  for (const auto& [key, field] :
+       {std::pair{"prefix_repetition_prefix_len", &c.prefix_repetition_prefix_len},
+        std::pair{"prefix_repetition_suffix_len", &c.prefix_repetition_suffix_len},
+        std::pair{"prefix_repetition_num_prefixes", &c.prefix_repetition_num_prefixes},
+        std::pair{"prefix_repetition_output_len", &c.prefix_repetition_output_len}})
+    *field = j.value(key, *field);
   c.disable_shuffle = j.value("disable_shuffle", c.disable_shuffle);
   c.no_oversample = j.value("no_oversample", c.no_oversample);
   c.seed = j.value("seed", c.seed);
@@ -418,6 +588,10 @@ std::vector<Prompt> load_dataset(const DatasetConfig& config, const TokenCounter
       return sharegpt_prompts(config, counter);
     case DatasetKind::jsonl:
       return jsonl_prompts(config, counter);
+    case DatasetKind::prefix_repetition:
+      return prefix_repetition_prompts(config, counter, needed);
+    case DatasetKind::burstgpt:
+      return burstgpt_prompts(config, counter, needed);
   }
   throw Error(ErrorCode::invalid_argument, "unknown dataset");
 }

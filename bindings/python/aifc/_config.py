@@ -120,6 +120,10 @@ class DatasetConfig(_Config):
     sharegpt_output_len: int = _d("dataset", "sharegpt_output_len")
     # jsonl (vLLM's custom): None: a line's own length, else 256; 0: no limit
     custom_output_len: Optional[int] = None
+    prefix_repetition_prefix_len: int = _d("dataset", "prefix_repetition_prefix_len")
+    prefix_repetition_suffix_len: int = _d("dataset", "prefix_repetition_suffix_len")
+    prefix_repetition_num_prefixes: int = _d("dataset", "prefix_repetition_num_prefixes")
+    prefix_repetition_output_len: int = _d("dataset", "prefix_repetition_output_len")
     disable_shuffle: bool = _d("dataset", "disable_shuffle")
     no_oversample: bool = _d("dataset", "no_oversample")
     seed: int = _d("dataset", "seed")

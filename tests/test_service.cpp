@@ -191,6 +191,10 @@ TEST_CASE("service: every API call needs the token, and bad input gets a 4xx nam
         std::string::npos);
   CHECK(error_of("a", R"({"num_clients": 2, "spec": {"client": {"api_key": "k"}}})")
             .find("OPENAI_API_KEY") != std::string::npos);
+  CHECK(error_of("a", R"({"num_clients": 2, "profile": true})").rfind("profile: every agent", 0) ==
+        0);
+  CHECK(error_of("a", R"({"num_clients": 2, "spec": {"profile": true}})")
+            .find("every agent would switch") != std::string::npos);
   CHECK(error_of("a", "{not json").find("not valid JSON") != std::string::npos);
   CHECK(error_of("a", "[1, 2]").find("JSON object") != std::string::npos);
   CHECK(error_of("bad$id", R"({"num_clients": 1})").rfind("id:", 0) == 0);

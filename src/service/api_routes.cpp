@@ -51,6 +51,9 @@ std::optional<std::string> refused_group_option(const std::string& name) {
   if (name == "api_key")
     return "the server's key does not travel through the API (the agents read OPENAI_API_KEY "
            "from their job's environment)";
+  if (name == "profile")
+    return "every agent would switch the server's profiler; POST /start_profile and "
+           "/stop_profile to the server around the group's run instead";
   return std::nullopt;
 }
 

@@ -73,6 +73,9 @@ void ClientGroupRequest::validate() const {
         "read OPENAI_API_KEY from their job's environment)");
   if (spec.shard.nranks != 1 || spec.shard.rank != 0)
     bad("spec: shard: the service shards the run itself; leave it unset");
+  if (spec.profile)
+    bad("spec: profile: every agent would switch the server's profiler; POST /start_profile and "
+        "/stop_profile to the server around the group's run instead");
   spec.validate();
 }
 

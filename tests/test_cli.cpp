@@ -173,6 +173,21 @@ TEST_CASE("cli: help is text, not an error") {
   CHECK(help.rfind("usage: aifc bench", 0) == 0);
   for (const char* flag : {"--base-url", "--request-rate", "--sim-tokenizer", "--goodput"})
     CHECK_MESSAGE(help.find(flag) != std::string::npos, flag);
+  // Grouped as vLLM's, in this order; a switch's --no- form is said once in the head.
+  std::size_t at = 0;
+  for (const char* group : {"\nserver:\n", "\nsampling parameters:\n", "\ndataset:\n", "\nload:\n",
+                            "\nresults:\n", "\nsimulator"}) {
+    const auto found = help.find(group, at);
+    CHECK_MESSAGE(found != std::string::npos, group);
+    at = found == std::string::npos ? at : found;
+  }
+  CHECK(help.find("sampling parameters:\n  --frequency-penalty V") != std::string::npos);
+  CHECK(help.find("--no-ignore-eos") == std::string::npos);
+  CHECK(help.find("--no-oversample") != std::string::npos);  // vLLM's own flag
+  // vLLM's tokenizer flags are accepted; --tokenizer is recorded.
+  const auto o = aifc::cli::parse_bench_args({"--tokenizer", "meta-llama/Llama-3.1-8B",
+                                              "--tokenizer-mode", "auto", "--trust-remote-code"});
+  CHECK(o.spec.tokenizer == "meta-llama/Llama-3.1-8B");
   CHECK(aifc::cli::sim_help().find("--close-after-response") != std::string::npos);
   CHECK_NOTHROW(parse_bench_args({"--help"}));  // the program prints help before parsing
 }

@@ -48,11 +48,11 @@ void add_option_flags(FlagTable& t, const OptionTable& options, nlohmann::json& 
                  else
                    values[name] = std::move(value);
                },
-               option.help};
+               option.help, option.group};
     if (kind == OptionKind::boolean && name.rfind("no_", 0) != 0)  // no --no-no-X
       t["--no-" + flag.substr(2)] = {
           A::none, [&values, name](const std::vector<std::string>&) { values[name] = false; },
-          "the opposite of " + flag};
+          "the opposite of " + flag, option.group};
   }
 }
 
@@ -75,10 +75,11 @@ FlagTable bench_flags(BenchOptions& o, nlohmann::json& values) {
   add_option_flags(t, benchmark_options(), values);
   auto one = [&](const std::string& name, std::function<void(const std::string&)> f,
                  std::string help) {
-    t[name] = {A::one, [f](const std::vector<std::string>& v) { f(v[0]); }, std::move(help)};
+    t[name] = {A::one, [f](const std::vector<std::string>& v) { f(v[0]); }, std::move(help),
+               "results"};
   };
   auto flag = [&](const std::string& name, std::function<void()> f, std::string help) {
-    t[name] = {A::none, [f](const std::vector<std::string>&) { f(); }, std::move(help)};
+    t[name] = {A::none, [f](const std::vector<std::string>&) { f(); }, std::move(help), "results"};
   };
   flag(
       "--save-result", [&] { o.save_result = true; }, "write the result JSON");
@@ -105,8 +106,8 @@ FlagTable bench_flags(BenchOptions& o, nlohmann::json& values) {
       "--disable-tqdm", [&] { o.progress = false; }, "no progress line");
   flag(
       "--no-progress", [&] { o.progress = false; }, "no progress line");
-  flag(
-      "--help", [] {}, "this help (-h); the program prints it before parsing");
+  t["--help"] = {A::none, [](const std::vector<std::string>&) {},
+                 "this help (-h); the program prints it before parsing", ""};
   return t;
 }
 
@@ -190,7 +191,9 @@ SimulatorConfig parse_sim_args(const std::vector<std::string>& args) {
 std::string bench_help() {
   BenchOptions o;
   nlohmann::json values;
-  return help_text(bench_flags(o, values), kBenchHead);
+  return help_text(bench_flags(o, values), kBenchHead,
+                   {"server", "requests", "sampling parameters", "dataset", "load", "timeouts",
+                    "results", "transport"});
 }
 
 std::string sim_help() {

@@ -34,6 +34,7 @@ struct Flag {
   Arity arity;
   std::function<void(const std::vector<std::string>&)> apply;
   std::string help;
+  std::string group;  ///< the --help section; empty: the last one
 };
 
 using FlagTable = std::map<std::string, Flag>;
@@ -104,13 +105,23 @@ inline std::chrono::milliseconds seconds_flag(const std::string& s, const char* 
       static_cast<std::int64_t>(std::llround(to_double(s, what) * 1000.0)));
 }
 
-inline std::string help_text(const FlagTable& t, const std::string& head) {
+// The flags by group, in `group_order` (others after them, in name order), each group's flags
+// in name order. A switch's --no- form is left out: the head says that every switch has one.
+inline std::string help_text(const FlagTable& t, const std::string& head,
+                             std::vector<std::string> group_order = {}) {
+  for (const auto& [name, flag] : t)
+    if (std::find(group_order.begin(), group_order.end(), flag.group) == group_order.end())
+      group_order.push_back(flag.group);
   std::string out = head;
-  for (const auto& [name, flag] : t) {
-    const char* arg = flag.arity == Flag::Arity::none  ? ""
-                      : flag.arity == Flag::Arity::one ? " V"
-                                                       : " V...";
-    out += fmt::format("  {:<34} {}\n", name + arg, flag.help);
+  for (const auto& group : group_order) {
+    out += fmt::format("\n{}:\n", group.empty() ? "other" : group);
+    for (const auto& [name, flag] : t) {
+      if (flag.group != group || flag.help.rfind("the opposite of --", 0) == 0) continue;
+      const char* arg = flag.arity == Flag::Arity::none  ? ""
+                        : flag.arity == Flag::Arity::one ? " V"
+                                                         : " V...";
+      out += fmt::format("  {:<34} {}\n", name + arg, flag.help);
+    }
   }
   return out;
 }

@@ -45,6 +45,9 @@ struct AIFC_API BenchmarkSpec {
   /// trace covers the warm-ups too, which aifc sends inside the run). A refusal is a warning of
   /// the result, never a failed run.
   bool profile = false;
+  /// `vllm bench serve --tokenizer`: only recorded (the result's tokenizer_id; default the
+  /// model). aifc counts tokens with the server's own /tokenize, so it needs no local copy.
+  std::string tokenizer;
   /// The schedule's time zero on this machine's system clock (see GroupConfig::start_at).
   std::optional<std::chrono::system_clock::time_point> start_at;
   /// Run against a simulator started in this process; client.base_url becomes its address.

@@ -33,7 +33,8 @@ template <class Target>
 struct Option {
   std::string name;  ///< snake_case, e.g. "random_input_len"
   OptionKind kind;
-  std::string help;  ///< one line, with the default where there is one
+  std::string help;   ///< one line, with the default where there is one
+  std::string group;  ///< where --help lists it, as vLLM groups its flags ("sampling parameters")
   /// Sets the value on the target; throws Error(invalid_argument) with a message that does not
   /// name the option (the caller names it in its own vocabulary: a flag, a keyword, a key).
   std::function<void(Target&, const nlohmann::json&)> apply;

@@ -119,6 +119,7 @@ void to_json(nlohmann::json& j, const BenchmarkSpec& s) {
                      {"raise_fd_limit", s.raise_fd_limit},
                      {"ready_check_timeout_s", s.ready_check_timeout.count()},
                      {"profile", s.profile},
+                     {"tokenizer", s.tokenizer},
                      {"start_at_unix_ns", start_at_to_json(s.start_at)},
                      {"simulator", s.simulator ? nlohmann::json(*s.simulator) : nullptr},
                      {"label", s.label},
@@ -137,7 +138,7 @@ void from_json(const nlohmann::json& j, BenchmarkSpec& s) {
                                       "raise_fd_limit", "ready_check_timeout_s",
                                       "simulator",      "start_at_unix_ns",
                                       "label",          "metadata",
-                                      "profile"};
+                                      "profile",        "tokenizer"};
   for (const auto& [key, value] : j.items()) {
     if (std::find(std::begin(kKeys), std::end(kKeys), key) == std::end(kKeys))
       throw Error(ErrorCode::invalid_argument,
@@ -162,6 +163,7 @@ void from_json(const nlohmann::json& j, BenchmarkSpec& s) {
     take("use_server_tokenizer", s.use_server_tokenizer);
     take("raise_fd_limit", s.raise_fd_limit);
     take("profile", s.profile);
+    take("tokenizer", s.tokenizer);
     section = "ready_check_timeout_s";
     if (j.contains("ready_check_timeout_s"))
       s.ready_check_timeout =
@@ -356,7 +358,7 @@ nlohmann::json result_document(const BenchmarkSpec& spec, TokenizerApi tokenizer
   doc["backend"] = doc["endpoint_type"];
   doc["label"] = spec.label.empty() ? nlohmann::json(nullptr) : nlohmann::json(spec.label);
   doc["model_id"] = spec.client.model;
-  doc["tokenizer_id"] = spec.client.model;
+  doc["tokenizer_id"] = spec.tokenizer.empty() ? spec.client.model : spec.tokenizer;
   doc["num_prompts"] = spec.load.duration.count() > 0 ? nlohmann::json(nullptr)
                                                       : nlohmann::json(spec.load.num_requests);
   doc["request_rate"] = std::isinf(spec.load.request_rate) ? nlohmann::json("inf")

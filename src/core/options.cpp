@@ -164,12 +164,14 @@ Enum enum_value(const json& v, const char* choices,
   return e;
 }
 
+// Adds options to a table; those added after `group = "..."` belong to that group.
 template <class Target>
 struct OptionBuilder {
   std::vector<Option<Target>>& out;
+  std::string group;
   void operator()(std::string name, OptionKind kind, std::string help,
                   std::function<void(Target&, const json&)> apply) {
-    out.push_back({std::move(name), kind, std::move(help), std::move(apply)});
+    out.push_back({std::move(name), kind, std::move(help), group, std::move(apply)});
   }
 };
 
@@ -177,7 +179,7 @@ using K = OptionKind;
 
 std::vector<SimulatorOption> make_simulator_options() {
   std::vector<SimulatorOption> t;
-  OptionBuilder<SimulatorConfig> add{t};
+  OptionBuilder<SimulatorConfig> add{t, "simulator"};
   add("host", K::text, "address to listen on (default 127.0.0.1)",
       [](SimulatorConfig& s, const json& v) { s.host = text_value(v); });
   add("port", K::integer, "port (default 8000; 0: any free port)",
@@ -268,9 +270,10 @@ SimulatorConfig builtin_simulator() {
 
 std::vector<BenchmarkOption> make_benchmark_options() {
   std::vector<BenchmarkOption> t;
-  OptionBuilder<BenchmarkSpec> add{t};
+  OptionBuilder<BenchmarkSpec> add{t, "server"};
   using S = BenchmarkSpec;
   // The server. host and port are composed by apply_benchmark_options.
+  add.group = "server";
   add("base_url", K::text, "server URL (default http://127.0.0.1:8000, as vLLM's)",
       [](S& s, const json& v) { s.client.base_url = text_value(v); });
   add("host", K::text, "server host (default 127.0.0.1, with port), if no base_url",
@@ -298,6 +301,7 @@ std::vector<BenchmarkOption> make_benchmark_options() {
   add("header", K::key_values, "extra request headers KEY=VALUE", [](S& s, const json& v) {
     for (auto& kv : key_values(v)) s.client.headers.push_back(std::move(kv));
   });
+  add.group = "requests";
   add("extra_body", K::object, "JSON object merged into every request body",
       [](S& s, const json& v) { s.client.extra_body = object_value(v); });
   add("ignore_eos", K::boolean, "ask the server to ignore EOS (default: on for random, as vLLM)",
@@ -308,6 +312,7 @@ std::vector<BenchmarkOption> make_benchmark_options() {
       "x-request-id of each request is this + its index (default bench-<8 hex>-; \"\": none)",
       [](S& s, const json& v) { s.client.request_id_prefix = text_value(v); });
   // Sampling: sent only when given (the server's default otherwise, as vLLM's benchmark).
+  add.group = "sampling parameters";
   add("temperature", K::number, "sampling temperature (default: the server's)",
       [](S& s, const json& v) { s.client.sampling.temperature = number_value(v); });
   add("top_p", K::number, "top-p sampling (default: the server's)",
@@ -325,15 +330,18 @@ std::vector<BenchmarkOption> make_benchmark_options() {
   add("logprobs", K::integer, "log-probabilities per token to return (default none)",
       [](S& s, const json& v) { s.client.sampling.logprobs = integer_value(v); });
   // Not "stream": vLLM's --no-stream means a dataset, so aifc's flags are --[no-]stream-responses.
+  add.group = "requests";
   add("stream_responses", K::boolean, "stream the responses (default on; off: TTFT = E2EL)",
       [](S& s, const json& v) { s.client.stream = bool_value(v); });
   add("no_stream", K::boolean,
       "vLLM: load a Hugging Face dataset without streaming; aifc reads local files, so no effect",
       [](S&, const json& v) { bool_value(v); });
+  add.group = "server";
   add("insecure", K::boolean, "https: skip certificate verification",
       [](S& s, const json& v) { s.client.verify_tls = !bool_value(v); });
   add("ca_cert", K::text, "https: CA bundle file",
       [](S& s, const json& v) { s.client.ca_cert_path = text_value(v); });
+  add.group = "timeouts";
   add("request_timeout", K::number, "seconds per request (default 21600)",
       [](S& s, const json& v) { s.client.request_timeout = seconds_value(v); });
   add("first_token_timeout", K::number, "seconds to the first token (default none)",
@@ -343,6 +351,7 @@ std::vector<BenchmarkOption> make_benchmark_options() {
   add("read_timeout", K::number, "longest silence within a response in seconds (default 300)",
       [](S& s, const json& v) { s.client.read_timeout = seconds_value(v); });
   // The prompts.
+  add.group = "dataset";
   add("dataset_name", K::text, "random | sharegpt | jsonl (custom) | prefix_repetition | burstgpt",
       [](S& s, const json& v) {
         s.dataset.dataset_name =
@@ -403,19 +412,30 @@ std::vector<BenchmarkOption> make_benchmark_options() {
   add("no_oversample", K::boolean,
       "file datasets: never repeat a prompt (a short file sends fewer requests)",
       [](S& s, const json& v) { s.dataset.no_oversample = bool_value(v); });
+  add.group = "server";
   add("ready_check_timeout_sec", K::integer,
       "wait up to this many seconds for the server to answer first (default 0: no wait)",
       [](S& s, const json& v) { s.ready_check_timeout = std::chrono::seconds(integer_value(v)); });
+  add.group = "requests";
   add("capture_text", K::boolean,
       "keep each answer's text: generated_texts of a detailed result (on with --save-detailed)",
       [](S& s, const json& v) { s.client.capture_text = bool_value(v); });
   add("profile", K::boolean,
       "POST /start_profile before the run and /stop_profile after it (vLLM's profiler)",
       [](S& s, const json& v) { s.profile = bool_value(v); });
+  add("tokenizer", K::text,
+      "vLLM: the tokenizer to count with; aifc counts with the server's /tokenize and records "
+      "this as tokenizer_id",
+      [](S& s, const json& v) { s.tokenizer = text_value(v); });
+  add("tokenizer_mode", K::text, "vLLM: how to load --tokenizer; no effect here",
+      [](S&, const json& v) { text_value(v); });
+  add("trust_remote_code", K::boolean, "vLLM: run a Hugging Face tokenizer's code; no effect here",
+      [](S&, const json& v) { bool_value(v); });
   add("server_tokenizer", K::boolean,
       "fit and count prompts with the server's /tokenize (default on)",
       [](S& s, const json& v) { s.use_server_tokenizer = bool_value(v); });
   // The load.
+  add.group = "load";
   add("request_rate", K::number, "requests per second or inf (default inf)",
       [](S& s, const json& v) { s.load.request_rate = number_value(v, true); });
   add("burstiness", K::number, "gamma shape of arrivals; 1 = Poisson",
@@ -443,6 +463,7 @@ std::vector<BenchmarkOption> make_benchmark_options() {
         static_cast<std::uint32_t>(std::min<std::uint64_t>(unsigned_value(v), 1u << 31));
   });
   // How it is sent.
+  add.group = "transport";
   add("transport", K::text, "automatic (default) | event_loop | threads", [](S& s, const json& v) {
     s.transport = enum_value<Transport>(
         v, "automatic, event_loop, threads",
@@ -456,6 +477,7 @@ std::vector<BenchmarkOption> make_benchmark_options() {
       "keep every request's record (exact percentiles; default on; off: 0.1% histograms)",
       [](S& s, const json& v) { s.keep_records = bool_value(v); });
   // What is reported.
+  add.group = "results";
   add("percentile_metrics", K::list,
       "ttft,tpot,itl,e2el,client_queue_time,e2el_including_client_queue (default ttft,tpot,itl)",
       [](S& s, const json& v) { s.summary.percentile_metrics = string_list(v); });
@@ -484,6 +506,7 @@ std::vector<BenchmarkOption> make_benchmark_options() {
   add("metadata", K::key_values, "KEY=VALUE pairs stored in the result", [](S& s, const json& v) {
     for (auto& [k, value] : key_values(v)) s.metadata[k] = std::move(value);
   });
+  add.group = "simulator (--sim-* are the options of aifc sim)";
   add("sim", K::boolean,
       "run against the built-in simulator, started in this process (any sim_* option implies it)",
       [](S& s, const json& v) {

@@ -216,6 +216,11 @@ TEST_CASE("merge: shards of a real run, read back from their documents, add up t
     return v;
   };
   CHECK(lens(doc) == lens(whole));
+  // vLLM's per-request lists of the merged run: one entry per request of every rank.
+  CHECK(doc["latencies"].size() == 30);
+  CHECK(doc["queue_times"].size() == 30);
+  CHECK(doc["rtfx"] == 0.0);
+  for (const auto& latency : doc["latencies"]) CHECK(latency.get<double>() > 0.0);
   CHECK(doc["distributed"]["nranks"] == 3);
   CHECK(doc["aifc_spec"]["shard"]["nranks"] == 1);
 }

@@ -244,3 +244,25 @@ TEST_CASE("benchmark: --profile switches the server's profiler on around the run
   guarded.stop();
   server.stop();
 }
+
+TEST_CASE("benchmark: a timed trace is replayed at its own times") {
+  const auto path = std::filesystem::temp_directory_path() / "aifc_test_replay.jsonl";
+  std::ofstream(path) << "{\"timestamp\": 10.0, \"input_length\": 8, \"output_length\": 2}\n"
+                         "{\"timestamp\": 10.05, \"input_length\": 8, \"output_length\": 2}\n"
+                         "{\"timestamp\": 10.2, \"input_length\": 8, \"output_length\": 2}\n";
+  auto spec = simulated(10);
+  spec.dataset.dataset_name = aifc::DatasetKind::timed_trace;
+  spec.dataset.dataset_path = path.string();
+  spec.load.self_timed = true;
+  aifc::Benchmark benchmark(spec);
+  CHECK(benchmark.spec().load.num_requests == 3);  // the trace's length
+  REQUIRE(benchmark.warnings().size() == 1);
+  CHECK(benchmark.warnings()[0].find("a trace is not repeated") != std::string::npos);
+  const auto result = benchmark.run();
+  CHECK(result.summary.completed == 3);
+  std::vector<std::int64_t> offsets_ms;
+  for (const auto& r : result.records)
+    offsets_ms.push_back((r.scheduled_ns - result.start_ns) / 1'000'000);
+  std::sort(offsets_ms.begin(), offsets_ms.end());
+  CHECK(offsets_ms == std::vector<std::int64_t>{0, 50, 200});
+}

@@ -368,3 +368,42 @@ TEST_CASE("dataset: burstgpt takes the GPT-4 rows with a response, as vLLM") {
   c.dataset_path = temp_file("burst_other.csv", "a,b\n1,2\n");
   CHECK_THROWS_WITH_AS(aifc::load_dataset(c), doctest::Contains("no 'Model' column"), aifc::Error);
 }
+
+TEST_CASE("dataset: a timed trace keeps its times and shares the blocks of equal hash ids") {
+  const auto path = temp_file(
+      "trace.jsonl",
+      "{\"timestamp\": 3000, \"input_length\": 40, \"output_length\": 5, \"hash_ids\": [1, 2, 9]}\n"
+      "{\"timestamp\": 1000, \"input_length\": 20, \"output_length\": 7, \"hash_ids\": [1, 2]}\n"
+      "{\"timestamp\": 1500, \"input_length\": 12, \"output_length\": 3}\n");
+  aifc::DatasetConfig c;
+  c.dataset_name = aifc::DatasetKind::timed_trace;
+  c.dataset_path = path;
+  c.num_prompts = 100;  // a trace is not repeated: three prompts
+  c.timed_trace_sec_multiplier = 0.001;
+  c.timed_trace_chunk_hash_size = 8;
+  const auto prompts = aifc::load_dataset(c);
+  REQUIRE(prompts.size() == 3);
+  CHECK(prompts[0].arrival_s == doctest::Approx(1.0));  // in time order
+  CHECK(prompts[1].arrival_s == doctest::Approx(1.5));
+  CHECK(prompts[2].arrival_s == doctest::Approx(3.0));
+  CHECK(prompts[0].input_tokens == 20);
+  CHECK(words(prompts[0].text) == 20);
+  CHECK(prompts[2].input_tokens == 40);
+  CHECK(prompts[2].output_tokens == 5);
+  // Hash ids 1 and 2 are the same 16 words at the start of both prompts.
+  auto first_words = [](const std::string& text, int n) {
+    std::size_t at = 0;
+    for (int i = 0; i < n; ++i) at = text.find(' ', at + 1);
+    return text.substr(0, at);
+  };
+  CHECK(first_words(prompts[0].text, 16) == first_words(prompts[2].text, 16));
+  CHECK(first_words(prompts[1].text, 8) != first_words(prompts[0].text, 8));
+  c.num_prompts = 2;
+  CHECK(aifc::load_dataset(c).size() == 2);
+  c.dataset_path = temp_file("trace_bad.jsonl",
+                             "{\"timestamp\": 1, \"input_length\": 4, \"output_length\": 2}\n"
+                             "{\"timestamp\": 2, \"input_length\": 4}\n");
+  CHECK_THROWS_WITH_AS(aifc::load_dataset(c),
+                       doctest::Contains("trace_bad.jsonl:2: no whole number \"output_length\""),
+                       aifc::Error);
+}

@@ -227,6 +227,13 @@ TEST_CASE("options: the random dataset ignores EOS unless told, as vLLM's benchm
   CHECK_FALSE(aifc::benchmark_spec_from_options({{"ignore_eos", false}}).client.ignore_eos);
   CHECK_FALSE(aifc::benchmark_spec_from_options({{"dataset_name", "jsonl"}, {"dataset_path", "p"}})
                   .client.ignore_eos);
+  // A timed trace replays its own times unless self_timed is turned off, as vLLM's.
+  CHECK(aifc::benchmark_spec_from_options({{"dataset_name", "timed_trace"}, {"dataset_path", "t"}})
+            .load.self_timed);
+  CHECK_FALSE(aifc::benchmark_spec_from_options(
+                  {{"dataset_name", "timed_trace"}, {"dataset_path", "t"}, {"self_timed", false}})
+                  .load.self_timed);
+  CHECK_FALSE(aifc::benchmark_spec_from_options(json::object()).load.self_timed);
   const auto spec = aifc::benchmark_spec_from_options(
       {{"temperature", "0"}, {"top_k", 5}, {"served_model_name", "s"}, {"request_id_prefix", ""}});
   CHECK(spec.client.sampling.temperature == 0.0);

@@ -190,3 +190,34 @@ TEST_CASE("schedule: bad configs are refused with the field named") {
   CHECK_THROWS_WITH_AS(c.validate(), doctest::Contains("max_concurrency"), aifc::Error);
   CHECK_THROWS_AS(aifc::Shard({3, 2}).validate(), aifc::Error);
 }
+
+TEST_CASE("schedule: a self-timed schedule sends at the given times, sharded like any other") {
+  using std::chrono::milliseconds;
+  aifc::LoadConfig c;
+  c.self_timed = true;
+  c.num_requests = 3;
+  const std::vector<std::chrono::nanoseconds> times{milliseconds(0), milliseconds(5),
+                                                    milliseconds(5), milliseconds(20)};
+  aifc::ArrivalSchedule all(c, {}, times);
+  CHECK(all.global_size() == 3u);  // at most num_requests
+  std::vector<std::int64_t> got;
+  while (const auto slot = all.next()) got.push_back(slot->offset.count());
+  CHECK(got == std::vector<std::int64_t>{0, 5'000'000, 5'000'000});
+  c.num_requests = 10;
+  aifc::ArrivalSchedule odd(c, {1, 2}, times);
+  CHECK(odd.next()->index == 1);
+  CHECK(odd.next()->offset == milliseconds(20));
+  CHECK_FALSE(odd.next());
+  c.duration = milliseconds(10);
+  aifc::ArrivalSchedule short_run(c, {}, times);
+  int n = 0;
+  while (short_run.next()) ++n;
+  CHECK(n == 3);
+  c.duration = {};
+  CHECK_THROWS_WITH_AS(aifc::ArrivalSchedule(c, {}, {milliseconds(5), milliseconds(1)}),
+                       doctest::Contains("never go back"), aifc::Error);
+  c.ramp_up_strategy = aifc::RampUp::linear;
+  c.ramp_up_start_rps = 1;
+  c.ramp_up_end_rps = 2;
+  CHECK_THROWS_WITH_AS(c.validate(), doctest::Contains("excludes a ramp-up"), aifc::Error);
+}

@@ -14,19 +14,21 @@ namespace aifc {
 /// The prompt sources, with vLLM's names: random words of drawn lengths; ShareGPT conversations;
 /// a JSON-lines file (vLLM's `custom`); random words in groups that share a prefix
 /// (`prefix_repetition`, for prefix-cache studies); the request and response lengths of a
-/// BurstGPT trace (its CSV file).
-enum class DatasetKind { random, sharegpt, jsonl, prefix_repetition, burstgpt };
+/// BurstGPT trace (its CSV file); the requests of a timed trace (`timed_trace`: JSON lines with
+/// an arrival time, lengths and the hash ids of shared prompt blocks, as Mooncake's traces).
+enum class DatasetKind { random, sharegpt, jsonl, prefix_repetition, burstgpt, timed_trace };
 
 NLOHMANN_JSON_SERIALIZE_ENUM(DatasetKind, {{DatasetKind::random, "random"},
                                            {DatasetKind::sharegpt, "sharegpt"},
                                            {DatasetKind::jsonl, "jsonl"},
                                            {DatasetKind::prefix_repetition, "prefix_repetition"},
-                                           {DatasetKind::burstgpt, "burstgpt"}})
+                                           {DatasetKind::burstgpt, "burstgpt"},
+                                           {DatasetKind::timed_trace, "timed_trace"}})
 
 /// Which prompts to send. Field names follow `vllm bench serve`'s flags.
 struct AIFC_API DatasetConfig {
   DatasetKind dataset_name = DatasetKind::random;
-  std::string dataset_path;  ///< sharegpt / jsonl / burstgpt file
+  std::string dataset_path;  ///< sharegpt / jsonl / burstgpt / timed_trace file
   std::int64_t num_prompts = 1000;
   std::int64_t random_input_len = 1024;
   std::int64_t random_output_len = 128;
@@ -45,6 +47,15 @@ struct AIFC_API DatasetConfig {
   std::int64_t prefix_repetition_suffix_len = 256;
   std::int64_t prefix_repetition_num_prefixes = 10;
   std::int64_t prefix_repetition_output_len = 128;
+  /// timed_trace: tokens that one hash id stands for (Mooncake's traces: 512; Qwen's: 16), the
+  /// factor that turns a timestamp into seconds (0.001 for milliseconds), and the keys of a line.
+  /// Lines with the same hash id get the same block of text, so a prefix cache hits as it did.
+  std::int64_t timed_trace_chunk_hash_size = 16;
+  double timed_trace_sec_multiplier = 1.0;
+  std::string timed_trace_label_timestamp = "timestamp";
+  std::string timed_trace_label_input_length = "input_length";
+  std::string timed_trace_label_output_length = "output_length";
+  std::string timed_trace_label_hash_ids = "hash_ids";
   bool disable_shuffle = false;  ///< file datasets: keep the file's order
   /// File datasets: never repeat a prompt; a file with fewer than num_prompts usable prompts
   /// then sends fewer requests (default: cycle through them, as vLLM oversamples).
@@ -67,10 +78,13 @@ struct AIFC_API Prompt {
   std::int64_t input_tokens = 0;    ///< the prompt's length in tokens
   bool input_tokens_exact = false;  ///< counted by the server's tokenizer
   std::int64_t output_tokens = 0;   ///< max_tokens to ask for; 0: the server's default
+  /// A timed trace's arrival time in seconds (from the trace's own origin); -1: none. A
+  /// self-timed load sends each prompt at its time, counted from the first prompt's.
+  double arrival_s = -1.0;
 };
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Prompt, text, input_tokens, input_tokens_exact,
-                                                output_tokens)
+                                                output_tokens, arrival_s)
 
 /// Counts the tokens of a text with the target server's tokenizer; returns nullopt when the
 /// server has none (e.g. no /tokenize endpoint).

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "aifc/export.hpp"
 
@@ -37,6 +38,10 @@ struct AIFC_API LoadConfig {
   RampUp ramp_up_strategy = RampUp::none;
   std::int64_t ramp_up_start_rps = 0;
   std::int64_t ramp_up_end_rps = 0;
+  /// Send each request at the arrival time its prompt carries (a timed trace) instead of drawing
+  /// the arrivals: vLLM's --self-timed (on by default for the timed_trace dataset). The rate,
+  /// burstiness and ramp-up are then unused.
+  bool self_timed = false;
   std::uint64_t seed = 0;
 
   void validate() const;
@@ -72,6 +77,10 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Shard, rank, nranks)
 class AIFC_API ArrivalSchedule {
  public:
   ArrivalSchedule(const LoadConfig& config, Shard shard = {});
+  /// A self-timed schedule: slot i leaves at `offsets[i]` after the start (times of a trace,
+  /// in order, the first usually 0); at most num_requests of them, within `duration` if set.
+  ArrivalSchedule(const LoadConfig& config, Shard shard,
+                  std::vector<std::chrono::nanoseconds> offsets);
 
   /// The next slot of this shard, or nullopt when the schedule is exhausted.
   std::optional<ScheduledRequest> next();
@@ -90,6 +99,7 @@ class AIFC_API ArrivalSchedule {
   std::uint64_t next_index_ = 0;
   double time_s_ = 0.0;
   double scale_ = 1.0;  ///< stretches a count-limited schedule to end at N / rate
+  std::vector<std::chrono::nanoseconds> offsets_;  ///< a self-timed schedule's times
   std::uint64_t rng_state_[4];
 };
 

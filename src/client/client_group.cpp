@@ -104,7 +104,22 @@ struct ClientGroup::State {
       : config(std::move(c)),
         prompts(std::move(p)),
         observers(static_cast<std::size_t>(config.observer_queue_capacity)),
-        schedule(config.load, config.shard) {}
+        schedule(make_schedule(config, prompts)) {}
+
+  // A self-timed load sends at its prompts' arrival times, counted from the first.
+  static ArrivalSchedule make_schedule(const GroupConfig& c, const std::vector<Prompt>& prompts) {
+    if (!c.load.self_timed) return ArrivalSchedule(c.load, c.shard);
+    std::vector<std::chrono::nanoseconds> offsets;
+    offsets.reserve(prompts.size());
+    for (const auto& p : prompts) {
+      if (p.arrival_s < 0)
+        throw Error(ErrorCode::invalid_argument,
+                    "self_timed needs prompts with arrival times (the timed_trace dataset)");
+      offsets.emplace_back(
+          static_cast<std::int64_t>(std::llround((p.arrival_s - prompts.front().arrival_s) * 1e9)));
+    }
+    return ArrivalSchedule(c.load, c.shard, std::move(offsets));
+  }
 
   GroupConfig config;
   std::vector<Prompt> prompts;
@@ -400,7 +415,8 @@ BenchmarkResult ClientGroup::run() {
     for (auto& rec : done) take(std::move(rec));
   }
 
-  s.infinite_rate = std::isinf(load.request_rate) && load.ramp_up_strategy == RampUp::none;
+  s.infinite_rate =
+      std::isinf(load.request_rate) && load.ramp_up_strategy == RampUp::none && !load.self_timed;
   // Every stream is a socket: allow as many as the hard limit permits, when asked to.
   if (rlimit limit{}; s.config.raise_fd_limit && getrlimit(RLIMIT_NOFILE, &limit) == 0 &&
                       limit.rlim_cur < limit.rlim_max) {
@@ -419,7 +435,9 @@ BenchmarkResult ClientGroup::run() {
   s.worker_limit = std::max<std::int64_t>(s.worker_limit, 1);
   // Enough clients from the start for what the schedule can demand at once; more on demand.
   std::int64_t initial = s.worker_limit;
-  if (!s.infinite_rate) {
+  if (load.self_timed) {
+    initial = std::min<std::int64_t>(s.worker_limit, 64);  // more join as the trace demands
+  } else if (!s.infinite_rate) {
     const double rate = load.ramp_up_strategy == RampUp::none
                             ? load.request_rate
                             : static_cast<double>(load.ramp_up_end_rps);

@@ -275,13 +275,15 @@ Benchmark::Benchmark(BenchmarkSpec spec, std::stop_token stop) : impl_(std::make
   check_stop();
   auto prompts = load_dataset(s.spec.dataset, counter, needed);
   check_stop();
-  // Without oversampling a short file sends each of its prompts once.
+  // Without oversampling a short file sends each of its prompts once; a trace is never
+  // repeated (its times are the point).
   const auto available = static_cast<std::int64_t>(prompts.size());
-  if (s.spec.dataset.no_oversample && s.spec.load.duration.count() == 0 &&
-      s.spec.load.num_requests > available) {
+  if ((s.spec.dataset.no_oversample || s.spec.dataset.dataset_name == DatasetKind::timed_trace) &&
+      s.spec.load.duration.count() == 0 && s.spec.load.num_requests > available) {
     s.warnings.push_back(fmt::format(
-        "the dataset has {} usable prompts and no_oversample is set: sending {} requests, not {}",
-        available, available, s.spec.load.num_requests));
+        "the dataset has {} usable prompts and {}: sending {} requests, not {}", available,
+        s.spec.dataset.no_oversample ? "no_oversample is set" : "a trace is not repeated",
+        available, s.spec.load.num_requests));
     s.spec.load.num_requests = available;
   }
   s.group = std::make_unique<ClientGroup>(s.spec.group_config(), std::move(prompts));

@@ -352,13 +352,14 @@ std::vector<BenchmarkOption> make_benchmark_options() {
       [](S& s, const json& v) { s.client.read_timeout = seconds_value(v); });
   // The prompts.
   add.group = "dataset";
-  add("dataset_name", K::text, "random | sharegpt | jsonl (custom) | prefix_repetition | burstgpt",
+  add("dataset_name", K::text,
+      "random | sharegpt | jsonl (custom) | prefix_repetition | burstgpt | timed_trace",
       [](S& s, const json& v) {
-        s.dataset.dataset_name =
-            enum_value<DatasetKind>(v, "random, sharegpt, jsonl, prefix_repetition, burstgpt",
-                                    {{"custom", DatasetKind::jsonl}});
+        s.dataset.dataset_name = enum_value<DatasetKind>(
+            v, "random, sharegpt, jsonl, prefix_repetition, burstgpt, timed_trace",
+            {{"custom", DatasetKind::jsonl}});
       });
-  add("dataset_path", K::text, "file for sharegpt / jsonl / burstgpt (its CSV)",
+  add("dataset_path", K::text, "file for sharegpt / jsonl / burstgpt (its CSV) / timed_trace",
       [](S& s, const json& v) { s.dataset.dataset_path = text_value(v); });
   add("num_prompts", K::integer, "requests to send (default 1000)",
       [](S& s, const json& v) { s.dataset.num_prompts = s.load.num_requests = integer_value(v); });
@@ -402,6 +403,23 @@ std::vector<BenchmarkOption> make_benchmark_options() {
       [](S& s, const json& v) { s.dataset.prefix_repetition_num_prefixes = integer_value(v); });
   add("prefix_repetition_output_len", K::integer, "prefix_repetition: output tokens (default 128)",
       [](S& s, const json& v) { s.dataset.prefix_repetition_output_len = integer_value(v); });
+  add("timed_trace_chunk_hash_size", K::integer,
+      "timed_trace: tokens per hash id (default 16; Mooncake's traces: 512)",
+      [](S& s, const json& v) { s.dataset.timed_trace_chunk_hash_size = integer_value(v); });
+  add("timed_trace_sec_multiplier", K::number,
+      "timed_trace: timestamp x this = seconds (default 1; 0.001 for milliseconds)",
+      [](S& s, const json& v) { s.dataset.timed_trace_sec_multiplier = number_value(v); });
+  add("timed_trace_label_timestamp", K::text, "timed_trace: key of the time (default timestamp)",
+      [](S& s, const json& v) { s.dataset.timed_trace_label_timestamp = text_value(v); });
+  add("timed_trace_label_input_length", K::text,
+      "timed_trace: key of the input length (default input_length)",
+      [](S& s, const json& v) { s.dataset.timed_trace_label_input_length = text_value(v); });
+  add("timed_trace_label_output_length", K::text,
+      "timed_trace: key of the output length (default output_length)",
+      [](S& s, const json& v) { s.dataset.timed_trace_label_output_length = text_value(v); });
+  add("timed_trace_label_hash_ids", K::text,
+      "timed_trace: key of the block hash ids (default hash_ids)",
+      [](S& s, const json& v) { s.dataset.timed_trace_label_hash_ids = text_value(v); });
   add("input_len", K::integer, "input length of the dataset: random_input_len",
       [](S&, const json& v) { integer_value(v); });  // applied last, see apply_benchmark_options
   add("output_len", K::integer,
@@ -453,6 +471,9 @@ std::vector<BenchmarkOption> make_benchmark_options() {
       [](S& s, const json& v) { s.load.ramp_up_start_rps = integer_value(v); });
   add("ramp_up_end_rps", K::integer, "ramp-up: last rate in whole requests/s",
       [](S& s, const json& v) { s.load.ramp_up_end_rps = integer_value(v); });
+  add("self_timed", K::boolean,
+      "send at the trace's times, not the request rate's (default: on for timed_trace only)",
+      [](S& s, const json& v) { s.load.self_timed = bool_value(v); });
   add("seed", K::integer, "seed of prompts and arrivals (default 0)",
       [](S& s, const json& v) { s.dataset.seed = s.load.seed = unsigned_value(v); });
   add("rank", K::integer, "this process's part of a distributed run", [](S& s, const json& v) {
@@ -598,6 +619,9 @@ void apply_benchmark_options(BenchmarkSpec& spec, const nlohmann::json& options)
   // asks the server to ignore EOS unless ignore_eos is given (vLLM offers no way out).
   if (!given("ignore_eos") && spec.dataset.dataset_name == DatasetKind::random)
     spec.client.ignore_eos = true;
+  // As vLLM: a timed trace is replayed at its own times unless self_timed is turned off.
+  if (!given("self_timed") && spec.dataset.dataset_name == DatasetKind::timed_trace)
+    spec.load.self_timed = true;
   // host and port make the URL.
   if (!given("base_url") && (given("host") || given("port"))) {
     const std::string host = given("host") ? options["host"].get<std::string>() : "127.0.0.1";

@@ -432,6 +432,91 @@ std::vector<Prompt> burstgpt_prompts(const DatasetConfig& c, const TokenCounter&
   });
 }
 
+// A timed trace (JSON lines): each line's arrival time, input and output lengths, and the hash
+// ids of its prompt's blocks. Lines are taken in time order, at most num_prompts of them and
+// never repeated (their times are the point). Each prompt is the blocks of its hash ids (the
+// same id, the same text of chunk_hash_size words) cut or filled to its input length.
+std::vector<Prompt> timed_trace_prompts(const DatasetConfig& c, const TokenCounter& counter,
+                                        const PromptFilter& needed) {
+  std::ifstream in(c.dataset_path);
+  if (!in)
+    throw Error(ErrorCode::io_error, fmt::format("cannot open dataset file '{}'", c.dataset_path));
+  struct Row {
+    double at_s;
+    std::int64_t input, output;
+    std::vector<std::uint64_t> hashes;
+  };
+  std::vector<Row> rows;
+  std::string line;
+  for (std::size_t line_no = 1; std::getline(in, line); ++line_no) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const auto where = fmt::format("{}:{}", c.dataset_path, line_no);
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(ErrorCode::parse_error, fmt::format("{}: not valid JSON ({})", where, e.what()));
+    }
+    if (!j.is_object())
+      throw Error(ErrorCode::parse_error, fmt::format("{}: expected a JSON object", where));
+    auto integer = [&](const std::string& key, std::int64_t lo) {
+      if (!j.contains(key) || !j[key].is_number_integer())
+        throw Error(ErrorCode::parse_error, fmt::format("{}: no whole number \"{}\"", where, key));
+      const auto v = j[key].get<std::int64_t>();
+      if (v < lo || v > 10'000'000)
+        throw Error(
+            ErrorCode::parse_error,
+            fmt::format("{}: \"{}\" must be from {} to 10000000 (got {})", where, key, lo, v));
+      return v;
+    };
+    Row row;
+    const auto& stamp_key = c.timed_trace_label_timestamp;
+    if (!j.contains(stamp_key) || !j[stamp_key].is_number() ||
+        !std::isfinite(j[stamp_key].get<double>()) || j[stamp_key].get<double>() < 0)
+      throw Error(ErrorCode::parse_error,
+                  fmt::format("{}: no time \"{}\" (a number, 0 or more)", where, stamp_key));
+    row.at_s = j[stamp_key].get<double>() * c.timed_trace_sec_multiplier;
+    row.input = integer(c.timed_trace_label_input_length, 1);
+    row.output = integer(c.timed_trace_label_output_length, 1);
+    if (const auto h = j.find(c.timed_trace_label_hash_ids); h != j.end() && !h->is_null()) {
+      if (!h->is_array())
+        throw Error(ErrorCode::parse_error, fmt::format("{}: \"{}\" must be an array", where,
+                                                        c.timed_trace_label_hash_ids));
+      for (const auto& id : *h) {
+        if (!id.is_number_integer())
+          throw Error(ErrorCode::parse_error,
+                      fmt::format("{}: a hash id must be a whole number", where));
+        row.hashes.push_back(id.get<std::uint64_t>());
+      }
+    }
+    rows.push_back(std::move(row));
+  }
+  if (rows.empty())
+    throw Error(ErrorCode::parse_error, fmt::format("'{}' holds no request", c.dataset_path));
+  std::stable_sort(rows.begin(), rows.end(),
+                   [](const Row& a, const Row& b) { return a.at_s < b.at_s; });
+  if (static_cast<std::int64_t>(rows.size()) > c.num_prompts)
+    rows.resize(static_cast<std::size_t>(c.num_prompts));
+  std::string blocks;  // the current prompt's blocks; read by synthetic_prompts before the next
+  auto prompts = synthetic_prompts(
+      c, static_cast<std::int64_t>(rows.size()), counter, needed,
+      [&](std::int64_t i, detail::Rng&) {
+        const Row& row = rows[static_cast<std::size_t>(i)];
+        blocks.clear();
+        std::int64_t words = 0;
+        for (const auto id : row.hashes) {
+          if (words >= row.input) break;
+          detail::Rng block_rng(c.seed ^ (0xD6E8FEB86659FD93ull * (id + 1)));
+          const std::int64_t n = std::min(c.timed_trace_chunk_hash_size, row.input - words);
+          append_words(blocks, n, block_rng);
+          words += n;
+        }
+        return Shape{&blocks, words, row.input, row.output};
+      });
+  for (std::size_t i = 0; i < prompts.size(); ++i) prompts[i].arrival_s = rows[i].at_s;
+  return prompts;
+}
+
 std::vector<Prompt> jsonl_prompts(const DatasetConfig& c, const TokenCounter& counter) {
   std::ifstream in(c.dataset_path);
   if (!in)
@@ -526,6 +611,12 @@ void DatasetConfig::validate() const {
                     nlohmann::json(dataset_name).get<std::string>()));
   }
   if (sharegpt_output_len < 0) bad("sharegpt_output_len must not be negative");
+  if (timed_trace_chunk_hash_size < 1 || timed_trace_chunk_hash_size > 1'000'000)
+    bad(fmt::format("timed_trace_chunk_hash_size must be from 1 to 1000000 (got {})",
+                    timed_trace_chunk_hash_size));
+  if (!(timed_trace_sec_multiplier > 0 && timed_trace_sec_multiplier <= 1e6))
+    bad(fmt::format("timed_trace_sec_multiplier must be above 0 and at most 1e6 (got {})",
+                    timed_trace_sec_multiplier));
   if (custom_output_len && (*custom_output_len < 0 || *custom_output_len > 10'000'000))
     bad(fmt::format("custom_output_len must be from 0 to 10000000 (got {})", *custom_output_len));
 }
@@ -546,6 +637,12 @@ void to_json(nlohmann::json& j, const DatasetConfig& c) {
       {"prefix_repetition_suffix_len", c.prefix_repetition_suffix_len},
       {"prefix_repetition_num_prefixes", c.prefix_repetition_num_prefixes},
       {"prefix_repetition_output_len", c.prefix_repetition_output_len},
+      {"timed_trace_chunk_hash_size", c.timed_trace_chunk_hash_size},
+      {"timed_trace_sec_multiplier", c.timed_trace_sec_multiplier},
+      {"timed_trace_label_timestamp", c.timed_trace_label_timestamp},
+      {"timed_trace_label_input_length", c.timed_trace_label_input_length},
+      {"timed_trace_label_output_length", c.timed_trace_label_output_length},
+      {"timed_trace_label_hash_ids", c.timed_trace_label_hash_ids},
       {"disable_shuffle", c.disable_shuffle},
       {"no_oversample", c.no_oversample},
       {"seed", c.seed}};
@@ -568,6 +665,16 @@ void from_json(const nlohmann::json& j, DatasetConfig& c) {
         std::pair{"prefix_repetition_suffix_len", &c.prefix_repetition_suffix_len},
         std::pair{"prefix_repetition_num_prefixes", &c.prefix_repetition_num_prefixes},
         std::pair{"prefix_repetition_output_len", &c.prefix_repetition_output_len}})
+    *field = j.value(key, *field);
+  c.timed_trace_chunk_hash_size =
+      j.value("timed_trace_chunk_hash_size", c.timed_trace_chunk_hash_size);
+  c.timed_trace_sec_multiplier =
+      j.value("timed_trace_sec_multiplier", c.timed_trace_sec_multiplier);
+  for (const auto& [key, field] :
+       {std::pair{"timed_trace_label_timestamp", &c.timed_trace_label_timestamp},
+        std::pair{"timed_trace_label_input_length", &c.timed_trace_label_input_length},
+        std::pair{"timed_trace_label_output_length", &c.timed_trace_label_output_length},
+        std::pair{"timed_trace_label_hash_ids", &c.timed_trace_label_hash_ids}})
     *field = j.value(key, *field);
   c.disable_shuffle = j.value("disable_shuffle", c.disable_shuffle);
   c.no_oversample = j.value("no_oversample", c.no_oversample);
@@ -592,6 +699,8 @@ std::vector<Prompt> load_dataset(const DatasetConfig& config, const TokenCounter
       return prefix_repetition_prompts(config, counter, needed);
     case DatasetKind::burstgpt:
       return burstgpt_prompts(config, counter, needed);
+    case DatasetKind::timed_trace:
+      return timed_trace_prompts(config, counter, needed);
   }
   throw Error(ErrorCode::invalid_argument, "unknown dataset");
 }

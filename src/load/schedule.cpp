@@ -52,8 +52,10 @@ void LoadConfig::validate() const {
   } else if (ramp_up_start_rps != 0 || ramp_up_end_rps != 0) {
     bad("ramp_up_start_rps and ramp_up_end_rps need a ramp_up_strategy (linear or exponential)");
   }
+  if (self_timed && ramp_up_strategy != RampUp::none)
+    bad("self_timed sends at the trace's times: it excludes a ramp-up");
   if (duration.count() > 0 && std::isinf(request_rate) && max_concurrency == 0 &&
-      ramp_up_strategy == RampUp::none)
+      ramp_up_strategy == RampUp::none && !self_timed)
     bad("a duration-limited run with an infinite request rate needs max_concurrency");
 }
 
@@ -68,6 +70,7 @@ void to_json(nlohmann::json& j, const LoadConfig& c) {
                      {"ramp_up_strategy", c.ramp_up_strategy},
                      {"ramp_up_start_rps", c.ramp_up_start_rps},
                      {"ramp_up_end_rps", c.ramp_up_end_rps},
+                     {"self_timed", c.self_timed},
                      {"seed", c.seed}};
 }
 
@@ -87,6 +90,7 @@ void from_json(const nlohmann::json& j, LoadConfig& c) {
   c.ramp_up_strategy = j.value("ramp_up_strategy", c.ramp_up_strategy);
   c.ramp_up_start_rps = j.value("ramp_up_start_rps", c.ramp_up_start_rps);
   c.ramp_up_end_rps = j.value("ramp_up_end_rps", c.ramp_up_end_rps);
+  c.self_timed = j.value("self_timed", c.self_timed);
   c.seed = j.value("seed", c.seed);
 }
 
@@ -116,8 +120,24 @@ ArrivalSchedule::ArrivalSchedule(const LoadConfig& config, Shard shard)
   }
 }
 
+ArrivalSchedule::ArrivalSchedule(const LoadConfig& config, Shard shard,
+                                 std::vector<std::chrono::nanoseconds> offsets)
+    : ArrivalSchedule(config, shard) {
+  if (offsets.empty()) throw Error(ErrorCode::invalid_argument, "a timed schedule needs times");
+  for (std::size_t i = 0; i < offsets.size(); ++i)
+    if (offsets[i].count() < 0 || (i > 0 && offsets[i] < offsets[i - 1]))
+      throw Error(ErrorCode::invalid_argument,
+                  fmt::format("the arrival times must start at 0 or later and never go back "
+                              "(slot {})",
+                              i));
+  offsets_ = std::move(offsets);
+}
+
 std::optional<std::uint64_t> ArrivalSchedule::global_size() const {
   if (config_.duration.count() > 0) return std::nullopt;
+  if (!offsets_.empty())
+    return std::min<std::uint64_t>(offsets_.size(),
+                                   static_cast<std::uint64_t>(config_.num_requests));
   return static_cast<std::uint64_t>(config_.num_requests);
 }
 
@@ -148,6 +168,15 @@ double ArrivalSchedule::current_rate(std::uint64_t index, double elapsed_s) cons
 
 std::optional<ScheduledRequest> ArrivalSchedule::next_global() {
   const std::uint64_t index = next_index_;
+  if (!offsets_.empty()) {
+    if (index >= offsets_.size() || (config_.duration.count() == 0 &&
+                                     index >= static_cast<std::uint64_t>(config_.num_requests)))
+      return std::nullopt;
+    const auto at = offsets_[index];
+    if (config_.duration.count() > 0 && at >= config_.duration) return std::nullopt;
+    ++next_index_;
+    return ScheduledRequest{index, at, 0.0};
+  }
   if (config_.duration.count() == 0 && index >= static_cast<std::uint64_t>(config_.num_requests))
     return std::nullopt;
   const double rate = current_rate(index, time_s_);

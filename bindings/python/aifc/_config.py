@@ -124,6 +124,12 @@ class DatasetConfig(_Config):
     prefix_repetition_suffix_len: int = _d("dataset", "prefix_repetition_suffix_len")
     prefix_repetition_num_prefixes: int = _d("dataset", "prefix_repetition_num_prefixes")
     prefix_repetition_output_len: int = _d("dataset", "prefix_repetition_output_len")
+    timed_trace_chunk_hash_size: int = _d("dataset", "timed_trace_chunk_hash_size")
+    timed_trace_sec_multiplier: float = _d("dataset", "timed_trace_sec_multiplier")
+    timed_trace_label_timestamp: str = _d("dataset", "timed_trace_label_timestamp")
+    timed_trace_label_input_length: str = _d("dataset", "timed_trace_label_input_length")
+    timed_trace_label_output_length: str = _d("dataset", "timed_trace_label_output_length")
+    timed_trace_label_hash_ids: str = _d("dataset", "timed_trace_label_hash_ids")
     disable_shuffle: bool = _d("dataset", "disable_shuffle")
     no_oversample: bool = _d("dataset", "no_oversample")
     seed: int = _d("dataset", "seed")
@@ -142,6 +148,7 @@ class LoadConfig(_Config):
     ramp_up_strategy: str = _d("load", "ramp_up_strategy")
     ramp_up_start_rps: int = _d("load", "ramp_up_start_rps")
     ramp_up_end_rps: int = _d("load", "ramp_up_end_rps")
+    self_timed: bool = _d("load", "self_timed")
     seed: int = _d("load", "seed")
 
     def _core(self) -> Dict[str, Any]:

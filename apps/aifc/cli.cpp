@@ -103,6 +103,17 @@ FlagTable bench_flags(BenchOptions& o, nlohmann::json& values) {
       "--result-filename", [&](const std::string& v) { o.result_filename = v; },
       "name of the result file");
   flag(
+      "--plot-timeline", [&] { o.plot_timeline = true; },
+      "write an HTML timeline of the requests beside the result (<name>_timeline.html)");
+  one(
+      "--timeline-itl-thresholds",
+      [&](const std::string& v) {
+        const std::string title = o.timeline.title;
+        o.timeline = TimelineOptions::from_thresholds(v);
+        o.timeline.title = title;
+      },
+      "ITL in ms below which a timeline is green and above which red (default 25,50)");
+  flag(
       "--disable-tqdm", [&] { o.progress = false; }, "no progress line");
   flag(
       "--no-progress", [&] { o.progress = false; }, "no progress line");
@@ -145,6 +156,8 @@ class ProgressPrinter : public Observer {
   bool printed_ = false;
   double last_line_s_ = -1e9;
 };
+
+std::string spec_model(const Benchmark& b) { return b.spec().client.model; }
 
 std::string rate_word(double rate) { return std::isinf(rate) ? "inf" : fmt::format("{}", rate); }
 
@@ -311,10 +324,31 @@ int bench_main(const std::vector<std::string>& args) {
     for (const auto& warning : result.warnings) std::cerr << "[aifc] warning: " << warning << "\n";
     if (result.observer_errors)
       std::cerr << "[aifc] an observer failed: " << result.first_observer_error << "\n";
+    const nlohmann::json document = o.save_result || result.interrupted || o.plot_timeline
+                                        ? benchmark->result_document(result, o.save_detailed)
+                                        : nlohmann::json();
+    const std::string name = document.is_null()          ? std::string()
+                             : o.result_filename.empty() ? default_result_filename(o, document)
+                                                         : o.result_filename;
+    if (o.plot_timeline) {
+      // Beside the result file, as vLLM's: its name without .json, then _timeline.html.
+      auto page = std::filesystem::path(o.result_dir) / name;
+      page.replace_extension();
+      page += "_timeline.html";
+      std::error_code ec;
+      std::filesystem::create_directories(o.result_dir, ec);
+      TimelineOptions timeline = o.timeline;
+      timeline.title =
+          fmt::format("aifc timeline: {} requests to {}",
+                      result.summary.completed + result.summary.failed, spec_model(*benchmark));
+      std::ofstream out(page, std::ios::trunc);
+      out << timeline_html(result, timeline);
+      if (!out.good())
+        throw Error(ErrorCode::io_error,
+                    fmt::format("cannot write the timeline to '{}'", page.string()));
+      std::cerr << fmt::format("[aifc] timeline written to {}\n", page.string());
+    }
     if (o.save_result || result.interrupted) {
-      const nlohmann::json document = benchmark->result_document(result, o.save_detailed);
-      const std::string name =
-          o.result_filename.empty() ? default_result_filename(o, document) : o.result_filename;
       const auto path = std::filesystem::path(o.result_dir) / name;
       std::error_code ec;
       std::filesystem::create_directories(o.result_dir, ec);

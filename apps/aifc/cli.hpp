@@ -4,6 +4,7 @@
 // Not part of libaifc; the program and the Python module's `python -m aifc` link it.
 
 #include <aifc/benchmark.hpp>
+#include <aifc/timeline.hpp>
 #include <optional>
 #include <string>
 #include <utility>
@@ -22,6 +23,9 @@ struct BenchOptions {
   std::string result_filename;
   bool progress = true;
   bool verbose = true;  ///< set-up lines on stderr
+  /// --plot-timeline: an HTML timeline beside the result file (<name>_timeline.html).
+  bool plot_timeline = false;
+  TimelineOptions timeline;
 };
 
 /// The file name `--save-result` uses when none is given, from the result document:

@@ -18,5 +18,6 @@
 #include "aifc/simulator.hpp"
 #include "aifc/slurm.hpp"
 #include "aifc/ssh.hpp"
+#include "aifc/timeline.hpp"
 #include "aifc/version.hpp"
 #include "aifc/vllm_client.hpp"

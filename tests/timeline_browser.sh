@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# tests/timeline_browser.sh AIFC: the page of `aifc bench --plot-timeline` in a real headless
+# browser (Debian's chromium): it must render one line per request, each with its tooltip and
+# bars, and the legend with the thresholds given. Exit 77 (skipped) without chromium unless
+# AIFC_REQUIRE_BROWSER=1.
+set -euo pipefail
+aifc=$1
+browser=$(command -v chromium || command -v chromium-browser || true)
+if [ -z "$browser" ]; then
+  [ "${AIFC_REQUIRE_BROWSER:-0}" = 1 ] && { echo "AIFC_REQUIRE_BROWSER=1 but no chromium" >&2; exit 1; }
+  echo "skipped: no chromium"; exit 77
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+"$aifc" bench --sim --num-prompts 30 --request-rate 300 --random-output-len 12 \
+  --sim-itl-ms uniform:2:40 --sim-error-rate 0.2 --sim-seed 3 --disable-tqdm \
+  --plot-timeline --timeline-itl-thresholds 10,30 --result-dir "$tmp/out" \
+  --result-filename run.json >"$tmp/bench.out" 2>&1 || { cat "$tmp/bench.out" >&2; exit 1; }
+page="$tmp/out/run_timeline.html"
+[ -s "$page" ] || { echo "no timeline at $page" >&2; ls -R "$tmp" >&2; exit 1; }
+"$browser" --headless --no-sandbox --disable-gpu --user-data-dir="$tmp/profile" \
+  --host-resolver-rules="MAP * ~NOTFOUND" \
+  --dump-dom "file://$page" >"$tmp/dom.html" 2>"$tmp/browser.err" || {
+  echo "chromium failed: $(tail -5 "$tmp/browser.err")" >&2; exit 1; }
+python3 - "$tmp/dom.html" <<'PY'
+import re, sys
+dom = open(sys.argv[1]).read()
+assert "<title>aifc timeline: 30 requests to aifc-sim</title>" in dom, dom[:300]
+lines = re.findall(r'<g><title>request (\d+): ([^<]*)</title>(.*?)</g>', dom, re.S)
+assert len(lines) == 30, len(lines)
+assert sorted(int(i) for i, _, _ in lines) == list(range(30))
+failed = [t for _, t, _ in lines if t.startswith("failed")]
+assert failed, "the 20% injected errors drew no failed line"
+for _, title, bars in lines:
+    assert '<rect class="' in bars, title
+    if not title.startswith("failed"):
+        assert '<rect class="t"' in bars, title  # its wait for the first token
+assert "ITL below 10 ms" in dom and "above 30 ms" in dom
+print(f"timeline page: {len(lines)} request lines ({len(failed)} failed) rendered by chromium")
+PY

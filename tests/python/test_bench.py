@@ -29,6 +29,16 @@ def test_run_benchmark_uses_vllm_flag_names(sim):
     assert "Maximum request concurrency:             8" in table
 
 
+def test_a_run_draws_its_timeline(sim):
+    run = aifc.BenchRun(base_url=sim.url, num_prompts=12, request_rate=400, random_output_len=5)
+    run.run()
+    page = run.timeline_html("10,30")
+    assert page.count("<g><title>request ") == 12
+    assert "ITL below 10 ms" in page
+    with pytest.raises(aifc.InvalidArgument, match="two numbers"):
+        run.timeline_html("10")
+
+
 def test_run_benchmark_starts_the_simulator_by_itself():
     result = aifc.run_benchmark(num_prompts=20, random_input_len=8, random_output_len=4, sim_ttft_ms=15,
                                 sim_itl_ms=1)

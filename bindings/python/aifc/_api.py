@@ -343,6 +343,12 @@ class BenchRun(_Run):
         """The table `aifc bench` prints."""
         return self._core.summary_table()
 
+    def timeline_html(self, itl_thresholds_ms: str = "25,50") -> str:
+        """The page `aifc bench --plot-timeline` writes, for the finished run: one line per
+        request, its inter-token gaps green, orange or red by the two thresholds (ms). Save it
+        to a file or show it in a notebook with IPython.display.HTML."""
+        return self._core.timeline_html(itl_thresholds_ms)
+
 
 def benchmark_options() -> List[Tuple[str, str, str]]:
     """Every named option of a benchmark as (name, kind, help): run_benchmark's keywords, the

@@ -5,6 +5,7 @@
 #include <aifc/client_group.hpp>
 #include <aifc/error.hpp>
 #include <aifc/options.hpp>
+#include <aifc/timeline.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <exception>
@@ -339,7 +340,15 @@ void init_group(py::module_& m) {
            [](PyBench& b) { return std::string(to_string(b.benchmark().tokenizer())); })
       .def("document",
            [](PyBench& b) { return from_json(b.benchmark().result_document(b.result())); })
-      .def("summary_table", [](PyBench& b) { return b.benchmark().summary_table(b.result()); });
+      .def("summary_table", [](PyBench& b) { return b.benchmark().summary_table(b.result()); })
+      .def(
+          "timeline_html",
+          [](PyBench& b, const std::string& thresholds) {
+            TimelineOptions options = TimelineOptions::from_thresholds(thresholds);
+            options.title = "aifc timeline: " + b.benchmark().spec().client.model;
+            return timeline_html(b.result(), options);
+          },
+          py::arg("itl_thresholds_ms") = "25,50");
   m.def(
       "benchmark_options",
       [] {

@@ -5,11 +5,7 @@
 # AIFC_REQUIRE_BROWSER=1.
 set -euo pipefail
 aifc=$1
-browser=$(command -v chromium || command -v chromium-browser || true)
-if [ -z "$browser" ]; then
-  [ "${AIFC_REQUIRE_BROWSER:-0}" = 1 ] && { echo "AIFC_REQUIRE_BROWSER=1 but no chromium" >&2; exit 1; }
-  echo "skipped: no chromium"; exit 77
-fi
+source "$(dirname "$0")/browser.sh"
 tmp=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 printf 'url=http://127.0.0.1:9\nuser_name=nobody\njwt=x\n' > "$tmp/rest.conf"
@@ -18,11 +14,7 @@ AIFC_API_TOKEN=docs-token "$aifc" service http://127.0.0.1:9 --port "$port" --st
 service=$!
 trap 'kill $service 2>/dev/null; wait $service 2>/dev/null; rm -rf "$tmp"' EXIT
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.05; done
-# A profile of its own, no sandbox (root in CI), nothing but loopback reachable.
-"$browser" --headless --no-sandbox --disable-gpu --user-data-dir="$tmp/profile" \
-  --host-resolver-rules="MAP * ~NOTFOUND, EXCLUDE 127.0.0.1" \
-  --dump-dom "http://127.0.0.1:$port/docs" >"$tmp/dom.html" 2>"$tmp/browser.err" || {
-  echo "chromium failed: $(tail -5 "$tmp/browser.err")" >&2; exit 1; }
+dump_dom "http://127.0.0.1:$port/docs" "$tmp/dom.html" "$tmp"
 curl -sf "http://127.0.0.1:$port/openapi.json" >"$tmp/openapi.json"
 python3 - "$tmp/dom.html" "$tmp/openapi.json" <<'PY'
 import json, re, sys

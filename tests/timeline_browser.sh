@@ -5,11 +5,7 @@
 # AIFC_REQUIRE_BROWSER=1.
 set -euo pipefail
 aifc=$1
-browser=$(command -v chromium || command -v chromium-browser || true)
-if [ -z "$browser" ]; then
-  [ "${AIFC_REQUIRE_BROWSER:-0}" = 1 ] && { echo "AIFC_REQUIRE_BROWSER=1 but no chromium" >&2; exit 1; }
-  echo "skipped: no chromium"; exit 77
-fi
+source "$(dirname "$0")/browser.sh"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$aifc" bench --sim --num-prompts 30 --request-rate 300 --random-output-len 12 \
@@ -18,10 +14,7 @@ trap 'rm -rf "$tmp"' EXIT
   --result-filename run.json >"$tmp/bench.out" 2>&1 || { cat "$tmp/bench.out" >&2; exit 1; }
 page="$tmp/out/run_timeline.html"
 [ -s "$page" ] || { echo "no timeline at $page" >&2; ls -R "$tmp" >&2; exit 1; }
-"$browser" --headless --no-sandbox --disable-gpu --user-data-dir="$tmp/profile" \
-  --host-resolver-rules="MAP * ~NOTFOUND" \
-  --dump-dom "file://$page" >"$tmp/dom.html" 2>"$tmp/browser.err" || {
-  echo "chromium failed: $(tail -5 "$tmp/browser.err")" >&2; exit 1; }
+dump_dom "file://$page" "$tmp/dom.html" "$tmp"
 python3 - "$tmp/dom.html" <<'PY'
 import re, sys
 dom = open(sys.argv[1]).read()

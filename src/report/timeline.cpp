@@ -8,34 +8,12 @@
 #include <vector>
 
 #include "aifc/error.hpp"
+#include "util/html.hpp"
 
 namespace aifc {
 namespace {
 
 void bad(const std::string& what) { throw Error(ErrorCode::invalid_argument, what); }
-
-std::string escaped(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
 
 // The colour class of one part of a request's line.
 enum class Part { ttft, green, orange, red, failed };
@@ -179,7 +157,7 @@ svg text {{ font: 11px sans-serif; fill: #444; }}
 {8}{9}</svg>
 </body></html>
 )",
-      escaped(options.title), sent.size(), span_s, options.itl_green_below_ms,
+      detail::html_escaped(options.title), sent.size(), span_s, options.itl_green_below_ms,
       options.itl_red_above_ms, note, kLeft + kWidth + 20, height, axis, svg);
 }
 

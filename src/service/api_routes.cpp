@@ -5,6 +5,7 @@
 #include "aifc/options.hpp"
 #include "aifc/service.hpp"
 #include "aifc/version.hpp"
+#include "util/html.hpp"
 
 namespace aifc::service {
 namespace {
@@ -278,28 +279,7 @@ const std::vector<Route>& routes() {
 }
 
 std::string docs_page(const nlohmann::json& openapi) {
-  auto escape = [](const std::string& s) {
-    std::string out;
-    for (char c : s) {
-      switch (c) {
-        case '<':
-          out += "&lt;";
-          break;
-        case '>':
-          out += "&gt;";
-          break;
-        case '&':
-          out += "&amp;";
-          break;
-        case '"':
-          out += "&quot;";
-          break;
-        default:
-          out += c;
-      }
-    }
-    return out;
-  };
+  auto escape = [](const std::string& s) { return detail::html_escaped(s); };
   // `name` in the descriptions becomes <code>name</code>.
   auto prose = [&escape](const std::string& s) {
     std::string out;

@@ -1079,8 +1079,7 @@ void Service::Impl::install_routes() {
   };
 
   // --- the agents' side ---
-  auto agent_of = [this, find](const Params& p, httplib::Response& res,
-                               std::uint32_t& rank) -> Group* {
+  auto agent_of = [find](const Params& p, httplib::Response& res, std::uint32_t& rank) -> Group* {
     Group* g = find(p[0], res);
     if (!g) return nullptr;
     rank = static_cast<std::uint32_t>(std::stoul(p[1]));

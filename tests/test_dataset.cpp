@@ -407,3 +407,28 @@ TEST_CASE("dataset: a timed trace keeps its times and shares the blocks of equal
                        doctest::Contains("trace_bad.jsonl:2: no whole number \"output_length\""),
                        aifc::Error);
 }
+
+TEST_CASE("dataset: jsonl also reads the chat shapes of exported Hugging Face sets") {
+  const auto path = temp_file(
+      "chats.jsonl",
+      R"({"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "first question"}]})"
+      "\n"
+      R"({"conversations": [{"from": "human", "value": "second question"}, {"from": "gpt", "value": "an answer"}]})"
+      "\n"
+      R"({"conversation": [{"role": "user", "content": "third question"}]})"
+      "\n");
+  aifc::DatasetConfig c;
+  c.dataset_name = aifc::DatasetKind::jsonl;
+  c.dataset_path = path;
+  c.num_prompts = 3;
+  c.disable_shuffle = true;
+  const auto prompts = aifc::load_dataset(c);
+  REQUIRE(prompts.size() == 3);
+  CHECK(prompts[0].text == "first question");
+  CHECK(prompts[1].text == "second question");
+  CHECK(prompts[2].text == "third question");
+  CHECK(prompts[0].output_tokens == aifc::kCustomOutputLen);
+  c.dataset_path =
+      temp_file("chats_bad.jsonl", R"({"messages": [{"role": "assistant", "content": "hi"}]})");
+  CHECK_THROWS_WITH_AS(aifc::load_dataset(c), doctest::Contains("with a user turn"), aifc::Error);
+}

@@ -517,6 +517,26 @@ std::vector<Prompt> timed_trace_prompts(const DatasetConfig& c, const TokenCount
   return prompts;
 }
 
+// The first user turn of a chat in the shapes that Hugging Face chat sets are exported in:
+// "messages" or "conversation" as [{"role", "content"}] (OpenAI's form; UltraChat, LMSYS-Chat)
+// and "conversations" as [{"from", "value"}] (ShareGPT's).
+std::optional<std::string> first_user_turn(const nlohmann::json& j) {
+  if (!j.is_object()) return std::nullopt;
+  for (const char* key : {"messages", "conversation", "conversations"}) {
+    const auto chat = j.find(key);
+    if (chat == j.end() || !chat->is_array()) continue;
+    for (const auto& turn : *chat) {
+      if (!turn.is_object()) continue;
+      const auto who = turn.contains("role") ? turn["role"] : turn.value("from", nlohmann::json());
+      const auto text =
+          turn.contains("content") ? turn["content"] : turn.value("value", nlohmann::json());
+      if (who.is_string() && (who == "user" || who == "human") && text.is_string())
+        return text.get<std::string>();
+    }
+  }
+  return std::nullopt;
+}
+
 std::vector<Prompt> jsonl_prompts(const DatasetConfig& c, const TokenCounter& counter) {
   std::ifstream in(c.dataset_path);
   if (!in)
@@ -548,9 +568,13 @@ std::vector<Prompt> jsonl_prompts(const DatasetConfig& c, const TokenCounter& co
                       fmt::format("{}:{}: {} must be from 0 to 10000000 (got {})", c.dataset_path,
                                   line_no, key, j[key].dump()));
       }
+    } else if (auto turn = first_user_turn(j)) {
+      p.text = std::move(*turn);
     } else {
       throw Error(ErrorCode::parse_error,
-                  fmt::format("{}:{}: expected a string or an object with a \"prompt\" string",
+                  fmt::format("{}:{}: expected a string, an object with a \"prompt\" string, or "
+                              "a chat (\"messages\", \"conversation\" or \"conversations\") "
+                              "with a user turn",
                               c.dataset_path, line_no));
     }
     all.push_back(std::move(p));

@@ -184,7 +184,7 @@ BenchOptions parse_bench_args(const std::vector<std::string>& args) {
 FlagTable sim_flags(nlohmann::json& values) {
   FlagTable t;
   add_option_flags(t, simulator_options(), values);
-  t["--help"] = {Flag::Arity::none, [](const std::vector<std::string>&) {}, "this help"};
+  t["--help"] = {Flag::Arity::none, [](const std::vector<std::string>&) {}, "this help", ""};
   return t;
 }
 

@@ -57,7 +57,7 @@ FlagTable service_flags(ServiceOptions& o) {
   FlagTable t;
   auto one = [&](const std::string& name, std::function<void(const std::string&)> f,
                  std::string help) {
-    t[name] = {A::one, [f](const std::vector<std::string>& v) { f(v[0]); }, std::move(help)};
+    t[name] = {A::one, [f](const std::vector<std::string>& v) { f(v[0]); }, std::move(help), ""};
   };
   auto& c = o.config;
   one(
@@ -91,10 +91,10 @@ FlagTable service_flags(ServiceOptions& o) {
                  [&o](const std::vector<std::string>& v) {
                    o.container_binds.insert(o.container_binds.end(), v.begin(), v.end());
                  },
-                 "Apptainer bind paths for the agents' container"};
-  t["--agent-command"] = {A::multi,
-                          [&c](const std::vector<std::string>& v) { c.agent_command = v; },
-                          "the agents' command line (default: this program's path and 'agent')"};
+                 "Apptainer bind paths for the agents' container", ""};
+  t["--agent-command"] = {
+      A::multi, [&c](const std::vector<std::string>& v) { c.agent_command = v; },
+      "the agents' command line (default: this program's path and 'agent')", ""};
   one(
       "--registration-timeout",
       [&c](const std::string& v) {
@@ -135,7 +135,7 @@ FlagTable service_flags(ServiceOptions& o) {
       [&o](const std::string& v) { o.tunnel_port = static_cast<int>(to_int(v, "tunnel-port")); },
       "ssh backend: the login node's port the reverse tunnel listens on; the agents use "
       "http://127.0.0.1:PORT unless --public-url says otherwise (default: any port)");
-  t["--help"] = {A::none, [](const std::vector<std::string>&) {}, "this help"};
+  t["--help"] = {A::none, [](const std::vector<std::string>&) {}, "this help", ""};
   return t;
 }
 

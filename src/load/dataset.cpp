@@ -282,9 +282,33 @@ std::vector<Prompt> prefix_repetition_prompts(const DatasetConfig& c, const Toke
   });
 }
 
-std::string read_file(const std::string& path) {
+std::ifstream open_dataset(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(ErrorCode::io_error, fmt::format("cannot open dataset file '{}'", path));
+  return in;
+}
+
+// Calls on_line(json, where) for each non-blank line of a JSON-lines file, `where` being
+// "file:line" for messages; a line that is not JSON is refused there.
+template <class OnLine>
+void for_each_json_line(const std::string& path, OnLine&& on_line) {
+  std::ifstream in = open_dataset(path);
+  std::string line;
+  for (std::size_t line_no = 1; std::getline(in, line); ++line_no) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string where = fmt::format("{}:{}", path, line_no);
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range (1e999)
+      throw Error(ErrorCode::parse_error, fmt::format("{}: not valid JSON ({})", where, e.what()));
+    }
+    on_line(j, where);
+  }
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in = open_dataset(path);
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();
@@ -376,9 +400,7 @@ std::vector<std::string> csv_fields(const std::string& line) {
 // request tokens, asking for its response tokens. The trace's timestamps are not used (as vLLM).
 std::vector<Prompt> burstgpt_prompts(const DatasetConfig& c, const TokenCounter& counter,
                                      const PromptFilter& needed) {
-  std::ifstream in(c.dataset_path);
-  if (!in)
-    throw Error(ErrorCode::io_error, fmt::format("cannot open dataset file '{}'", c.dataset_path));
+  std::ifstream in = open_dataset(c.dataset_path);
   std::string line;
   if (!std::getline(in, line))
     throw Error(ErrorCode::parse_error, fmt::format("'{}' is empty", c.dataset_path));
@@ -405,13 +427,13 @@ std::vector<Prompt> burstgpt_prompts(const DatasetConfig& c, const TokenCounter&
     std::int64_t tokens[2] = {0, 0};
     for (int k = 0; k < 2; ++k) {
       const std::string& text = fields[k == 0 ? request : response];
-      std::size_t used = 0;
+      bool whole = true;
       try {
-        tokens[k] = std::stoll(text, &used);
-      } catch (const std::exception&) {
-        used = 0;
+        tokens[k] = detail::whole_number(nlohmann::json(text));
+      } catch (const Error&) {
+        whole = false;
       }
-      if (text.empty() || used != text.size() || tokens[k] < 0 || tokens[k] > 10'000'000)
+      if (!whole || tokens[k] < 0 || tokens[k] > 10'000'000)
         throw Error(ErrorCode::parse_error,
                     fmt::format("{}:{}: '{}' is not a token count from 0 to 10000000",
                                 c.dataset_path, line_no, text));
@@ -438,25 +460,13 @@ std::vector<Prompt> burstgpt_prompts(const DatasetConfig& c, const TokenCounter&
 // same id, the same text of chunk_hash_size words) cut or filled to its input length.
 std::vector<Prompt> timed_trace_prompts(const DatasetConfig& c, const TokenCounter& counter,
                                         const PromptFilter& needed) {
-  std::ifstream in(c.dataset_path);
-  if (!in)
-    throw Error(ErrorCode::io_error, fmt::format("cannot open dataset file '{}'", c.dataset_path));
   struct Row {
     double at_s;
     std::int64_t input, output;
     std::vector<std::uint64_t> hashes;
   };
   std::vector<Row> rows;
-  std::string line;
-  for (std::size_t line_no = 1; std::getline(in, line); ++line_no) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const auto where = fmt::format("{}:{}", c.dataset_path, line_no);
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {
-      throw Error(ErrorCode::parse_error, fmt::format("{}: not valid JSON ({})", where, e.what()));
-    }
+  for_each_json_line(c.dataset_path, [&](const nlohmann::json& j, const std::string& where) {
     if (!j.is_object())
       throw Error(ErrorCode::parse_error, fmt::format("{}: expected a JSON object", where));
     auto integer = [&](const std::string& key, std::int64_t lo) {
@@ -490,7 +500,7 @@ std::vector<Prompt> timed_trace_prompts(const DatasetConfig& c, const TokenCount
       }
     }
     rows.push_back(std::move(row));
-  }
+  });
   if (rows.empty())
     throw Error(ErrorCode::parse_error, fmt::format("'{}' holds no request", c.dataset_path));
   std::stable_sort(rows.begin(), rows.end(),
@@ -538,21 +548,9 @@ std::optional<std::string> first_user_turn(const nlohmann::json& j) {
 }
 
 std::vector<Prompt> jsonl_prompts(const DatasetConfig& c, const TokenCounter& counter) {
-  std::ifstream in(c.dataset_path);
-  if (!in)
-    throw Error(ErrorCode::io_error, fmt::format("cannot open dataset file '{}'", c.dataset_path));
   std::vector<Prompt> all;
-  std::string line;
   bool server_counts = static_cast<bool>(counter);
-  for (std::size_t line_no = 1; std::getline(in, line); ++line_no) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range (1e999)
-      throw Error(ErrorCode::parse_error,
-                  fmt::format("{}:{}: not valid JSON ({})", c.dataset_path, line_no, e.what()));
-    }
+  for_each_json_line(c.dataset_path, [&](const nlohmann::json& j, const std::string& where) {
     Prompt p;
     p.output_tokens = c.custom_output_len.value_or(kCustomOutputLen);
     if (j.is_string()) {
@@ -564,21 +562,21 @@ std::vector<Prompt> jsonl_prompts(const DatasetConfig& c, const TokenCounter& co
         if (!j.contains(key) || !j[key].is_number_integer()) continue;
         p.output_tokens = j[key].get<std::int64_t>();
         if (p.output_tokens < 0 || p.output_tokens > 10'000'000)
-          throw Error(ErrorCode::parse_error,
-                      fmt::format("{}:{}: {} must be from 0 to 10000000 (got {})", c.dataset_path,
-                                  line_no, key, j[key].dump()));
+          throw Error(
+              ErrorCode::parse_error,
+              fmt::format("{}: {} must be from 0 to 10000000 (got {})", where, key, j[key].dump()));
       }
     } else if (auto turn = first_user_turn(j)) {
       p.text = std::move(*turn);
     } else {
       throw Error(ErrorCode::parse_error,
-                  fmt::format("{}:{}: expected a string, an object with a \"prompt\" string, or "
+                  fmt::format("{}: expected a string, an object with a \"prompt\" string, or "
                               "a chat (\"messages\", \"conversation\" or \"conversations\") "
                               "with a user turn",
-                              c.dataset_path, line_no));
+                              where));
     }
     all.push_back(std::move(p));
-  }
+  });
   if (!c.disable_shuffle) shuffle(all, c.seed);
   auto out = sample(std::move(all), c, c.dataset_path);
   for (auto& p : out) {

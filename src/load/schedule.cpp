@@ -109,8 +109,9 @@ ArrivalSchedule::ArrivalSchedule(const LoadConfig& config, Shard shard)
   // As vLLM's benchmark: a count-limited run at a fixed rate is stretched so that its last
   // request leaves at exactly N / rate (the sum of N random gaps misses it by 1-2%, which moved
   // throughput with the seed). The gaps are drawn twice rather than stored: N may be large.
+  // (A self-timed schedule draws no gaps, so it skips this.)
   if (config_.duration.count() == 0 && config_.ramp_up_strategy == RampUp::none &&
-      std::isfinite(config_.request_rate)) {
+      std::isfinite(config_.request_rate) && !config_.self_timed) {
     const double theta = 1.0 / (config_.request_rate * config_.burstiness);
     double total = 0;
     for (std::int64_t i = 0; i < config_.num_requests; ++i)

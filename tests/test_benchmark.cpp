@@ -5,6 +5,7 @@
 #include <aifc/simulator.hpp>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <thread>
 
 namespace {
@@ -120,6 +121,29 @@ TEST_CASE("benchmark: runs a spec against its simulator and writes vLLM's result
   CHECK(benchmark.summary_table(result).find("Successful requests:") != std::string::npos);
 }
 
+TEST_CASE("benchmark: the per-request arrays are in request order, as vLLM's") {
+  // Varied lengths and concurrent requests finish out of order; vLLM's arrays follow the order
+  // the requests were sent in, and so do aifc's.
+  auto spec = simulated(30);
+  spec.load.max_concurrency = 6;
+  spec.dataset.random_range_ratio = 0.9;
+  spec.simulator->itl = aifc::DelaySpec::parse("uniform:1:8");
+  aifc::Benchmark benchmark(spec);
+  const auto result = benchmark.run();
+  const auto doc = benchmark.result_document(result, true);
+  REQUIRE(doc["records"].size() == 30);
+  bool finished_out_of_order = false;
+  for (std::size_t i = 1; i < result.records.size(); ++i)
+    finished_out_of_order |= result.records[i].index < result.records[i - 1].index;
+  CHECK(finished_out_of_order);
+  for (std::size_t i = 0; i < 30; ++i) {
+    const auto& rec = doc["records"][i];
+    CHECK(rec["index"] == i);
+    CHECK(doc["input_lens"][i] == rec["input_tokens"]);
+    CHECK(doc["output_lens"][i] == rec["output_tokens"]);
+  }
+}
+
 TEST_CASE("benchmark: a server without a tokenizer is a warning, not an error") {
   auto spec = simulated(5);
   spec.simulator->tokenizer = aifc::SimTokenizer::none;
@@ -207,6 +231,47 @@ TEST_CASE("benchmark: a ramp-up writes vLLM's rps_change_events, one per whole r
     CHECK(stamp[10] == 'T');
     if (i > 0) CHECK(stamp >= events[i - 1]["timestamp"].get<std::string>());
   }
+}
+
+TEST_CASE("benchmark: LoRA adapters are spread over the requests as vLLM's --lora-assignment") {
+  aifc::SimulatorConfig sim = *simulated(1).simulator;
+  sim.lora_modules = {"sql", "chat", "code"};
+  aifc::Simulator server(sim);
+  server.start();
+  auto spec = simulated(12);
+  spec.simulator.reset();
+  spec.client.base_url = server.base_url();
+  spec.client.model = sim.model;
+  spec.client.lora_modules = {"sql", "chat", "code"};
+  spec.client.lora_assignment = aifc::LoraAssignment::round_robin;
+  const auto result = aifc::Benchmark(spec).run();
+  CHECK(result.summary.completed == 12);
+  CHECK(server.stats()["requests_by_adapter"] ==
+        nlohmann::json{{"chat", 4}, {"code", 4}, {"sql", 4}});
+  // An adapter the server does not serve fails as on vLLM (404), one record per request.
+  spec.client.lora_modules = {"sql", "missing"};
+  const auto half = aifc::Benchmark(spec).run();
+  CHECK(half.summary.completed == 6);
+  CHECK(half.summary.failed == 6);
+  REQUIRE_FALSE(half.first_errors.empty());
+  CHECK(half.first_errors[0].find("does not exist") != std::string::npos);
+  // The random assignment is drawn per request from the seed: every shard draws alike.
+  aifc::ClientConfig c;
+  c.lora_modules = {"a", "b", "c"};
+  std::map<std::string, int> drawn;
+  for (std::uint64_t i = 0; i < 300; ++i) {
+    ++drawn[c.model_for_request(i, 7)];
+    CHECK(c.model_for_request(i, 7) == c.model_for_request(i, 7));
+  }
+  CHECK(drawn.size() == 3);
+  for (const auto& [name, n] : drawn) CHECK(n > 60);
+  bool seed_matters = false;
+  for (std::uint64_t i = 0; i < 20; ++i)
+    seed_matters |= c.model_for_request(i, 7) != c.model_for_request(i, 8);
+  CHECK(seed_matters);
+  c.lora_modules.clear();
+  c.model = "base";
+  CHECK(c.model_for_request(5, 7) == "base");
 }
 
 TEST_CASE("benchmark: --profile switches the server's profiler on around the run") {

@@ -1,7 +1,10 @@
 #include <doctest/doctest.h>
 
 #include <aifc/error.hpp>
+#include <aifc/options.hpp>
 #include <cmath>
+#include <fstream>
+#include <sstream>
 
 #include "cli.hpp"
 
@@ -215,4 +218,79 @@ TEST_CASE("cli: the default result file name comes from the result document") {
   doc["ramp_up_end_rps"] = 10.0;
   CHECK(aifc::cli::default_result_filename(o, doc) ==
         "run7-ramp-up-linear-1qps-10qps-Llama-3.1-8B-20261128-221500.json");
+}
+
+namespace {
+
+std::vector<std::string> split(const std::string& line, char at) {
+  std::vector<std::string> out;
+  std::string item;
+  std::istringstream in(line);
+  while (std::getline(in, item, at))
+    if (at != ' ' || !item.empty()) out.push_back(item);
+  if (!line.empty() && line.back() == at && at == '\t') out.emplace_back();
+  return out;
+}
+
+// vLLM writes a default as Python prints it; aifc's --help as shown_default() does.
+std::string as_aifc_shows(const std::string& python) {
+  if (python == "None") return "";
+  if (python == "False") return "off";
+  if (python == "True") return "on";
+  if (python.size() > 2 && python.compare(python.size() - 2, 2, ".0") == 0)
+    return python.substr(0, python.size() - 2);
+  return python;
+}
+
+}  // namespace
+
+TEST_CASE("cli: every flag of vllm bench serve is taken or refused with a reason") {
+  std::ifstream file(AIFC_SOURCE_DIR "/tests/vllm/bench_serve_flags.tsv");
+  REQUIRE(file.good());
+  std::string line;
+  int rows = 0, refused = 0;
+  bool header_seen = false;
+  while (std::getline(file, line)) {
+    if (line.empty() || line.front() == '#') continue;
+    if (!header_seen) {  // the column names
+      header_seen = true;
+      continue;
+    }
+    const auto cells = split(line, '\t');
+    REQUIRE_MESSAGE(cells.size() == 6, line);
+    const std::string& flag = cells[0];
+    const std::string& vllm_default = cells[1];
+    const std::string& status = cells[2];
+    const std::string& aifc_default = cells[3];
+    const std::string& note = cells[5];
+    INFO("vLLM flag ", flag, " (", status, ")");
+    ++rows;
+    std::vector<std::string> args{flag};
+    for (auto& word : split(cells[4], ' ')) args.push_back(word);
+    if (status == "refused") {
+      ++refused;
+      std::string message;
+      try {
+        parse_bench_args(args);
+      } catch (const aifc::Error& e) {
+        message = e.what();
+      }
+      CHECK_MESSAGE(message.find(" is not supported: ") != std::string::npos, message);
+      continue;
+    }
+    CHECK_NOTHROW(parse_bench_args(args));
+    CHECK((status == "same" || status == "same-meaning" || status == "differs" ||
+           status == "no-op" || status == "program"));
+    if (status != "same" && status != "program") CHECK_MESSAGE(!note.empty(), "say why");
+    if (aifc_default == "-") continue;
+    std::string name = flag.substr(2);
+    std::replace(name.begin(), name.end(), '-', '_');
+    const auto* option = aifc::find_benchmark_option(name);
+    REQUIRE(option != nullptr);
+    CHECK(aifc::shown_default(option->default_value) == aifc_default);
+    if (status == "same") CHECK(as_aifc_shows(vllm_default) == aifc_default);
+  }
+  // The table is whole: vLLM's 102 flags (serve.py and its dataset parser).
+  CHECK(rows == 102);
+  CHECK(refused == 25);
 }

@@ -222,6 +222,53 @@ TEST_CASE("options: the table is sorted, unique, documented and has the vLLM fla
   CHECK(aifc::find_benchmark_option("no_such") == nullptr);
 }
 
+TEST_CASE("options: defaults are read from the spec's own fields, as --help shows them") {
+  auto default_of = [](const char* name) {
+    const auto* o = aifc::find_benchmark_option(name);
+    REQUIRE(o != nullptr);
+    return o->default_value;
+  };
+  CHECK(default_of("num_prompts") == 1000);
+  CHECK(default_of("request_timeout") == 21600.0);      // request_timeout_s
+  CHECK(default_of("ready_check_timeout_sec") == 0);    // ready_check_timeout_s
+  CHECK(default_of("seed") == 0);                       // the dataset's and the load's
+  CHECK(default_of("sim_ttft_ms") == "uniform:20:60");  // the built-in simulator's
+  CHECK(default_of("temperature").is_null());           // the server's: nothing to show
+  CHECK(aifc::find_simulator_option("close_after_response")->default_value == -1);
+  CHECK(aifc::shown_default(true) == "on");
+  CHECK(aifc::shown_default(nlohmann::json::array({"ttft", "tpot"})) == "ttft,tpot");
+  CHECK(aifc::shown_default(99.0) == "99");
+  CHECK(aifc::shown_default(0.25) == "0.25");
+  CHECK(aifc::shown_default("").empty());
+  CHECK(aifc::shown_default(nlohmann::json::object()).empty());
+}
+
+TEST_CASE("options: vLLM's settings aifc does not take are refused with the reason") {
+  for (const auto& u : aifc::unsupported_vllm_options()) {
+    CHECK_MESSAGE(aifc::find_benchmark_option(u.name) == nullptr, u.name);
+    CHECK(u.reason.size() > 20);
+  }
+  aifc::BenchmarkSpec spec;
+  try {
+    aifc::apply_benchmark_options(spec, {{"hf_split", "train"}});
+    FAIL("refused");
+  } catch (const aifc::Error& e) {
+    CHECK(std::string(e.what()).find("hf_split: not supported: ") == 0);
+  }
+  CHECK_THROWS_WITH_AS(aifc::apply_benchmark_options(spec, {{"no_such_thing", 1}}),
+                       "unknown option 'no_such_thing'", aifc::Error);
+  for (const char* name : {"sonnet", "hf", "random-mm", "spec_bench"})
+    CHECK_THROWS_WITH_AS(aifc::apply_benchmark_options(spec, {{"dataset_name", name}}),
+                         doctest::Contains("is not supported: "), aifc::Error);
+  CHECK_THROWS_WITH_AS(aifc::apply_benchmark_options(spec, {{"backend", "openai-embeddings"}}),
+                       doctest::Contains("out of scope"), aifc::Error);
+  // vLLM's -1 for custom_output_len means the dataset's own lengths: aifc's default.
+  aifc::apply_benchmark_options(spec, {{"custom_output_len", 5}});
+  CHECK(spec.dataset.custom_output_len == 5);
+  aifc::apply_benchmark_options(spec, {{"custom_output_len", -1}});
+  CHECK_FALSE(spec.dataset.custom_output_len);
+}
+
 TEST_CASE("options: the random dataset ignores EOS unless told, as vLLM's benchmark") {
   CHECK(aifc::benchmark_spec_from_options(json::object()).client.ignore_eos);
   CHECK_FALSE(aifc::benchmark_spec_from_options({{"ignore_eos", false}}).client.ignore_eos);

@@ -58,6 +58,31 @@ TEST_CASE("simulator: endpoints answer like vLLM") {
   sim.stop();
 }
 
+TEST_CASE("simulator: LoRA adapters are listed and served as vLLM's") {
+  aifc::SimulatorConfig cfg;
+  cfg.port = 0;
+  cfg.threads = 4;
+  cfg.lora_modules = {"sql-lora"};
+  aifc::Simulator sim(cfg);
+  httplib::Client cli("127.0.0.1", sim.start());
+  auto res = cli.Get("/v1/models");
+  REQUIRE(res);
+  const auto models = nlohmann::json::parse(res->body)["data"];
+  REQUIRE(models.size() == 2);
+  CHECK(models[1]["id"] == "sql-lora");
+  CHECK(models[1]["parent"] == "aifc-sim");
+  res = cli.Post("/v1/completions", R"({"model":"sql-lora","prompt":"x","max_tokens":2})",
+                 "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  res = cli.Post("/v1/completions", R"({"model":"other-lora","prompt":"x"})", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 404);
+  CHECK(sim.stats()["requests_by_adapter"] == nlohmann::json{{"sql-lora", 1}});
+  cfg.lora_modules = {"aifc-sim"};
+  CHECK_THROWS_AS(cfg.validate(), aifc::Error);
+}
+
 TEST_CASE("simulator: fields of the wrong type get a 400 naming the field, never a 500") {
   aifc::SimulatorConfig cfg;
   cfg.port = 0;

@@ -37,7 +37,8 @@ aifc::ClientConfig client_for(const aifc::Simulator& sim) {
 }
 
 aifc::RequestSpec spec(std::int64_t max_tokens = 8) {
-  return aifc::RequestSpec{"one two three four", max_tokens, 4, false, nlohmann::json::object()};
+  return aifc::RequestSpec{"one two three four",     max_tokens, 4, false,
+                           nlohmann::json::object(), ""};
 }
 
 double mean_ms(const std::vector<aifc::MonoNanos>& t) {
@@ -619,6 +620,10 @@ TEST_CASE("vllm_client: request body follows the OpenAI and vLLM conventions") {
   body = nlohmann::json::parse(aifc::VLLMClient(c).prepare(spec(5)).body);
   CHECK(body["messages"][0]["content"] == "one two three four");
   CHECK(body["max_completion_tokens"] == 5);
+  // A request may name its own model (a LoRA adapter), as vLLM's --lora-modules.
+  auto adapter = spec(5);
+  adapter.model = "sql-lora";
+  CHECK(nlohmann::json::parse(aifc::VLLMClient(c).prepare(adapter).body)["model"] == "sql-lora");
   // The API key never appears in the JSON form of a config.
   c.api_key = "top-secret";
   CHECK(nlohmann::json(c).dump().find("top-secret") == std::string::npos);

@@ -24,6 +24,13 @@
 namespace aifc::cli {
 namespace {
 
+// A help line and the option's default, unless the line says it already.
+std::string with_default(const std::string& help, const nlohmann::json& default_value) {
+  const std::string shown = shown_default(default_value);
+  if (shown.empty() || help.find("default") != std::string::npos) return help;
+  return fmt::format("{} (default {})", help, shown);
+}
+
 // The flags of a table of library options (aifc/options.hpp): `--random-input-len 64` is the
 // option random_input_len; a switch also has its `--no-` form. Each flag adds its value to
 // `values` (a list given twice gets both), which the library applies in one go.
@@ -48,11 +55,25 @@ void add_option_flags(FlagTable& t, const OptionTable& options, nlohmann::json& 
                  else
                    values[name] = std::move(value);
                },
-               option.help, option.group};
+               with_default(option.help, option.default_value), option.group};
     if (kind == OptionKind::boolean && name.rfind("no_", 0) != 0)  // no --no-no-X
       t["--no-" + flag.substr(2)] = {
           A::none, [&values, name](const std::vector<std::string>&) { values[name] = false; },
           "the opposite of " + flag, option.group};
+  }
+}
+
+// The flags of `vllm bench serve` that aifc refuses: each says why when given.
+void add_refused_flags(FlagTable& t) {
+  for (const auto& option : unsupported_vllm_options()) {
+    std::string flag = "--" + option.name;
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    const std::string reason = option.reason;
+    t[flag] = {Flag::Arity::refused,
+               [reason](const std::vector<std::string>&) {
+                 throw Error(ErrorCode::invalid_argument, reason);
+               },
+               reason, "vLLM flags aifc refuses"};
   }
 }
 
@@ -73,6 +94,7 @@ FlagTable bench_flags(BenchOptions& o, nlohmann::json& values) {
   using A = Flag::Arity;
   FlagTable t;
   add_option_flags(t, benchmark_options(), values);
+  add_refused_flags(t);
   auto one = [&](const std::string& name, std::function<void(const std::string&)> f,
                  std::string help) {
     t[name] = {A::one, [f](const std::vector<std::string>& v) { f(v[0]); }, std::move(help),

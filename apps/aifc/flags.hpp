@@ -30,7 +30,8 @@ namespace aifc::cli {
 // A small flag table: "--name value", "--name=value", underscores accepted as in vLLM's parser;
 // flags with `multi` take every following word up to the next flag (argparse's nargs='+').
 struct Flag {
-  enum class Arity { none, one, multi };
+  /// `refused`: a flag known to be unsupported; apply() throws the reason whatever follows.
+  enum class Arity { none, one, multi, refused };
   Arity arity;
   std::function<void(const std::vector<std::string>&)> apply;
   std::string help;
@@ -58,6 +59,13 @@ inline void parse_flags(const std::vector<std::string>& args, const FlagTable& t
           fmt::format("aifc {}: unknown flag '{}' (see aifc {} --help)", command, name, command));
     const Flag& flag = it->second;
     std::vector<std::string> values;
+    if (flag.arity == Flag::Arity::refused) {
+      try {
+        flag.apply(values);
+      } catch (const Error& e) {
+        usage_error(fmt::format("aifc {}: {} is not supported: {}", command, name, e.what()));
+      }
+    }
     if (inline_value) {
       if (flag.arity == Flag::Arity::none)
         usage_error(fmt::format("aifc {}: {} takes no value", command, name));
@@ -117,9 +125,9 @@ inline std::string help_text(const FlagTable& t, const std::string& head,
     out += fmt::format("\n{}:\n", group.empty() ? "other" : group);
     for (const auto& [name, flag] : t) {
       if (flag.group != group || flag.help.rfind("the opposite of --", 0) == 0) continue;
-      const char* arg = flag.arity == Flag::Arity::none  ? ""
-                        : flag.arity == Flag::Arity::one ? " V"
-                                                         : " V...";
+      const char* arg = flag.arity == Flag::Arity::one     ? " V"
+                        : flag.arity == Flag::Arity::multi ? " V..."
+                                                           : "";
       out += fmt::format("  {:<34} {}\n", name + arg, flag.help);
     }
   }

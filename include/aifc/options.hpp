@@ -33,11 +33,20 @@ template <class Target>
 struct Option {
   std::string name;  ///< snake_case, e.g. "random_input_len"
   OptionKind kind;
-  std::string help;   ///< one line, with the default where there is one
+  std::string help;   ///< one line; says the default where default_value cannot
   std::string group;  ///< where --help lists it, as vLLM groups its flags ("sampling parameters")
   /// Sets the value on the target; throws Error(invalid_argument) with a message that does not
   /// name the option (the caller names it in its own vocabulary: a flag, a keyword, a key).
   std::function<void(Target&, const nlohmann::json&)> apply;
+  /// The value a default target holds, read from its JSON where a field has the option's name
+  /// (or the name with _s or _ms); null where none does or the default depends on other options.
+  nlohmann::json default_value = nullptr;
+};
+
+/// A `vllm bench serve` setting aifc does not take, and why (e.g. multimodal datasets).
+struct UnsupportedOption {
+  std::string name;    ///< snake_case, as the options
+  std::string reason;  ///< a sentence saying why and what to use instead
 };
 
 using BenchmarkOption = Option<BenchmarkSpec>;
@@ -51,6 +60,12 @@ using SimulatorOption = Option<SimulatorConfig>;
 AIFC_API const std::vector<BenchmarkOption>& benchmark_options();
 /// Every option of `aifc sim`: the SimulatorConfig fields, delays in ms.
 AIFC_API const std::vector<SimulatorOption>& simulator_options();
+/// The settings of `vllm bench serve` aifc refuses by name, with the reason: applying one is an
+/// error that gives it, where an unknown name is only "unknown".
+AIFC_API const std::vector<UnsupportedOption>& unsupported_vllm_options();
+/// An option's default as --help shows it ("1000", "ttft,tpot,itl", "on"); empty where there is
+/// none to show.
+AIFC_API std::string shown_default(const nlohmann::json& default_value);
 /// The option of that name, or nullptr.
 AIFC_API const BenchmarkOption* find_benchmark_option(const std::string& name);
 AIFC_API const SimulatorOption* find_simulator_option(const std::string& name);

@@ -51,6 +51,9 @@ struct AIFC_API SimulatorConfig {
   std::string host = "127.0.0.1";
   int port = 8000;  ///< 0: any free port
   std::string model = "aifc-sim";
+  /// LoRA adapters served beside the model, as `vllm serve --lora-modules`: listed by
+  /// /v1/models with the model as parent, and accepted as a request's "model".
+  std::vector<std::string> lora_modules;
   std::string api_key;  ///< when set, requests must carry "Authorization: Bearer <key>"
   DelaySpec ttft;       ///< time to the first token
   DelaySpec itl;        ///< time between tokens
@@ -110,7 +113,7 @@ class AIFC_API Simulator {
   void wait();
   int port() const noexcept;
   std::string base_url() const;
-  /// Request counts by outcome, tokens sent.
+  /// Request counts by outcome, tokens sent, requests per LoRA adapter (requests_by_adapter).
   nlohmann::json stats() const;
 
  private:

@@ -39,6 +39,15 @@ AIFC_API void to_json(nlohmann::json& j, const SamplingParams& s);
 AIFC_API void from_json(const nlohmann::json& j, SamplingParams& s);
 
 /// How to reach an OpenAI-compatible server and what to ask of it.
+/// How requests are spread over LoRA adapters, as `vllm bench serve --lora-assignment`.
+enum class LoraAssignment : std::uint8_t {
+  random,       ///< each request draws one (seeded by its index: the same in every shard)
+  round_robin,  ///< request i asks for adapter i mod N
+};
+
+NLOHMANN_JSON_SERIALIZE_ENUM(LoraAssignment, {{LoraAssignment::random, "random"},
+                                              {LoraAssignment::round_robin, "round-robin"}})
+
 struct AIFC_API ClientConfig {
   std::string base_url = "http://127.0.0.1:8000";  ///< scheme://host:port[/prefix]
   std::string endpoint = "/v1/completions";        ///< or /v1/chat/completions
@@ -46,6 +55,10 @@ struct AIFC_API ClientConfig {
   /// The model's name in the API (the body's "model"), when it differs from `model` (which
   /// names the model in results), as `vllm bench serve --served-model-name`.
   std::string served_model_name;
+  /// LoRA adapters loaded on the server: each request names one of them as its model instead,
+  /// as `vllm bench serve --lora-modules`; empty: every request asks for api_model().
+  std::vector<std::string> lora_modules;
+  LoraAssignment lora_assignment = LoraAssignment::random;
   std::string api_key;  ///< sent as "Authorization: Bearer ..."
   std::vector<std::pair<std::string, std::string>> headers;  ///< extra request headers
   nlohmann::json extra_body = nlohmann::json::object();      ///< merged into every body
@@ -69,6 +82,9 @@ struct AIFC_API ClientConfig {
   bool is_chat() const noexcept;
   /// The name the body carries: served_model_name, else model.
   const std::string& api_model() const noexcept;
+  /// The model the request at this place of the schedule asks for: a LoRA adapter chosen by
+  /// lora_assignment (drawn with `seed`), else api_model().
+  const std::string& model_for_request(std::uint64_t index, std::uint64_t seed) const noexcept;
 };
 
 AIFC_API void to_json(nlohmann::json& j, const ClientConfig& c);  ///< the API key is never written
@@ -81,6 +97,7 @@ struct AIFC_API RequestSpec {
   std::int64_t input_tokens = 0;  ///< expected prompt length, reported when the server is silent
   bool input_tokens_exact = false;
   nlohmann::json extra_body = nlohmann::json::object();
+  std::string model;  ///< the body's "model" for this request (a LoRA adapter); empty: the config's
 };
 
 /// A request whose body is already serialized, so that the send itself costs no JSON work.

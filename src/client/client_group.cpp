@@ -384,10 +384,12 @@ BenchmarkResult ClientGroup::run() {
   {
     VLLMClient preparer(s.config.client);
     s.prepared.reserve(s.prompts.size());
-    for (const auto& p : s.prompts)
-      s.prepared.push_back(
-          preparer.prepare(RequestSpec{p.text, p.output_tokens, p.input_tokens,
-                                       p.input_tokens_exact, nlohmann::json::object()}));
+    for (std::size_t i = 0; i < s.prompts.size(); ++i) {
+      const Prompt& p = s.prompts[i];
+      s.prepared.push_back(preparer.prepare(
+          RequestSpec{p.text, p.output_tokens, p.input_tokens, p.input_tokens_exact,
+                      nlohmann::json::object(), s.config.client.model_for_request(i, load.seed)}));
+    }
   }
   // As vLLM's benchmark: the warm-ups are copies of the first request, sent together (at most
   // this process's share of max_concurrency at once) before the clock starts.

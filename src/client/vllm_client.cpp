@@ -143,11 +143,25 @@ void ClientConfig::validate() const {
   if (request_id_prefix && (request_id_prefix->size() > 200 ||
                             request_id_prefix->find_first_of("\r\n") != std::string::npos))
     bad("request_id_prefix must be at most 200 characters on one line");
+  for (const auto& name : lora_modules)
+    if (name.empty()) bad("lora_modules: an adapter name is empty");
   sampling.validate();
 }
 
 const std::string& ClientConfig::api_model() const noexcept {
   return served_model_name.empty() ? model : served_model_name;
+}
+
+const std::string& ClientConfig::model_for_request(std::uint64_t index,
+                                                   std::uint64_t seed) const noexcept {
+  if (lora_modules.empty()) return api_model();
+  const std::uint64_t n = lora_modules.size();
+  if (lora_assignment == LoraAssignment::round_robin) return lora_modules[index % n];
+  // splitmix64 of (seed, index): a draw per request that every shard makes alike.
+  std::uint64_t z = seed * 0x9E3779B97F4A7C15ull + index + 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return lora_modules[(z ^ (z >> 31)) % n];
 }
 
 bool ClientConfig::is_chat() const noexcept {
@@ -172,6 +186,8 @@ void to_json(nlohmann::json& j, const ClientConfig& c) {
                      {"endpoint", c.endpoint},
                      {"model", c.model},
                      {"served_model_name", c.served_model_name},
+                     {"lora_modules", c.lora_modules},
+                     {"lora_assignment", c.lora_assignment},
                      {"headers", headers},
                      {"extra_body", c.extra_body},
                      {"stream", c.stream},
@@ -193,6 +209,8 @@ void from_json(const nlohmann::json& j, ClientConfig& c) {
   c.endpoint = j.value("endpoint", c.endpoint);
   c.model = j.value("model", c.model);
   c.served_model_name = j.value("served_model_name", c.served_model_name);
+  if (j.contains("lora_modules")) j.at("lora_modules").get_to(c.lora_modules);
+  if (j.contains("lora_assignment")) j.at("lora_assignment").get_to(c.lora_assignment);
   c.api_key = j.value("api_key", c.api_key);
   if (j.contains("headers")) j.at("headers").get_to(c.headers);
   if (j.contains("extra_body")) c.extra_body = j.at("extra_body");
@@ -486,7 +504,8 @@ const ClientConfig& VLLMClient::config() const noexcept { return impl_->config; 
 
 PreparedRequest VLLMClient::prepare(const RequestSpec& spec) const {
   const auto& c = impl_->config;
-  nlohmann::json body{{"model", c.api_model()}, {"stream", c.stream}};
+  nlohmann::json body{{"model", spec.model.empty() ? c.api_model() : spec.model},
+                      {"stream", c.stream}};
   if (c.is_chat()) {
     body["messages"] = nlohmann::json::array({{{"role", "user"}, {"content", spec.prompt}}});
     // Both names: servers differ in which one they read (vLLM either, llama.cpp and older

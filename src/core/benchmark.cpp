@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <ctime>
 #include <thread>
@@ -393,9 +394,18 @@ nlohmann::json result_document(const BenchmarkSpec& spec, TokenizerApi tokenizer
   // vLLM writes these two per-request lists even without --save-detailed: each request's
   // end-to-end latency (0 when it failed) and how long it waited past its scheduled time
   // (vLLM's client queue time), in seconds; rtfx is for speech models, 0 for text.
+  // vLLM's arrays are in request order (its outputs are gathered in the order it sent); records
+  // are kept in the order they finished.
+  std::vector<const RequestRecord*> in_order;
+  in_order.reserve(r.records.size());
+  for (const auto& rec : r.records) in_order.push_back(&rec);
+  std::stable_sort(in_order.begin(), in_order.end(), [](const auto* a, const auto* b) {
+    return a->warmup != b->warmup ? a->warmup : a->index < b->index;
+  });
   {
     nlohmann::json latencies = nlohmann::json::array(), queue_times = nlohmann::json::array();
-    for (const auto& rec : r.records) {
+    for (const auto* record : in_order) {
+      const RequestRecord& rec = *record;
       if (rec.warmup) continue;
       latencies.push_back(rec.ok() ? static_cast<double>(rec.end_ns - rec.send_ns) * 1e-9 : 0.0);
       queue_times.push_back(rec.scheduled_ns >= 0 && rec.send_ns >= 0
@@ -411,7 +421,8 @@ nlohmann::json result_document(const BenchmarkSpec& spec, TokenizerApi tokenizer
                    ttfts = nlohmann::json::array(), itls = nlohmann::json::array(),
                    start_times = nlohmann::json::array(), errors = nlohmann::json::array(),
                    texts = nlohmann::json::array(), records = nlohmann::json::array();
-    for (const auto& rec : r.records) {
+    for (const auto* record : in_order) {
+      const RequestRecord& rec = *record;
       records.push_back(rec);
       if (rec.warmup) continue;
       input_lens.push_back(rec.input_tokens);

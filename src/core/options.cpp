@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 
 #include "aifc/error.hpp"
 #include "util/json_values.hpp"
@@ -177,10 +178,42 @@ struct OptionBuilder {
 
 using K = OptionKind;
 
+// Every leaf of `j` whose key is `name` (or name_s, name_ms: the JSON's unit suffixes).
+void find_fields(const json& j, const std::string& name, std::vector<json>& found) {
+  if (!j.is_object()) return;
+  for (const auto& [key, value] : j.items()) {
+    const bool in_seconds = name.size() > 4 && name.compare(name.size() - 4, 4, "_sec") == 0 &&
+                            key == name.substr(0, name.size() - 4) + "_s";
+    if (key == name || key == name + "_s" || key == name + "_ms" || in_seconds)
+      found.push_back(value);
+    else
+      find_fields(value, name, found);
+  }
+}
+
+// Sets each option's default_value from the JSON of a default target: the field of its name,
+// where there is exactly one value (seed is both the dataset's and the load's, both 0).
+template <class Target>
+void fill_defaults(std::vector<Option<Target>>& table, const json& defaults,
+                   const std::string& strip_prefix = "") {
+  for (auto& option : table) {
+    std::string name = option.name;
+    if (!strip_prefix.empty()) {
+      if (name.rfind(strip_prefix, 0) != 0) continue;
+      name = name.substr(strip_prefix.size());
+    }
+    std::vector<json> found;
+    find_fields(defaults, name, found);
+    if (!found.empty() &&
+        std::all_of(found.begin(), found.end(), [&](const json& v) { return v == found.front(); }))
+      option.default_value = found.front();
+  }
+}
+
 std::vector<SimulatorOption> make_simulator_options() {
   std::vector<SimulatorOption> t;
   OptionBuilder<SimulatorConfig> add{t, "simulator"};
-  add("host", K::text, "address to listen on (default 127.0.0.1)",
+  add("host", K::text, "address to listen on",
       [](SimulatorConfig& s, const json& v) { s.host = text_value(v); });
   add("port", K::integer, "port (default 8000; 0: any free port)",
       [](SimulatorConfig& s, const json& v) {
@@ -196,11 +229,13 @@ std::vector<SimulatorOption> make_simulator_options() {
       [](SimulatorConfig& s, const json& v) { s.ttft = delay_value(v); });
   add("itl_ms", K::text, "time between tokens, same forms",
       [](SimulatorConfig& s, const json& v) { s.itl = delay_value(v); });
-  add("model", K::text, "served model name (default aifc-sim)",
+  add("model", K::text, "served model name",
       [](SimulatorConfig& s, const json& v) { s.model = text_value(v); });
+  add("lora_modules", K::list, "LoRA adapter names served beside the model (as vllm serve's)",
+      [](SimulatorConfig& s, const json& v) { s.lora_modules = string_list(v); });
   add("max_tokens", K::integer, "tokens when the request sets none (default 16)",
       [](SimulatorConfig& s, const json& v) { s.default_max_tokens = integer_value(v); });
-  add("tokens_per_chunk", K::integer, "tokens per streamed chunk (default 1)",
+  add("tokens_per_chunk", K::integer, "tokens per streamed chunk",
       [](SimulatorConfig& s, const json& v) { s.tokens_per_chunk = integer_value(v); });
   add("reasoning_tokens", K::integer, "chat: the first N tokens as reasoning_content",
       [](SimulatorConfig& s, const json& v) { s.reasoning_tokens = integer_value(v); });
@@ -216,7 +251,7 @@ std::vector<SimulatorOption> make_simulator_options() {
       [](SimulatorConfig& s, const json& v) { s.disconnect_rate = number_value(v); });
   add("stall_rate", K::number, "share of streams that stall",
       [](SimulatorConfig& s, const json& v) { s.stall_rate = number_value(v); });
-  add("stall_ms", K::integer, "length of a stall (default 5000)",
+  add("stall_ms", K::integer, "length of a stall",
       [](SimulatorConfig& s, const json& v) { s.stall = milliseconds_value(v); });
   add("stream_error_rate", K::number, "share of streams that carry an error object",
       [](SimulatorConfig& s, const json& v) { s.stream_error_rate = number_value(v); });
@@ -245,17 +280,97 @@ std::vector<SimulatorOption> make_simulator_options() {
   add("chars_per_token", K::integer, "0: a word is a token; N: a word is ceil(length/N) tokens",
       [](SimulatorConfig& s, const json& v) { s.chars_per_token = integer_value(v); });
   add("close_after_response", K::integer,
-      "close every connection MS after its response while promising keep-alive (llama.cpp)",
+      "close every connection MS after its response while promising keep-alive (llama.cpp); -1: "
+      "never",
       [](SimulatorConfig& s, const json& v) { s.close_after_response = milliseconds_value(v); });
   add("max_requests_per_connection", K::integer,
       "close a connection after N requests (Keep-Alive max); 0: never",
       [](SimulatorConfig& s, const json& v) { s.max_requests_per_connection = integer_value(v); });
   add("fault_after_tokens", K::integer, "mid-stream faults come after this many tokens",
       [](SimulatorConfig& s, const json& v) { s.fault_after_tokens = integer_value(v); });
-  add("threads", K::integer, "connections served at once (default 1100)",
+  add("threads", K::integer, "connections served at once",
       [](SimulatorConfig& s, const json& v) { s.threads = integer_value(v); });
   std::sort(t.begin(), t.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  fill_defaults(t, json(SimulatorConfig{}));
   return t;
+}
+
+// vLLM's settings that aifc refuses, with the reason (see unsupported_vllm_options()).
+std::vector<UnsupportedOption> make_unsupported_options() {
+  const std::string multimodal =
+      "multimodal requests are out of scope: aifc measures text generation";
+  const std::string hub =
+      "aifc reads no dataset from the Hugging Face Hub (compute nodes rarely reach it): export "
+      "the set to JSON lines (a prompt field or chat turns) and use --dataset-name custom";
+  std::vector<UnsupportedOption> t = {
+      {"probe_request_rate",
+       "aifc sends no probe requests beside the workload yet: run a second aifc bench with "
+       "--output-len 1 at the probe rate against the same server"},
+      {"chat_template_kwargs",
+       "aifc renders no chat template on the client; for a chat endpoint give them to the "
+       "server: --extra-body '{\"chat_template_kwargs\": {...}}'"},
+      {"custom_ensure_client_side_data",
+       "aifc renders no prompt on the client: custom prompts are sent as the file has them"},
+      {"plot_dataset_stats",
+       "no dataset plot: the detailed result (--save-detailed) holds every request's input_lens "
+       "and output_lens to plot"},
+      {"enable_multimodal_chat", multimodal},
+      {"random_mm_base_items_per_request", multimodal},
+      {"random_mm_num_mm_items_range_ratio", multimodal},
+      {"random_mm_limit_mm_per_prompt", multimodal},
+      {"random_mm_bucket_config", multimodal},
+      {"asr_max_audio_len_sec", "speech recognition (audio) is out of scope"},
+      {"asr_min_audio_len_sec", "speech recognition (audio) is out of scope"},
+      {"random_batch_size", "embedding benchmarks are out of scope"},
+      {"no_reranker", "reranking benchmarks are out of scope"},
+      {"hf_subset", hub},
+      {"hf_split", hub},
+      {"hf_name", hub},
+      {"hf_output_len", hub},
+      {"blazedit_min_distance", hub},
+      {"blazedit_max_distance", hub},
+      {"bfcl_categories", hub},
+      {"spec_bench_output_len", hub},
+      {"spec_bench_category", hub},
+      {"sonnet_input_len",
+       "the sonnet dataset (deprecated in vLLM) is not built in: random with --random-prefix-len "
+       "gives prompts with a shared prefix"},
+      {"sonnet_output_len", "the sonnet dataset is not built in (see --sonnet-input-len)"},
+      {"sonnet_prefix_len", "the sonnet dataset is not built in (see --sonnet-input-len)"},
+  };
+  std::sort(t.begin(), t.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  return t;
+}
+
+// Why a dataset or backend vLLM knows is refused; empty: it is not one of vLLM's.
+std::string vllm_value_refusal(const std::string& value) {
+  static const std::map<std::string, std::string> reasons = {
+      {"sonnet",
+       "sonnet (deprecated in vLLM) is not built in: random with --random-prefix-len "
+       "gives prompts with a shared prefix"},
+      {"hf",
+       "aifc reads no dataset from the Hugging Face Hub: export it to JSON lines and use "
+       "custom"},
+      {"spec_bench", "spec_bench comes from the Hub: export it to JSON lines and use custom"},
+      {"speed_bench", "speed_bench comes from the Hub: export it to JSON lines and use custom"},
+      {"txt-slices", "txt-slices is not built in: cut the text into JSON lines and use custom"},
+      {"random-mm", "multimodal requests are out of scope"},
+      {"custom_mm", "multimodal requests are out of scope"},
+      {"custom_image", "multimodal requests are out of scope"},
+      {"custom_audio", "audio requests are out of scope"},
+      {"random-rerank", "reranking is out of scope"},
+      {"openai-audio", "audio requests are out of scope"},
+      {"openai-embeddings", "embeddings are out of scope: aifc measures text generation"},
+      {"openai-embeddings-chat", "embeddings are out of scope: aifc measures text generation"},
+      {"openai-embeddings-clip", "embeddings are out of scope: aifc measures text generation"},
+      {"openai-embeddings-vlm2vec", "embeddings are out of scope: aifc measures text generation"},
+      {"infinity-embeddings", "embeddings are out of scope: aifc measures text generation"},
+      {"infinity-embeddings-clip", "embeddings are out of scope: aifc measures text generation"},
+      {"vllm-pooling", "pooling models are out of scope: aifc measures text generation"},
+      {"vllm-rerank", "reranking is out of scope: aifc measures text generation"},
+  };
+  const auto it = reasons.find(value);
+  return it == reasons.end() ? std::string() : it->second;
 }
 
 // The simulator a benchmark starts by itself (`sim`, `sim_*`): a free port and delays like a
@@ -287,6 +402,8 @@ std::vector<BenchmarkOption> make_benchmark_options() {
   add("backend", K::text, "vllm | openai | openai-chat (sets the endpoint)",
       [](S& s, const json& v) {
         const auto b = text_value(v);
+        if (const auto why = vllm_value_refusal(b); !why.empty())
+          bad(fmt::format("'{}' is not supported: {}", b, why));
         if (b == "openai-chat")
           s.client.endpoint = "/v1/chat/completions";
         else if (b == "openai" || b == "vllm")
@@ -308,6 +425,18 @@ std::vector<BenchmarkOption> make_benchmark_options() {
       [](S& s, const json& v) { s.client.ignore_eos = bool_value(v); });
   add("served_model_name", K::text, "the model's name in the API, if not --model's",
       [](S& s, const json& v) { s.client.served_model_name = text_value(v); });
+  add("lora_modules", K::list,
+      "LoRA adapters on the server: each request asks for one of them instead of the model",
+      [](S& s, const json& v) { s.client.lora_modules = string_list(v); });
+  add("lora_assignment", K::text,
+      "random (each request draws an adapter, seeded) | round-robin (request i: adapter i mod N)",
+      [](S& s, const json& v) {
+        s.client.lora_assignment = enum_value<LoraAssignment>(
+            v, "random, round-robin", {{"round_robin", LoraAssignment::round_robin}});
+      });
+  add("use_beam_search", K::boolean,
+      "vLLM: accepted and not sent (vLLM's benchmark does not send it either); no effect",
+      [](S&, const json& v) { bool_value(v); });
   add("request_id_prefix", K::text,
       "x-request-id of each request is this + its index (default bench-<8 hex>-; \"\": none)",
       [](S& s, const json& v) { s.client.request_id_prefix = text_value(v); });
@@ -342,30 +471,32 @@ std::vector<BenchmarkOption> make_benchmark_options() {
   add("ca_cert", K::text, "https: CA bundle file",
       [](S& s, const json& v) { s.client.ca_cert_path = text_value(v); });
   add.group = "timeouts";
-  add("request_timeout", K::number, "seconds per request (default 21600)",
+  add("request_timeout", K::number, "seconds per request",
       [](S& s, const json& v) { s.client.request_timeout = seconds_value(v); });
   add("first_token_timeout", K::number, "seconds to the first token (default none)",
       [](S& s, const json& v) { s.client.first_token_timeout = seconds_value(v); });
-  add("connect_timeout", K::number, "seconds to connect (default 10)",
+  add("connect_timeout", K::number, "seconds to connect",
       [](S& s, const json& v) { s.client.connect_timeout = seconds_value(v); });
-  add("read_timeout", K::number, "longest silence within a response in seconds (default 300)",
+  add("read_timeout", K::number, "longest silence within a response in seconds",
       [](S& s, const json& v) { s.client.read_timeout = seconds_value(v); });
   // The prompts.
   add.group = "dataset";
   add("dataset_name", K::text,
       "random | sharegpt | jsonl (custom) | prefix_repetition | burstgpt | timed_trace",
       [](S& s, const json& v) {
+        if (const auto why = vllm_value_refusal(text_value(v)); !why.empty())
+          bad(fmt::format("'{}' is not supported: {}", v.get<std::string>(), why));
         s.dataset.dataset_name = enum_value<DatasetKind>(
             v, "random, sharegpt, jsonl, prefix_repetition, burstgpt, timed_trace",
             {{"custom", DatasetKind::jsonl}});
       });
   add("dataset_path", K::text, "file for sharegpt / jsonl / burstgpt (its CSV) / timed_trace",
       [](S& s, const json& v) { s.dataset.dataset_path = text_value(v); });
-  add("num_prompts", K::integer, "requests to send (default 1000)",
+  add("num_prompts", K::integer, "requests to send",
       [](S& s, const json& v) { s.dataset.num_prompts = s.load.num_requests = integer_value(v); });
-  add("random_input_len", K::integer, "random: input tokens (default 1024)",
+  add("random_input_len", K::integer, "random: input tokens",
       [](S& s, const json& v) { s.dataset.random_input_len = integer_value(v); });
-  add("random_output_len", K::integer, "random: output tokens (default 128)",
+  add("random_output_len", K::integer, "random: output tokens",
       [](S& s, const json& v) { s.dataset.random_output_len = integer_value(v); });
   add("random_range_ratio", K::number,
       "random: lengths in [len*(1-r), len*(1+r)]; or {\"input\": r, \"output\": r2} as vLLM",
@@ -390,18 +521,24 @@ std::vector<BenchmarkOption> make_benchmark_options() {
   add("sharegpt_output_len", K::integer, "sharegpt: fixed output length",
       [](S& s, const json& v) { s.dataset.sharegpt_output_len = integer_value(v); });
   add("custom_output_len", K::integer,
-      "jsonl (custom): output length of every prompt (default: the line's own, else 256; 0: none)",
-      [](S& s, const json& v) { s.dataset.custom_output_len = integer_value(v); });
-  add("prefix_repetition_prefix_len", K::integer,
-      "prefix_repetition: tokens of the shared prefix (default 256)",
+      "jsonl (custom): output length of every prompt (default: the line's own, else 256; -1 as "
+      "vLLM: the same; 0: none)",
+      [](S& s, const json& v) {
+        // -1 is vLLM's "the dataset's own lengths", which is aifc's default.
+        const auto n = integer_value(v);
+        if (n == -1)
+          s.dataset.custom_output_len.reset();
+        else
+          s.dataset.custom_output_len = n;
+      });
+  add("prefix_repetition_prefix_len", K::integer, "prefix_repetition: tokens of the shared prefix",
       [](S& s, const json& v) { s.dataset.prefix_repetition_prefix_len = integer_value(v); });
-  add("prefix_repetition_suffix_len", K::integer,
-      "prefix_repetition: tokens after the prefix (default 256)",
+  add("prefix_repetition_suffix_len", K::integer, "prefix_repetition: tokens after the prefix",
       [](S& s, const json& v) { s.dataset.prefix_repetition_suffix_len = integer_value(v); });
   add("prefix_repetition_num_prefixes", K::integer,
-      "prefix_repetition: distinct prefixes, each shared by num_prompts/N prompts (default 10)",
+      "prefix_repetition: distinct prefixes, each shared by num_prompts/N prompts",
       [](S& s, const json& v) { s.dataset.prefix_repetition_num_prefixes = integer_value(v); });
-  add("prefix_repetition_output_len", K::integer, "prefix_repetition: output tokens (default 128)",
+  add("prefix_repetition_output_len", K::integer, "prefix_repetition: output tokens",
       [](S& s, const json& v) { s.dataset.prefix_repetition_output_len = integer_value(v); });
   add("timed_trace_chunk_hash_size", K::integer,
       "timed_trace: tokens per hash id (default 16; Mooncake's traces: 512)",
@@ -409,16 +546,13 @@ std::vector<BenchmarkOption> make_benchmark_options() {
   add("timed_trace_sec_multiplier", K::number,
       "timed_trace: timestamp x this = seconds (default 1; 0.001 for milliseconds)",
       [](S& s, const json& v) { s.dataset.timed_trace_sec_multiplier = number_value(v); });
-  add("timed_trace_label_timestamp", K::text, "timed_trace: key of the time (default timestamp)",
+  add("timed_trace_label_timestamp", K::text, "timed_trace: key of the time",
       [](S& s, const json& v) { s.dataset.timed_trace_label_timestamp = text_value(v); });
-  add("timed_trace_label_input_length", K::text,
-      "timed_trace: key of the input length (default input_length)",
+  add("timed_trace_label_input_length", K::text, "timed_trace: key of the input length",
       [](S& s, const json& v) { s.dataset.timed_trace_label_input_length = text_value(v); });
-  add("timed_trace_label_output_length", K::text,
-      "timed_trace: key of the output length (default output_length)",
+  add("timed_trace_label_output_length", K::text, "timed_trace: key of the output length",
       [](S& s, const json& v) { s.dataset.timed_trace_label_output_length = text_value(v); });
-  add("timed_trace_label_hash_ids", K::text,
-      "timed_trace: key of the block hash ids (default hash_ids)",
+  add("timed_trace_label_hash_ids", K::text, "timed_trace: key of the block hash ids",
       [](S& s, const json& v) { s.dataset.timed_trace_label_hash_ids = text_value(v); });
   add("input_len", K::integer, "input length of the dataset: random_input_len",
       [](S&, const json& v) { integer_value(v); });  // applied last, see apply_benchmark_options
@@ -449,12 +583,18 @@ std::vector<BenchmarkOption> make_benchmark_options() {
       [](S&, const json& v) { text_value(v); });
   add("trust_remote_code", K::boolean, "vLLM: run a Hugging Face tokenizer's code; no effect here",
       [](S&, const json& v) { bool_value(v); });
+  add("skip_tokenizer_init", K::boolean,
+      "vLLM: load no tokenizer; aifc never loads one (it counts with /tokenize), so no effect",
+      [](S&, const json& v) { bool_value(v); });
+  add("skip_chat_template", K::boolean,
+      "vLLM: send dataset prompts without the chat template; aifc never applies one, so no effect",
+      [](S&, const json& v) { bool_value(v); });
   add("server_tokenizer", K::boolean,
       "fit and count prompts with the server's /tokenize (default on)",
       [](S& s, const json& v) { s.use_server_tokenizer = bool_value(v); });
   // The load.
   add.group = "load";
-  add("request_rate", K::number, "requests per second or inf (default inf)",
+  add("request_rate", K::number, "requests per second or inf",
       [](S& s, const json& v) { s.load.request_rate = number_value(v, true); });
   add("burstiness", K::number, "gamma shape of arrivals; 1 = Poisson",
       [](S& s, const json& v) { s.load.burstiness = number_value(v); });
@@ -474,7 +614,7 @@ std::vector<BenchmarkOption> make_benchmark_options() {
   add("self_timed", K::boolean,
       "send at the trace's times, not the request rate's (default: on for timed_trace only)",
       [](S& s, const json& v) { s.load.self_timed = bool_value(v); });
-  add("seed", K::integer, "seed of prompts and arrivals (default 0)",
+  add("seed", K::integer, "seed of prompts and arrivals",
       [](S& s, const json& v) { s.dataset.seed = s.load.seed = unsigned_value(v); });
   add("rank", K::integer, "this process's part of a distributed run", [](S& s, const json& v) {
     s.shard.rank = static_cast<std::uint32_t>(std::min<std::uint64_t>(unsigned_value(v), 1u << 31));
@@ -490,9 +630,9 @@ std::vector<BenchmarkOption> make_benchmark_options() {
         v, "automatic, event_loop, threads",
         {{"auto", Transport::automatic}, {"event-loop", Transport::event_loop}});
   });
-  add("io_threads", K::integer, "event-loop threads (default 1)",
+  add("io_threads", K::integer, "event-loop threads",
       [](S& s, const json& v) { s.io_threads = integer_value(v); });
-  add("max_clients", K::integer, "most connections when concurrency is unbounded (default 4096)",
+  add("max_clients", K::integer, "most connections when concurrency is unbounded",
       [](S& s, const json& v) { s.max_clients = integer_value(v); });
   add("keep_records", K::boolean,
       "keep every request's record (exact percentiles; default on; off: 0.1% histograms)",
@@ -500,9 +640,9 @@ std::vector<BenchmarkOption> make_benchmark_options() {
   // What is reported.
   add.group = "results";
   add("percentile_metrics", K::list,
-      "ttft,tpot,itl,e2el,client_queue_time,e2el_including_client_queue (default ttft,tpot,itl)",
+      "ttft,tpot,itl,e2el,client_queue_time,e2el_including_client_queue",
       [](S& s, const json& v) { s.summary.percentile_metrics = string_list(v); });
-  add("metric_percentiles", K::list, "percentiles to report (default 99)", [](S& s, const json& v) {
+  add("metric_percentiles", K::list, "percentiles to report", [](S& s, const json& v) {
     s.summary.metric_percentiles.clear();
     for (const auto& p : list_value(v)) s.summary.metric_percentiles.push_back(number_value(p));
   });
@@ -544,6 +684,10 @@ std::vector<BenchmarkOption> make_benchmark_options() {
     });
   }
   std::sort(t.begin(), t.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  // Not benchmark_spec_from_options({}): that applies options through this very table.
+  BenchmarkSpec defaults;
+  fill_defaults(t, json(defaults));
+  fill_defaults(t, json(builtin_simulator()), "sim_");
   return t;
 }
 
@@ -581,6 +725,26 @@ const std::vector<BenchmarkOption>& benchmark_options() {
   return table;
 }
 
+const std::vector<UnsupportedOption>& unsupported_vllm_options() {
+  static const std::vector<UnsupportedOption> table = make_unsupported_options();
+  return table;
+}
+
+std::string shown_default(const nlohmann::json& v) {
+  if (v.is_null() || (v.is_string() && v.get<std::string>().empty()) ||
+      ((v.is_object() || v.is_array()) && v.empty()))
+    return {};
+  if (v.is_boolean()) return v.get<bool>() ? "on" : "off";
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_array()) {
+    std::string out;
+    for (const auto& item : v) out += (out.empty() ? "" : ",") + shown_default(item);
+    return out;
+  }
+  if (v.is_number_float()) return fmt::format("{}", v.get<double>());
+  return v.dump();
+}
+
 const BenchmarkOption* find_benchmark_option(const std::string& name) {
   return find_in(benchmark_options(), name);
 }
@@ -594,7 +758,11 @@ void apply_benchmark_options(BenchmarkSpec& spec, const nlohmann::json& options)
   bool server_named = false, simulator_named = false;
   for (const auto& [name, value] : options.items()) {
     const BenchmarkOption* option = find_benchmark_option(name);
-    if (!option) bad(fmt::format("unknown option '{}'", name));
+    if (!option) {
+      if (const auto* refused = find_in(unsupported_vllm_options(), name))
+        bad(fmt::format("{}: not supported: {}", name, refused->reason));
+      bad(fmt::format("unknown option '{}'", name));
+    }
     if (value.is_null()) continue;
     apply_named(*option, spec, value);
     if (name == "base_url" || name == "host" || name == "port") server_named = true;

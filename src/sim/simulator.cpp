@@ -6,10 +6,12 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <filesystem>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -157,6 +159,7 @@ void to_json(nlohmann::json& j, const SimulatorConfig& c) {
   j = nlohmann::json{{"host", c.host},
                      {"port", c.port},
                      {"model", c.model},
+                     {"lora_modules", c.lora_modules},
                      {"ttft_ms", c.ttft.to_string()},
                      {"itl_ms", c.itl.to_string()},
                      {"default_max_tokens", c.default_max_tokens},
@@ -193,6 +196,7 @@ void from_json(const nlohmann::json& j, SimulatorConfig& c) {
   c.host = j.value("host", c.host);
   c.port = j.value("port", c.port);
   c.model = j.value("model", c.model);
+  if (j.contains("lora_modules")) j.at("lora_modules").get_to(c.lora_modules);
   c.api_key = j.value("api_key", c.api_key);
   delay("ttft_ms", c.ttft);
   delay("itl_ms", c.itl);
@@ -236,6 +240,8 @@ void SimulatorConfig::validate() const {
   auto bad = [](const std::string& what) { throw Error(ErrorCode::invalid_argument, what); };
   if (port < 0 || port > 65535) bad(fmt::format("port {} is out of range", port));
   if (model.empty()) bad("model must not be empty");
+  for (const auto& name : lora_modules)
+    if (name.empty() || name == model) bad("lora_modules: a name is empty or the model's");
   if (default_max_tokens < 1) bad("default_max_tokens must be at least 1");
   if (tokens_per_chunk < 1) bad("tokens_per_chunk must be at least 1");
   if (reasoning_tokens < 0) bad("reasoning_tokens must not be negative");
@@ -270,6 +276,8 @@ struct Simulator::Impl {
   std::atomic<std::uint64_t> requests{0}, ok{0}, faulted{0}, rejected{0}, running{0};
   std::atomic<std::uint64_t> prompt_tokens{0}, generation_tokens{0};
   std::atomic<std::uint64_t> profiles_started{0}, profiles_stopped{0};
+  mutable std::mutex by_model_mutex;
+  std::map<std::string, std::uint64_t> requests_by_adapter;  // under by_model_mutex
   std::mutex stop_mutex;
   std::condition_variable stop_cv;
   bool stopped = false;
@@ -351,7 +359,13 @@ void Simulator::Impl::generate(const httplib::Request& req, httplib::Response& r
   if (has("n") && !(body["n"].is_number_integer() && body["n"].get<std::int64_t>() == 1))
     return reject("n: the simulator answers with one choice only (n = 1)");
   const std::string model = body.value("model", std::string());
-  if (!model.empty() && model != config.model) {
+  const bool adapter = std::find(config.lora_modules.begin(), config.lora_modules.end(), model) !=
+                       config.lora_modules.end();
+  if (adapter) {
+    std::lock_guard lock(by_model_mutex);
+    ++requests_by_adapter[model];
+  }
+  if (!model.empty() && model != config.model && !adapter) {
     res.status = 404;
     res.set_content(
         error_json(fmt::format("The model `{}` does not exist.", model), "NotFoundError", 404),
@@ -676,6 +690,15 @@ void Simulator::Impl::setup_routes() {
                                                       {"owned_by", "aifc"},
                                                       {"root", config.model},
                                                       {"max_model_len", config.max_model_len}}})}};
+    // As vLLM lists its LoRA adapters: after the model, with the model as their parent.
+    for (const auto& name : config.lora_modules)
+      j["data"].push_back({{"id", name},
+                           {"object", "model"},
+                           {"created", created},
+                           {"owned_by", "aifc"},
+                           {"root", name},
+                           {"parent", config.model},
+                           {"max_model_len", config.max_model_len}});
     res.set_content(j.dump(), "application/json");
     close_after(req, res);
   });
@@ -839,7 +862,11 @@ nlohmann::json Simulator::stats() const {
           {"prompt_tokens", s.prompt_tokens.load()},
           {"generation_tokens", s.generation_tokens.load()},
           {"profiles_started", s.profiles_started.load()},
-          {"profiles_stopped", s.profiles_stopped.load()}};
+          {"profiles_stopped", s.profiles_stopped.load()},
+          {"requests_by_adapter", [&s] {
+             std::lock_guard lock(s.by_model_mutex);
+             return nlohmann::json(s.requests_by_adapter);
+           }()}};
 }
 
 }  // namespace aifc

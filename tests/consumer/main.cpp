@@ -11,7 +11,7 @@ int main() {
   aifc::ClientConfig client_config;
   client_config.base_url = sim.base_url();
   aifc::VLLMClient client(client_config);
-  const auto record = client.send(aifc::RequestSpec{"hello there", 4, 2, false, {}});
+  const auto record = client.send(aifc::RequestSpec{"hello there", 4, 2, false, {}, ""});
   std::cout << "aifc " << aifc::version() << ": " << record.output_tokens << " tokens, "
             << aifc::to_string(record.error) << "\n";
   // A whole benchmark from named options, its typed summary and its table.

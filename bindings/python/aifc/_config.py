@@ -77,6 +77,9 @@ class ClientConfig(_Config):
     endpoint: str = _d("client", "endpoint")
     model: str = _d("client", "model")
     served_model_name: str = _d("client", "served_model_name")
+    # LoRA adapters: each request asks for one of them ("random" or "round-robin").
+    lora_modules: List[str] = _d("client", "lora_modules")
+    lora_assignment: str = _d("client", "lora_assignment")
     api_key: str = field(default="", repr=False)  # never in the core's JSON, nor in repr()
     headers: Dict[str, str] = _d("client", "headers")
     extra_body: Dict[str, Any] = _d("client", "extra_body")
@@ -180,6 +183,7 @@ class SimulatorConfig(_Config):
     host: str = _d("simulator", "host")
     port: int = 0  # unlike the `aifc sim` program's 8000: a notebook's simulator takes any free port
     model: str = _d("simulator", "model")
+    lora_modules: List[str] = _d("simulator", "lora_modules")  # served beside the model
     api_key: str = field(default="", repr=False)  # never in the core's JSON, nor in repr()
     ttft_ms: Union[float, str] = _d("simulator", "ttft_ms")
     itl_ms: Union[float, str] = _d("simulator", "itl_ms")

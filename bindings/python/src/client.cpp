@@ -18,7 +18,7 @@ void init_client(py::module_& m) {
           "send",
           [](VLLMClient& c, const std::string& prompt, std::int64_t max_tokens,
              std::int64_t input_tokens, const py::object& extra_body) {
-            RequestSpec spec{prompt, max_tokens, input_tokens, false, to_json(extra_body)};
+            RequestSpec spec{prompt, max_tokens, input_tokens, false, to_json(extra_body), ""};
             PreparedRequest prepared = c.prepare(spec);
             RequestRecord rec;
             {

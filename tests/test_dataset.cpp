@@ -432,3 +432,17 @@ TEST_CASE("dataset: jsonl also reads the chat shapes of exported Hugging Face se
       temp_file("chats_bad.jsonl", R"({"messages": [{"role": "assistant", "content": "hi"}]})");
   CHECK_THROWS_WITH_AS(aifc::load_dataset(c), doctest::Contains("with a user turn"), aifc::Error);
 }
+
+TEST_CASE("dataset: a Parquet file is refused with the way to convert it") {
+  aifc::DatasetConfig c;
+  c.dataset_name = aifc::DatasetKind::jsonl;
+  c.num_prompts = 1;
+  c.dataset_path = temp_file("set.parquet", std::string("PAR1\x15\x04rest of a file"));
+  CHECK_THROWS_WITH_AS(aifc::load_dataset(c), doctest::Contains("is a Parquet file"), aifc::Error);
+  c.dataset_name = aifc::DatasetKind::sharegpt;
+  CHECK_THROWS_WITH_AS(aifc::load_dataset(c), doctest::Contains("read_parquet"), aifc::Error);
+  // Three bytes are too short to be anything but JSON lines.
+  c.dataset_name = aifc::DatasetKind::jsonl;
+  c.dataset_path = temp_file("tiny.jsonl", "\"a\"");
+  CHECK(aifc::load_dataset(c).at(0).text == "a");
+}

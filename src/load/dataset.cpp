@@ -7,6 +7,8 @@
 #include <fstream>
 #include <numeric>
 #include <sstream>
+#include <string>
+#include <string_view>
 
 #include "aifc/error.hpp"
 #include "util/json_values.hpp"
@@ -285,6 +287,17 @@ std::vector<Prompt> prefix_repetition_prompts(const DatasetConfig& c, const Toke
 std::ifstream open_dataset(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(ErrorCode::io_error, fmt::format("cannot open dataset file '{}'", path));
+  // Hugging Face sets often come as Parquet, which needs a columnar reader aifc does not carry.
+  char magic[4] = {};
+  in.read(magic, 4);
+  if (in.gcount() == 4 && std::string_view(magic, 4) == "PAR1")
+    throw Error(ErrorCode::parse_error,
+                fmt::format("'{}' is a Parquet file, which aifc does not read: convert it to JSON "
+                            "lines, e.g. python3 -c \"import pandas; pandas.read_parquet('{}')"
+                            ".to_json('set.jsonl', orient='records', lines=True)\"",
+                            path, path));
+  in.clear();
+  in.seekg(0);
   return in;
 }
 

@@ -3,6 +3,7 @@
 #include <aifc/benchmark.hpp>
 #include <aifc/error.hpp>
 #include <aifc/simulator.hpp>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -272,6 +273,40 @@ TEST_CASE("benchmark: LoRA adapters are spread over the requests as vLLM's --lor
   c.lora_modules.clear();
   c.model = "base";
   CHECK(c.model_for_request(5, 7) == "base");
+}
+
+TEST_CASE("benchmark: probe requests run beside the workload and are reported apart") {
+  aifc::SimulatorConfig sim = *simulated(1).simulator;
+  sim.itl = aifc::DelaySpec::parse("5");
+  aifc::Simulator server(sim);
+  server.start();
+  auto spec = simulated(20);
+  spec.simulator.reset();
+  spec.client.base_url = server.base_url();
+  spec.client.model = sim.model;
+  spec.load.request_rate = 40;  // half a second at least
+  spec.load.max_concurrency = 1;
+  spec.probe_request_rate = 20;
+  aifc::Benchmark benchmark(spec);
+  const auto result = benchmark.run();
+  CHECK(result.summary.completed == 20);  // the probes are not in the metrics
+  REQUIRE(result.probes.size() >= 2);
+  std::uint64_t answered = 0;
+  for (const auto& probe : result.probes) {
+    CHECK(probe.requested_output_tokens == 1);
+    answered += probe.ok() ? 1 : 0;
+  }
+  CHECK(server.stats()["ok"].get<std::uint64_t>() == 20 + answered);
+  const auto doc = benchmark.result_document(result);
+  CHECK(doc["probe_completed"] == answered);
+  CHECK(doc["probe_failed"] == result.probes.size() - answered);
+  CHECK(doc["probe_max_e2el_ms"].get<double>() >= doc["probe_median_e2el_ms"].get<double>());
+  CHECK(benchmark.summary_table(result).find("Probe requests completed:") != std::string::npos);
+  spec.probe_request_rate = -1;
+  CHECK_THROWS_WITH_AS(spec.validate(), doctest::Contains("probe_request_rate"), aifc::Error);
+  spec.probe_request_rate = std::nan("");
+  CHECK_THROWS_AS(spec.validate(), aifc::Error);
+  server.stop();
 }
 
 TEST_CASE("benchmark: --profile switches the server's profiler on around the run") {

@@ -195,6 +195,13 @@ TEST_CASE("service: every API call needs the token, and bad input gets a 4xx nam
         0);
   CHECK(error_of("a", R"({"num_clients": 2, "spec": {"profile": true}})")
             .find("every agent would switch") != std::string::npos);
+  CHECK(error_of("a", R"({"num_clients": 2, "probe_request_rate": 2})")
+            .rfind("probe_request_rate: every agent", 0) == 0);
+  CHECK(error_of("a", R"({"num_clients": 2, "spec": {"probe_request_rate": 2}})")
+            .find("its own probes") != std::string::npos);
+  // vLLM's settings aifc does not take say why, here too.
+  CHECK(error_of("a", R"({"num_clients": 2, "hf_split": "train"})").find("Hugging Face Hub") !=
+        std::string::npos);
   CHECK(error_of("a", "{not json").find("not valid JSON") != std::string::npos);
   CHECK(error_of("a", "[1, 2]").find("JSON object") != std::string::npos);
   CHECK(error_of("bad$id", R"({"num_clients": 1})").rfind("id:", 0) == 0);

@@ -45,6 +45,11 @@ struct AIFC_API BenchmarkSpec {
   /// trace covers the warm-ups too, which aifc sends inside the run). A refusal is a warning of
   /// the result, never a failed run.
   bool profile = false;
+  /// `vllm bench serve --probe-request-rate`: beside the workload, one request of a one-word
+  /// prompt and one output token every 1/rate seconds (each after the last answered), outside
+  /// max_concurrency and the metrics, to show how the workload stalls an unrelated request.
+  /// 0: none.
+  double probe_request_rate = 0;
   /// `vllm bench serve --tokenizer`: only recorded (the result's tokenizer_id; default the
   /// model). aifc counts tokens with the server's own /tokenize, so it needs no local copy.
   std::string tokenizer;

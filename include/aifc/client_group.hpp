@@ -85,6 +85,9 @@ struct AIFC_API BenchmarkResult {
   std::uint64_t observer_events_dropped = 0;  ///< request events slow observers did not get
   /// What went wrong around the run without stopping it (a profiler the server refused).
   std::vector<std::string> warnings;
+  /// The probe requests sent beside the workload (BenchmarkSpec::probe_request_rate), in the
+  /// order they were sent; never part of the records or the metrics.
+  std::vector<RequestRecord> probes;
 };
 
 /// The JSON form of a start instant: nanoseconds since the Unix epoch, or null.

@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <condition_variable>
 #include <ctime>
+#include <mutex>
 #include <thread>
 
 #include "aifc/error.hpp"
@@ -86,6 +88,9 @@ void BenchmarkSpec::validate() const {
   auto bad = [](const std::string& what) { throw Error(ErrorCode::invalid_argument, what); };
   if (io_threads < 1) bad(fmt::format("io_threads must be at least 1 (got {})", io_threads));
   if (max_clients < 1) bad(fmt::format("max_clients must be at least 1 (got {})", max_clients));
+  if (!(probe_request_rate >= 0 && probe_request_rate <= 1000))
+    bad(fmt::format("probe_request_rate must be from 0 to 1000 requests/s (got {})",
+                    probe_request_rate));
   if (ready_check_timeout.count() < 0 || ready_check_timeout > std::chrono::hours(24 * 7))
     bad(fmt::format("ready_check_timeout must be from 0 to a week (got {} s)",
                     ready_check_timeout.count()));
@@ -120,6 +125,7 @@ void to_json(nlohmann::json& j, const BenchmarkSpec& s) {
                      {"raise_fd_limit", s.raise_fd_limit},
                      {"ready_check_timeout_s", s.ready_check_timeout.count()},
                      {"profile", s.profile},
+                     {"probe_request_rate", s.probe_request_rate},
                      {"tokenizer", s.tokenizer},
                      {"start_at_unix_ns", start_at_to_json(s.start_at)},
                      {"simulator", s.simulator ? nlohmann::json(*s.simulator) : nullptr},
@@ -131,15 +137,25 @@ void from_json(const nlohmann::json& j, BenchmarkSpec& s) {
   if (!j.is_object())
     throw Error(ErrorCode::invalid_argument, "a benchmark spec must be a JSON object");
   detail::check_json_numbers(j, "benchmark spec: ");
-  static const char* const kKeys[] = {"client",         "dataset",
-                                      "load",           "shard",
-                                      "summary",        "transport",
-                                      "io_threads",     "max_clients",
-                                      "keep_records",   "use_server_tokenizer",
-                                      "raise_fd_limit", "ready_check_timeout_s",
-                                      "simulator",      "start_at_unix_ns",
-                                      "label",          "metadata",
-                                      "profile",        "tokenizer"};
+  static const char* const kKeys[] = {"client",
+                                      "dataset",
+                                      "load",
+                                      "shard",
+                                      "summary",
+                                      "transport",
+                                      "io_threads",
+                                      "max_clients",
+                                      "keep_records",
+                                      "use_server_tokenizer",
+                                      "raise_fd_limit",
+                                      "ready_check_timeout_s",
+                                      "simulator",
+                                      "start_at_unix_ns",
+                                      "label",
+                                      "metadata",
+                                      "profile",
+                                      "tokenizer",
+                                      "probe_request_rate"};
   for (const auto& [key, value] : j.items()) {
     if (std::find(std::begin(kKeys), std::end(kKeys), key) == std::end(kKeys))
       throw Error(ErrorCode::invalid_argument,
@@ -164,6 +180,7 @@ void from_json(const nlohmann::json& j, BenchmarkSpec& s) {
     take("use_server_tokenizer", s.use_server_tokenizer);
     take("raise_fd_limit", s.raise_fd_limit);
     take("profile", s.profile);
+    take("probe_request_rate", s.probe_request_rate);
     take("tokenizer", s.tokenizer);
     section = "ready_check_timeout_s";
     if (j.contains("ready_check_timeout_s"))
@@ -332,20 +349,104 @@ BenchmarkResult profiled(const BenchmarkSpec& spec, Run&& run) {
   return result;
 }
 
+// vLLM's --probe-request-rate: a thread of the run's own sends one-token requests one after
+// the other, 1/rate apart, until the run is over; the one in flight then is let finish.
+template <class Run>
+BenchmarkResult probed(const BenchmarkSpec& spec, Run&& run) {
+  if (spec.probe_request_rate <= 0) return run();
+  ClientConfig config = spec.client;
+  config.lora_modules.clear();
+  config.request_id_prefix = "probe-";
+  std::vector<RequestRecord> probes;
+  std::mutex stop_mutex;
+  std::condition_variable stop_cv;
+  bool stop = false;
+  std::thread prober([&] {
+    const auto interval = std::chrono::duration_cast<std::chrono::nanoseconds>(
+        std::chrono::duration<double>(1.0 / spec.probe_request_rate));
+    VLLMClient client(config);
+    const PreparedRequest hi = client.prepare(RequestSpec{"Hi", 1, 1, false, {}, ""});
+    for (std::uint64_t i = 0;; ++i) {
+      {
+        std::unique_lock lock(stop_mutex);
+        if (stop) return;
+      }
+      RequestRecord rec = client.send(hi, -1, fmt::format("probe-{}", i));
+      rec.index = i;
+      probes.push_back(std::move(rec));
+      std::unique_lock lock(stop_mutex);
+      if (stop_cv.wait_for(lock, interval, [&] { return stop; })) return;
+    }
+  });
+  BenchmarkResult result;
+  try {
+    result = run();
+  } catch (...) {
+    {
+      std::lock_guard lock(stop_mutex);
+      stop = true;
+    }
+    stop_cv.notify_all();
+    prober.join();
+    throw;
+  }
+  {
+    std::lock_guard lock(stop_mutex);
+    stop = true;
+  }
+  stop_cv.notify_all();
+  prober.join();
+  result.probes = std::move(probes);
+  return result;
+}
+
 }  // namespace
 
 BenchmarkResult Benchmark::run() {
-  return profiled(impl_->spec, [&] { return impl_->group->run(); });
+  return profiled(impl_->spec,
+                  [&] { return probed(impl_->spec, [&] { return impl_->group->run(); }); });
 }
 BenchmarkResult Benchmark::run_at(std::chrono::system_clock::time_point start) {
   impl_->spec.start_at = start;
-  return profiled(impl_->spec, [&] { return impl_->group->run_at(start); });
+  return profiled(impl_->spec,
+                  [&] { return probed(impl_->spec, [&] { return impl_->group->run_at(start); }); });
 }
 void Benchmark::stop() noexcept { impl_->group->stop(); }
 ProgressSnapshot Benchmark::progress() const { return impl_->group->progress(); }
 
+namespace {
+// vLLM's probe keys: written when a probe was answered, as vLLM does.
+nlohmann::json probe_summary(const BenchmarkResult& r) {
+  std::vector<double> e2el_s;
+  for (const auto& p : r.probes)
+    if (p.ok()) e2el_s.push_back(static_cast<double>(p.end_ns - p.send_ns) * 1e-9);
+  if (e2el_s.empty()) return nullptr;
+  const MetricStats stats = exact_stats(e2el_s, {99.0});
+  return {{"probe_completed", e2el_s.size()},
+          {"probe_failed", r.probes.size() - e2el_s.size()},
+          {"probe_median_e2el_ms", stats.median},
+          {"probe_p99_e2el_ms", stats.percentiles.at(0).second},
+          {"probe_max_e2el_ms", *std::max_element(e2el_s.begin(), e2el_s.end()) * 1e3}};
+}
+}  // namespace
+
 std::string Benchmark::summary_table(const BenchmarkResult& result) const {
-  return format_summary_table(result.summary, impl_->spec.summary, table_config(impl_->spec.load));
+  std::string table =
+      format_summary_table(result.summary, impl_->spec.summary, table_config(impl_->spec.load));
+  const auto probes = probe_summary(result);
+  if (!probes.is_null()) {  // vLLM's section, after the rest
+    table += fmt::format("{:-^50}\n", "Probe Requests");
+    table += fmt::format("{:<40} {:<10}\n",
+                         "Probe requests completed:", probes["probe_completed"].get<std::size_t>());
+    table += fmt::format("{:<40} {:<10}\n",
+                         "Probe requests failed:", probes["probe_failed"].get<std::size_t>());
+    for (const auto& [key, label] : {std::pair{"probe_median_e2el_ms", "Median probe E2EL (ms):"},
+                                     std::pair{"probe_p99_e2el_ms", "P99 probe E2EL (ms):"},
+                                     std::pair{"probe_max_e2el_ms", "Max probe E2EL (ms):"}})
+      table += fmt::format("{:<40} {:<10.2f}\n", label, probes[key].get<double>());
+    table += std::string(50, '=') + "\n";
+  }
+  return table;
 }
 
 nlohmann::json Benchmark::result_document(const BenchmarkResult& r, bool detailed) const {
@@ -446,6 +547,7 @@ nlohmann::json result_document(const BenchmarkSpec& spec, TokenizerApi tokenizer
     doc["generated_texts"] = std::move(texts);
     doc["records"] = std::move(records);
   }
+  if (const auto probes = probe_summary(r); !probes.is_null()) doc.update(probes);
   // As vLLM does: --metadata pairs are top-level keys of the result.
   for (const auto& [key, value] : spec.metadata) doc[key] = value;
   return doc;

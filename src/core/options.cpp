@@ -303,9 +303,6 @@ std::vector<UnsupportedOption> make_unsupported_options() {
       "aifc reads no dataset from the Hugging Face Hub (compute nodes rarely reach it): export "
       "the set to JSON lines (a prompt field or chat turns) and use --dataset-name custom";
   std::vector<UnsupportedOption> t = {
-      {"probe_request_rate",
-       "aifc sends no probe requests beside the workload yet: run a second aifc bench with "
-       "--output-len 1 at the probe rate against the same server"},
       {"chat_template_kwargs",
        "aifc renders no chat template on the client; for a chat endpoint give them to the "
        "server: --extra-body '{\"chat_template_kwargs\": {...}}'"},
@@ -602,6 +599,10 @@ std::vector<BenchmarkOption> make_benchmark_options() {
       [](S& s, const json& v) { s.load.max_concurrency = integer_value(v); });
   add("duration", K::number, "send for this many seconds instead of num_prompts",
       [](S& s, const json& v) { s.load.duration = seconds_value(v); });
+  add("probe_request_rate", K::number,
+      "one-token probe requests per second beside the workload, outside max_concurrency and "
+      "the metrics; their latency is reported apart (probe_*_e2el_ms)",
+      [](S& s, const json& v) { s.probe_request_rate = number_value(v); });
   add("num_warmups", K::integer, "uncounted warm-up requests",
       [](S& s, const json& v) { s.load.num_warmups = integer_value(v); });
   add("ramp_up_strategy", K::text, "linear | exponential", [](S& s, const json& v) {

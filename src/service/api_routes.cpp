@@ -52,6 +52,9 @@ std::optional<std::string> refused_group_option(const std::string& name) {
   if (name == "api_key")
     return "the server's key does not travel through the API (the agents read OPENAI_API_KEY "
            "from their job's environment)";
+  if (name == "probe_request_rate")
+    return "every agent would send its own probes; run one aifc bench with "
+           "--probe-request-rate beside the group instead";
   if (name == "profile")
     return "every agent would switch the server's profiler; POST /start_profile and "
            "/stop_profile to the server around the group's run instead";

@@ -73,6 +73,9 @@ void ClientGroupRequest::validate() const {
         "read OPENAI_API_KEY from their job's environment)");
   if (spec.shard.nranks != 1 || spec.shard.rank != 0)
     bad("spec: shard: the service shards the run itself; leave it unset");
+  if (spec.probe_request_rate > 0)
+    bad("spec: probe_request_rate: every agent would send its own probes; run one aifc bench "
+        "with --probe-request-rate beside the group instead");
   if (spec.profile)
     bad("spec: profile: every agent would switch the server's profiler; POST /start_profile and "
         "/stop_profile to the server around the group's run instead");
@@ -118,6 +121,8 @@ void from_json(const nlohmann::json& j, ClientGroupRequest& r) {
           bad(fmt::format("{}: {}", name, *why));
         workload[name] = value;
       } else {
+        for (const auto& refused : unsupported_vllm_options())
+          if (refused.name == name) bad(fmt::format("{}: not supported: {}", name, refused.reason));
         bad(fmt::format("unknown field '{}'", name));
       }
     }

@@ -620,6 +620,15 @@ TEST_CASE("vllm_client: request body follows the OpenAI and vLLM conventions") {
   body = nlohmann::json::parse(aifc::VLLMClient(c).prepare(spec(5)).body);
   CHECK(body["messages"][0]["content"] == "one two three four");
   CHECK(body["max_completion_tokens"] == 5);
+  // The chat template's kwargs go to a chat server, which renders the template with them.
+  c.chat_template_kwargs = {{"thinking", true}};
+  body = nlohmann::json::parse(aifc::VLLMClient(c).prepare(spec(5)).body);
+  CHECK(body["chat_template_kwargs"]["thinking"] == true);
+  auto completions = c;
+  completions.endpoint = "/v1/completions";
+  CHECK_THROWS_WITH_AS(completions.validate(),
+                       doctest::Contains("chat_template_kwargs: a completions"), aifc::Error);
+  c.chat_template_kwargs = nlohmann::json::object();
   // A request may name its own model (a LoRA adapter), as vLLM's --lora-modules.
   auto adapter = spec(5);
   adapter.model = "sql-lora";

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <aifc/dataset_stats.hpp>
 #include <aifc/error.hpp>
 #include <aifc/options.hpp>
 #include <aifc/version.hpp>
@@ -127,6 +128,10 @@ FlagTable bench_flags(BenchOptions& o, nlohmann::json& values) {
   flag(
       "--plot-timeline", [&] { o.plot_timeline = true; },
       "write an HTML timeline of the requests beside the result (<name>_timeline.html)");
+  flag(
+      "--plot-dataset-stats", [&] { o.plot_dataset_stats = true; },
+      "write an HTML page of the prompts' token distributions beside the result "
+      "(<name>_dataset_stats.html)");
   one(
       "--timeline-itl-thresholds",
       [&](const std::string& v) {
@@ -346,30 +351,39 @@ int bench_main(const std::vector<std::string>& args) {
     for (const auto& warning : result.warnings) std::cerr << "[aifc] warning: " << warning << "\n";
     if (result.observer_errors)
       std::cerr << "[aifc] an observer failed: " << result.first_observer_error << "\n";
-    const nlohmann::json document = o.save_result || result.interrupted || o.plot_timeline
-                                        ? benchmark->result_document(result, o.save_detailed)
-                                        : nlohmann::json();
+    const nlohmann::json document =
+        o.save_result || result.interrupted || o.plot_timeline || o.plot_dataset_stats
+            ? benchmark->result_document(result, o.save_detailed)
+            : nlohmann::json();
     const std::string name = document.is_null()          ? std::string()
                              : o.result_filename.empty() ? default_result_filename(o, document)
                                                          : o.result_filename;
-    if (o.plot_timeline) {
-      // Beside the result file, as vLLM's: its name without .json, then _timeline.html.
+    // Pages beside the result file, as vLLM's: its name without .json, then the page's suffix.
+    auto write_page = [&](const char* suffix, const char* what, const std::string& html) {
       auto page = std::filesystem::path(o.result_dir) / name;
       page.replace_extension();
-      page += "_timeline.html";
+      page += suffix;
       std::error_code ec;
       std::filesystem::create_directories(o.result_dir, ec);
-      TimelineOptions timeline = o.timeline;
-      timeline.title =
-          fmt::format("aifc timeline: {} requests to {}",
-                      result.summary.completed + result.summary.failed, spec_model(*benchmark));
       std::ofstream out(page, std::ios::trunc);
-      out << timeline_html(result, timeline);
+      out << html;
       if (!out.good())
         throw Error(ErrorCode::io_error,
-                    fmt::format("cannot write the timeline to '{}'", page.string()));
-      std::cerr << fmt::format("[aifc] timeline written to {}\n", page.string());
+                    fmt::format("cannot write the {} to '{}'", what, page.string()));
+      std::cerr << fmt::format("[aifc] {} written to {}\n", what, page.string());
+    };
+    const auto requests = result.summary.completed + result.summary.failed;
+    if (o.plot_timeline) {
+      TimelineOptions timeline = o.timeline;
+      timeline.title =
+          fmt::format("aifc timeline: {} requests to {}", requests, spec_model(*benchmark));
+      write_page("_timeline.html", "timeline", timeline_html(result, timeline));
     }
+    if (o.plot_dataset_stats)
+      write_page(
+          "_dataset_stats.html", "dataset statistics",
+          dataset_stats_html(result, fmt::format("aifc dataset statistics: {} requests to {}",
+                                                 requests, spec_model(*benchmark))));
     if (o.save_result || result.interrupted) {
       const auto path = std::filesystem::path(o.result_dir) / name;
       std::error_code ec;

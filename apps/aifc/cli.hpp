@@ -25,6 +25,9 @@ struct BenchOptions {
   bool verbose = true;  ///< set-up lines on stderr
   /// --plot-timeline: an HTML timeline beside the result file (<name>_timeline.html).
   bool plot_timeline = false;
+  /// --plot-dataset-stats: the prompts' length distributions beside the result file
+  /// (<name>_dataset_stats.html).
+  bool plot_dataset_stats = false;
   TimelineOptions timeline;
 };
 

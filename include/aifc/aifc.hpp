@@ -6,6 +6,7 @@
 #include "aifc/client_group.hpp"
 #include "aifc/clock_sync.hpp"
 #include "aifc/dataset.hpp"
+#include "aifc/dataset_stats.hpp"
 #include "aifc/error.hpp"
 #include "aifc/histogram.hpp"
 #include "aifc/merge.hpp"

@@ -62,6 +62,10 @@ struct AIFC_API ClientConfig {
   std::string api_key;  ///< sent as "Authorization: Bearer ..."
   std::vector<std::pair<std::string, std::string>> headers;  ///< extra request headers
   nlohmann::json extra_body = nlohmann::json::object();      ///< merged into every body
+  /// `vllm bench serve --chat-template-kwargs`: sent as the chat body's "chat_template_kwargs",
+  /// so the server renders the template with them (vLLM renders on the client; the prompt the
+  /// model sees is the same). Chat endpoints only.
+  nlohmann::json chat_template_kwargs = nlohmann::json::object();
   bool stream = true;
   bool ignore_eos = false;
   SamplingParams sampling;

@@ -123,6 +123,11 @@ void ClientConfig::validate() const {
   if (endpoint.empty() || endpoint.front() != '/')
     bad(fmt::format("endpoint '{}' must start with '/'", endpoint));
   if (!extra_body.is_object()) bad("extra_body must be a JSON object");
+  if (!chat_template_kwargs.is_object()) bad("chat_template_kwargs must be a JSON object");
+  if (!chat_template_kwargs.empty() && !is_chat())
+    bad("chat_template_kwargs: a completions endpoint gets text, which vLLM's benchmark renders "
+        "with the chat template on the client and aifc does not; use a chat endpoint "
+        "(--backend openai-chat), where the server renders it with these kwargs");
   if (connect_timeout.count() <= 0) bad("connect_timeout must be positive");
   if (read_timeout.count() <= 0) bad("read_timeout must be positive");
   if (request_timeout.count() <= 0) bad("request_timeout must be positive");
@@ -190,6 +195,7 @@ void to_json(nlohmann::json& j, const ClientConfig& c) {
                      {"lora_assignment", c.lora_assignment},
                      {"headers", headers},
                      {"extra_body", c.extra_body},
+                     {"chat_template_kwargs", c.chat_template_kwargs},
                      {"stream", c.stream},
                      {"ignore_eos", c.ignore_eos},
                      {"sampling", c.sampling},
@@ -214,6 +220,7 @@ void from_json(const nlohmann::json& j, ClientConfig& c) {
   c.api_key = j.value("api_key", c.api_key);
   if (j.contains("headers")) j.at("headers").get_to(c.headers);
   if (j.contains("extra_body")) c.extra_body = j.at("extra_body");
+  if (j.contains("chat_template_kwargs")) c.chat_template_kwargs = j.at("chat_template_kwargs");
   c.stream = j.value("stream", c.stream);
   c.ignore_eos = j.value("ignore_eos", c.ignore_eos);
   if (j.contains("sampling")) j.at("sampling").get_to(c.sampling);
@@ -530,6 +537,8 @@ PreparedRequest VLLMClient::prepare(const RequestSpec& spec) const {
       body[name] = value;
     }
   }
+  if (c.is_chat() && !c.chat_template_kwargs.empty())
+    body["chat_template_kwargs"] = c.chat_template_kwargs;
   body.merge_patch(c.extra_body);
   if (spec.extra_body.is_object()) body.merge_patch(spec.extra_body);
   PreparedRequest p;

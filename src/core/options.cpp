@@ -303,14 +303,8 @@ std::vector<UnsupportedOption> make_unsupported_options() {
       "aifc reads no dataset from the Hugging Face Hub (compute nodes rarely reach it): export "
       "the set to JSON lines (a prompt field or chat turns) and use --dataset-name custom";
   std::vector<UnsupportedOption> t = {
-      {"chat_template_kwargs",
-       "aifc renders no chat template on the client; for a chat endpoint give them to the "
-       "server: --extra-body '{\"chat_template_kwargs\": {...}}'"},
       {"custom_ensure_client_side_data",
        "aifc renders no prompt on the client: custom prompts are sent as the file has them"},
-      {"plot_dataset_stats",
-       "no dataset plot: the detailed result (--save-detailed) holds every request's input_lens "
-       "and output_lens to plot"},
       {"enable_multimodal_chat", multimodal},
       {"random_mm_base_items_per_request", multimodal},
       {"random_mm_num_mm_items_range_ratio", multimodal},
@@ -418,6 +412,10 @@ std::vector<BenchmarkOption> make_benchmark_options() {
   add.group = "requests";
   add("extra_body", K::object, "JSON object merged into every request body",
       [](S& s, const json& v) { s.client.extra_body = object_value(v); });
+  add("chat_template_kwargs", K::object,
+      "chat endpoints: JSON object the server renders the chat template with ({\"thinking\": "
+      "true}); vLLM renders on the client, the model sees the same prompt",
+      [](S& s, const json& v) { s.client.chat_template_kwargs = object_value(v); });
   add("ignore_eos", K::boolean, "ask the server to ignore EOS (default: on for random, as vLLM)",
       [](S& s, const json& v) { s.client.ignore_eos = bool_value(v); });
   add("served_model_name", K::text, "the model's name in the API, if not --model's",

@@ -37,6 +37,9 @@ def test_a_run_draws_its_timeline(sim):
     assert "ITL below 10 ms" in page
     with pytest.raises(aifc.InvalidArgument, match="two numbers"):
         run.timeline_html("10")
+    stats = run.dataset_stats_html()
+    assert stats.count('id="prompt-tokens-figures">12 requests: ') == 1
+    assert 'id="output-tokens-figures">12 requests: mean 5.0, min 5' in stats
 
 
 def test_run_benchmark_starts_the_simulator_by_itself():

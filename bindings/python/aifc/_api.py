@@ -349,6 +349,11 @@ class BenchRun(_Run):
         to a file or show it in a notebook with IPython.display.HTML."""
         return self._core.timeline_html(itl_thresholds_ms)
 
+    def dataset_stats_html(self) -> str:
+        """The page `aifc bench --plot-dataset-stats` writes, for the finished run: histograms of
+        the prompt tokens, the output tokens asked for and both together."""
+        return self._core.dataset_stats_html()
+
 
 def benchmark_options() -> List[Tuple[str, str, str]]:
     """Every named option of a benchmark as (name, kind, help): run_benchmark's keywords, the

@@ -83,6 +83,8 @@ class ClientConfig(_Config):
     api_key: str = field(default="", repr=False)  # never in the core's JSON, nor in repr()
     headers: Dict[str, str] = _d("client", "headers")
     extra_body: Dict[str, Any] = _d("client", "extra_body")
+    # chat endpoints: the server renders the chat template with these (vLLM renders on the client)
+    chat_template_kwargs: Dict[str, Any] = _d("client", "chat_template_kwargs")
     stream: bool = _d("client", "stream")
     ignore_eos: bool = _d("client", "ignore_eos")
     sampling: SamplingParams = field(default_factory=SamplingParams)

@@ -3,6 +3,7 @@
 
 #include <aifc/benchmark.hpp>
 #include <aifc/client_group.hpp>
+#include <aifc/dataset_stats.hpp>
 #include <aifc/error.hpp>
 #include <aifc/options.hpp>
 #include <aifc/timeline.hpp>
@@ -348,7 +349,11 @@ void init_group(py::module_& m) {
             options.title = "aifc timeline: " + b.benchmark().spec().client.model;
             return timeline_html(b.result(), options);
           },
-          py::arg("itl_thresholds_ms") = "25,50");
+          py::arg("itl_thresholds_ms") = "25,50")
+      .def("dataset_stats_html", [](PyBench& b) {
+        return dataset_stats_html(b.result(),
+                                  "aifc dataset statistics: " + b.benchmark().spec().client.model);
+      });
   m.def(
       "benchmark_options",
       [] {

@@ -209,13 +209,8 @@ TEST_CASE("merge: shards of a real run, read back from their documents, add up t
   const auto doc = aifc::merged_result_document(spec, aifc::TokenizerApi::vllm, merged, true);
   for (const char* key : {"completed", "failed", "total_input_tokens", "total_output_tokens"})
     CHECK(doc[key] == whole[key]);
-  // The same prompts went out: the input lengths, sorted, are the whole run's.
-  auto lens = [](const nlohmann::json& d) {
-    auto v = d["input_lens"].get<std::vector<std::int64_t>>();
-    std::sort(v.begin(), v.end());
-    return v;
-  };
-  CHECK(lens(doc) == lens(whole));
+  // The same prompts went out, and vLLM's arrays are in request order: the whole run's.
+  CHECK(doc["input_lens"] == whole["input_lens"]);
   // vLLM's per-request lists of the merged run: one entry per request of every rank.
   CHECK(doc["latencies"].size() == 30);
   CHECK(doc["queue_times"].size() == 30);
@@ -223,6 +218,41 @@ TEST_CASE("merge: shards of a real run, read back from their documents, add up t
   for (const auto& latency : doc["latencies"]) CHECK(latency.get<double>() > 0.0);
   CHECK(doc["distributed"]["nranks"] == 3);
   CHECK(doc["aifc_spec"]["shard"]["nranks"] == 1);
+}
+
+TEST_CASE("merge: the shards of a ramp-up merge to the whole run's rps_change_events") {
+  aifc::BenchmarkSpec spec;
+  aifc::SimulatorConfig sim;
+  sim.port = 0;
+  spec.simulator = sim;
+  spec.dataset.num_prompts = spec.load.num_requests = 40;
+  spec.dataset.random_input_len = 4;
+  spec.dataset.random_output_len = 2;
+  spec.load.ramp_up_strategy = aifc::RampUp::linear;
+  spec.load.ramp_up_start_rps = 100;
+  spec.load.ramp_up_end_rps = 140;
+  std::vector<aifc::ShardResult> parts;
+  for (std::uint32_t rank = 0; rank < 2; ++rank) {
+    auto shard = spec;
+    shard.shard = {rank, 2};
+    aifc::Benchmark b(shard);
+    const auto doc = b.result_document(b.run(), false);
+    aifc::ShardResult p;
+    p.rank = rank;
+    p.result = aifc::read_result_document(doc).result;
+    parts.push_back(std::move(p));
+  }
+  const auto merged = aifc::merge_shards(parts, 2, spec.summary);
+  const auto doc = aifc::merged_result_document(spec, aifc::TokenizerApi::vllm, merged, false);
+  CHECK(doc["completed"] == 40);
+  CHECK(doc["ramp_up_strategy"] == "linear");
+  // Every whole rate from start to end, once, in order, as one process would list them.
+  const auto& events = doc["rps_change_events"];
+  REQUIRE(events.size() == 41);
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    CHECK(events[i]["rps"] == 100 + static_cast<std::int64_t>(i));
+    if (i > 0) CHECK(events[i]["timestamp"] >= events[i - 1]["timestamp"]);
+  }
 }
 
 TEST_CASE("merge: a document that is not a result is refused by name") {

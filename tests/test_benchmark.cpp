@@ -25,6 +25,15 @@ aifc::BenchmarkSpec simulated(std::int64_t requests = 20) {
   return spec;
 }
 
+// The same workload against a simulator the test runs itself, to read its stats.
+aifc::BenchmarkSpec against(const aifc::Simulator& server, std::int64_t requests) {
+  auto spec = simulated(requests);
+  spec.client.model = spec.simulator->model;
+  spec.simulator.reset();
+  spec.client.base_url = server.base_url();
+  return spec;
+}
+
 }  // namespace
 
 TEST_CASE("benchmark: a spec round-trips through JSON, without the API key") {
@@ -239,10 +248,7 @@ TEST_CASE("benchmark: LoRA adapters are spread over the requests as vLLM's --lor
   sim.lora_modules = {"sql", "chat", "code"};
   aifc::Simulator server(sim);
   server.start();
-  auto spec = simulated(12);
-  spec.simulator.reset();
-  spec.client.base_url = server.base_url();
-  spec.client.model = sim.model;
+  auto spec = against(server, 12);
   spec.client.lora_modules = {"sql", "chat", "code"};
   spec.client.lora_assignment = aifc::LoraAssignment::round_robin;
   const auto result = aifc::Benchmark(spec).run();
@@ -280,10 +286,7 @@ TEST_CASE("benchmark: probe requests run beside the workload and are reported ap
   sim.itl = aifc::DelaySpec::parse("5");
   aifc::Simulator server(sim);
   server.start();
-  auto spec = simulated(20);
-  spec.simulator.reset();
-  spec.client.base_url = server.base_url();
-  spec.client.model = sim.model;
+  auto spec = against(server, 20);
   spec.load.request_rate = 40;  // half a second at least
   spec.load.max_concurrency = 1;
   spec.probe_request_rate = 20;
@@ -320,10 +323,7 @@ TEST_CASE("benchmark: --profile switches the server's profiler on around the run
   aifc::SimulatorConfig sim = *spec.simulator;
   aifc::Simulator server(sim);
   server.start();
-  auto direct = simulated(3);
-  direct.simulator.reset();
-  direct.client.base_url = server.base_url();
-  direct.client.model = sim.model;
+  auto direct = against(server, 3);
   direct.profile = true;
   CHECK(aifc::Benchmark(direct).run().warnings.empty());
   CHECK(server.stats()["profiles_started"] == 1);

@@ -61,25 +61,12 @@ std::string dataset_stats_html(const BenchmarkResult& result, const std::string&
     output.push_back(static_cast<double>(out));
     total.push_back(static_cast<double>(r.input_tokens + out));
   }
-  const std::string note = result.records.empty()
-                               ? "<p>The result holds no per-request records (keep_records was "
-                                 "off), so there is nothing to draw.</p>\n"
-                               : std::string();
-  return fmt::format(
-      R"(<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{0}</title>
-<style>
-body {{ font: 14px sans-serif; margin: 1em; }}
-svg text {{ font: 11px sans-serif; fill: #444; }}
-.bar {{ fill: #4c78a8; }} .a {{ stroke: #999; stroke-width: 1; }}
-</style></head>
-<body>
-<h1>{0}</h1>
-{1}{2}{3}{4}</body></html>
-)",
-      detail::html_escaped(title), note, histogram("prompt-tokens", "Prompt tokens", prompt),
-      histogram("output-tokens", "Output tokens", output),
-      histogram("total-tokens", "Prompt and output tokens", total));
+  return detail::report_page_head(
+             title, ".bar { fill: #4c78a8; } .a { stroke: #999; stroke-width: 1; }\n") +
+         (result.records.empty() ? std::string(detail::kNoRecordsNote) : std::string()) +
+         histogram("prompt-tokens", "Prompt tokens", prompt) +
+         histogram("output-tokens", "Output tokens", output) +
+         histogram("total-tokens", "Prompt and output tokens", total) + "</body></html>\n";
 }
 
 }  // namespace aifc

@@ -133,32 +133,28 @@ std::string timeline_html(const BenchmarkResult& result, const TimelineOptions& 
   }
 
   const std::string note =
-      result.records.empty() ? "<p>The result holds no per-request records (keep_records was "
-                               "off), so there is nothing to draw.</p>\n"
+      result.records.empty() ? std::string(detail::kNoRecordsNote)
       : total > sent.size()
           ? fmt::format("<p>The first {} of {} requests are drawn.</p>\n", sent.size(), total)
           : std::string();
-  return fmt::format(
-      R"(<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{0}</title>
-<style>
-body {{ font: 14px sans-serif; margin: 1em; }}
-svg text {{ font: 11px sans-serif; fill: #444; }}
-.t {{ fill: #8fa8c8; background: #8fa8c8; }} .g {{ fill: #2ca02c; background: #2ca02c; }}
-.o {{ fill: #ff9f1c; background: #ff9f1c; }} .r {{ fill: #d62728; background: #d62728; }}
-.f {{ fill: #999; background: #999; }} .a {{ stroke: #ddd; stroke-width: 1; }}
-.key span {{ display: inline-block; width: 1em; height: 1em; vertical-align: middle; margin: 0 .3em 0 1em; }}
-</style></head>
-<body>
-<h1>{0}</h1>
-<p id="summary">{1} requests sent over {2:.2f} s, one line each in the order they left: the wait for the first token, then the gaps between tokens.</p>
-<p class="key"><span class="t"></span>until the first token<span class="g"></span>ITL below {3:g} ms<span class="o"></span>{3:g} to {4:g} ms<span class="r"></span>above {4:g} ms<span class="f"></span>failed</p>
-{5}<svg xmlns="http://www.w3.org/2000/svg" id="timeline" width="{6:.0f}" height="{7:.0f}" data-requests="{1}">
-{8}{9}</svg>
+  return detail::report_page_head(
+             options.title,
+             ".t { fill: #8fa8c8; background: #8fa8c8; } .g { fill: #2ca02c; background: #2ca02c; "
+             "}\n"
+             ".o { fill: #ff9f1c; background: #ff9f1c; } .r { fill: #d62728; background: #d62728; "
+             "}\n"
+             ".f { fill: #999; background: #999; } .a { stroke: #ddd; stroke-width: 1; }\n"
+             ".key span { display: inline-block; width: 1em; height: 1em; vertical-align: middle; "
+             "margin: 0 .3em 0 1em; }\n") +
+         fmt::format(
+             R"(<p id="summary">{0} requests sent over {1:.2f} s, one line each in the order they left: the wait for the first token, then the gaps between tokens.</p>
+<p class="key"><span class="t"></span>until the first token<span class="g"></span>ITL below {2:g} ms<span class="o"></span>{2:g} to {3:g} ms<span class="r"></span>above {3:g} ms<span class="f"></span>failed</p>
+{4}<svg xmlns="http://www.w3.org/2000/svg" id="timeline" width="{5:.0f}" height="{6:.0f}" data-requests="{0}">
+{7}{8}</svg>
 </body></html>
 )",
-      detail::html_escaped(options.title), sent.size(), span_s, options.itl_green_below_ms,
-      options.itl_red_above_ms, note, kLeft + kWidth + 20, height, axis, svg);
+             sent.size(), span_s, options.itl_green_below_ms, options.itl_red_above_ms, note,
+             kLeft + kWidth + 20, height, axis, svg);
 }
 
 }  // namespace aifc

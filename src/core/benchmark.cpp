@@ -350,52 +350,54 @@ BenchmarkResult profiled(const BenchmarkSpec& spec, Run&& run) {
 }
 
 // vLLM's --probe-request-rate: a thread of the run's own sends one-token requests one after
-// the other, 1/rate apart, until the run is over; the one in flight then is let finish.
+// the other, 1/rate apart, until the run is over. The probe in flight then is let finish, as
+// vLLM's; an interrupted or failed run cancels it instead.
 template <class Run>
 BenchmarkResult probed(const BenchmarkSpec& spec, Run&& run) {
   if (spec.probe_request_rate <= 0) return run();
   ClientConfig config = spec.client;
   config.lora_modules.clear();
-  config.request_id_prefix = "probe-";
+  VLLMClient client(config);
+  const PreparedRequest hi = client.prepare(RequestSpec{"Hi", 1, 1, false, {}, ""});
+  const auto interval = std::chrono::duration_cast<std::chrono::nanoseconds>(
+      std::chrono::duration<double>(1.0 / spec.probe_request_rate));
   std::vector<RequestRecord> probes;
   std::mutex stop_mutex;
   std::condition_variable stop_cv;
   bool stop = false;
   std::thread prober([&] {
-    const auto interval = std::chrono::duration_cast<std::chrono::nanoseconds>(
-        std::chrono::duration<double>(1.0 / spec.probe_request_rate));
-    VLLMClient client(config);
-    const PreparedRequest hi = client.prepare(RequestSpec{"Hi", 1, 1, false, {}, ""});
-    for (std::uint64_t i = 0;; ++i) {
-      {
+    try {
+      for (std::uint64_t i = 0;; ++i) {
+        {
+          std::lock_guard lock(stop_mutex);
+          if (stop) return;
+        }
+        RequestRecord rec = client.send(hi, -1, fmt::format("probe-{}", i));
+        rec.index = i;
+        probes.push_back(std::move(rec));
         std::unique_lock lock(stop_mutex);
-        if (stop) return;
+        if (stop_cv.wait_for(lock, interval, [&] { return stop; })) return;
       }
-      RequestRecord rec = client.send(hi, -1, fmt::format("probe-{}", i));
-      rec.index = i;
-      probes.push_back(std::move(rec));
-      std::unique_lock lock(stop_mutex);
-      if (stop_cv.wait_for(lock, interval, [&] { return stop; })) return;
+    } catch (...) {  // a probe is never worth the run: the ones sent so far are kept
     }
   });
-  BenchmarkResult result;
-  try {
-    result = run();
-  } catch (...) {
+  auto finish = [&](bool cancel) {
     {
       std::lock_guard lock(stop_mutex);
       stop = true;
     }
     stop_cv.notify_all();
+    if (cancel) client.cancel();
     prober.join();
+  };
+  BenchmarkResult result;
+  try {
+    result = run();
+  } catch (...) {
+    finish(true);
     throw;
   }
-  {
-    std::lock_guard lock(stop_mutex);
-    stop = true;
-  }
-  stop_cv.notify_all();
-  prober.join();
+  finish(result.interrupted);
   result.probes = std::move(probes);
   return result;
 }

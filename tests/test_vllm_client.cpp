@@ -629,6 +629,12 @@ TEST_CASE("vllm_client: request body follows the OpenAI and vLLM conventions") {
   CHECK_THROWS_WITH_AS(completions.validate(),
                        doctest::Contains("chat_template_kwargs: a completions"), aifc::Error);
   c.chat_template_kwargs = nlohmann::json::object();
+  CHECK_THROWS_WITH_AS(
+      nlohmann::json({{"lora_assignment", "sequential"}}).get<aifc::ClientConfig>(),
+      doctest::Contains("not random or round-robin"), aifc::Error);
+  CHECK(nlohmann::json({{"lora_assignment", "round-robin"}})
+            .get<aifc::ClientConfig>()
+            .lora_assignment == aifc::LoraAssignment::round_robin);
   // A request may name its own model (a LoRA adapter), as vLLM's --lora-modules.
   auto adapter = spec(5);
   adapter.model = "sql-lora";

@@ -216,7 +216,14 @@ void from_json(const nlohmann::json& j, ClientConfig& c) {
   c.model = j.value("model", c.model);
   c.served_model_name = j.value("served_model_name", c.served_model_name);
   if (j.contains("lora_modules")) j.at("lora_modules").get_to(c.lora_modules);
-  if (j.contains("lora_assignment")) j.at("lora_assignment").get_to(c.lora_assignment);
+  if (j.contains("lora_assignment")) {
+    // nlohmann maps an unknown name to the first value; a typo must be an error instead.
+    j.at("lora_assignment").get_to(c.lora_assignment);
+    if (nlohmann::json(c.lora_assignment) != j.at("lora_assignment"))
+      throw Error(ErrorCode::invalid_argument,
+                  fmt::format("lora_assignment: {} is not random or round-robin",
+                              j.at("lora_assignment").dump()));
+  }
   c.api_key = j.value("api_key", c.api_key);
   if (j.contains("headers")) j.at("headers").get_to(c.headers);
   if (j.contains("extra_body")) c.extra_body = j.at("extra_body");

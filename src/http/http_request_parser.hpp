@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "http/http_response_parser.hpp"  // iequals
+#include "http/line_reader.hpp"
 
 namespace aifc::detail {
 
@@ -75,9 +76,7 @@ class HttpRequestParser {
     trailers,
     done
   };
-  enum class Line { complete, partial, too_long };
-
-  Line take_line(const char*& p, const char* end, std::string_view& line);
+  using Line = LineStatus;
   bool request_line(std::string_view line);
   bool header(std::string_view line);
   Result fail(int status, std::string message) {
@@ -109,27 +108,6 @@ inline void HttpRequestParser::reset() {
   header_bytes_ = 0;
   error_status_ = 0;
   error_.clear();
-}
-
-inline HttpRequestParser::Line HttpRequestParser::take_line(const char*& p, const char* end,
-                                                            std::string_view& line) {
-  const char* nl =
-      static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
-  if (!nl) {
-    line_.append(p, static_cast<std::size_t>(end - p));
-    p = end;
-    return line_.size() > kMaxLine + 1 ? Line::too_long : Line::partial;
-  }
-  if (line_.empty()) {
-    line = std::string_view(p, static_cast<std::size_t>(nl - p));
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  } else {  // the line is held in line_ (the caller takes it from there)
-    line_.append(p, static_cast<std::size_t>(nl - p));
-    if (line_.back() == '\r') line_.pop_back();
-    line = line_;
-  }
-  p = nl + 1;
-  return line.size() > kMaxLine ? Line::too_long : Line::complete;
 }
 
 inline bool HttpRequestParser::request_line(std::string_view line) {
@@ -192,7 +170,7 @@ inline HttpRequestParser::Result HttpRequestParser::feed(const char*& p, const c
       case State::trailers: {
         // An idle connection's stray CRLF before a request is skipped, as RFC 9112 allows.
         std::string_view line;
-        const Line got = take_line(p, end, line);
+        const Line got = take_line(p, end, line_, line, kMaxLine);
         if (got == Line::too_long)
           return state_ == State::request_line ? fail(414, "the request line is too long")
                  : state_ == State::headers    ? fail(431, "a header line is too long")
@@ -203,7 +181,7 @@ inline HttpRequestParser::Result HttpRequestParser::feed(const char*& p, const c
         if (!line_.empty()) {
           held = std::move(line_);
           line_.clear();
-          line = held;
+          line = std::string_view(held).substr(0, line.size());
         }
         const std::size_t length = line.size();
         if (state_ == State::request_line) {

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "http/keep_alive.hpp"
+#include "http/line_reader.hpp"
 
 namespace aifc::detail {
 
@@ -51,11 +52,10 @@ class HttpResponseParser {
     done
   };
 
-  enum class Line { complete, partial, too_long };
-  /// The next line (without its CRLF) into `line`, or what there is of it held in line_. A line
-  /// longer than `limit` is too_long whether it came in one piece or many (the network decides
-  /// that): an unfinished one may still have its '\r' to shed, hence limit + 1 for it.
-  Line take_line(const char*& p, const char* end, std::string_view& line, std::size_t limit);
+  using Line = LineStatus;
+  Line take_line(const char*& p, const char* end, std::string_view& line, std::size_t limit) {
+    return detail::take_line(p, end, line_, line, limit);
+  }
   bool header(std::string_view line);
   Result fail(std::string message) {
     error_ = std::move(message);
@@ -87,27 +87,6 @@ inline void HttpResponseParser::reset() {
   remaining_ = 0;
   keep_alive_hint_ = {};
   error_.clear();
-}
-
-inline HttpResponseParser::Line HttpResponseParser::take_line(const char*& p, const char* end,
-                                                              std::string_view& line,
-                                                              std::size_t limit) {
-  const char* nl =
-      static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
-  if (!nl) {
-    line_.append(p, static_cast<std::size_t>(end - p));
-    p = end;
-    return line_.size() > limit + 1 ? Line::too_long : Line::partial;
-  }
-  if (line_.empty()) {
-    line = std::string_view(p, static_cast<std::size_t>(nl - p));
-  } else {
-    line_.append(p, static_cast<std::size_t>(nl - p));
-    line = line_;
-  }
-  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  p = nl + 1;
-  return line.size() > limit ? Line::too_long : Line::complete;
 }
 
 inline bool iequals(std::string_view a, std::string_view b) {

@@ -1,8 +1,85 @@
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <aifc/error.hpp>
 #include <aifc/simulator.hpp>
+#include <chrono>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+int connect_to(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  return fd;
+}
+
+void send_all(int fd, const std::string& bytes) {
+  std::size_t sent = 0;
+  while (sent < bytes.size()) {
+    const ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+    REQUIRE(n > 0);
+    sent += static_cast<std::size_t>(n);
+  }
+}
+
+// Reads until `done(received)` or the peer closes (generous deadline: nothing here is timed).
+std::string read_until(int fd, const std::function<bool(const std::string&)>& done) {
+  std::string received;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  char buffer[16384];
+  while (!done(received) && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+    if (n <= 0) break;
+    received.append(buffer, static_cast<std::size_t>(n));
+  }
+  return received;
+}
+
+std::size_t count_of(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+std::string completion_request(const std::string& body, const std::string& extra_headers = "") {
+  return "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" +
+         extra_headers + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+int threads_of_this_process() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
+  return -1;
+}
+
+template <class Predicate>
+bool eventually(Predicate p) {  // polls for up to a minute: a condition, not a time
+  for (int i = 0; i < 6000; ++i) {
+    if (p()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return p();
+}
+
+}  // namespace
 
 TEST_CASE("simulator: delay specs") {
   CHECK(aifc::DelaySpec::parse("25").a_ms == 25);
@@ -194,4 +271,183 @@ TEST_CASE("simulator: real-server habits are options that round-trip and are che
   c.empty_response_rate = 0.7;
   c.error_rate = 0.5;
   CHECK_THROWS_AS(c.validate(), aifc::Error);  // rates add up to more than 1
+}
+
+TEST_CASE("simulator: one connection carries any number of requests, pipelined ones in order") {
+  aifc::SimulatorConfig cfg;
+  cfg.port = 0;
+  aifc::Simulator sim(cfg);
+  const int port = sim.start();
+  const int fd = connect_to(port);
+  // Three requests in one write: answered in the order sent (ids count up).
+  std::string three;
+  for (int i = 0; i < 3; ++i) three += completion_request(R"({"prompt":"a","max_tokens":1})");
+  send_all(fd, three);
+  const auto answers = read_until(fd, [](const std::string& r) { return count_of(r, "}}") >= 3; });
+  CHECK(count_of(answers, "HTTP/1.1 200 OK") == 3);
+  const auto first = answers.find("cmpl-0"), second = answers.find("cmpl-1"),
+             third = answers.find("cmpl-2");
+  CHECK(first < second);
+  CHECK(second < third);
+  CHECK(third != std::string::npos);
+  // Unlimited keep-alive by default, as vLLM's server: no close after 5 (cpp-httplib's habit).
+  for (int i = 0; i < 50; ++i) {
+    send_all(fd, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+    const auto answer = read_until(
+        fd, [](const std::string& r) { return r.find("\r\n\r\n") != std::string::npos; });
+    REQUIRE(answer.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+    CHECK(answer.find("Connection: close") == std::string::npos);
+  }
+  ::close(fd);
+
+  // A cap is announced with Keep-Alive: max=N, then Connection: close and the close itself.
+  cfg.max_requests_per_connection = 2;
+  aifc::Simulator capped(cfg);
+  const int capped_fd = connect_to(capped.start());
+  send_all(capped_fd, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+  auto answer = read_until(
+      capped_fd, [](const std::string& r) { return r.find("\r\n\r\n") != std::string::npos; });
+  CHECK(answer.find("Keep-Alive: timeout=5, max=1") != std::string::npos);
+  send_all(capped_fd, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+  answer = read_until(capped_fd, [](const std::string&) { return false; });  // to the close
+  CHECK(answer.find("Connection: close") != std::string::npos);
+  ::close(capped_fd);
+}
+
+TEST_CASE("simulator: bad requests get HTTP errors, and a client that leaves ends its stream") {
+  aifc::SimulatorConfig cfg;
+  cfg.port = 0;
+  cfg.ttft = aifc::DelaySpec::parse("10");
+  cfg.itl = aifc::DelaySpec::parse("1000");
+  aifc::Simulator sim(cfg);
+  const int port = sim.start();
+  auto exchange = [port](const std::string& request) {
+    const int fd = connect_to(port);
+    send_all(fd, request);
+    auto answer = read_until(fd, [](const std::string& r) {
+      const auto head = r.find("\r\n\r\n");
+      return head != std::string::npos && r.find('}', head) != std::string::npos;
+    });
+    ::close(fd);
+    return answer;
+  };
+  auto garbage = exchange("NONSENSE\r\n\r\n");
+  CHECK(garbage.rfind("HTTP/1.1 400", 0) == 0);
+  CHECK(garbage.find("Connection: close") != std::string::npos);
+  auto unknown = exchange("GET /v2/nothing HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(unknown.rfind("HTTP/1.1 404", 0) == 0);
+  CHECK(unknown.find(R"({"detail":"Not Found"})") != std::string::npos);
+  auto wrong = exchange("GET /v1/completions HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(wrong.rfind("HTTP/1.1 405", 0) == 0);
+  // Expect: 100-continue gets its 100 before the body is sent.
+  const int expecting = connect_to(port);
+  const std::string body = R"({"prompt":"a b","max_tokens":1})";
+  send_all(expecting,
+           "POST /tokenize HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: " +
+               std::to_string(body.size()) + "\r\n\r\n");
+  CHECK(read_until(expecting, [](const std::string& r) {
+          return r.find("\r\n\r\n") != std::string::npos;
+        }).rfind("HTTP/1.1 100 Continue", 0) == 0);
+  send_all(expecting, body);
+  CHECK(read_until(expecting, [](const std::string& r) {
+          return r.find("\"count\":2") != std::string::npos;
+        }).find("\"count\":2") != std::string::npos);
+  ::close(expecting);
+
+  const int fd = connect_to(port);
+  send_all(fd, completion_request(R"({"prompt":"a","max_tokens":100,"stream":true})"));
+  read_until(fd, [](const std::string& r) { return r.find("data: ") != std::string::npos; });
+  CHECK(sim.stats()["running"] == 1);
+  ::close(fd);  // the stream ends with its client, not 99 s later
+  CHECK(eventually([&] { return sim.stats()["running"] == 0; }));
+  CHECK(sim.stats()["ok"] == 0);
+}
+
+TEST_CASE("simulator: thousands of concurrent streams are served by a few threads") {
+  // Two sockets per stream in this process (ours and the simulator's).
+  rlimit files{};
+  getrlimit(RLIMIT_NOFILE, &files);
+  files.rlim_cur = files.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &files);
+  const int streams = static_cast<int>(std::min<rlim_t>(2000, (files.rlim_cur - 100) / 2));
+  MESSAGE("streams: " << streams);
+  REQUIRE(streams >= 400);
+  aifc::SimulatorConfig cfg;
+  cfg.port = 0;
+  cfg.threads = 1;
+  cfg.ttft = aifc::DelaySpec::parse("20");
+  cfg.itl = aifc::DelaySpec::parse("20");
+  aifc::Simulator sim(cfg);
+  const int port = sim.start();
+  const int threads_before = threads_of_this_process();
+  std::vector<int> fds;
+  for (int i = 0; i < streams; ++i) {
+    fds.push_back(connect_to(port));
+    send_all(
+        fds.back(),
+        completion_request(R"({"prompt":"a b","max_tokens":20,"stream":true,"ignore_eos":true})"));
+  }
+  CHECK(threads_of_this_process() == threads_before);  // no thread per connection
+  std::vector<std::string> received(fds.size());
+  std::size_t finished = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
+  std::vector<pollfd> polled;
+  for (int fd : fds) polled.push_back({fd, POLLIN, 0});
+  char buffer[16384];
+  while (finished < fds.size() && std::chrono::steady_clock::now() < deadline) {
+    if (::poll(polled.data(), polled.size(), 100) <= 0) continue;
+    for (std::size_t i = 0; i < polled.size(); ++i) {
+      if (!(polled[i].revents & POLLIN)) continue;
+      const ssize_t n = ::recv(polled[i].fd, buffer, sizeof buffer, 0);
+      if (n > 0) received[i].append(buffer, static_cast<std::size_t>(n));
+      if (n <= 0 ||
+          received[i].find("0\r\n\r\n", received[i].find("[DONE]")) != std::string::npos) {
+        polled[i].events = 0;
+        ++finished;
+      }
+    }
+  }
+  std::size_t complete = 0, tokens = 0;
+  for (const auto& r : received) {
+    complete += r.find("data: [DONE]") != std::string::npos ? 1 : 0;
+    tokens += count_of(r, "\"aifc_sent_ns\"");
+  }
+  CHECK(complete == fds.size());
+  CHECK(tokens == fds.size() * 20);
+  CHECK(sim.stats()["ok"] == fds.size());
+  for (int fd : fds) ::close(fd);
+}
+
+TEST_CASE("simulator: a client that does not read holds its stream back; memory stays bounded") {
+  aifc::SimulatorConfig cfg;
+  cfg.port = 0;
+  cfg.threads = 1;
+  aifc::Simulator sim(cfg);
+  const int fd = connect_to(sim.start());
+  // A million tokens with no delay, never read: the server must stop, not buffer them all.
+  send_all(fd, completion_request(
+                   R"({"prompt":"a","max_tokens":1000000,"stream":true,"ignore_eos":true})"));
+  auto generated = [&] { return sim.stats()["generation_tokens"].get<std::uint64_t>(); };
+  std::uint64_t last = 0;
+  CHECK(eventually([&] {
+    const auto now = generated();
+    const bool settled = now > 0 && now == last;
+    last = now;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    return settled;
+  }));
+  // ~200 bytes a token: the socket buffers on both sides (a few MB each) and the server's
+  // bounded queue hold some 50,000; a server without backpressure would make all million.
+  CHECK(generated() < 250'000);
+  CHECK(sim.stats()["running"] == 1);
+  // Reading resumes the stream.
+  char buffer[65536];
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+  while (generated() == last && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 10) > 0) (void)::recv(fd, buffer, sizeof buffer, 0);
+  }
+  CHECK(generated() > last);
+  ::close(fd);
+  CHECK(eventually([&] { return sim.stats()["running"] == 0; }));
 }

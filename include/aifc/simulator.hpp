@@ -86,7 +86,8 @@ struct AIFC_API SimulatorConfig {
   double empty_response_rate = 0;       ///< answer 200 with no content and no usage
   std::int64_t fault_after_tokens = 2;  ///< mid-stream faults come after this many tokens
   std::uint64_t seed = 0;
-  std::int64_t threads = 1100;  ///< connections served at once (one thread each)
+  /// Event-loop threads, each serving any number of connections; 0: one per core.
+  std::int64_t threads = 0;
 
   void validate() const;
 };
@@ -94,10 +95,10 @@ struct AIFC_API SimulatorConfig {
 AIFC_API void to_json(nlohmann::json& j, const SimulatorConfig& c);
 AIFC_API void from_json(const nlohmann::json& j, SimulatorConfig& c);
 
-/// Runs the simulator in this process on its own threads. Endpoints: POST /v1/completions,
-/// /v1/chat/completions (streaming or not), /tokenize; GET /v1/models, /health, /metrics.
-/// Every streamed chunk carries `aifc_sent_ns`, its monotonic send time, so that a client on
-/// the same machine can measure its own error.
+/// Runs the simulator in this process on its own event-loop threads. Endpoints: POST
+/// /v1/completions, /v1/chat/completions (streaming or not), /tokenize; GET /v1/models, /health,
+/// /metrics. Every streamed chunk carries `aifc_sent_ns`, its monotonic send time, so that a client
+/// on the same machine can measure its own error.
 class AIFC_API Simulator {
  public:
   explicit Simulator(SimulatorConfig config);

@@ -288,7 +288,8 @@ std::vector<SimulatorOption> make_simulator_options() {
       [](SimulatorConfig& s, const json& v) { s.max_requests_per_connection = integer_value(v); });
   add("fault_after_tokens", K::integer, "mid-stream faults come after this many tokens",
       [](SimulatorConfig& s, const json& v) { s.fault_after_tokens = integer_value(v); });
-  add("threads", K::integer, "connections served at once",
+  add("threads", K::integer,
+      "event-loop threads, each serving any number of connections; 0: one per core",
       [](SimulatorConfig& s, const json& v) { s.threads = integer_value(v); });
   std::sort(t.begin(), t.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   fill_defaults(t, json(SimulatorConfig{}));

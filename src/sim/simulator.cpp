@@ -1,15 +1,11 @@
 #include "aifc/simulator.hpp"
 
 #include <fmt/format.h>
-#include <httplib.h>
-#include <netinet/in.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
-#include <filesystem>
+#include <functional>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -18,6 +14,7 @@
 
 #include "aifc/error.hpp"
 #include "aifc/record.hpp"
+#include "http/event_server.hpp"
 #include "util/rng.hpp"
 
 namespace aifc {
@@ -44,31 +41,6 @@ std::int64_t count_tokens(std::string_view text, std::int64_t chars_per_token) {
   return n;
 }
 
-// The socket of the connection a request came in on, found by its two ends (cpp-httplib does
-// not hand it out). Only the close-after-response habit needs it.
-int connection_socket(const httplib::Request& req) {
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
-    int fd = -1;
-    try {
-      fd = std::stoi(entry.path().filename().string());
-    } catch (const std::exception&) {
-      continue;
-    }
-    sockaddr_storage peer{}, local{};
-    socklen_t peer_len = sizeof peer, local_len = sizeof local;
-    if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0) continue;
-    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0) continue;
-    auto port = [](const sockaddr_storage& a) {
-      if (a.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(a).sin_port);
-      if (a.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6&>(a).sin6_port);
-      return std::uint16_t{0};
-    };
-    if (port(peer) == req.remote_port && port(local) == req.local_port) return fd;
-  }
-  return -1;
-}
-
 double parse_ms(const std::string& text, const std::string& whole) {
   try {
     std::size_t used = 0;
@@ -89,6 +61,14 @@ std::string error_json(const std::string& message, const char* type, int code) {
   return nlohmann::json{
       {"object", "error"}, {"message", message}, {"type", type}, {"param", nullptr}, {"code", code}}
       .dump();
+}
+
+detail::HttpResponse json_response(int status, std::string body) {
+  detail::HttpResponse res;
+  res.status = status;
+  res.content_type = "application/json";
+  res.body = std::move(body);
+  return res;
 }
 
 enum class Fault { none, http_error, disconnect, stall, stream_error, malformed, empty };
@@ -245,7 +225,9 @@ void SimulatorConfig::validate() const {
   if (default_max_tokens < 1) bad("default_max_tokens must be at least 1");
   if (tokens_per_chunk < 1) bad("tokens_per_chunk must be at least 1");
   if (reasoning_tokens < 0) bad("reasoning_tokens must not be negative");
-  if (threads < 1) bad("threads must be at least 1");
+  if (threads < 0 || threads > 256)
+    bad(fmt::format("threads must be from 0 to 256 event-loop threads, 0 for one per core (got {})",
+                    threads));
   if (chars_per_token < 0) bad("chars_per_token must not be negative");
   if (close_after_response.count() < -1)
     bad("close_after_response must be -1 (off) or a delay in ms");
@@ -263,15 +245,48 @@ void SimulatorConfig::validate() const {
   if (sum > 1.0 + 1e-9) bad("fault rates must add up to at most 1");
 }
 
+namespace {
+
+// Counts a request as running from the start of its answer to its end, however it ends: done,
+// dropped by a fault, or cut off by the client or by stop().
+class RunningAnswer : public detail::TimedBody {
+ public:
+  explicit RunningAnswer(std::atomic<std::uint64_t>& running) : running_(running) { ++running_; }
+  ~RunningAnswer() override { --running_; }
+  RunningAnswer(const RunningAnswer&) = delete;
+  RunningAnswer& operator=(const RunningAnswer&) = delete;
+
+ private:
+  std::atomic<std::uint64_t>& running_;
+};
+
+// A whole (non-streamed) answer, written when its last token is due.
+class DelayedAnswer final : public RunningAnswer {
+ public:
+  DelayedAnswer(std::atomic<std::uint64_t>& running, MonoNanos at, std::string body,
+                std::function<void()> on_sent)
+      : RunningAnswer(running), at_(at), body_(std::move(body)), on_sent_(std::move(on_sent)) {}
+  MonoNanos due() const override { return at_; }
+  Next step(MonoNanos, std::string& out) override {
+    out = std::move(body_);
+    on_sent_();
+    return Next::done;
+  }
+
+ private:
+  MonoNanos at_;
+  std::string body_;
+  std::function<void()> on_sent_;
+};
+
+}  // namespace
+
 struct Simulator::Impl {
   explicit Impl(SimulatorConfig c) : config(std::move(c)) {}
 
   SimulatorConfig config;
-  httplib::Server server;
-  std::thread thread;
+  std::unique_ptr<detail::EventServer> server;
   int bound_port = -1;
-  int listen_socket = -1;
-  std::atomic<bool> stopping{false};
   std::atomic<std::uint64_t> next_request{0};
   std::atomic<std::uint64_t> requests{0}, ok{0}, faulted{0}, rejected{0}, running{0};
   std::atomic<std::uint64_t> prompt_tokens{0}, generation_tokens{0};
@@ -294,55 +309,249 @@ struct Simulator::Impl {
     return Fault::none;
   }
 
-  bool authorized(const httplib::Request& req, httplib::Response& res) {
-    if (config.api_key.empty() ||
-        req.get_header_value("Authorization") == "Bearer " + config.api_key)
+  // Whether the request may pass; otherwise `res` is the 401 to send.
+  bool authorized(const detail::HttpRequest& req, detail::HttpResponse& res) {
+    if (config.api_key.empty() || req.header("Authorization") == "Bearer " + config.api_key)
       return true;
-    res.status = 401;
-    res.set_content(error_json("invalid API key", "AuthenticationError", 401), "application/json");
+    res = json_response(401, error_json("invalid API key", "AuthenticationError", 401));
     ++rejected;
     return false;
   }
 
-  // Sleeps until `t` unless the simulator stops first; returns false when stopping.
-  bool sleep_until(MonoNanos t) {
-    while (!stopping.load(std::memory_order_relaxed)) {
-      const MonoNanos now = mono_now();
-      if (now >= t) return true;
-      const MonoNanos step = std::min<MonoNanos>(t - now, 50'000'000);
-      std::this_thread::sleep_for(std::chrono::nanoseconds(step));
-    }
-    return false;
-  }
-
-  void generate(const httplib::Request& req, httplib::Response& res, bool chat);
-  /// With close_after_response: lets the response go out whole, then closes its connection
-  /// although the headers promised keep-alive.
-  void close_after(const httplib::Request& req, httplib::Response& res);
-  void setup_routes();
+  detail::HttpResponse handle(detail::HttpRequest& req);
+  detail::HttpResponse generate(const detail::HttpRequest& req, bool chat);
+  detail::HttpResponse list_models();
+  detail::HttpResponse tokenize(const detail::HttpRequest& req);
+  detail::HttpResponse metrics();
+  class CompletionStream;
 };
 
-void Simulator::Impl::generate(const httplib::Request& req, httplib::Response& res, bool chat) {
+// A streamed completion: chunks on an absolute timetable (token k is due at arrival + TTFT +
+// the ITLs before it, drawn as the stream goes, so that a long answer holds no table and sleeps
+// do not drift), the injected fault at its token, then the finish chunk, usage and [DONE].
+// Tokens already due when the stream is served go out together, as a busy server's would.
+class Simulator::Impl::CompletionStream final : public RunningAnswer {
+ public:
+  struct Plan {
+    bool chat = false;
+    std::string id;
+    std::int64_t created = 0;
+    std::string finish;
+    bool include_usage = false;
+    std::int64_t prompt_len = 0;
+    std::int64_t n_tokens = 0;
+    Fault fault = Fault::none;
+    MonoNanos arrived = 0;
+  };
+
+  CompletionStream(Impl& sim, detail::Rng rng, Plan plan)
+      : RunningAnswer(sim.running), sim_(sim), rng_(rng), plan_(std::move(plan)) {
+    const auto& c = sim_.config;
+    reasoning_ = plan_.chat ? c.reasoning_tokens : 0;
+    fault_at_ =
+        plan_.fault == Fault::empty ? 0 : std::min(c.fault_after_tokens, plan_.n_tokens - 1);
+    fault_pending_ = plan_.fault != Fault::none;
+    token_due_ = plan_.arrived + static_cast<MonoNanos>(draw_ms(c.ttft, rng_) * 1e6);
+    next_due_ = plan_.arrived;
+  }
+
+  MonoNanos due() const override { return next_due_; }
+
+  Next step(MonoNanos now, std::string& out) override {
+    const auto& c = sim_.config;
+    const std::string& model = c.model;
+    if (plan_.chat && !role_sent_) {
+      role_sent_ = true;  // vLLM opens a chat stream with an empty assistant delta
+      out += fmt::format(
+          "data: "
+          "{{\"id\":\"{}\",\"object\":\"chat.completion.chunk\",\"created\":{},\"model\":\"{}\","
+          "\"choices\":[{{\"index\":0,\"delta\":{{\"role\":\"assistant\",\"content\":\"\"}},"
+          "\"logprobs\":null,\"finish_reason\":null}}]}}\n\n",
+          plan_.id, plan_.created, model);
+    }
+    for (;;) {
+      if (next_ >= plan_.n_tokens) {
+        append_tail(out);
+        ++sim_.ok;
+        return Next::done;
+      }
+      if (fault_pending_ && next_ == fault_at_) {
+        fault_pending_ = false;
+        switch (plan_.fault) {
+          case Fault::disconnect:
+            return Next::drop;  // the connection closes without the stream's end
+          case Fault::stall:
+            stall_until_ =
+                mono_now() + std::chrono::duration_cast<std::chrono::nanoseconds>(c.stall).count();
+            break;
+          case Fault::stream_error: {
+            const std::string error =
+                "{\"message\":\"injected stream error\",\"type\":\"InternalServerError\","
+                "\"code\":500}";
+            switch (c.stream_error_style) {
+              case StreamErrorStyle::data:
+                out += "data: {\"error\":" + error + "}\n\n";
+                break;
+              case StreamErrorStyle::event:
+                out += "event: error\ndata: " + error + "\n\n";
+                break;
+              case StreamErrorStyle::error_field:
+                out += "error: " + error + "\n\n";
+                break;
+            }
+            out += "data: [DONE]\n\n";
+            return Next::done;
+          }
+          case Fault::empty:  // the finish chunk and [DONE], no content and no usage
+            out += fmt::format(
+                "data: {{\"id\":\"{}\",\"object\":\"{}\",\"created\":{},\"model\":\"{}\","
+                "\"choices\":[{{\"index\":0,{},\"finish_reason\":\"stop\"}}]}}\n\n",
+                plan_.id, plan_.chat ? "chat.completion.chunk" : "text_completion", plan_.created,
+                model, plan_.chat ? R"("delta":{})" : R"("text":"")");
+            out += "data: [DONE]\n\n";
+            return Next::done;
+          case Fault::malformed:
+            out += "data: {\"choices\":[{\"text\":\"broken\n\n";
+            out += "data: [DONE]\n\n";
+            return Next::done;
+          default:
+            break;
+        }
+      }
+      const std::int64_t k = std::min(c.tokens_per_chunk, plan_.n_tokens - next_);
+      next_due_ = std::max(due_of(next_ + k - 1), stall_until_);
+      if (next_due_ > now || out.size() >= kCoalesceBytes) return Next::more;
+      append_chunk(out, k);
+    }
+  }
+
+ private:
+  static constexpr std::size_t kCoalesceBytes = 16 * 1024;
+
+  // The due time of token i; i never decreases from one call to the next.
+  MonoNanos due_of(std::int64_t i) {
+    for (; due_index_ < i; ++due_index_)
+      token_due_ += static_cast<MonoNanos>(draw_ms(sim_.config.itl, rng_) * 1e6);
+    return token_due_;
+  }
+
+  void append_chunk(std::string& out, std::int64_t k) {
+    std::string text;
+    for (std::int64_t i = 0; i < k; ++i)
+      text += kTokens[static_cast<std::size_t>(next_ + i) % std::size(kTokens)];
+    const bool is_reasoning = next_ < reasoning_;
+    next_ += k;
+    sim_.generation_tokens += static_cast<std::uint64_t>(k);
+    const std::string& model = sim_.config.model;
+    // aifc_sent_ns is stamped here, just before the server writes the chunk.
+    if (plan_.chat) {
+      fmt::format_to(
+          std::back_inserter(out),
+          "data: "
+          "{{\"id\":\"{}\",\"object\":\"chat.completion.chunk\",\"created\":{},\"model\":\"{}\","
+          "\"choices\":[{{\"index\":0,\"delta\":{{\"{}\":\"{}\"}},\"logprobs\":null,\"finish_"
+          "reason\":null}}],"
+          "\"aifc_sent_ns\":{}}}\n\n",
+          plan_.id, plan_.created, model, is_reasoning ? "reasoning_content" : "content", text,
+          mono_now());
+    } else {
+      fmt::format_to(
+          std::back_inserter(out),
+          "data: {{\"id\":\"{}\",\"object\":\"text_completion\",\"created\":{},\"model\":\"{}\","
+          "\"choices\":[{{\"index\":0,\"text\":\"{}\",\"logprobs\":null,\"finish_reason\":null,"
+          "\"stop_reason\":null}}],\"usage\":null,\"aifc_sent_ns\":{}}}\n\n",
+          plan_.id, plan_.created, model, text, mono_now());
+    }
+  }
+
+  // The finish chunk, the usage chunk (if asked for), then [DONE].
+  void append_tail(std::string& out) const {
+    const std::string& model = sim_.config.model;
+    if (plan_.chat) {
+      fmt::format_to(
+          std::back_inserter(out),
+          "data: "
+          "{{\"id\":\"{}\",\"object\":\"chat.completion.chunk\",\"created\":{},\"model\":\"{}\","
+          "\"choices\":[{{\"index\":0,\"delta\":{{}},\"logprobs\":null,\"finish_reason\":\"{}\"}}]}"
+          "}\n\n",
+          plan_.id, plan_.created, model, plan_.finish);
+    } else {
+      fmt::format_to(
+          std::back_inserter(out),
+          "data: {{\"id\":\"{}\",\"object\":\"text_completion\",\"created\":{},\"model\":\"{}\","
+          "\"choices\":[{{\"index\":0,\"text\":\"\",\"logprobs\":null,\"finish_reason\":\"{}\","
+          "\"stop_reason\":null}}],\"usage\":null}}\n\n",
+          plan_.id, plan_.created, model, plan_.finish);
+    }
+    if (plan_.include_usage)
+      fmt::format_to(
+          std::back_inserter(out),
+          "data: {{\"id\":\"{}\",\"object\":\"{}\",\"created\":{},\"model\":\"{}\",\"choices\":[],"
+          "\"usage\":{{\"prompt_tokens\":{},\"total_tokens\":{},\"completion_tokens\":{}}}}}\n\n",
+          plan_.id, plan_.chat ? "chat.completion.chunk" : "text_completion", plan_.created, model,
+          plan_.prompt_len, plan_.prompt_len + plan_.n_tokens, plan_.n_tokens);
+    out += "data: [DONE]\n\n";
+  }
+
+  Impl& sim_;
+  detail::Rng rng_;
+  Plan plan_;
+  std::int64_t reasoning_ = 0;
+  std::int64_t fault_at_ = 0;
+  bool fault_pending_ = false;
+  bool role_sent_ = false;
+  std::int64_t next_ = 0;  // the next token to send
+  std::int64_t due_index_ = 0;
+  MonoNanos token_due_ = 0;  // the due time of token due_index_
+  MonoNanos stall_until_ = 0;
+  MonoNanos next_due_ = 0;
+};
+
+detail::HttpResponse Simulator::Impl::handle(detail::HttpRequest& req) {
+  const std::string_view path = req.path();
+  const bool post = req.method == "POST";
+  const bool get = req.method == "GET" || req.method == "HEAD";
+  detail::HttpResponse res;
+  auto wrong_method = [] { return json_response(405, R"({"detail":"Method Not Allowed"})"); };
+  if (path == "/v1/completions" || path == "/v1/chat/completions")
+    return post ? generate(req, path == "/v1/chat/completions") : wrong_method();
+  if (path == "/v1/models") {
+    if (!get) return wrong_method();
+    return authorized(req, res) ? list_models() : std::move(res);
+  }
+  if (path == "/health") return get ? detail::HttpResponse{} : wrong_method();
+  // vLLM's profiler switches (a vLLM started with a profiler config has them); counted only.
+  if (path == "/start_profile" || path == "/stop_profile") {
+    if (!post) return wrong_method();
+    if (!authorized(req, res)) return res;
+    ++(path == "/start_profile" ? profiles_started : profiles_stopped);
+    return res;
+  }
+  if (path == "/tokenize") {
+    if (!post) return wrong_method();
+    return authorized(req, res) ? tokenize(req) : std::move(res);
+  }
+  if (path == "/metrics") return get ? metrics() : wrong_method();
+  return json_response(404, R"({"detail":"Not Found"})");
+}
+
+detail::HttpResponse Simulator::Impl::generate(const detail::HttpRequest& req, bool chat) {
   const MonoNanos arrived = mono_now();
   ++requests;
-  if (!authorized(req, res)) return;
+  detail::HttpResponse res;
+  if (!authorized(req, res)) return res;
+  // Fields of the wrong type are the client's error, named as vLLM's server names them.
+  auto reject = [&](const std::string& message, int status = 400,
+                    const char* type = "BadRequestError") {
+    ++rejected;
+    return json_response(status, error_json(message, type, status));
+  };
   nlohmann::json body;
   try {
     body = nlohmann::json::parse(req.body);
   } catch (const nlohmann::json::exception& e) {
-    res.status = 400;
-    res.set_content(
-        error_json(std::string("request body is not JSON: ") + e.what(), "BadRequestError", 400),
-        "application/json");
-    ++rejected;
-    return;
+    return reject(std::string("request body is not JSON: ") + e.what());
   }
-  // Fields of the wrong type are the client's error, named as vLLM's server names them.
-  auto reject = [&](const std::string& message) {
-    res.status = 400;
-    res.set_content(error_json(message, "BadRequestError", 400), "application/json");
-    ++rejected;
-  };
   if (!body.is_object()) return reject("the request body must be a JSON object");
   auto has = [&](const char* key) { return body.contains(key) && !body[key].is_null(); };
   for (const char* key : {"model", "prompt"})
@@ -365,14 +574,8 @@ void Simulator::Impl::generate(const httplib::Request& req, httplib::Response& r
     std::lock_guard lock(by_model_mutex);
     ++requests_by_adapter[model];
   }
-  if (!model.empty() && model != config.model && !adapter) {
-    res.status = 404;
-    res.set_content(
-        error_json(fmt::format("The model `{}` does not exist.", model), "NotFoundError", 404),
-        "application/json");
-    ++rejected;
-    return;
-  }
+  if (!model.empty() && model != config.model && !adapter)
+    return reject(fmt::format("The model `{}` does not exist.", model), 404, "NotFoundError");
   std::int64_t prompt_len = 0;
   if (chat) {
     if (body.contains("messages") && body["messages"].is_array())
@@ -382,11 +585,7 @@ void Simulator::Impl::generate(const httplib::Request& req, httplib::Response& r
   } else if (body.contains("prompt") && body["prompt"].is_string()) {
     prompt_len = count_tokens(body["prompt"].get<std::string>(), config.chars_per_token);
   } else {
-    res.status = 400;
-    res.set_content(error_json("'prompt' must be a string", "BadRequestError", 400),
-                    "application/json");
-    ++rejected;
-    return;
+    return reject("'prompt' must be a string");
   }
   std::int64_t max_tokens = config.default_max_tokens;
   for (const char* key : {"max_tokens", "max_completion_tokens"}) {
@@ -401,27 +600,19 @@ void Simulator::Impl::generate(const httplib::Request& req, httplib::Response& r
                        : body[key].get<std::int64_t>();
   }
   // Compared without adding: max_tokens near INT64_MAX would overflow the sum.
-  if (max_tokens < 1 || max_tokens > config.max_model_len - prompt_len) {
-    res.status = 400;
-    res.set_content(error_json(fmt::format("max_tokens {} with a prompt of {} tokens does not fit",
-                                           max_tokens, prompt_len),
-                               "BadRequestError", 400),
-                    "application/json");
-    ++rejected;
-    return;
-  }
+  if (max_tokens < 1 || max_tokens > config.max_model_len - prompt_len)
+    return reject(fmt::format("max_tokens {} with a prompt of {} tokens does not fit", max_tokens,
+                              prompt_len));
   const std::uint64_t seq = next_request.fetch_add(1);
   detail::Rng rng(config.seed * 0x9E3779B97F4A7C15ull + seq);
   const Fault fault = draw_fault(rng);
   if (fault == Fault::http_error) {
     ++faulted;
-    res.status = config.error_status;
-    res.set_content(
+    return json_response(
+        config.error_status,
         error_json("injected fault",
                    config.error_status == 429 ? "TooManyRequests" : "InternalServerError",
-                   config.error_status),
-        "application/json");
-    return;
+                   config.error_status));
   }
   const bool ignore_eos = body.value("ignore_eos", false);
   std::int64_t n_tokens = max_tokens;
@@ -433,346 +624,135 @@ void Simulator::Impl::generate(const httplib::Request& req, httplib::Response& r
       }
   }
   const bool stream = body.value("stream", false);
-  const bool include_usage = body.contains("stream_options") &&
-                             body["stream_options"].is_object() &&
-                             body["stream_options"].value("include_usage", false);
-  const std::string finish = n_tokens < max_tokens ? "stop" : "length";
-  const std::string id = fmt::format("{}-{}", chat ? "chatcmpl" : "cmpl", seq);
+  CompletionStream::Plan plan;
+  plan.chat = chat;
+  plan.include_usage = body.contains("stream_options") && body["stream_options"].is_object() &&
+                       body["stream_options"].value("include_usage", false);
+  plan.finish = n_tokens < max_tokens ? "stop" : "length";
+  plan.id = fmt::format("{}-{}", chat ? "chatcmpl" : "cmpl", seq);
+  plan.created = std::chrono::duration_cast<std::chrono::seconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
+  plan.prompt_len = prompt_len;
+  plan.n_tokens = n_tokens;
+  plan.fault = fault;
+  plan.arrived = arrived;
+  prompt_tokens += static_cast<std::uint64_t>(prompt_len);
+
+  if (stream) {
+    if (fault != Fault::none) ++faulted;
+    res.content_type = "text/event-stream";
+    res.headers.emplace_back("Cache-Control", "no-cache");
+    res.stream = true;
+    res.timed = std::make_unique<CompletionStream>(*this, rng, std::move(plan));
+    return res;
+  }
+  // Whole: written when the last token is due (the same draws as a stream's timetable).
+  MonoNanos last = arrived + static_cast<MonoNanos>(draw_ms(config.ttft, rng) * 1e6);
+  for (std::int64_t i = 1; i < n_tokens; ++i)
+    last += static_cast<MonoNanos>(draw_ms(config.itl, rng) * 1e6);
+  std::string text;
+  for (std::int64_t i = 0; i < n_tokens; ++i)
+    text += kTokens[static_cast<std::size_t>(i) % std::size(kTokens)];
+  if (fault == Fault::empty) {
+    text.clear();
+    ++faulted;
+  }
+  nlohmann::json choice{{"index", 0}, {"finish_reason", plan.finish}};
+  if (chat)
+    choice["message"] = {{"role", "assistant"}, {"content", text}};
+  else
+    choice["text"] = text;
+  nlohmann::json answer{{"id", plan.id},
+                        {"object", chat ? "chat.completion" : "text_completion"},
+                        {"created", plan.created},
+                        {"model", config.model},
+                        {"choices", nlohmann::json::array({choice})}};
+  if (fault != Fault::empty)
+    answer["usage"] = {{"prompt_tokens", prompt_len},
+                       {"completion_tokens", n_tokens},
+                       {"total_tokens", prompt_len + n_tokens}};
+  res.content_type = "application/json";
+  res.timed = std::make_unique<DelayedAnswer>(running, last, answer.dump(), [this, n_tokens] {
+    generation_tokens += static_cast<std::uint64_t>(n_tokens);
+    ++ok;
+  });
+  return res;
+}
+
+detail::HttpResponse Simulator::Impl::list_models() {
   const auto created = std::chrono::duration_cast<std::chrono::seconds>(
                            std::chrono::system_clock::now().time_since_epoch())
                            .count();
-  // Token k is due at first + sum of ITLs: an absolute timetable, so sleeps do not drift.
-  std::vector<MonoNanos> due(static_cast<std::size_t>(n_tokens));
-  MonoNanos t = arrived + static_cast<MonoNanos>(draw_ms(config.ttft, rng) * 1e6);
-  for (auto& d : due) {
-    d = t;
-    t += static_cast<MonoNanos>(draw_ms(config.itl, rng) * 1e6);
-  }
-  prompt_tokens += static_cast<std::uint64_t>(prompt_len);
-  ++running;
-
-  if (!stream) {
-    if (!sleep_until(due.back())) {
-      --running;
-      res.status = 503;
-      return;
-    }
-    std::string text;
-    for (std::int64_t i = 0; i < n_tokens; ++i)
-      text += kTokens[static_cast<std::size_t>(i) % std::size(kTokens)];
-    if (fault == Fault::empty) {
-      text.clear();
-      ++faulted;
-    }
-    nlohmann::json choice{{"index", 0}, {"finish_reason", finish}};
-    if (chat)
-      choice["message"] = {{"role", "assistant"}, {"content", text}};
-    else
-      choice["text"] = text;
-    nlohmann::json answer{{"id", id},
-                          {"object", chat ? "chat.completion" : "text_completion"},
-                          {"created", created},
-                          {"model", config.model},
-                          {"choices", nlohmann::json::array({choice})}};
-    if (fault != Fault::empty)
-      answer["usage"] = {{"prompt_tokens", prompt_len},
-                         {"completion_tokens", n_tokens},
-                         {"total_tokens", prompt_len + n_tokens}};
-    res.set_content(answer.dump(), "application/json");
-    generation_tokens += static_cast<std::uint64_t>(n_tokens);
-    ++ok;
-    --running;
-    return;
-  }
-
-  struct StreamState {
-    std::int64_t next = 0;  // next token to send
-    bool role_sent = false;
-    bool finished = false;
-  };
-  auto st = std::make_shared<StreamState>();
-  const std::int64_t per_chunk = config.tokens_per_chunk;
-  const std::int64_t reasoning = chat ? config.reasoning_tokens : 0;
-  const std::int64_t fault_at =
-      fault == Fault::empty ? 0 : std::min(config.fault_after_tokens, n_tokens - 1);
-  const std::string model_name = config.model;
-  if (fault != Fault::none) ++faulted;
-  res.set_header("Cache-Control", "no-cache");
-  res.set_chunked_content_provider("text/event-stream", [this, st, due = std::move(due), n_tokens,
-                                                         per_chunk, reasoning, fault, fault_at,
-                                                         chat, id, created, model_name, finish,
-                                                         include_usage, prompt_len](
-                                                            std::size_t, httplib::DataSink& sink) {
-    auto write = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
-    if (chat && !st->role_sent) {
-      st->role_sent = true;  // vLLM opens a chat stream with an empty assistant delta
-      return write(fmt::format(
-          "data: "
-          "{{\"id\":\"{}\",\"object\":\"chat.completion.chunk\",\"created\":{},\"model\":\"{}\","
-          "\"choices\":[{{\"index\":0,\"delta\":{{\"role\":\"assistant\",\"content\":\"\"}},"
-          "\"logprobs\":null,\"finish_reason\":null}}]}}\n\n",
-          id, created, model_name));
-    }
-    if (st->next < n_tokens) {
-      if (fault != Fault::none && st->next == fault_at) {
-        switch (fault) {
-          case Fault::disconnect:
-            --running;
-            return false;  // httplib drops the connection without the final chunk
-          case Fault::stall:
-            if (!sleep_until(
-                    mono_now() +
-                    std::chrono::duration_cast<std::chrono::nanoseconds>(config.stall).count())) {
-              --running;
-              return false;
-            }
-            break;
-          case Fault::stream_error: {
-            const std::string error =
-                "{\"message\":\"injected stream error\",\"type\":\"InternalServerError\","
-                "\"code\":500}";
-            switch (config.stream_error_style) {
-              case StreamErrorStyle::data:
-                write("data: {\"error\":" + error + "}\n\n");
-                break;
-              case StreamErrorStyle::event:
-                write("event: error\ndata: " + error + "\n\n");
-                break;
-              case StreamErrorStyle::error_field:
-                write("error: " + error + "\n\n");
-                break;
-            }
-            write("data: [DONE]\n\n");
-            sink.done();
-            --running;
-            return true;
-          }
-          case Fault::empty:  // the finish chunk and [DONE], no content and no usage
-            write(fmt::format(
-                "data: {{\"id\":\"{}\",\"object\":\"{}\",\"created\":{},\"model\":\"{}\","
-                "\"choices\":[{{\"index\":0,{},\"finish_reason\":\"stop\"}}]}}\n\n",
-                id, chat ? "chat.completion.chunk" : "text_completion", created, model_name,
-                chat ? R"("delta":{})" : R"("text":"")"));
-            write("data: [DONE]\n\n");
-            sink.done();
-            --running;
-            return true;
-          case Fault::malformed:
-            write("data: {\"choices\":[{\"text\":\"broken\n\n");
-            write("data: [DONE]\n\n");
-            sink.done();
-            --running;
-            return true;
-          default:
-            break;
-        }
-      }
-      const std::int64_t k = std::min(per_chunk, n_tokens - st->next);
-      if (!sleep_until(due[static_cast<std::size_t>(st->next + k - 1)])) {
-        --running;
-        return false;
-      }
-      std::string text;
-      for (std::int64_t i = 0; i < k; ++i)
-        text += kTokens[static_cast<std::size_t>(st->next + i) % std::size(kTokens)];
-      const bool is_reasoning = st->next < reasoning;
-      st->next += k;
-      generation_tokens += static_cast<std::uint64_t>(k);
-      std::string chunk;
-      if (chat) {
-        chunk = fmt::format(
-            "data: "
-            "{{\"id\":\"{}\",\"object\":\"chat.completion.chunk\",\"created\":{},\"model\":\"{}\","
-            "\"choices\":[{{\"index\":0,\"delta\":{{\"{}\":\"{}\"}},\"logprobs\":null,\"finish_"
-            "reason\":null}}],"
-            "\"aifc_sent_ns\":{}}}\n\n",
-            id, created, model_name, is_reasoning ? "reasoning_content" : "content", text,
-            mono_now());
-      } else {
-        chunk = fmt::format(
-            "data: {{\"id\":\"{}\",\"object\":\"text_completion\",\"created\":{},\"model\":\"{}\","
-            "\"choices\":[{{\"index\":0,\"text\":\"{}\",\"logprobs\":null,\"finish_reason\":null,"
-            "\"stop_reason\":null}}],\"usage\":null,\"aifc_sent_ns\":{}}}\n\n",
-            id, created, model_name, text, mono_now());
-      }
-      if (!write(chunk)) {  // the client went away
-        --running;
-        return false;
-      }
-      return true;
-    }
-    // The finish chunk, the usage chunk (if asked for), then [DONE].
-    std::string tail;
-    if (chat) {
-      tail = fmt::format(
-          "data: "
-          "{{\"id\":\"{}\",\"object\":\"chat.completion.chunk\",\"created\":{},\"model\":\"{}\","
-          "\"choices\":[{{\"index\":0,\"delta\":{{}},\"logprobs\":null,\"finish_reason\":\"{}\"}}]}"
-          "}\n\n",
-          id, created, model_name, finish);
-    } else {
-      tail = fmt::format(
-          "data: {{\"id\":\"{}\",\"object\":\"text_completion\",\"created\":{},\"model\":\"{}\","
-          "\"choices\":[{{\"index\":0,\"text\":\"\",\"logprobs\":null,\"finish_reason\":\"{}\","
-          "\"stop_reason\":null}}],\"usage\":null}}\n\n",
-          id, created, model_name, finish);
-    }
-    if (include_usage)
-      tail += fmt::format(
-          "data: {{\"id\":\"{}\",\"object\":\"{}\",\"created\":{},\"model\":\"{}\",\"choices\":[],"
-          "\"usage\":{{\"prompt_tokens\":{},\"total_tokens\":{},\"completion_tokens\":{}}}}}\n\n",
-          id, chat ? "chat.completion.chunk" : "text_completion", created, model_name, prompt_len,
-          prompt_len + n_tokens, n_tokens);
-    tail += "data: [DONE]\n\n";
-    write(tail);
-    sink.done();
-    ++ok;
-    --running;
-    return true;
-  });
+  nlohmann::json j{{"object", "list"},
+                   {"data", nlohmann::json::array({{{"id", config.model},
+                                                    {"object", "model"},
+                                                    {"created", created},
+                                                    {"owned_by", "aifc"},
+                                                    {"root", config.model},
+                                                    {"max_model_len", config.max_model_len}}})}};
+  // As vLLM lists its LoRA adapters: after the model, with the model as their parent.
+  for (const auto& name : config.lora_modules)
+    j["data"].push_back({{"id", name},
+                         {"object", "model"},
+                         {"created", created},
+                         {"owned_by", "aifc"},
+                         {"root", name},
+                         {"parent", config.model},
+                         {"max_model_len", config.max_model_len}});
+  return json_response(200, j.dump());
 }
 
-void Simulator::Impl::close_after(const httplib::Request& req, httplib::Response& res) {
-  if (config.close_after_response.count() < 0) return;
-  const int fd = connection_socket(req);
-  const auto delay =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(config.close_after_response).count();
-  auto close_later = [this, fd, delay] {
-    if (sleep_until(mono_now() + delay) && fd >= 0) ::shutdown(fd, SHUT_RDWR);
-  };
-  if (res.content_provider_) {  // a stream: close once its end has been written
-    auto inner = std::move(res.content_provider_);
-    res.content_provider_ = [inner, close_later](std::size_t offset, std::size_t length,
-                                                 httplib::DataSink& sink) {
-      const auto original_done = sink.done;
-      sink.done = [original_done, close_later] {
-        original_done();
-        close_later();
-      };
-      const bool more = inner(offset, length, sink);
-      sink.done = original_done;
-      return more;
-    };
-    return;
+detail::HttpResponse Simulator::Impl::tokenize(const detail::HttpRequest& req) {
+  if (config.tokenizer == SimTokenizer::none)
+    return json_response(404, R"({"detail":"Not Found"})");
+  const auto body = nlohmann::json::parse(req.body, nullptr, false);
+  if (!body.is_object())
+    return json_response(400,
+                         error_json("request body is not a JSON object", "BadRequestError", 400));
+  // vLLM reads "prompt" (or chat "messages"); llama.cpp reads "content" and answers any other
+  // shape with 200 and an empty token list.
+  const bool llama = config.tokenizer == SimTokenizer::llama_cpp;
+  std::int64_t n = 0;
+  const char* text_key = llama ? "content" : "prompt";
+  if (body.contains(text_key) && body[text_key].is_string()) {
+    n = count_tokens(body[text_key].get<std::string>(), config.chars_per_token);
+  } else if (!llama && body.contains("messages") && body["messages"].is_array()) {
+    for (const auto& m : body["messages"])
+      if (m.is_object() && m.contains("content") && m["content"].is_string())
+        n += count_tokens(m["content"].get<std::string>(), config.chars_per_token);
+  } else if (!llama) {
+    return json_response(400, error_json("'prompt' must be a string", "BadRequestError", 400));
   }
-  if (res.body.empty()) return;
-  auto body = std::make_shared<std::string>(std::move(res.body));
-  res.body.clear();
-  const std::string type = res.get_header_value("Content-Type");
-  res.headers.erase("Content-Type");
-  res.set_content_provider(
-      body->size(), type.c_str(),
-      [body, close_later](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
-        if (!sink.write(body->data() + offset, length)) return false;
-        if (offset + length == body->size()) close_later();
-        return true;
-      });
+  nlohmann::json tokens = nlohmann::json::array();
+  for (std::int64_t i = 0; i < n; ++i) tokens.push_back(i);
+  nlohmann::json answer{{"tokens", std::move(tokens)}};
+  if (!llama) {
+    answer["count"] = n;
+    answer["max_model_len"] = config.max_model_len;
+  }
+  return json_response(200, answer.dump());
 }
 
-void Simulator::Impl::setup_routes() {
-  server.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
-    generate(req, res, false);
-    close_after(req, res);
-  });
-  server.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
-    generate(req, res, true);
-    close_after(req, res);
-  });
-  server.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
-    if (!authorized(req, res)) return;
-    const auto created = std::chrono::duration_cast<std::chrono::seconds>(
-                             std::chrono::system_clock::now().time_since_epoch())
-                             .count();
-    nlohmann::json j{{"object", "list"},
-                     {"data", nlohmann::json::array({{{"id", config.model},
-                                                      {"object", "model"},
-                                                      {"created", created},
-                                                      {"owned_by", "aifc"},
-                                                      {"root", config.model},
-                                                      {"max_model_len", config.max_model_len}}})}};
-    // As vLLM lists its LoRA adapters: after the model, with the model as their parent.
-    for (const auto& name : config.lora_modules)
-      j["data"].push_back({{"id", name},
-                           {"object", "model"},
-                           {"created", created},
-                           {"owned_by", "aifc"},
-                           {"root", name},
-                           {"parent", config.model},
-                           {"max_model_len", config.max_model_len}});
-    res.set_content(j.dump(), "application/json");
-    close_after(req, res);
-  });
-  server.Get("/health", [](const httplib::Request&, httplib::Response& res) { res.status = 200; });
-  // vLLM's profiler switches (a vLLM started with a profiler config has them); counted only.
-  for (const auto& [path, counter] : {std::pair{"/start_profile", &profiles_started},
-                                      std::pair{"/stop_profile", &profiles_stopped}}) {
-    auto* count = counter;
-    server.Post(path, [this, count](const httplib::Request& req, httplib::Response& res) {
-      if (!authorized(req, res)) return;
-      ++*count;
-      res.status = 200;
-      close_after(req, res);
-    });
-  }
-  server.Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) {
-    if (!authorized(req, res)) return;
-    if (config.tokenizer == SimTokenizer::none) {
-      res.status = 404;
-      res.set_content(R"({"detail":"Not Found"})", "application/json");
-      return;
-    }
-    const auto body = nlohmann::json::parse(req.body, nullptr, false);
-    if (!body.is_object()) {
-      res.status = 400;
-      res.set_content(error_json("request body is not a JSON object", "BadRequestError", 400),
-                      "application/json");
-      return;
-    }
-    // vLLM reads "prompt" (or chat "messages"); llama.cpp reads "content" and answers any other
-    // shape with 200 and an empty token list.
-    const bool llama = config.tokenizer == SimTokenizer::llama_cpp;
-    std::int64_t n = 0;
-    const char* text_key = llama ? "content" : "prompt";
-    if (body.contains(text_key) && body[text_key].is_string()) {
-      n = count_tokens(body[text_key].get<std::string>(), config.chars_per_token);
-    } else if (!llama && body.contains("messages") && body["messages"].is_array()) {
-      for (const auto& m : body["messages"])
-        if (m.is_object() && m.contains("content") && m["content"].is_string())
-          n += count_tokens(m["content"].get<std::string>(), config.chars_per_token);
-    } else if (!llama) {
-      res.status = 400;
-      res.set_content(error_json("'prompt' must be a string", "BadRequestError", 400),
-                      "application/json");
-      return;
-    }
-    nlohmann::json tokens = nlohmann::json::array();
-    for (std::int64_t i = 0; i < n; ++i) tokens.push_back(i);
-    nlohmann::json answer{{"tokens", std::move(tokens)}};
-    if (!llama) {
-      answer["count"] = n;
-      answer["max_model_len"] = config.max_model_len;
-    }
-    res.set_content(answer.dump(), "application/json");
-    close_after(req, res);
-  });
-  server.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(
-        fmt::format("# TYPE vllm:num_requests_running gauge\n"
-                    "vllm:num_requests_running{{model_name=\"{0}\"}} {1}\n"
-                    "# TYPE vllm:request_success_total counter\n"
-                    "vllm:request_success_total{{model_name=\"{0}\"}} {2}\n"
-                    "# TYPE vllm:prompt_tokens_total counter\n"
-                    "vllm:prompt_tokens_total{{model_name=\"{0}\"}} {3}\n"
-                    "# TYPE vllm:generation_tokens_total counter\n"
-                    "vllm:generation_tokens_total{{model_name=\"{0}\"}} {4}\n"
-                    "# TYPE aifc_sim_requests_total counter\n"
-                    "aifc_sim_requests_total{{outcome=\"received\"}} {5}\n"
-                    "aifc_sim_requests_total{{outcome=\"faulted\"}} {6}\n"
-                    "aifc_sim_requests_total{{outcome=\"rejected\"}} {7}\n",
-                    config.model, running.load(), ok.load(), prompt_tokens.load(),
-                    generation_tokens.load(), requests.load(), faulted.load(), rejected.load()),
-        "text/plain; version=0.0.4");
-  });
+detail::HttpResponse Simulator::Impl::metrics() {
+  detail::HttpResponse res;
+  res.content_type = "text/plain; version=0.0.4";
+  res.body = fmt::format(
+      "# TYPE vllm:num_requests_running gauge\n"
+      "vllm:num_requests_running{{model_name=\"{0}\"}} {1}\n"
+      "# TYPE vllm:request_success_total counter\n"
+      "vllm:request_success_total{{model_name=\"{0}\"}} {2}\n"
+      "# TYPE vllm:prompt_tokens_total counter\n"
+      "vllm:prompt_tokens_total{{model_name=\"{0}\"}} {3}\n"
+      "# TYPE vllm:generation_tokens_total counter\n"
+      "vllm:generation_tokens_total{{model_name=\"{0}\"}} {4}\n"
+      "# TYPE aifc_sim_requests_total counter\n"
+      "aifc_sim_requests_total{{outcome=\"received\"}} {5}\n"
+      "aifc_sim_requests_total{{outcome=\"faulted\"}} {6}\n"
+      "aifc_sim_requests_total{{outcome=\"rejected\"}} {7}\n",
+      config.model, running.load(), ok.load(), prompt_tokens.load(), generation_tokens.load(),
+      requests.load(), faulted.load(), rejected.load());
+  return res;
 }
 
 Simulator::Simulator(SimulatorConfig config) {
@@ -784,56 +764,29 @@ Simulator::~Simulator() { stop(); }
 
 int Simulator::start() {
   auto& s = *impl_;
-  if (s.bound_port >= 0) throw Error(ErrorCode::invalid_state, "the simulator is already running");
-  const auto threads = static_cast<std::size_t>(s.config.threads);
-  s.server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  s.server.set_tcp_nodelay(true);
-  // A bug here answers as vLLM's server would, a JSON 500, and never leaks the exception's
-  // text into a header (cpp-httplib's default).
-  s.server.set_exception_handler(
-      [](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
-        res.status = 500;
-        res.set_content(error_json("internal error in the simulator", "InternalServerError", 500),
-                        "application/json");
-      });
-  // cpp-httplib closes a connection after 5 requests by default; vLLM keeps it open.
-  s.server.set_keep_alive_max_count(
-      s.config.max_requests_per_connection > 0
-          ? static_cast<std::size_t>(s.config.max_requests_per_connection)
-          : std::size_t{1} << 30);
-  // httplib's default adds SO_REUSEPORT, which lets a second simulator share a taken port
-  // silently. The callback also tells us the listening socket, for the backlog below.
-  s.server.set_socket_options([&s](int sock) {
-    int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-    s.listen_socket = sock;
-  });
-  s.setup_routes();
-  if (s.config.port == 0) {
-    s.bound_port = s.server.bind_to_any_port(s.config.host);
-  } else {
-    s.bound_port = s.server.bind_to_port(s.config.host, s.config.port) ? s.config.port : -1;
+  if (s.server) throw Error(ErrorCode::invalid_state, "the simulator is already running");
+  detail::EventServerOptions options;
+  options.host = s.config.host;
+  options.port = s.config.port;
+  options.threads = static_cast<int>(s.config.threads);
+  options.max_requests_per_connection = s.config.max_requests_per_connection;
+  options.close_after_response = s.config.close_after_response;
+  s.server = std::make_unique<detail::EventServer>(
+      options, [&s](detail::HttpRequest& req) { return s.handle(req); });
+  try {
+    s.bound_port = s.server->start();
+  } catch (const Error& e) {
+    s.server.reset();
+    throw Error(ErrorCode::io_error, fmt::format("the simulator cannot listen on {}:{} ({})",
+                                                 s.config.host, s.config.port, e.what()));
   }
-  if (s.bound_port < 0)
-    throw Error(ErrorCode::io_error, fmt::format("the simulator cannot listen on {}:{} (in use?)",
-                                                 s.config.host, s.config.port));
-  // Debian's httplib listens with a backlog of 5: a burst of connects overflows it and the
-  // kernel resets them. Listening again on the same socket raises the backlog.
-  if (s.listen_socket >= 0) ::listen(s.listen_socket, SOMAXCONN);
-  s.thread = std::thread([&s] { s.server.listen_after_bind(); });
-  for (int i = 0; i < 50000 && !s.server.is_running(); ++i)
-    std::this_thread::sleep_for(std::chrono::microseconds(100));
   return s.bound_port;
 }
 
 void Simulator::stop() noexcept {
   if (!impl_) return;
   auto& s = *impl_;
-  s.stopping.store(true);
-  if (s.thread.joinable()) {
-    s.server.stop();
-    s.thread.join();
-  }
+  if (s.server) s.server->stop();
   {
     std::lock_guard lock(s.stop_mutex);
     s.stopped = true;

@@ -47,7 +47,7 @@ def main() -> int:
     port = free_port()
     workload = dict(num_prompts=args.num_prompts, request_rate=args.request_rate, random_input_len=32,
                     random_output_len=16, percentile_metrics="ttft,tpot,itl,e2el", metric_percentiles="50,99")
-    with aifc.Simulator(ttft_ms=20, itl_ms=5, threads=256) as sim:
+    with aifc.Simulator(ttft_ms=20, itl_ms=5) as sim:
         state = f"/tmp/aifc-bench-service-{os.getpid()}"
         # Absolute: the agents start in the job directory.
         program = [os.path.abspath(args.aifc)] if args.aifc else [sys.executable, "-m", "aifc"]

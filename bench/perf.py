@@ -13,7 +13,8 @@ import sys
 import tempfile
 import time
 
-AIFC = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "build", "apps", "aifc")
+_paths = [a for a in sys.argv[1:] if not a.startswith("-") and not a.isdigit()]
+AIFC = _paths[0] if _paths else os.path.join(os.path.dirname(__file__), "..", "build", "apps", "aifc")
 
 
 # With two or more cores the simulator and the client get one core each, so that the client's
@@ -33,7 +34,7 @@ def free_port():
 class Sim:
     def __init__(self, *args):
         self.port = free_port()
-        self.proc = subprocess.Popen([*PIN_SIM, AIFC, "sim", "--port", str(self.port), "--threads", "1200", *args],
+        self.proc = subprocess.Popen([*PIN_SIM, AIFC, "sim", "--port", str(self.port), "--threads", "1", *args],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.proc.stdout.readline()  # "listening on ..."
 

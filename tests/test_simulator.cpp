@@ -130,7 +130,11 @@ TEST_CASE("simulator: endpoints answer like vLLM") {
   REQUIRE(res);
   CHECK(res->body.find("vllm:request_success_total{model_name=\"aifc-sim\"} 1") !=
         std::string::npos);
+  // Its own accuracy: the three streamed chunks, each sent at or after its due time.
+  CHECK(res->body.find("aifc_sim_send_lateness_seconds_count 3\n") != std::string::npos);
   CHECK(sim.stats()["requests"] == 3);
+  CHECK(sim.stats()["send_lateness_us"]["count"] == 3);
+  CHECK(sim.stats()["send_lateness_us"]["p50"].get<double>() >= 0);
   sim.stop();
   sim.stop();
 }

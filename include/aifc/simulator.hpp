@@ -114,7 +114,9 @@ class AIFC_API Simulator {
   void wait();
   int port() const noexcept;
   std::string base_url() const;
-  /// Request counts by outcome, tokens sent, requests per LoRA adapter (requests_by_adapter).
+  /// Request counts by outcome, tokens sent, requests per LoRA adapter (requests_by_adapter),
+  /// and how late streamed chunks went out against their due time (send_lateness_us: count,
+  /// p50, p99, max; also on /metrics as aifc_sim_send_lateness_seconds).
   nlohmann::json stats() const;
 
  private:

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <functional>
@@ -13,6 +14,7 @@
 #include <thread>
 
 #include "aifc/error.hpp"
+#include "aifc/histogram.hpp"
 #include "aifc/record.hpp"
 #include "http/event_server.hpp"
 #include "util/rng.hpp"
@@ -293,6 +295,15 @@ struct Simulator::Impl {
   std::atomic<std::uint64_t> profiles_started{0}, profiles_stopped{0};
   mutable std::mutex by_model_mutex;
   std::map<std::string, std::uint64_t> requests_by_adapter;  // under by_model_mutex
+  // How late each streamed chunk was stamped and written against its due time (ns): the
+  // simulator's own accuracy, which bounds what a client can measure against it.
+  mutable std::mutex lateness_mutex;
+  Histogram send_lateness;  // under lateness_mutex
+
+  void record_lateness(const MonoNanos* values, std::size_t n) {
+    std::lock_guard lock(lateness_mutex);
+    for (std::size_t i = 0; i < n; ++i) send_lateness.record(values[i]);
+  }
   std::mutex stop_mutex;
   std::condition_variable stop_cv;
   bool stopped = false;
@@ -354,6 +365,8 @@ class Simulator::Impl::CompletionStream final : public RunningAnswer {
     token_due_ = plan_.arrived + static_cast<MonoNanos>(draw_ms(c.ttft, rng_) * 1e6);
     next_due_ = plan_.arrived;
   }
+
+  ~CompletionStream() override { sim_.record_lateness(lateness_.data(), lateness_count_); }
 
   MonoNanos due() const override { return next_due_; }
 
@@ -444,6 +457,12 @@ class Simulator::Impl::CompletionStream final : public RunningAnswer {
     sim_.generation_tokens += static_cast<std::uint64_t>(k);
     const std::string& model = sim_.config.model;
     // aifc_sent_ns is stamped here, just before the server writes the chunk.
+    const MonoNanos sent = mono_now();
+    if (lateness_count_ == lateness_.size()) {  // batched: one lock per 64 chunks
+      sim_.record_lateness(lateness_.data(), lateness_count_);
+      lateness_count_ = 0;
+    }
+    lateness_[lateness_count_++] = std::max<MonoNanos>(0, sent - next_due_);
     if (plan_.chat) {
       fmt::format_to(
           std::back_inserter(out),
@@ -453,14 +472,14 @@ class Simulator::Impl::CompletionStream final : public RunningAnswer {
           "reason\":null}}],"
           "\"aifc_sent_ns\":{}}}\n\n",
           plan_.id, plan_.created, model, is_reasoning ? "reasoning_content" : "content", text,
-          mono_now());
+          sent);
     } else {
       fmt::format_to(
           std::back_inserter(out),
           "data: {{\"id\":\"{}\",\"object\":\"text_completion\",\"created\":{},\"model\":\"{}\","
           "\"choices\":[{{\"index\":0,\"text\":\"{}\",\"logprobs\":null,\"finish_reason\":null,"
           "\"stop_reason\":null}}],\"usage\":null,\"aifc_sent_ns\":{}}}\n\n",
-          plan_.id, plan_.created, model, text, mono_now());
+          plan_.id, plan_.created, model, text, sent);
     }
   }
 
@@ -505,6 +524,8 @@ class Simulator::Impl::CompletionStream final : public RunningAnswer {
   MonoNanos token_due_ = 0;  // the due time of token due_index_
   MonoNanos stall_until_ = 0;
   MonoNanos next_due_ = 0;
+  std::array<MonoNanos, 64> lateness_{};
+  std::size_t lateness_count_ = 0;
 };
 
 detail::HttpResponse Simulator::Impl::handle(detail::HttpRequest& req) {
@@ -752,6 +773,18 @@ detail::HttpResponse Simulator::Impl::metrics() {
       "aifc_sim_requests_total{{outcome=\"rejected\"}} {7}\n",
       config.model, running.load(), ok.load(), prompt_tokens.load(), generation_tokens.load(),
       requests.load(), faulted.load(), rejected.load());
+  std::lock_guard lock(lateness_mutex);
+  const auto& h = send_lateness;
+  fmt::format_to(std::back_inserter(res.body),
+                 "# HELP aifc_sim_send_lateness_seconds how late streamed chunks were sent\n"
+                 "# TYPE aifc_sim_send_lateness_seconds summary\n"
+                 "aifc_sim_send_lateness_seconds{{quantile=\"0.5\"}} {}\n"
+                 "aifc_sim_send_lateness_seconds{{quantile=\"0.99\"}} {}\n"
+                 "aifc_sim_send_lateness_seconds{{quantile=\"1\"}} {}\n"
+                 "aifc_sim_send_lateness_seconds_sum {}\n"
+                 "aifc_sim_send_lateness_seconds_count {}\n",
+                 h.percentile(50) * 1e-9, h.percentile(99) * 1e-9, h.percentile(100) * 1e-9,
+                 h.mean() * static_cast<double>(h.count()) * 1e-9, h.count());
   return res;
 }
 
@@ -816,9 +849,18 @@ nlohmann::json Simulator::stats() const {
           {"generation_tokens", s.generation_tokens.load()},
           {"profiles_started", s.profiles_started.load()},
           {"profiles_stopped", s.profiles_stopped.load()},
-          {"requests_by_adapter", [&s] {
+          {"requests_by_adapter",
+           [&s] {
              std::lock_guard lock(s.by_model_mutex);
              return nlohmann::json(s.requests_by_adapter);
+           }()},
+          {"send_lateness_us", [&s] {
+             std::lock_guard lock(s.lateness_mutex);
+             const auto& h = s.send_lateness;
+             return nlohmann::json{{"count", h.count()},
+                                   {"p50", h.percentile(50) / 1e3},
+                                   {"p99", h.percentile(99) / 1e3},
+                                   {"max", h.percentile(100) / 1e3}};
            }()}};
 }
 

@@ -145,7 +145,7 @@ def test_ctrl_c_during_the_set_up_stops_it(tmp_path):
     with open(path, "w") as f:
         for i in range(1_000_000):
             f.write(f'"prompt number {i} for the tokenizer"\n')
-    with aifc.Simulator(threads=8) as sim:
+    with aifc.Simulator() as sim:
         threading.Timer(1.0, _thread.interrupt_main).start()
         t0 = time.monotonic()
         with pytest.raises(KeyboardInterrupt) as info:

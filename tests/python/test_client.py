@@ -21,7 +21,7 @@ def test_send_streams_and_times_every_token(sim):
 
 
 def test_chat_reasoning_and_set_up_calls():
-    with aifc.Simulator(reasoning_tokens=3, itl_ms=2, threads=8) as s:
+    with aifc.Simulator(reasoning_tokens=3, itl_ms=2) as s:
         client = aifc.VLLMClient(base_url=s.url, endpoint="/v1/chat/completions", capture_text=True)
         rec = client.send("hi there", max_tokens=6)
         assert rec["ok"]
@@ -37,13 +37,13 @@ def test_failures_are_records_not_exceptions():
     rec = aifc.VLLMClient(base_url="http://127.0.0.1:1").send("x", 4)
     assert not rec["ok"]
     assert rec["error"] == "connect"
-    with aifc.Simulator(error_rate=1.0, error_status=429, threads=4) as s:
+    with aifc.Simulator(error_rate=1.0, error_status=429) as s:
         rec = aifc.VLLMClient(base_url=s.url).send("x", 4)
         assert rec["error"] == "http_status" and rec["http_status"] == 429
 
 
 def test_cancel_from_another_thread_releases_the_gil():
-    with aifc.Simulator(ttft_ms=5000, threads=4) as s:
+    with aifc.Simulator(ttft_ms=5000) as s:
         client = aifc.VLLMClient(base_url=s.url)
         ticks = []
         ticker = threading.Thread(target=lambda: [ticks.append(time.sleep(0.01)) for _ in range(10)])

@@ -64,7 +64,7 @@ def test_a_failing_observer_is_reported_and_the_run_goes_on(sim):
 
 
 def test_background_run_progress_and_stop_keep_the_partial_result():
-    with aifc.Simulator(ttft_ms=5, itl_ms=20, threads=64) as s:
+    with aifc.Simulator(ttft_ms=5, itl_ms=20) as s:
         group = aifc.ClientGroup(aifc.ClientConfig(base_url=s.url), aifc.LoadConfig(num_requests=10000, request_rate=50),
                                  dataset=dataset(50, 10))
         group.start()
@@ -84,7 +84,7 @@ def test_ctrl_c_stops_the_run_and_keeps_the_partial_result():
     import _thread
 
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    with aifc.Simulator(ttft_ms=5, itl_ms=20, threads=64) as s:
+    with aifc.Simulator(ttft_ms=5, itl_ms=20) as s:
         group = aifc.ClientGroup({"base_url": s.url}, {"num_requests": 10000, "request_rate": 50}, dataset=dataset(50, 10))
 
         # Ctrl-C once the run is under way (not at a fixed time, which a loaded machine may

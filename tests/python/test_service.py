@@ -85,7 +85,7 @@ def _cluster_required():
 
 def test_a_notebook_runs_a_distributed_group_and_gets_one_result(tmp_path):
     _cluster_required()
-    with aifc.Simulator(ttft_ms=5, itl_ms=2, threads=32) as sim:
+    with aifc.Simulator(ttft_ms=5, itl_ms=2) as sim:
         svc_proc = _ServiceProcess(
             [sim.url, "--state-dir", str(tmp_path / "state"), "--job-dir", os.environ["AIFC_CLUSTER_WORKDIR"],
              "--slurm-backend", "cli", "--agent-command", sys.executable, "-m", "aifc", "agent"], "nb-token")

@@ -144,7 +144,7 @@ def test_aifc_and_vllms_request_loop_write_the_same_result(tmp_path):
     prompts = [" ".join(f"w{i}x{j}" for j in range(5 + i % 7)) for i in range(24)]
     path = tmp_path / "prompts.jsonl"
     path.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in prompts))
-    with aifc.Simulator(ttft_ms=20, itl_ms=3, threads=32) as sim:
+    with aifc.Simulator(ttft_ms=20, itl_ms=3) as sim:
         common = ["--dataset-name", "custom", "--dataset-path", str(path), "--disable-shuffle",
                   "--custom-output-len", "6", "--ignore-eos", "--num-prompts", "24", "--request-rate", "200",
                   "--max-concurrency", "4", "--percentile-metrics", "ttft,tpot,itl,e2el",

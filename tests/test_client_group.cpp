@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstdlib>
+#include <limits>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -117,6 +118,13 @@ TEST_CASE("client_group: max concurrency bounds the requests in flight") {
   CHECK(result.summary.completed == 40);
   CHECK(result.summary.max_concurrent_requests.value() == 4);
   CHECK(result.summary.metric("ttft")->mean >= 20.0);  // the server's delay is a floor
+  // max_clients bounds unbounded concurrency only; an explicit max_concurrency is reached.
+  g.max_clients = 2;
+  g.load.max_concurrency = 6;
+  g.load.request_rate = std::numeric_limits<double>::infinity();
+  const auto capped = aifc::ClientGroup(g, prompts()).run();
+  CHECK(capped.summary.completed == 40);
+  CHECK(capped.summary.max_concurrent_requests.value() == 6);
 }
 
 TEST_CASE("client_group: stop() ends the run early and keeps what was measured") {

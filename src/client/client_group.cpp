@@ -430,8 +430,9 @@ BenchmarkResult ClientGroup::run() {
     s.total = *n / nranks + (rank < *n % nranks ? 1 : 0);
   }
   const std::int64_t share = s.schedule.shard_max_concurrency();
-  s.worker_limit =
-      share > 0 ? std::min<std::int64_t>(share, s.config.max_clients) : s.config.max_clients;
+  // max_clients bounds an unbounded concurrency only: an explicit max_concurrency is reached,
+  // never silently capped.
+  s.worker_limit = share > 0 ? share : s.config.max_clients;
   if (s.total > 0)
     s.worker_limit = std::min<std::int64_t>(s.worker_limit, static_cast<std::int64_t>(s.total));
   s.worker_limit = std::max<std::int64_t>(s.worker_limit, 1);

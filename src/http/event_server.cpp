@@ -206,6 +206,7 @@ void EventServer::Impl::Worker::run() {
         on_readable(c);
         continue;
       }
+      if (!process(c)) continue;  // requests held back while the output queue was full
       update_interest(c);
     }
   }
@@ -254,6 +255,10 @@ void EventServer::Impl::Worker::on_readable(Connection& c) {
       close_connection(c);
       return;
     }
+  }
+  if (c.peer_eof && c.body) {  // the client left mid-answer: end it, as vLLM aborts a request
+    close_connection(c);
+    return;
   }
   if (process(c)) update_interest(c);
 }

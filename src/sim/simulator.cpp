@@ -531,7 +531,7 @@ class Simulator::Impl::CompletionStream final : public RunningAnswer {
 detail::HttpResponse Simulator::Impl::handle(detail::HttpRequest& req) {
   const std::string_view path = req.path();
   const bool post = req.method == "POST";
-  const bool get = req.method == "GET" || req.method == "HEAD";
+  const bool get = req.method == "GET";
   detail::HttpResponse res;
   auto wrong_method = [] { return json_response(405, R"({"detail":"Method Not Allowed"})"); };
   if (path == "/v1/completions" || path == "/v1/chat/completions")

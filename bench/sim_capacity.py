@@ -3,6 +3,8 @@
 
 Usage: python3 bench/sim_capacity.py [path/to/aifc] [--streams N]   (default build/apps/aifc, 10000)
 
+Each stream lasts about 5 s (5000 ms / ITL tokens).
+
 The simulator runs with one event-loop thread pinned to CPU 0; `aifc bench` is pinned to CPU 1.
 Printed per scenario: streams held and failures, the client's TTFT against the simulator's
 setting, the simulator's own send lateness (each chunk's write time minus its due time, from its
@@ -60,12 +62,13 @@ def main():
         streams = int(sys.argv[sys.argv.index("--streams") + 1])
     print(f"aifc: {AIFC}; {os.cpu_count()} cores; simulator on CPU 0 (1 thread), client on CPU 1\n")
     rows = []
-    rows += scenario(
-        f"{streams} streams, TTFT 20 ms, ITL 20 ms",
-        ["--ttft-ms", "20", "--itl-ms", "20"],
-        ["--num-prompts", str(streams), "--max-concurrency", str(streams), "--max-clients", str(streams),
-         "--random-output-len", "50"],
-        20)
+    # Streams x tokens/s is the chunk rate the simulator must write, each chunk on its own.
+    for n, itl in ((3000, 20), (streams, 100), (streams, 20)):
+        rows += scenario(
+            f"{n} streams, TTFT 20 ms, ITL {itl} ms",
+            ["--ttft-ms", "20", "--itl-ms", str(itl)],
+            ["--num-prompts", str(n), "--max-concurrency", str(n), "--random-output-len", str(5000 // itl)],
+            20)
     rows += scenario(
         "back to back, 64 streams x 20000 tokens",
         ["--ttft-ms", "0", "--itl-ms", "0"],

@@ -63,7 +63,7 @@ def main():
     print(f"aifc: {AIFC}; {os.cpu_count()} cores; simulator on CPU 0 (1 thread), client on CPU 1\n")
     rows = []
     # Streams x tokens/s is the chunk rate the simulator must write, each chunk on its own.
-    for n, itl in ((3000, 20), (streams, 100), (streams, 20)):
+    for n, itl in ((3000, 20), (streams, 500), (streams, 100), (streams, 20)):
         rows += scenario(
             f"{n} streams, TTFT 20 ms, ITL {itl} ms",
             ["--ttft-ms", "20", "--itl-ms", str(itl)],

@@ -290,10 +290,17 @@ TEST_CASE("benchmark: probe requests run beside the workload and are reported ap
   spec.load.request_rate = 40;  // half a second at least
   spec.load.max_concurrency = 1;
   spec.probe_request_rate = 20;
+  spec.load.num_warmups = 2;
   aifc::Benchmark benchmark(spec);
   const auto result = benchmark.run();
   CHECK(result.summary.completed == 20);  // the probes are not in the metrics
   REQUIRE(result.probes.size() >= 2);
+  // As vLLM's: the probes start with the measured run, after the warm-ups.
+  aifc::MonoNanos warmups_end = 0;
+  for (const auto& r : result.records)
+    if (r.warmup) warmups_end = std::max(warmups_end, r.end_ns);
+  CHECK(warmups_end > 0);
+  for (const auto& probe : result.probes) CHECK(probe.send_ns > warmups_end);
   std::uint64_t answered = 0;
   for (const auto& probe : result.probes) {
     CHECK(probe.requested_output_tokens == 1);
@@ -302,9 +309,9 @@ TEST_CASE("benchmark: probe requests run beside the workload and are reported ap
   // The simulator counts a stream after writing its [DONE], so the client can see the end a
   // moment before the count moves: wait for it (generously; this asserts no time).
   auto server_ok = [&] { return server.stats()["ok"].get<std::uint64_t>(); };
-  for (int i = 0; i < 500 && server_ok() < 20 + answered; ++i)
+  for (int i = 0; i < 500 && server_ok() < 22 + answered; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  CHECK(server_ok() == 20 + answered);
+  CHECK(server_ok() == 22 + answered);  // with the two warm-ups
   const auto doc = benchmark.result_document(result);
   CHECK(doc["probe_completed"] == answered);
   CHECK(doc["probe_failed"] == result.probes.size() - answered);

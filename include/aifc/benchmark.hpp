@@ -117,6 +117,10 @@ class AIFC_API Benchmark {
 /// What the summary table shows of a load: its rate and concurrency when they are bounded.
 AIFC_API TableConfig table_config(const LoadConfig& load);
 
+/// vLLM's "Probe Requests" table section from a result document's (or summary's) probe_* keys;
+/// empty when it has none (no probe was answered).
+AIFC_API std::string format_probe_table(const nlohmann::json& document);
+
 /// The result document of a run of `spec` (what Benchmark::result_document returns), for results
 /// that did not come from a Benchmark object in this process (a merged run, a read-back file).
 AIFC_API nlohmann::json result_document(const BenchmarkSpec& spec, TokenizerApi tokenizer,

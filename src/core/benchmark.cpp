@@ -350,10 +350,11 @@ BenchmarkResult profiled(const BenchmarkSpec& spec, Run&& run) {
 }
 
 // vLLM's --probe-request-rate: a thread of the run's own sends one-token requests one after
-// the other, 1/rate apart, until the run is over. The probe in flight then is let finish, as
-// vLLM's; an interrupted or failed run cancels it instead.
+// the other, 1/rate apart, from the run's start (after the warm-ups, as vLLM's) until the run is
+// over. The probe in flight then is let finish, as vLLM's; an interrupted or failed run cancels
+// it instead.
 template <class Run>
-BenchmarkResult probed(const BenchmarkSpec& spec, Run&& run) {
+BenchmarkResult probed(const BenchmarkSpec& spec, ClientGroup& group, Run&& run) {
   if (spec.probe_request_rate <= 0) return run();
   ClientConfig config = spec.client;
   config.lora_modules.clear();
@@ -364,8 +365,29 @@ BenchmarkResult probed(const BenchmarkSpec& spec, Run&& run) {
   std::vector<RequestRecord> probes;
   std::mutex stop_mutex;
   std::condition_variable stop_cv;
-  bool stop = false;
+  bool stop = false, started = false;
+  // Told by the group's observer thread when the measured run begins.
+  struct StartSignal final : Observer {
+    std::mutex& mutex;
+    std::condition_variable& cv;
+    bool& started;
+    StartSignal(std::mutex& m, std::condition_variable& c, bool& s) : mutex(m), cv(c), started(s) {}
+    void on_run_started(const ClockAnchor&, std::uint64_t) override {
+      {
+        std::lock_guard lock(mutex);
+        started = true;
+      }
+      cv.notify_all();
+    }
+  };
+  const ObserverHandle signal =
+      group.add_observer(std::make_shared<StartSignal>(stop_mutex, stop_cv, started));
   std::thread prober([&] {
+    {
+      std::unique_lock lock(stop_mutex);
+      stop_cv.wait(lock, [&] { return started || stop; });
+      if (stop) return;
+    }
     try {
       for (std::uint64_t i = 0;; ++i) {
         {
@@ -389,6 +411,7 @@ BenchmarkResult probed(const BenchmarkSpec& spec, Run&& run) {
     stop_cv.notify_all();
     if (cancel) client.cancel();
     prober.join();
+    group.remove_observer(signal);
   };
   BenchmarkResult result;
   try {
@@ -405,13 +428,15 @@ BenchmarkResult probed(const BenchmarkSpec& spec, Run&& run) {
 }  // namespace
 
 BenchmarkResult Benchmark::run() {
-  return profiled(impl_->spec,
-                  [&] { return probed(impl_->spec, [&] { return impl_->group->run(); }); });
+  return profiled(impl_->spec, [&] {
+    return probed(impl_->spec, *impl_->group, [&] { return impl_->group->run(); });
+  });
 }
 BenchmarkResult Benchmark::run_at(std::chrono::system_clock::time_point start) {
   impl_->spec.start_at = start;
-  return profiled(impl_->spec,
-                  [&] { return probed(impl_->spec, [&] { return impl_->group->run_at(start); }); });
+  return profiled(impl_->spec, [&] {
+    return probed(impl_->spec, *impl_->group, [&] { return impl_->group->run_at(start); });
+  });
 }
 void Benchmark::stop() noexcept { impl_->group->stop(); }
 ProgressSnapshot Benchmark::progress() const { return impl_->group->progress(); }
@@ -432,23 +457,27 @@ nlohmann::json probe_summary(const BenchmarkResult& r) {
 }
 }  // namespace
 
-std::string Benchmark::summary_table(const BenchmarkResult& result) const {
-  std::string table =
-      format_summary_table(result.summary, impl_->spec.summary, table_config(impl_->spec.load));
-  const auto probes = probe_summary(result);
-  if (!probes.is_null()) {  // vLLM's section, after the rest
-    table += fmt::format("{:-^50}\n", "Probe Requests");
-    table += fmt::format("{:<40} {:<10}\n",
-                         "Probe requests completed:", probes["probe_completed"].get<std::size_t>());
-    table += fmt::format("{:<40} {:<10}\n",
-                         "Probe requests failed:", probes["probe_failed"].get<std::size_t>());
-    for (const auto& [key, label] : {std::pair{"probe_median_e2el_ms", "Median probe E2EL (ms):"},
-                                     std::pair{"probe_p99_e2el_ms", "P99 probe E2EL (ms):"},
-                                     std::pair{"probe_max_e2el_ms", "Max probe E2EL (ms):"}})
-      table += fmt::format("{:<40} {:<10.2f}\n", label, probes[key].get<double>());
-    table += std::string(50, '=') + "\n";
-  }
+std::string format_probe_table(const nlohmann::json& document) {
+  if (!document.is_object() || !document.contains("probe_completed")) return {};
+  auto number = [&](const char* key) {
+    const auto it = document.find(key);
+    return it != document.end() && it->is_number() ? it->get<double>() : std::nan("");
+  };
+  std::string table = fmt::format("{:-^50}\n", "Probe Requests");
+  table += fmt::format("{:<40} {:<10}\n", "Probe requests completed:", number("probe_completed"));
+  table += fmt::format("{:<40} {:<10}\n", "Probe requests failed:", number("probe_failed"));
+  for (const auto& [key, label] : {std::pair{"probe_median_e2el_ms", "Median probe E2EL (ms):"},
+                                   std::pair{"probe_p99_e2el_ms", "P99 probe E2EL (ms):"},
+                                   std::pair{"probe_max_e2el_ms", "Max probe E2EL (ms):"}})
+    table += fmt::format("{:<40} {:<10.2f}\n", label, number(key));
+  table += std::string(50, '=') + "\n";
   return table;
+}
+
+std::string Benchmark::summary_table(const BenchmarkResult& result) const {
+  // vLLM's probe section comes after the rest.
+  return format_summary_table(result.summary, impl_->spec.summary, table_config(impl_->spec.load)) +
+         format_probe_table(probe_summary(result));
 }
 
 nlohmann::json Benchmark::result_document(const BenchmarkResult& r, bool detailed) const {

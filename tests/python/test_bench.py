@@ -29,6 +29,18 @@ def test_run_benchmark_uses_vllm_flag_names(sim):
     assert "Maximum request concurrency:             8" in table
 
 
+def test_probe_requests_reach_the_table(sim):
+    result = aifc.run_benchmark(base_url=sim.url, num_prompts=20, request_rate=40, max_concurrency=1,
+                                random_input_len=8, random_output_len=4, probe_request_rate=20)
+    assert result.document["probe_completed"] >= 1
+    table = result.table()
+    assert "Probe Requests" in table
+    completed = result.document["probe_completed"]
+    assert any(line.split() == ["Probe", "requests", "completed:", str(completed)] for line in table.splitlines())
+    plain = aifc.run_benchmark(base_url=sim.url, num_prompts=2, random_input_len=8, random_output_len=2)
+    assert "Probe Requests" not in plain.table()
+
+
 def test_a_run_draws_its_timeline(sim):
     run = aifc.BenchRun(base_url=sim.url, num_prompts=12, request_rate=400, random_output_len=5)
     run.run()

@@ -378,8 +378,11 @@ void init_group(py::module_& m) {
           table.request_rate = j["request_rate"].get<double>();
         if (j.contains("max_concurrency") && j["max_concurrency"].is_number())
           table.max_concurrency = j["max_concurrency"].get<std::int64_t>();
+        // A document's probe_* keys add vLLM's probe section, as `aifc bench` prints it.
         return format_summary_table(config_from<Summary>(summary, "summary"),
-                                    config_from<SummaryOptions>(options, "summary options"), table);
+                                    config_from<SummaryOptions>(options, "summary options"),
+                                    table) +
+               format_probe_table(j);
       },
       py::arg("summary"), py::arg("options") = py::dict());
   m.def(

@@ -287,7 +287,6 @@ struct Simulator::Impl {
   explicit Impl(SimulatorConfig c) : config(std::move(c)) {}
 
   SimulatorConfig config;
-  std::unique_ptr<detail::EventServer> server;
   int bound_port = -1;
   std::atomic<std::uint64_t> next_request{0};
   std::atomic<std::uint64_t> requests{0}, ok{0}, faulted{0}, rejected{0}, running{0};
@@ -307,6 +306,8 @@ struct Simulator::Impl {
   std::mutex stop_mutex;
   std::condition_variable stop_cv;
   bool stopped = false;
+  // Last, so that it is destroyed first: its open answers use the counters above.
+  std::unique_ptr<detail::EventServer> server;
 
   Fault draw_fault(detail::Rng& rng) const {
     const double u = rng.uniform();

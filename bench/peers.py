@@ -61,10 +61,11 @@ def version(tool):
 
 def build_tokenizer(directory):
     """A word-level tokenizer over plain words, saved as a Hugging Face tokenizer directory."""
-    python = next((os.path.join(VENVS, t, "bin", "python") for t in ("vllm", "guidellm", "aiperf")
-                   if os.path.exists(os.path.join(VENVS, t, "bin", "python"))), None)
+    pythons = [os.path.join(VENVS, t, "bin", "python") for t in ("guidellm", "vllm", "aiperf")]
+    python = next((p for p in pythons if os.path.exists(p) and subprocess.run(
+        [p, "-c", "import tokenizers, transformers"], capture_output=True).returncode == 0), None)
     if python is None:
-        return None
+        sys.exit("no peer venv has tokenizers and transformers to build the tokenizer with")
     script = f"""
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
@@ -116,15 +117,20 @@ def tree_cpu_seconds(root):
     return total
 
 
-def requests_seen(url):
+def sim_counter(url, prefix):
+    """A counter from the simulator's /metrics (0 when it does not answer)."""
     try:
         text = urllib.request.urlopen(url + "/metrics", timeout=1).read().decode()
     except OSError:
         return 0
     for line in text.splitlines():
-        if line.startswith('aifc_sim_requests_total{outcome="received"}'):
+        if line.startswith(prefix):
             return int(float(line.split()[-1]))
     return 0
+
+
+def requests_seen(url):
+    return sim_counter(url, 'aifc_sim_requests_total{outcome="received"}')
 
 
 def command(tool, url, tokenizer, out, prompts, output_len, concurrency):
@@ -146,12 +152,14 @@ def command(tool, url, tokenizer, out, prompts, output_len, concurrency):
                 "--output-tokens-mean", str(output_len), "--output-tokens-stddev", "0",
                 "--extra-inputs", "ignore_eos:true", "--request-count", str(prompts),
                 "--concurrency", str(concurrency), "--artifact-dir", out, "--ui-type", "none"]
-    if tool == "guidellm":
-        return [os.path.join(VENVS, "guidellm", "bin", "guidellm"), "benchmark", "--target", url,
-                "--model", "aifc-sim", "--processor", tokenizer, "--rate-type", "concurrent",
-                "--rate", str(concurrency), "--max-requests", str(prompts),
-                "--data", f"prompt_tokens=16,output_tokens={output_len}", "--output-path",
-                os.path.join(out, "result.json"), "--disable-progress"]
+    if tool == "guidellm":  # 0.8's registry options: kind=TYPE,key=value,...
+        return [os.path.join(VENVS, "guidellm", "bin", "guidellm"), "run",
+                "--backend", f"kind=openai_http,target={url},model=aifc-sim,request_format=/v1/completions",
+                "--profile", f"kind=concurrent,streams={concurrency}",
+                "--constraint", f"kind=max_requests,count={prompts}",
+                "--data", f"kind=synthetic_text,prompt_tokens=16,output_tokens={output_len}",
+                "--tokenizer", f"kind=huggingface_auto,model={tokenizer}",
+                "--output", f"kind=json,path={os.path.join(out, 'result.json')}", "--disable-console-interactive"]
     raise ValueError(tool)
 
 
@@ -187,7 +195,9 @@ def run_one(tool, workload, tokenizer, aifc):
             cmd = command(tool, url, tokenizer, out, prompts, output_len, concurrency)
             if tool == "aifc":
                 cmd[0] = aifc
-            env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OPENAI_API_KEY="none")
+            env = dict(os.environ, OPENAI_API_KEY="none")
+            if tool != "aiperf":  # AIPerf 0.13 refuses a local tokenizer path when offline
+                env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
             cpu_before = resource_children_cpu()
             start = time.monotonic()
             proc = subprocess.Popen([*PIN_TOOL, *cmd], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -203,7 +213,9 @@ def run_one(tool, workload, tokenizer, aifc):
             log = proc.stdout.read()
             if proc.returncode != 0:
                 return {"error": f"exit {proc.returncode}: {log[-600:]}"}
-            chunks = prompts * output_len
+            chunks = sim_counter(url, "vllm:generation_tokens_total")  # what was streamed, not asked
+            if chunks < prompts * output_len:
+                return {"error": f"only {chunks} of {prompts * output_len} tokens were streamed: {log[-400:]}"}
             return {
                 "run_us": (total_cpu - (cpu_at_start or 0)) / chunks * 1e6,
                 "total_us": total_cpu / chunks * 1e6,

@@ -7,7 +7,7 @@ Usage:
 
 Each tool runs against `aifc sim` (its own process, pinned to CPU 0; the tool to CPU 1) with the
 same workload: 16-token prompts, streaming /v1/completions, every answer exactly as long as asked
-(ignore_eos). A local tokenizer is built offline (a word-level one over the simulator's words),
+(ignore_eos). A local tokenizer is built offline (a small byte-level BPE over plain words),
 so no tool reaches the network. Printed per tool and workload: client CPU per streamed chunk while
 the run lasts and for the whole process (start-up included, in brackets), the chunk rate, and the
 error of the reported mean TTFT against the simulator's setting. Not run in CI: the peers are
@@ -66,23 +66,28 @@ def build_tokenizer(directory):
         [p, "-c", "import tokenizers, transformers"], capture_output=True).returncode == 0), None)
     if python is None:
         sys.exit("no peer venv has tokenizers and transformers to build the tokenizer with")
+    # A small byte-level BPE trained on plain words: GuideLLM's synthetic prompts need a
+    # tokenizer that decodes to text (a word-level one without a decoder breaks them).
     script = f"""
-from tokenizers import Tokenizer, models, pre_tokenizers
+import random
+from tokenizers import Tokenizer, models, pre_tokenizers, decoders, trainers
 from transformers import PreTrainedTokenizerFast
+rng = random.Random(0)
 words = ["the", "of", "and", "to", "in", "is", "you", "that", "it", "he", "was", "for", "on", "are",
          "as", "with"] + [f"w{{i}}" for i in range(2000)]
-vocab = {{"[UNK]": 0, "<s>": 1, "</s>": 2}}
-for w in words:
-    vocab.setdefault(w, len(vocab))
-tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
-tok.pre_tokenizer = pre_tokenizers.Whitespace()
-fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", bos_token="<s>", eos_token="</s>")
+corpus = [" ".join(rng.choice(words) for _ in range(50)) for _ in range(2000)]
+tok = Tokenizer(models.BPE())
+tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+tok.decoder = decoders.ByteLevel()
+tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=3000, special_tokens=["<|endoftext|>"],
+                                                    initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>")
 fast.model_max_length = 1 << 20
 fast.save_pretrained({directory!r})
 """
     subprocess.run([python, "-c", script], check=True)
     with open(os.path.join(directory, "config.json"), "w") as f:  # some tools want a model config
-        json.dump({"model_type": "llama", "vocab_size": 2019, "max_position_embeddings": 1 << 20}, f)
+        json.dump({"model_type": "gpt2", "vocab_size": 3000, "n_positions": 1 << 20}, f)
     return directory
 
 

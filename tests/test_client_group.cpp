@@ -17,7 +17,6 @@ namespace {
 aifc::SimulatorConfig sim_config(const char* ttft = "10", const char* itl = "2") {
   aifc::SimulatorConfig s;
   s.port = 0;
-  s.threads = 64;
   s.ttft = aifc::DelaySpec::parse(ttft);
   s.itl = aifc::DelaySpec::parse(itl);
   return s;

@@ -334,7 +334,6 @@ TEST_CASE("service: 8 agents on 4 nodes start together and their merged result i
   if (!have_cluster()) return;
   aifc::SimulatorConfig sim_config;
   sim_config.port = 0;
-  sim_config.threads = 64;
   sim_config.ttft = aifc::DelaySpec::parse("5");
   sim_config.itl = aifc::DelaySpec::parse("2");
   aifc::Simulator sim(sim_config);
@@ -436,7 +435,6 @@ TEST_CASE(
   if (!have_cluster()) return;
   aifc::SimulatorConfig sim_config;
   sim_config.port = 0;
-  sim_config.threads = 16;
   aifc::Simulator sim(sim_config);
   sim.start();
   aifc::Service service(cluster_config("faults", sim.base_url()), aifc::make_cli_backend());
@@ -544,7 +542,6 @@ TEST_CASE(
   if (!have_cluster()) return;
   aifc::SimulatorConfig sim_config;
   sim_config.port = 0;
-  sim_config.threads = 32;
   sim_config.ttft = aifc::DelaySpec::parse("5");
   sim_config.itl = aifc::DelaySpec::parse("5");
   aifc::Simulator sim(sim_config);
@@ -630,7 +627,6 @@ TEST_CASE(
   if (!have_cluster()) return;
   aifc::SimulatorConfig sim_config;
   sim_config.port = 0;
-  sim_config.threads = 16;
   aifc::Simulator sim(sim_config);
   sim.start();
   // `aifc service --slurm-backend ssh` as a user starts it: the login node from SSH_* (as in a
@@ -689,7 +685,6 @@ TEST_CASE("service: container mode runs the agents in the Apptainer image" * AIF
   REQUIRE_MESSAGE(image, "AIFC_REQUIRE_APPTAINER is set but AIFC_TEST_APPTAINER_IMAGE is not");
   aifc::SimulatorConfig sim_config;
   sim_config.port = 0;
-  sim_config.threads = 16;
   aifc::Simulator sim(sim_config);
   sim.start();
   // `aifc service` as a user starts it on a login node with slurmrestd: the REST settings in
@@ -742,7 +737,6 @@ TEST_CASE("service: agents that outlive the service leave raw results it reads b
   if (!have_cluster()) return;
   aifc::SimulatorConfig sim_config;
   sim_config.port = 0;
-  sim_config.threads = 16;
   aifc::Simulator sim(sim_config);
   sim.start();
   const int port = free_port();

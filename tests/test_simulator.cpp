@@ -97,7 +97,6 @@ TEST_CASE("simulator: delay specs") {
 TEST_CASE("simulator: endpoints answer like vLLM") {
   aifc::SimulatorConfig cfg;
   cfg.port = 0;
-  cfg.threads = 8;
   aifc::Simulator sim(cfg);
   const int port = sim.start();
   CHECK(port > 0);
@@ -142,7 +141,6 @@ TEST_CASE("simulator: endpoints answer like vLLM") {
 TEST_CASE("simulator: LoRA adapters are listed and served as vLLM's") {
   aifc::SimulatorConfig cfg;
   cfg.port = 0;
-  cfg.threads = 4;
   cfg.lora_modules = {"sql-lora"};
   aifc::Simulator sim(cfg);
   httplib::Client cli("127.0.0.1", sim.start());
@@ -167,7 +165,6 @@ TEST_CASE("simulator: LoRA adapters are listed and served as vLLM's") {
 TEST_CASE("simulator: fields of the wrong type get a 400 naming the field, never a 500") {
   aifc::SimulatorConfig cfg;
   cfg.port = 0;
-  cfg.threads = 8;
   aifc::Simulator sim(cfg);
   httplib::Client cli("127.0.0.1", sim.start());
   auto message_of = [&](const char* path, const std::string& body) {

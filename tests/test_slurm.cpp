@@ -759,7 +759,6 @@ TEST_CASE("slurm: container mode runs aifc bench inside the Apptainer image on t
   REQUIRE_MESSAGE(image, "AIFC_REQUIRE_APPTAINER is set but AIFC_TEST_APPTAINER_IMAGE is not");
   aifc::SimulatorConfig sim_config;
   sim_config.port = 0;
-  sim_config.threads = 16;
   aifc::Simulator sim(sim_config);
   sim.start();
 

@@ -161,7 +161,6 @@ TEST_CASE("ssh: the SSH backend submits on the login node and a reverse tunnel c
   if (!have_cluster()) return;
   aifc::SimulatorConfig sim_config;
   sim_config.port = 0;
-  sim_config.threads = 4;
   aifc::Simulator sim(sim_config);
   const int local_port = sim.start();
   const int remote_port = free_port();

@@ -25,7 +25,6 @@ namespace {
 aifc::SimulatorConfig sim_config() {
   aifc::SimulatorConfig s;
   s.port = 0;
-  s.threads = 16;
   return s;
 }
 

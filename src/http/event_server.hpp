@@ -42,8 +42,8 @@ struct HttpResponse {
 
 struct EventServerOptions {
   std::string host = "127.0.0.1";
-  int port = 0;      ///< 0: any free port
-  int threads = 0;   ///< event-loop threads; 0: one per core
+  int port = 0;     ///< 0: any free port
+  int threads = 0;  ///< event-loop threads; 0: one per core
   /// Responses one connection carries before the server closes it (announced with
   /// `Keep-Alive: max=N` and `Connection: close` on the last); 0: no limit.
   std::int64_t max_requests_per_connection = 0;

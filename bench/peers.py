@@ -18,7 +18,6 @@ import glob
 import json
 import os
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,11 +25,11 @@ import time
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from perf import PIN_CLIENT, PIN_SIM, free_port  # noqa: E402
 VENVS = os.environ.get("AIFC_PEERS_DIR", "/var/cache/aifc-peers")
 PINS = {"vllm": "vllm==0.33.*", "aiperf": "aiperf==0.13.*", "guidellm": "guidellm==0.8.*"}
-TWO_CORES = (os.cpu_count() or 1) >= 2
-PIN_SIM = ["taskset", "-c", "0"] if TWO_CORES else []
-PIN_TOOL = ["taskset", "-c", "1"] if TWO_CORES else []
+PIN_TOOL = PIN_CLIENT  # perf.py's pinning: the simulator on CPU 0, the tool on CPU 1
 
 # (name, simulator TTFT ms, ITL ms, prompts, output tokens, concurrency)
 WORKLOADS = [
@@ -89,14 +88,6 @@ fast.save_pretrained({directory!r})
     with open(os.path.join(directory, "config.json"), "w") as f:  # some tools want a model config
         json.dump({"model_type": "gpt2", "vocab_size": 3000, "n_positions": 1 << 20}, f)
     return directory
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def tree_cpu_seconds(root):

@@ -90,14 +90,12 @@ struct Totals {
   std::int64_t last_stamp = 0;
 };
 
-// Reads the SO_TIMESTAMPNS stamp of a read, as aifc's event loop does.
-void take_stamp(msghdr& msg, Totals& t) {
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c))
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_TIMESTAMPNS) {
-      timespec ts{};
-      std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
-      t.last_stamp = ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
-    }
+// Keeps the SO_TIMESTAMPNS stamp of a read if `c` is one, as aifc's event loop does.
+void take_stamp(const cmsghdr* c, Totals& t) {
+  if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SO_TIMESTAMPNS) return;
+  timespec ts{};
+  std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
+  t.last_stamp = ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
 }
 
 void receive_epoll(const std::vector<int>& fds, const std::atomic<bool>& done, Totals& t,
@@ -126,7 +124,8 @@ void receive_epoll(const std::vector<int>& fds, const std::atomic<bool>& done, T
       if (got > 0) {
         t.bytes += static_cast<std::uint64_t>(got);
         ++t.reads;
-        take_stamp(msg, t);
+        for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c))
+          take_stamp(c, t);
         if (delayed_acks) {  // an experiment: ask for a delayed ACK again after every read
           int zero = 0;
           setsockopt(fds[events[i].data.u64], IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof zero);
@@ -203,11 +202,7 @@ void receive_uring(const std::vector<int>& fds, const std::atomic<bool>& done, T
           ++t.reads;
           for (cmsghdr* c = io_uring_recvmsg_cmsg_firsthdr(out, &msg); c != nullptr;
                c = io_uring_recvmsg_cmsg_nexthdr(out, &msg, c))
-            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_TIMESTAMPNS) {
-              timespec ts{};
-              std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
-              t.last_stamp = ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
-            }
+            take_stamp(c, t);
         }
         io_uring_buf_ring_add(br, buf, kBufferSize, static_cast<unsigned short>(id), mask,
                               static_cast<int>(returned++));

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # scripts/fuzz.sh [--seconds N] [--build-only] [HARNESS...]: fuzzes aifc's parsers of what others
-# send it (fuzz/fuzz_*.cpp: sse, http_response, http_request, openai_chunk, specs, dataset,
+# send it (fuzz/fuzz_*.cpp: sse, http_response, http_request, openai_chunk, specs, dataset, parquet,
 # slurm_reply) with libFuzzer under ASan+UBSan, each for N seconds (default 60), starting from
 # fuzz/corpus/<name> and fuzz/regressions/<name>. Builds into build-sanitize/ with clang
 # (installed if missing; the same build runs the sanitized tests, scripts/sanitize.sh). An input
@@ -21,7 +21,7 @@ while [ $# -gt 0 ]; do
     *) harnesses+=("$1"); shift ;;
   esac
 done
-[ ${#harnesses[@]} -gt 0 ] || harnesses=(sse http_response http_request openai_chunk specs dataset slurm_reply)
+[ ${#harnesses[@]} -gt 0 ] || harnesses=(sse http_response http_request openai_chunk specs dataset parquet slurm_reply)
 
 "$root/scripts/build-sanitize.sh" "${harnesses[@]/#/fuzz_}"
 [ "$build_only" = 1 ] && exit 0

@@ -17,6 +17,11 @@ std::string temp_file(const std::string& name, const std::string& content) {
   return path.string();
 }
 
+// A file of tests/data/ (the Parquet ones are written by pyarrow: make_parquet.py there).
+std::string data_file(const std::string& name) {
+  return std::string(AIFC_SOURCE_DIR) + "/tests/data/" + name;
+}
+
 std::int64_t words(const std::string& s) {
   std::int64_t n = 0;
   bool in = false;
@@ -433,16 +438,63 @@ TEST_CASE("dataset: jsonl also reads the chat shapes of exported Hugging Face se
   CHECK_THROWS_WITH_AS(aifc::load_dataset(c), doctest::Contains("with a user turn"), aifc::Error);
 }
 
-TEST_CASE("dataset: a Parquet file is refused with the way to convert it") {
+TEST_CASE("dataset: Parquet files as the Hub stores them feed custom, sharegpt and timed_trace") {
+  aifc::DatasetConfig c;
+  c.dataset_name = aifc::DatasetKind::jsonl;
+  c.disable_shuffle = true;
+  c.num_prompts = 3;
+  c.dataset_path = data_file("chat.parquet");  // "messages" chats, pyarrow's defaults
+  auto prompts = aifc::load_dataset(c);
+  REQUIRE(prompts.size() == 3);
+  CHECK(prompts[0].text == "Name a prime.");
+  CHECK(prompts[1].text == "Zähle bis drei.");
+  CHECK(prompts[0].output_tokens == aifc::kCustomOutputLen);
+  c.dataset_path = data_file("prompts_v2.parquet");  // a "prompt" column and output_tokens
+  c.num_prompts = 7;
+  prompts = aifc::load_dataset(c);
+  REQUIRE(prompts.size() == 7);
+  CHECK(prompts[3].text == "prompt number 3 " + std::string(120, 'x'));
+  CHECK(prompts[3].output_tokens == 8);
+  CHECK(prompts[2].output_tokens == aifc::kCustomOutputLen);  // null there: the default
+
+  c.dataset_name = aifc::DatasetKind::sharegpt;
+  c.dataset_path = data_file("sharegpt.parquet");
+  c.num_prompts = 2;
+  prompts = aifc::load_dataset(c);
+  REQUIRE(prompts.size() == 2);
+  CHECK(prompts[0].text == "What is the capital of France, please?");
+
+  c.dataset_name = aifc::DatasetKind::timed_trace;
+  c.dataset_path = data_file("trace.parquet");
+  c.timed_trace_sec_multiplier = 0.001;
+  c.num_prompts = 3;
+  prompts = aifc::load_dataset(c);
+  REQUIRE(prompts.size() == 3);
+  CHECK(prompts[1].arrival_s == doctest::Approx(0.25));
+  CHECK(prompts[1].output_tokens == 8);
+}
+
+TEST_CASE("dataset: a Parquet file aifc cannot read is refused with the file and the reason") {
   aifc::DatasetConfig c;
   c.dataset_name = aifc::DatasetKind::jsonl;
   c.num_prompts = 1;
   c.dataset_path = temp_file("set.parquet", std::string("PAR1\x15\x04rest of a file"));
-  CHECK_THROWS_WITH_AS(aifc::load_dataset(c), doctest::Contains("is a Parquet file"), aifc::Error);
-  c.dataset_name = aifc::DatasetKind::sharegpt;
-  CHECK_THROWS_WITH_AS(aifc::load_dataset(c), doctest::Contains("read_parquet"), aifc::Error);
-  // Three bytes are too short to be anything but JSON lines.
+  CHECK_THROWS_WITH_AS(aifc::load_dataset(c),
+                       doctest::Contains("set.parquet' (Parquet): not a Parquet file"),
+                       aifc::Error);
+  c.dataset_path = data_file("prompts_gzip.parquet");
+  CHECK_THROWS_WITH_AS(aifc::load_dataset(c), doctest::Contains("compressed with GZIP"),
+                       aifc::Error);
+  c.dataset_name = aifc::DatasetKind::burstgpt;
+  c.dataset_path = data_file("chat.parquet");
+  CHECK_THROWS_WITH_AS(aifc::load_dataset(c), doctest::Contains("burstgpt reads BurstGPT's CSV"),
+                       aifc::Error);
+  // A row without a user turn is named by its row number.
   c.dataset_name = aifc::DatasetKind::jsonl;
+  c.dataset_path = data_file("trace.parquet");
+  CHECK_THROWS_WITH_AS(aifc::load_dataset(c), doctest::Contains("trace.parquet: row 1: expected"),
+                       aifc::Error);
+  // Three bytes are too short to be anything but JSON lines.
   c.dataset_path = temp_file("tiny.jsonl", "\"a\"");
   CHECK(aifc::load_dataset(c).at(0).text == "a");
 }

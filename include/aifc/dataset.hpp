@@ -28,7 +28,9 @@ NLOHMANN_JSON_SERIALIZE_ENUM(DatasetKind, {{DatasetKind::random, "random"},
 /// Which prompts to send. Field names follow `vllm bench serve`'s flags.
 struct AIFC_API DatasetConfig {
   DatasetKind dataset_name = DatasetKind::random;
-  std::string dataset_path;  ///< sharegpt / jsonl / burstgpt / timed_trace file
+  /// The file of sharegpt, jsonl and timed_trace (JSON or JSON lines, or Parquet: a row a
+  /// record) or burstgpt (its CSV).
+  std::string dataset_path;
   std::int64_t num_prompts = 1000;
   std::int64_t random_input_len = 1024;
   std::int64_t random_output_len = 128;

@@ -301,8 +301,9 @@ std::vector<UnsupportedOption> make_unsupported_options() {
   const std::string multimodal =
       "multimodal requests are out of scope: aifc measures text generation";
   const std::string hub =
-      "aifc reads no dataset from the Hugging Face Hub (compute nodes rarely reach it): export "
-      "the set to JSON lines (a prompt field or chat turns) and use --dataset-name custom";
+      "aifc reads no dataset from the Hugging Face Hub (compute nodes rarely reach it): download "
+      "the set's Parquet or JSON-lines file (a prompt field or chat turns) and use "
+      "--dataset-name custom --dataset-path FILE";
   std::vector<UnsupportedOption> t = {
       {"custom_ensure_client_side_data",
        "aifc renders no prompt on the client: custom prompts are sent as the file has them"},
@@ -341,10 +342,12 @@ std::string vllm_value_refusal(const std::string& value) {
        "sonnet (deprecated in vLLM) is not built in: random with --random-prefix-len "
        "gives prompts with a shared prefix"},
       {"hf",
-       "aifc reads no dataset from the Hugging Face Hub: export it to JSON lines and use "
-       "custom"},
-      {"spec_bench", "spec_bench comes from the Hub: export it to JSON lines and use custom"},
-      {"speed_bench", "speed_bench comes from the Hub: export it to JSON lines and use custom"},
+       "aifc reads no dataset from the Hugging Face Hub: download the set's Parquet or JSON-lines "
+       "file and use custom"},
+      {"spec_bench",
+       "spec_bench comes from the Hub: download its Parquet or JSON-lines file and use custom"},
+      {"speed_bench",
+       "speed_bench comes from the Hub: download its Parquet or JSON-lines file and use custom"},
       {"txt-slices", "txt-slices is not built in: cut the text into JSON lines and use custom"},
       {"random-mm", "multimodal requests are out of scope"},
       {"custom_mm", "multimodal requests are out of scope"},
@@ -486,7 +489,8 @@ std::vector<BenchmarkOption> make_benchmark_options() {
             v, "random, sharegpt, jsonl, prefix_repetition, burstgpt, timed_trace",
             {{"custom", DatasetKind::jsonl}});
       });
-  add("dataset_path", K::text, "file for sharegpt / jsonl / burstgpt (its CSV) / timed_trace",
+  add("dataset_path", K::text,
+      "file for sharegpt / jsonl / timed_trace (JSON or JSON lines, or Parquet) / burstgpt (CSV)",
       [](S& s, const json& v) { s.dataset.dataset_path = text_value(v); });
   add("num_prompts", K::integer, "requests to send",
       [](S& s, const json& v) { s.dataset.num_prompts = s.load.num_requests = integer_value(v); });

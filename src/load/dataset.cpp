@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "aifc/error.hpp"
+#include "load/parquet.hpp"
 #include "util/json_values.hpp"
 #include "util/rng.hpp"
 
@@ -287,25 +288,38 @@ std::vector<Prompt> prefix_repetition_prompts(const DatasetConfig& c, const Toke
 std::ifstream open_dataset(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(ErrorCode::io_error, fmt::format("cannot open dataset file '{}'", path));
-  // Hugging Face sets often come as Parquet, which needs a columnar reader aifc does not carry.
-  char magic[4] = {};
-  in.read(magic, 4);
-  if (in.gcount() == 4 && std::string_view(magic, 4) == "PAR1")
-    throw Error(ErrorCode::parse_error,
-                fmt::format("'{}' is a Parquet file, which aifc does not read: convert it to JSON "
-                            "lines, e.g. python3 -c \"import pandas; pandas.read_parquet('{}')"
-                            ".to_json('set.jsonl', orient='records', lines=True)\"",
-                            path, path));
-  in.clear();
-  in.seekg(0);
   return in;
 }
 
-// Calls on_line(json, where) for each non-blank line of a JSON-lines file, `where` being
-// "file:line" for messages; a line that is not JSON is refused there.
-template <class OnLine>
-void for_each_json_line(const std::string& path, OnLine&& on_line) {
+bool is_parquet_file(std::ifstream& in) {
+  char magic[4] = {};
+  in.read(magic, 4);
+  const bool parquet = in.gcount() == 4 && detail::looks_like_parquet(std::string_view(magic, 4));
+  in.clear();
+  in.seekg(0);
+  return parquet;
+}
+
+std::string read_file(const std::string& path) {
   std::ifstream in = open_dataset(path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Calls on_record(json, where) for each record of a file of JSON lines (each non-blank line) or
+// of a Parquet file (each row, as an object of its columns, as Hugging Face sets are stored);
+// `where` is "file:line" or "file: row N" for messages. A line that is not JSON is refused there.
+template <class OnRecord>
+void for_each_record(const std::string& path, OnRecord&& on_record) {
+  std::ifstream in = open_dataset(path);
+  if (is_parquet_file(in)) {
+    const std::string bytes = read_file(path);
+    detail::for_each_parquet_row(bytes, path, [&](nlohmann::json&& row, std::int64_t index) {
+      on_record(row, fmt::format("{}: row {}", path, index + 1));
+    });
+    return;
+  }
   std::string line;
   for (std::size_t line_no = 1; std::getline(in, line); ++line_no) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
@@ -316,15 +330,8 @@ void for_each_json_line(const std::string& path, OnLine&& on_line) {
     } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range (1e999)
       throw Error(ErrorCode::parse_error, fmt::format("{}: not valid JSON ({})", where, e.what()));
     }
-    on_line(j, where);
+    on_record(j, where);
   }
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in = open_dataset(path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 // Takes num_prompts from the candidates in a seeded order, cycling when there are too few
@@ -344,8 +351,16 @@ std::vector<Prompt> sample(std::vector<Prompt> all, const DatasetConfig& c,
 
 std::vector<Prompt> sharegpt_prompts(const DatasetConfig& c, const TokenCounter& counter) {
   nlohmann::json doc;
+  std::ifstream probe = open_dataset(c.dataset_path);
   try {
-    doc = nlohmann::json::parse(read_file(c.dataset_path));
+    if (is_parquet_file(probe)) {  // a row per conversation, as the Hub stores ShareGPT sets
+      doc = nlohmann::json::array();
+      for_each_record(c.dataset_path, [&](nlohmann::json& row, const std::string&) {
+        doc.push_back(std::move(row));
+      });
+    } else {
+      doc = nlohmann::json::parse(read_file(c.dataset_path));
+    }
   } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range (1e999)
     throw Error(ErrorCode::parse_error,
                 fmt::format("'{}' is not valid JSON: {}", c.dataset_path, e.what()));
@@ -414,6 +429,11 @@ std::vector<std::string> csv_fields(const std::string& line) {
 std::vector<Prompt> burstgpt_prompts(const DatasetConfig& c, const TokenCounter& counter,
                                      const PromptFilter& needed) {
   std::ifstream in = open_dataset(c.dataset_path);
+  if (is_parquet_file(in))
+    throw Error(ErrorCode::parse_error,
+                fmt::format("'{}' is a Parquet file: burstgpt reads BurstGPT's CSV file "
+                            "(BurstGPT_without_fails_2.csv)",
+                            c.dataset_path));
   std::string line;
   if (!std::getline(in, line))
     throw Error(ErrorCode::parse_error, fmt::format("'{}' is empty", c.dataset_path));
@@ -479,7 +499,7 @@ std::vector<Prompt> timed_trace_prompts(const DatasetConfig& c, const TokenCount
     std::vector<std::uint64_t> hashes;
   };
   std::vector<Row> rows;
-  for_each_json_line(c.dataset_path, [&](const nlohmann::json& j, const std::string& where) {
+  for_each_record(c.dataset_path, [&](const nlohmann::json& j, const std::string& where) {
     if (!j.is_object())
       throw Error(ErrorCode::parse_error, fmt::format("{}: expected a JSON object", where));
     auto integer = [&](const std::string& key, std::int64_t lo) {
@@ -563,7 +583,7 @@ std::optional<std::string> first_user_turn(const nlohmann::json& j) {
 std::vector<Prompt> jsonl_prompts(const DatasetConfig& c, const TokenCounter& counter) {
   std::vector<Prompt> all;
   bool server_counts = static_cast<bool>(counter);
-  for_each_json_line(c.dataset_path, [&](const nlohmann::json& j, const std::string& where) {
+  for_each_record(c.dataset_path, [&](const nlohmann::json& j, const std::string& where) {
     Prompt p;
     p.output_tokens = c.custom_output_len.value_or(kCustomOutputLen);
     if (j.is_string()) {

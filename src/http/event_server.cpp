@@ -21,6 +21,14 @@
 
 namespace aifc::detail {
 
+HttpResponse json_response(int status, std::string body) {
+  HttpResponse res;
+  res.status = status;
+  res.content_type = "application/json";
+  res.body = std::move(body);
+  return res;
+}
+
 namespace {
 
 // Unparsed bytes (pipelined requests) a connection may hold before reading from it pauses.
@@ -70,12 +78,9 @@ const char* reason_phrase(int status) {
   }
 }
 
+// FastAPI's shape for errors of the protocol, as vLLM answers them.
 HttpResponse json_error(int status, const std::string& message) {
-  HttpResponse res;
-  res.status = status;
-  res.content_type = "application/json";
-  res.body = nlohmann::json{{"detail", message}}.dump();
-  return res;
+  return json_response(status, nlohmann::json{{"detail", message}}.dump());
 }
 
 struct Connection {

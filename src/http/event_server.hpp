@@ -40,6 +40,9 @@ struct HttpResponse {
   bool stream = false;
 };
 
+/// A JSON answer (`body` already serialized).
+HttpResponse json_response(int status, std::string body);
+
 struct EventServerOptions {
   std::string host = "127.0.0.1";
   int port = 0;     ///< 0: any free port

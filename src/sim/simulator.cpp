@@ -65,13 +65,9 @@ std::string error_json(const std::string& message, const char* type, int code) {
       .dump();
 }
 
-detail::HttpResponse json_response(int status, std::string body) {
-  detail::HttpResponse res;
-  res.status = status;
-  res.content_type = "application/json";
-  res.body = std::move(body);
-  return res;
-}
+using detail::json_response;
+
+constexpr const char* kNotFound = R"({"detail":"Not Found"})";  // FastAPI's, as vLLM's
 
 enum class Fault { none, http_error, disconnect, stall, stream_error, malformed, empty };
 
@@ -554,7 +550,7 @@ detail::HttpResponse Simulator::Impl::handle(detail::HttpRequest& req) {
     return authorized(req, res) ? tokenize(req) : std::move(res);
   }
   if (path == "/metrics") return get ? metrics() : wrong_method();
-  return json_response(404, R"({"detail":"Not Found"})");
+  return json_response(404, kNotFound);
 }
 
 detail::HttpResponse Simulator::Impl::generate(const detail::HttpRequest& req, bool chat) {
@@ -727,7 +723,7 @@ detail::HttpResponse Simulator::Impl::list_models() {
 
 detail::HttpResponse Simulator::Impl::tokenize(const detail::HttpRequest& req) {
   if (config.tokenizer == SimTokenizer::none)
-    return json_response(404, R"({"detail":"Not Found"})");
+    return json_response(404, kNotFound);
   const auto body = nlohmann::json::parse(req.body, nullptr, false);
   if (!body.is_object())
     return json_response(400,
@@ -811,8 +807,7 @@ int Simulator::start() {
     s.bound_port = s.server->start();
   } catch (const Error& e) {
     s.server.reset();
-    throw Error(ErrorCode::io_error, fmt::format("the simulator cannot listen on {}:{} ({})",
-                                                 s.config.host, s.config.port, e.what()));
+    throw Error(ErrorCode::io_error, fmt::format("the simulator: {}", e.what()));
   }
   return s.bound_port;
 }

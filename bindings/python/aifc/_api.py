@@ -463,8 +463,10 @@ class Simulator:
         """The base URL, e.g. http://127.0.0.1:40123."""
         return self._core.base_url
 
-    def stats(self) -> Dict[str, int]:
-        """Requests received, ok, faulted, rejected; tokens sent."""
+    def stats(self) -> Dict[str, Any]:
+        """Request counts by outcome (received, ok, faulted, rejected, ...), tokens sent,
+        requests per LoRA adapter (``requests_by_adapter``), and how late streamed chunks left
+        against their due time (``send_lateness_us``: count, p50, p99, max)."""
         return self._core.stats()
 
     def __enter__(self) -> "Simulator":

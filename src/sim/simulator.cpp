@@ -722,8 +722,7 @@ detail::HttpResponse Simulator::Impl::list_models() {
 }
 
 detail::HttpResponse Simulator::Impl::tokenize(const detail::HttpRequest& req) {
-  if (config.tokenizer == SimTokenizer::none)
-    return json_response(404, kNotFound);
+  if (config.tokenizer == SimTokenizer::none) return json_response(404, kNotFound);
   const auto body = nlohmann::json::parse(req.body, nullptr, false);
   if (!body.is_object())
     return json_response(400,

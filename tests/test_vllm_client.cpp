@@ -643,6 +643,51 @@ TEST_CASE("vllm_client: request body follows the OpenAI and vLLM conventions") {
   CHECK(nlohmann::json(c).dump().find("top-secret") == std::string::npos);
 }
 
+TEST_CASE("vllm_client: a prepared body is the same bytes whichever way it is built") {
+  // A request with its own extra_body is built as a JSON document; one without is filled into a
+  // template. A patch that removes an absent key changes nothing, so both must agree byte for
+  // byte, whatever the config and the prompt (quotes, control bytes, bytes that are not UTF-8).
+  const std::string prompts[] = {
+      "plain words",          "quote \" backslash \\ newline \n tab \t",
+      "Zähle 日本語 😀",       std::string("cut \xE6\x97 and \xFF\x01 bytes"),
+      "@aifc:prompt:5d2c1f@", ""};
+  aifc::ClientConfig completions;
+  completions.model = "m";
+  aifc::ClientConfig chat = completions;
+  chat.endpoint = "/v1/chat/completions";
+  chat.chat_template_kwargs = {{"thinking", false}};
+  chat.sampling.logprobs = 2;
+  aifc::ClientConfig tuned = completions;
+  tuned.ignore_eos = true;
+  tuned.stream = false;
+  tuned.sampling.temperature = 0.5;
+  tuned.extra_body = {{"seed", 7}, {"max_tokens", nullptr}};  // the user drops a field
+  aifc::ClientConfig renamed = chat;
+  renamed.served_model_name = "served";
+  for (const auto& c : {completions, chat, tuned, renamed}) {
+    aifc::VLLMClient client(c);
+    for (const auto& prompt : prompts) {
+      for (const std::int64_t max_tokens : {0, 1, 300}) {
+        for (const char* model : {"", "lora-a"}) {
+          aifc::RequestSpec plain{prompt, max_tokens, 3, false, nlohmann::json::object(), model};
+          aifc::RequestSpec patched = plain;
+          patched.extra_body = {{"absent_key", nullptr}};
+          CAPTURE(prompt);
+          CAPTURE(max_tokens);
+          CHECK(client.prepare(plain).body == client.prepare(patched).body);
+        }
+      }
+    }
+  }
+  // The template's placeholders are the prompt's text when a prompt happens to hold them.
+  aifc::VLLMClient client(completions);
+  const auto body = nlohmann::json::parse(
+      client.prepare({"@aifc:model:5d2c1f@ 7700770077007", 9, 0, false, {}, ""}).body);
+  CHECK(body["prompt"] == "@aifc:model:5d2c1f@ 7700770077007");
+  CHECK(body["model"] == "m");
+  CHECK(body["max_tokens"] == 9);
+}
+
 TEST_CASE("vllm_client: sampling parameters are sent only when set, as vLLM's benchmark does") {
   aifc::ClientConfig c;
   c.model = "org/model";

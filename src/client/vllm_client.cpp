@@ -245,9 +245,127 @@ void from_json(const nlohmann::json& j, ClientConfig& c) {
       j.value("request_timeout_s", detail::seconds_of(c.request_timeout)));
 }
 
+namespace {
+
+// The body of a request, as the DOM that fixes its keys and their order (prompt, max_tokens and
+// model given as JSON so that a template can hold placeholders in their places).
+nlohmann::json request_body(const ClientConfig& c, const nlohmann::json& prompt,
+                            const nlohmann::json& max_tokens, const nlohmann::json& model,
+                            const nlohmann::json& spec_extra_body) {
+  nlohmann::json body{{"model", model}, {"stream", c.stream}};
+  if (c.is_chat()) {
+    body["messages"] = nlohmann::json::array({{{"role", "user"}, {"content", prompt}}});
+    // Both names: servers differ in which one they read (vLLM either, llama.cpp and older
+    // servers only max_tokens, OpenAI's newer models only max_completion_tokens). A user can
+    // drop one with extra_body {"max_tokens": null}.
+    if (!max_tokens.is_null()) {
+      body["max_completion_tokens"] = max_tokens;
+      body["max_tokens"] = max_tokens;
+    }
+  } else {
+    body["prompt"] = prompt;
+    if (!max_tokens.is_null()) body["max_tokens"] = max_tokens;
+  }
+  if (c.stream) body["stream_options"] = {{"include_usage", true}};
+  if (c.ignore_eos) body["ignore_eos"] = true;
+  const nlohmann::json sampling = c.sampling;
+  for (const auto& [name, value] : sampling.items()) {
+    if (name == "logprobs" && c.is_chat()) {
+      body["logprobs"] = true;  // chat asks with a flag and a count
+      body["top_logprobs"] = value;
+    } else {
+      body[name] = value;
+    }
+  }
+  if (c.is_chat() && !c.chat_template_kwargs.empty())
+    body["chat_template_kwargs"] = c.chat_template_kwargs;
+  body.merge_patch(c.extra_body);
+  if (spec_extra_body.is_object()) body.merge_patch(spec_extra_body);
+  return body;
+}
+
+std::string dump_body(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// A serialized body with holes for what differs between requests, so that preparing a request
+// costs a few appends instead of building and serializing a JSON document. Made by
+// request_body() itself, so both ways give the same bytes.
+class BodyTemplate {
+ public:
+  BodyTemplate(const ClientConfig& c, bool with_max_tokens) {
+    // Placeholders no real request holds. A user's extra_body that replaces a field replaces its
+    // placeholder too, and the field is then the user's in every request, as it should be.
+    constexpr const char* kPrompt = "@aifc:prompt:5d2c1f@";
+    constexpr const char* kModel = "@aifc:model:5d2c1f@";
+    constexpr std::int64_t kMaxTokens = 7'700'770'077'007;
+    const std::string text = dump_body(
+        request_body(c, kPrompt, with_max_tokens ? nlohmann::json(kMaxTokens) : nlohmann::json(),
+                     kModel, nlohmann::json::object()));
+    const std::pair<std::string, Slot> markers[] = {{dump_body(kPrompt), Slot::prompt},
+                                                    {std::to_string(kMaxTokens), Slot::max_tokens},
+                                                    {dump_body(kModel), Slot::model}};
+    std::size_t from = 0;
+    for (;;) {
+      std::size_t next = std::string::npos;
+      const std::pair<std::string, Slot>* found = nullptr;
+      for (const auto& marker : markers) {
+        const auto at = text.find(marker.first, from);
+        if (at < next) {
+          next = at;
+          found = &marker;
+        }
+      }
+      if (!found) {
+        pieces_.push_back({text.substr(from), Slot::none});
+        return;
+      }
+      pieces_.push_back({text.substr(from, next - from), found->second});
+      from = next + found->first.size();
+    }
+  }
+
+  std::string fill(const std::string& prompt, std::int64_t max_tokens,
+                   const std::string& model) const {
+    std::string out;
+    out.reserve(prompt.size() + 512);
+    for (const auto& piece : pieces_) {
+      out += piece.text;
+      switch (piece.slot) {
+        case Slot::prompt:
+          out += dump_body(prompt);
+          break;
+        case Slot::max_tokens:
+          out += std::to_string(max_tokens);
+          break;
+        case Slot::model:
+          out += dump_body(model);
+          break;
+        case Slot::none:
+          break;
+      }
+    }
+    return out;
+  }
+
+ private:
+  enum class Slot { none, prompt, max_tokens, model };
+  struct Piece {
+    std::string text;
+    Slot slot;  // what follows the text
+  };
+  std::vector<Piece> pieces_;
+};
+
+}  // namespace
+
 struct VLLMClient::Impl {
   explicit Impl(ClientConfig c)
-      : config(std::move(c)), url(detail::parse_url(config.base_url)), cli(url.origin) {
+      : config(std::move(c)),
+        url(detail::parse_url(config.base_url)),
+        cli(url.origin),
+        body_with_max_tokens(config, true),
+        body_without_max_tokens(config, false) {
     // The socket's read timeout is the silence limit only: the first-token deadline holds until
     // the first token and no longer, which a per-read timeout cannot express; expire_if_late()
     // enforces it (and the total deadline) from a watchdog.
@@ -302,6 +420,7 @@ struct VLLMClient::Impl {
   ClientConfig config;
   detail::Url url;
   httplib::Client cli;
+  BodyTemplate body_with_max_tokens, body_without_max_tokens;  // what prepare() fills in
   httplib::Headers headers;
   std::string path;
   detail::StreamRecorder recorder{config};
@@ -518,38 +637,17 @@ const ClientConfig& VLLMClient::config() const noexcept { return impl_->config; 
 
 PreparedRequest VLLMClient::prepare(const RequestSpec& spec) const {
   const auto& c = impl_->config;
-  nlohmann::json body{{"model", spec.model.empty() ? c.api_model() : spec.model},
-                      {"stream", c.stream}};
-  if (c.is_chat()) {
-    body["messages"] = nlohmann::json::array({{{"role", "user"}, {"content", spec.prompt}}});
-    // Both names: servers differ in which one they read (vLLM either, llama.cpp and older
-    // servers only max_tokens, OpenAI's newer models only max_completion_tokens). A user can
-    // drop one with extra_body {"max_tokens": null}.
-    if (spec.max_tokens > 0) {
-      body["max_completion_tokens"] = spec.max_tokens;
-      body["max_tokens"] = spec.max_tokens;
-    }
-  } else {
-    body["prompt"] = spec.prompt;
-    if (spec.max_tokens > 0) body["max_tokens"] = spec.max_tokens;
-  }
-  if (c.stream) body["stream_options"] = {{"include_usage", true}};
-  if (c.ignore_eos) body["ignore_eos"] = true;
-  const nlohmann::json sampling = c.sampling;
-  for (const auto& [name, value] : sampling.items()) {
-    if (name == "logprobs" && c.is_chat()) {
-      body["logprobs"] = true;  // chat asks with a flag and a count
-      body["top_logprobs"] = value;
-    } else {
-      body[name] = value;
-    }
-  }
-  if (c.is_chat() && !c.chat_template_kwargs.empty())
-    body["chat_template_kwargs"] = c.chat_template_kwargs;
-  body.merge_patch(c.extra_body);
-  if (spec.extra_body.is_object()) body.merge_patch(spec.extra_body);
+  const std::string& model = spec.model.empty() ? c.api_model() : spec.model;
   PreparedRequest p;
-  p.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  if (spec.extra_body.is_null() || (spec.extra_body.is_object() && spec.extra_body.empty())) {
+    const auto& body =
+        spec.max_tokens > 0 ? impl_->body_with_max_tokens : impl_->body_without_max_tokens;
+    p.body = body.fill(spec.prompt, spec.max_tokens, model);
+  } else {
+    p.body = dump_body(request_body(
+        c, spec.prompt, spec.max_tokens > 0 ? nlohmann::json(spec.max_tokens) : nlohmann::json(),
+        model, spec.extra_body));
+  }
   p.max_tokens = spec.max_tokens;
   p.input_tokens = spec.input_tokens;
   p.input_tokens_exact = spec.input_tokens_exact;

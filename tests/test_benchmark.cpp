@@ -131,6 +131,29 @@ TEST_CASE("benchmark: runs a spec against its simulator and writes vLLM's result
   CHECK(benchmark.summary_table(result).find("Successful requests:") != std::string::npos);
 }
 
+TEST_CASE("benchmark: a detailed result as text is the document, its records written directly") {
+  aifc::Benchmark benchmark(simulated(12));
+  const auto result = benchmark.run();
+  const auto whole = benchmark.result_document(result, true);
+  const auto without = benchmark.result_document(result, true, /*records=*/false);
+  CHECK(!without.contains("records"));
+  CHECK(without.contains("ttfts"));
+  for (const int indent : {-1, 0, 2}) {
+    CAPTURE(indent);
+    const auto text = aifc::result_document_text(without, result, indent);
+    auto back = nlohmann::json::parse(text);
+    back["date"] = whole["date"];  // stamped when each document was made
+    CHECK(back == whole);
+    CHECK(back["records"].size() == 12);
+    // One line, or indented like the rest (a record a line).
+    CHECK((text.find('\n') == std::string::npos) == (indent < 0));
+  }
+  aifc::BenchmarkResult none;
+  CHECK(nlohmann::json::parse(aifc::result_document_text(nlohmann::json::object(), none, 2)) ==
+        nlohmann::json{{"records", nlohmann::json::array()}});
+  CHECK_THROWS_AS(aifc::result_document_text(nlohmann::json::array(), none), aifc::Error);
+}
+
 TEST_CASE("benchmark: the per-request arrays are in request order, as vLLM's") {
   // Varied lengths and concurrent requests finish out of order; vLLM's arrays follow the order
   // the requests were sent in, and so do aifc's.

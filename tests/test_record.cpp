@@ -4,6 +4,8 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "metrics/record_json.hpp"
+
 TEST_CASE("record: derived latencies") {
   aifc::RequestRecord r;
   r.scheduled_ns = 1'000'000'000;
@@ -44,4 +46,36 @@ TEST_CASE("record: JSON round trip keeps every field") {
   CHECK(aifc::to_string(aifc::RequestError::connection_closed) == "connection_closed");
   CHECK(aifc::request_error_from_string("timeout_first_token") ==
         aifc::RequestError::timeout_first_token);
+}
+
+TEST_CASE("record: the text writer gives the text of the JSON value, byte for byte") {
+  aifc::RequestRecord full;
+  full.index = 18446744073709551615ull;
+  full.warmup = true;
+  full.scheduled_ns = -1;
+  full.send_ns = 1'700'000'000'000'000'000;
+  full.token_ns = {4, -6, 9};
+  full.server_token_ns = {3};
+  full.input_tokens_exact = true;
+  full.output_token_source = aifc::TokenSource::chunks;
+  full.retried = true;
+  full.http_status = 503;
+  full.error = aifc::RequestError::http_status;
+  const std::string texts[] = {"",
+                               "plain text",
+                               "quote \" backslash \\ slash / newline \n tab \t del \x7f",
+                               "Zähle 日本語 😀",
+                               std::string("cut \xE6\x97 and \xFF bytes"),
+                               std::string("nul \0 inside", 13)};
+  for (const auto& text : texts) {
+    CAPTURE(text);
+    for (auto r : {aifc::RequestRecord{}, full}) {
+      r.error_message = text;
+      r.generated_text = text + text;
+      std::string out = "prefix:";
+      aifc::append_record_json(out, r);
+      CHECK(out == "prefix:" + nlohmann::json(r).dump(-1, ' ', false,
+                                                      nlohmann::json::error_handler_t::replace));
+    }
+  }
 }

@@ -353,7 +353,7 @@ int bench_main(const std::vector<std::string>& args) {
       std::cerr << "[aifc] an observer failed: " << result.first_observer_error << "\n";
     const nlohmann::json document =
         o.save_result || result.interrupted || o.plot_timeline || o.plot_dataset_stats
-            ? benchmark->result_document(result, o.save_detailed)
+            ? benchmark->result_document(result, o.save_detailed, /*records=*/false)
             : nlohmann::json();
     const std::string name = document.is_null()          ? std::string()
                              : o.result_filename.empty() ? default_result_filename(o, document)
@@ -402,8 +402,12 @@ int bench_main(const std::vector<std::string>& args) {
         throw Error(ErrorCode::io_error,
                     fmt::format("cannot write the result to '{}'", path.string()));
       if (needs_newline) out << '\n';
-      out << document.dump(o.append_result ? -1 : o.result_indent, ' ', false,
-                           nlohmann::json::error_handler_t::replace)
+      const int indent = o.append_result ? -1 : o.result_indent;
+      // The records of a detailed result are written straight from the result (see
+      // result_document_text); the rest of the document as it is.
+      out << (o.save_detailed
+                  ? result_document_text(document, result, indent)
+                  : document.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace))
           << "\n";
       if (!out.good())
         throw Error(ErrorCode::io_error,

@@ -104,8 +104,10 @@ class AIFC_API Benchmark {
   ProgressSnapshot progress() const;
 
   /// The result as `vllm bench serve --save-result` writes it (its keys, plus aifc's: the spec,
-  /// the aggregate, the clock anchor); `detailed` adds the per-request arrays and every record.
-  nlohmann::json result_document(const BenchmarkResult& result, bool detailed = false) const;
+  /// the aggregate, the clock anchor); `detailed` adds the per-request arrays and, unless
+  /// `records` is false, every record ("records"; see result_document_text).
+  nlohmann::json result_document(const BenchmarkResult& result, bool detailed = false,
+                                 bool records = true) const;
   /// The summary table `vllm bench serve` prints, with the configured rate and concurrency.
   std::string summary_table(const BenchmarkResult& result) const;
 
@@ -124,6 +126,14 @@ AIFC_API std::string format_probe_table(const nlohmann::json& document);
 /// The result document of a run of `spec` (what Benchmark::result_document returns), for results
 /// that did not come from a Benchmark object in this process (a merged run, a read-back file).
 AIFC_API nlohmann::json result_document(const BenchmarkSpec& spec, TokenizerApi tokenizer,
-                                        const BenchmarkResult& result, bool detailed = false);
+                                        const BenchmarkResult& result, bool detailed = false,
+                                        bool records = true);
+
+/// A detailed result document as JSON text (`indent` < 0: one line), its "records" written
+/// straight from `result` instead of held as JSON values, which costs a fraction as much: what
+/// `aifc bench --save-detailed` saves. `document` is the result_document of `result` with
+/// `detailed` and without `records`; the text is that of the whole document, "records" last.
+AIFC_API std::string result_document_text(const nlohmann::json& document,
+                                          const BenchmarkResult& result, int indent = -1);
 
 }  // namespace aifc

@@ -12,6 +12,7 @@
 
 #include "aifc/error.hpp"
 #include "aifc/version.hpp"
+#include "metrics/record_json.hpp"
 #include "util/json_numbers.hpp"
 
 namespace aifc {
@@ -480,12 +481,63 @@ std::string Benchmark::summary_table(const BenchmarkResult& result) const {
          format_probe_table(probe_summary(result));
 }
 
-nlohmann::json Benchmark::result_document(const BenchmarkResult& r, bool detailed) const {
-  return aifc::result_document(impl_->spec, impl_->tokenizer, r, detailed);
+nlohmann::json Benchmark::result_document(const BenchmarkResult& r, bool detailed,
+                                          bool records) const {
+  return aifc::result_document(impl_->spec, impl_->tokenizer, r, detailed, records);
+}
+
+namespace {
+
+// vLLM's arrays are in request order (its outputs are gathered in the order it sent); records
+// are kept in the order they finished. Warm-ups first.
+std::vector<const RequestRecord*> in_request_order(const BenchmarkResult& r) {
+  std::vector<const RequestRecord*> in_order;
+  in_order.reserve(r.records.size());
+  for (const auto& rec : r.records) in_order.push_back(&rec);
+  std::stable_sort(in_order.begin(), in_order.end(), [](const auto* a, const auto* b) {
+    return a->warmup != b->warmup ? a->warmup : a->index < b->index;
+  });
+  return in_order;
+}
+
+}  // namespace
+
+std::string result_document_text(const nlohmann::json& document, const BenchmarkResult& result,
+                                 int indent) {
+  if (!document.is_object())
+    throw Error(ErrorCode::invalid_argument, "result_document_text: the document is no object");
+  const std::string pad = indent >= 0 ? std::string(static_cast<std::size_t>(indent), ' ') : "";
+  const char* newline = indent >= 0 ? "\n" : "";
+  std::string text = "{";
+  if (!document.empty()) {
+    text = document.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+    text.pop_back();                   // the closing brace
+    if (indent >= 0) text.pop_back();  // and the newline before it
+    text += ',';
+  }
+  text += newline;
+  text += pad;
+  text += indent >= 0 ? "\"records\": [" : "\"records\":[";
+  const auto in_order = in_request_order(result);
+  for (std::size_t i = 0; i < in_order.size(); ++i) {
+    if (i > 0) text += ',';
+    text += newline;
+    text += pad;
+    text += pad;
+    append_record_json(text, *in_order[i]);
+  }
+  if (!in_order.empty()) {
+    text += newline;
+    text += pad;
+  }
+  text += ']';
+  text += newline;
+  text += '}';
+  return text;
 }
 
 nlohmann::json result_document(const BenchmarkSpec& spec, TokenizerApi tokenizer,
-                               const BenchmarkResult& r, bool detailed) {
+                               const BenchmarkResult& r, bool detailed, bool with_records) {
   nlohmann::json doc = r.summary;
   const bool chat = spec.client.is_chat();
   doc["date"] = local_stamp("%Y%m%d-%H%M%S");
@@ -526,14 +578,7 @@ nlohmann::json result_document(const BenchmarkSpec& spec, TokenizerApi tokenizer
   // vLLM writes these two per-request lists even without --save-detailed: each request's
   // end-to-end latency (0 when it failed) and how long it waited past its scheduled time
   // (vLLM's client queue time), in seconds; rtfx is for speech models, 0 for text.
-  // vLLM's arrays are in request order (its outputs are gathered in the order it sent); records
-  // are kept in the order they finished.
-  std::vector<const RequestRecord*> in_order;
-  in_order.reserve(r.records.size());
-  for (const auto& rec : r.records) in_order.push_back(&rec);
-  std::stable_sort(in_order.begin(), in_order.end(), [](const auto* a, const auto* b) {
-    return a->warmup != b->warmup ? a->warmup : a->index < b->index;
-  });
+  const auto in_order = in_request_order(r);
   {
     nlohmann::json latencies = nlohmann::json::array(), queue_times = nlohmann::json::array();
     for (const auto* record : in_order) {
@@ -555,7 +600,7 @@ nlohmann::json result_document(const BenchmarkSpec& spec, TokenizerApi tokenizer
                    texts = nlohmann::json::array(), records = nlohmann::json::array();
     for (const auto* record : in_order) {
       const RequestRecord& rec = *record;
-      records.push_back(rec);
+      if (with_records) records.push_back(rec);
       if (rec.warmup) continue;
       input_lens.push_back(rec.input_tokens);
       output_lens.push_back(rec.ok() ? rec.output_tokens : 0);
@@ -576,7 +621,7 @@ nlohmann::json result_document(const BenchmarkSpec& spec, TokenizerApi tokenizer
     doc["start_times"] = std::move(start_times);
     doc["errors"] = std::move(errors);
     doc["generated_texts"] = std::move(texts);
-    doc["records"] = std::move(records);
+    if (with_records) doc["records"] = std::move(records);
   }
   if (const auto probes = probe_summary(r); !probes.is_null()) doc.update(probes);
   // As vLLM does: --metadata pairs are top-level keys of the result.

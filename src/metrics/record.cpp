@@ -1,8 +1,12 @@
 #include "aifc/record.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <type_traits>
+
+#include "metrics/record_json.hpp"
 
 namespace aifc {
 
@@ -74,28 +78,88 @@ double RequestRecord::lateness_s() const noexcept {
   return static_cast<double>(send_ns - scheduled_ns) * 1e-9;
 }
 
+namespace {
+
+// The fields of a record's JSON form, in one place for both ways of writing it. Alphabetical:
+// nlohmann's order, so that append_record_json writes the text that dumping to_json's value does.
+template <class OnField>
+void for_each_field(const RequestRecord& r, OnField&& field) {
+  field("end_ns", r.end_ns);
+  field("error", to_string(r.error));
+  field("error_message", std::string_view(r.error_message));
+  field("first_answer_ns", r.first_answer_ns);
+  field("first_byte_ns", r.first_byte_ns);
+  field("first_reasoning_ns", r.first_reasoning_ns);
+  field("first_token_ns", r.first_token_ns);
+  field("generated_text", std::string_view(r.generated_text));
+  field("http_status", r.http_status);
+  field("index", r.index);
+  field("input_tokens", r.input_tokens);
+  field("input_tokens_exact", r.input_tokens_exact);
+  field("output_token_source", to_string(r.output_token_source));
+  field("output_tokens", r.output_tokens);
+  field("requested_output_tokens", r.requested_output_tokens);
+  field("retried", r.retried);
+  field("scheduled_ns", r.scheduled_ns);
+  field("send_ns", r.send_ns);
+  field("server_token_ns", r.server_token_ns);
+  field("token_ns", r.token_ns);
+  field("warmup", r.warmup);
+}
+
+void append_json_text(std::string& out, std::string_view text) {
+  // Plain printable ASCII is written as it is; anything else as nlohmann writes it (escapes,
+  // bytes that are not UTF-8 replaced), so both ways give the same text.
+  const bool plain = std::all_of(text.begin(), text.end(), [](char c) {
+    return c >= 0x20 && c < 0x7F && c != '"' && c != '\\';
+  });
+  if (plain) {
+    out += '"';
+    out += text;
+    out += '"';
+  } else {
+    out += nlohmann::json(std::string(text))
+               .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+}
+
+}  // namespace
+
 void to_json(nlohmann::json& j, const RequestRecord& r) {
-  j = nlohmann::json{{"index", r.index},
-                     {"warmup", r.warmup},
-                     {"scheduled_ns", r.scheduled_ns},
-                     {"send_ns", r.send_ns},
-                     {"first_byte_ns", r.first_byte_ns},
-                     {"first_token_ns", r.first_token_ns},
-                     {"first_reasoning_ns", r.first_reasoning_ns},
-                     {"first_answer_ns", r.first_answer_ns},
-                     {"end_ns", r.end_ns},
-                     {"token_ns", r.token_ns},
-                     {"input_tokens", r.input_tokens},
-                     {"input_tokens_exact", r.input_tokens_exact},
-                     {"output_tokens", r.output_tokens},
-                     {"output_token_source", to_string(r.output_token_source)},
-                     {"requested_output_tokens", r.requested_output_tokens},
-                     {"retried", r.retried},
-                     {"http_status", r.http_status},
-                     {"error", to_string(r.error)},
-                     {"error_message", r.error_message},
-                     {"server_token_ns", r.server_token_ns},
-                     {"generated_text", r.generated_text}};
+  j = nlohmann::json::object();
+  for_each_field(r, [&](const char* name, const auto& value) {
+    if constexpr (std::is_same_v<std::decay_t<decltype(value)>, std::string_view>)
+      j[name] = std::string(value);
+    else
+      j[name] = value;
+  });
+}
+
+void append_record_json(std::string& out, const RequestRecord& r) {
+  char separator = '{';
+  for_each_field(r, [&](const char* name, const auto& value) {
+    using T = std::decay_t<decltype(value)>;
+    out += separator;
+    separator = ',';
+    out += '"';
+    out += name;
+    out += "\":";
+    if constexpr (std::is_same_v<T, bool>) {
+      out += value ? "true" : "false";
+    } else if constexpr (std::is_same_v<T, std::string_view>) {
+      append_json_text(out, value);
+    } else if constexpr (std::is_same_v<T, std::vector<MonoNanos>>) {
+      out += '[';
+      for (std::size_t i = 0; i < value.size(); ++i) {
+        if (i > 0) out += ',';
+        out += std::to_string(value[i]);
+      }
+      out += ']';
+    } else {
+      out += std::to_string(value);
+    }
+  });
+  out += '}';
 }
 
 void from_json(const nlohmann::json& j, RequestRecord& r) {

@@ -482,8 +482,8 @@ TEST_CASE("dataset: a Parquet file aifc cannot read is refused with the file and
   CHECK_THROWS_WITH_AS(aifc::load_dataset(c),
                        doctest::Contains("set.parquet' (Parquet): not a Parquet file"),
                        aifc::Error);
-  c.dataset_path = data_file("prompts_gzip.parquet");
-  CHECK_THROWS_WITH_AS(aifc::load_dataset(c), doctest::Contains("compressed with GZIP"),
+  c.dataset_path = data_file("prompts_brotli.parquet");
+  CHECK_THROWS_WITH_AS(aifc::load_dataset(c), doctest::Contains("compressed with BROTLI"),
                        aifc::Error);
   c.dataset_name = aifc::DatasetKind::burstgpt;
   c.dataset_path = data_file("chat.parquet");

@@ -68,6 +68,17 @@ TEST_CASE("parquet: uncompressed v2 pages across row groups, with nulls and bool
   for (std::size_t i = 0; i < rows.size(); ++i) CHECK(rows[i]["flag"] == flags[i]);
 }
 
+TEST_CASE("parquet: GZIP and ZSTD pages") {
+  for (const char* name : {"prompts_gzip.parquet", "prompts_zstd.parquet"}) {
+    CAPTURE(name);
+    const auto rows = rows_of(fixture(name));
+    REQUIRE(rows.size() == 2);
+    CHECK(rows[1]["prompt"] == "prompt number 1 " + std::string(40, 'x'));
+    CHECK(rows[1]["output_tokens"] == 6);
+    CHECK(rows[1]["flag"] == false);
+  }
+}
+
 TEST_CASE("parquet: two-level lists of structs and lists of numbers") {
   const auto chats = rows_of(fixture("sharegpt.parquet"));
   REQUIRE(chats.size() == 2);
@@ -84,9 +95,9 @@ TEST_CASE("parquet: two-level lists of structs and lists of numbers") {
 }
 
 TEST_CASE("parquet: what aifc does not read is refused with the file and the reason") {
-  CHECK_THROWS_WITH_AS(rows_of(fixture("prompts_gzip.parquet")),
+  CHECK_THROWS_WITH_AS(rows_of(fixture("prompts_brotli.parquet")),
                        doctest::Contains("'test.parquet' (Parquet): column 'prompt' is compressed "
-                                         "with GZIP"),
+                                         "with BROTLI"),
                        aifc::Error);
   CHECK_THROWS_WITH_AS(rows_of("PAR1 not really"), doctest::Contains("no PAR1 at both ends"),
                        aifc::Error);
@@ -101,7 +112,8 @@ TEST_CASE("parquet: every truncation and corruption of a file is an aifc::Error 
   aifc::detail::ParquetLimits limits;
   limits.max_values = 100000;
   limits.max_page_bytes = 1 << 20;
-  for (const char* name : {"chat.parquet", "prompts_v2.parquet", "trace.parquet"}) {
+  for (const char* name :
+       {"chat.parquet", "prompts_v2.parquet", "trace.parquet", "prompts_zstd.parquet"}) {
     const auto bytes = fixture(name);
     std::size_t refused = 0, read = 0;
     auto attempt = [&](const std::string& damaged) {

@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <zlib.h>
+#include <zstd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -23,7 +25,7 @@ namespace {
 // The numbers the format gives its enums (parquet.thrift).
 enum PhysicalType { kBoolean = 0, kInt32, kInt64, kInt96, kFloat, kDouble, kByteArray, kFixed };
 enum Repetition { kRequired = 0, kOptional = 1, kRepeated = 2 };
-enum Codec { kUncompressed = 0, kSnappy = 1 };
+enum Codec { kUncompressed = 0, kSnappy = 1, kGzip = 2, kZstd = 6 };
 enum Encoding { kPlain = 0, kPlainDictionary = 2, kRle = 3, kRleDictionary = 8 };
 enum PageType { kDataPage = 0, kDictionaryPage = 2, kDataPageV2 = 3 };
 constexpr int kConvertedMap = 1, kConvertedMapKeyValue = 2, kConvertedList = 3;
@@ -543,10 +545,11 @@ class ChunkReader {
 
   Column read() {
     if (chunk_.external) damaged("a column is stored in another file");
-    if (chunk_.codec != kUncompressed && chunk_.codec != kSnappy)
+    if (chunk_.codec != kUncompressed && chunk_.codec != kSnappy && chunk_.codec != kGzip &&
+        chunk_.codec != kZstd)
       damaged(
           fmt::format("column '{}' is compressed with {}, which aifc does not read "
-                      "(it reads uncompressed and Snappy files)",
+                      "(it reads uncompressed, Snappy, GZIP and ZSTD files)",
                       column_name(), codec_name(chunk_.codec)));
     if (chunk_.physical != leaf_.node->physical)
       damaged(fmt::format("column '{}' has a type other than its schema's", column_name()));
@@ -758,16 +761,49 @@ class ChunkReader {
   }
 
   std::string uncompress(const std::uint8_t* data, std::size_t size, std::size_t expected) {
-    if (chunk_.codec == kSnappy) {
-      // Snappy cannot expand more than this; a larger claim is a lie, not a big page.
-      if (expected > size * 32 + 64)
-        damaged(fmt::format("a page of column '{}' claims to unpack to {} bytes from {}",
-                            column_name(), expected, size));
-      return snappy_uncompress(data, size, expected);
+    switch (chunk_.codec) {
+      case kSnappy:
+        // Snappy cannot expand more than this; a larger claim is a lie, not a big page.
+        if (expected > size * 32 + 64)
+          damaged(fmt::format("a page of column '{}' claims to unpack to {} bytes from {}",
+                              column_name(), expected, size));
+        return snappy_uncompress(data, size, expected);
+      case kGzip:
+        return gzip_uncompress(data, size, expected);
+      case kZstd: {
+        std::string out(expected, '\0');
+        const std::size_t n = ZSTD_decompress(out.data(), out.size(), data, size);
+        if (ZSTD_isError(n) || n != expected)
+          damaged(fmt::format("a ZSTD page of column '{}' does not unpack to its {} bytes ({})",
+                              column_name(), expected,
+                              ZSTD_isError(n) ? ZSTD_getErrorName(n) : "a different size"));
+        return out;
+      }
+      default:
+        if (size != expected)
+          damaged(fmt::format("an uncompressed page of column '{}' has two sizes", column_name()));
+        return std::string(reinterpret_cast<const char*>(data), size);
     }
-    if (size != expected)
-      damaged(fmt::format("an uncompressed page of column '{}' has two sizes", column_name()));
-    return std::string(reinterpret_cast<const char*>(data), size);
+  }
+
+  std::string gzip_uncompress(const std::uint8_t* data, std::size_t size, std::size_t expected) {
+    if (size > UINT32_MAX || expected > UINT32_MAX)
+      damaged(fmt::format("a GZIP page of column '{}' is beyond 4 GiB", column_name()));
+    std::string out(expected, '\0');
+    z_stream z{};
+    if (inflateInit2(&z, 15 + 32) != Z_OK)  // 15 + 32: a gzip or a zlib header
+      damaged("zlib cannot start");
+    z.next_in = const_cast<Bytef*>(data);
+    z.avail_in = static_cast<uInt>(size);
+    z.next_out = reinterpret_cast<Bytef*>(out.data());
+    z.avail_out = static_cast<uInt>(expected);
+    const int rc = inflate(&z, Z_FINISH);
+    const std::size_t produced = z.total_out;
+    inflateEnd(&z);
+    if (rc != Z_STREAM_END || produced != expected)
+      damaged(fmt::format("a GZIP page of column '{}' does not unpack to its {} bytes",
+                          column_name(), expected));
+    return out;
   }
 
   void read_plain(Bytes& in, std::size_t n, std::vector<nlohmann::json>& out) {

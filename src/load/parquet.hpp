@@ -16,7 +16,7 @@ bool looks_like_parquet(std::string_view head) noexcept;
 /// counts, and a page may not unpack to more bytes than this.
 struct ParquetLimits {
   std::size_t max_values = std::size_t{1} << 28;
-  std::size_t max_page_bytes = std::size_t{1} << 30;
+  std::size_t max_page_bytes = std::size_t{1} << 28;
 };
 
 /// Reads the rows of a Parquet file (all of it in `bytes`) as JSON objects, a column's name to
@@ -25,9 +25,9 @@ struct ParquetLimits {
 /// Calls on_row(row, index) in the file's order, one row group in memory at a time.
 ///
 /// Reads what pyarrow, pandas, Polars, DuckDB and Spark write by default: data pages v1 and v2,
-/// PLAIN and dictionary encodings, uncompressed or Snappy. Anything else (another codec, a DELTA
-/// encoding, a column in another file, a damaged file) is refused with aifc::Error (parse_error)
-/// naming `name` and what is missing.
+/// PLAIN and dictionary encodings (and RLE booleans), uncompressed, Snappy, GZIP or ZSTD.
+/// Anything else (LZ4, Brotli, a DELTA encoding, a column in another file, a damaged file) is
+/// refused with aifc::Error (parse_error) naming `name` and what is missing.
 void for_each_parquet_row(
     std::string_view bytes, const std::string& name,
     const std::function<void(nlohmann::json&& row, std::int64_t index)>& on_row,

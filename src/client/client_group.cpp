@@ -467,8 +467,10 @@ BenchmarkResult ClientGroup::run() {
   {
     std::lock_guard lock(s.workers_mutex);
     if (use_loops) {
+      const std::string head = detail::raw_request_head(s.config.client);
+      s.raw_requests.reserve(s.prepared.size());
       for (const auto& p : s.prepared)
-        s.raw_requests.push_back(detail::build_raw_request(s.config.client, p.body));
+        s.raw_requests.push_back(detail::build_raw_request(head, p.body));
       detail::LoopHooks hooks;
       hooks.take_due_slot = [&s](MonoNanos now, MonoNanos& next_due) {
         return s.take_due_slot(now, next_due);

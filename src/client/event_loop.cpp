@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <list>
 
@@ -32,7 +33,7 @@ MonoNanos ns(std::chrono::milliseconds ms) {
 
 bool is_plain_http(const std::string& base_url) { return base_url.rfind("http://", 0) == 0; }
 
-std::string build_raw_request(const ClientConfig& config, const std::string& body) {
+std::string raw_request_head(const ClientConfig& config) {
   const Url e = parse_url(config.base_url);
   std::string host = e.host.find(':') != std::string::npos ? "[" + e.host + "]" : e.host;
   if (e.port != "80") host += ":" + e.port;
@@ -43,7 +44,16 @@ std::string build_raw_request(const ClientConfig& config, const std::string& bod
   if (config.stream) r += "Accept: text/event-stream\r\n";
   if (!config.api_key.empty()) r += "Authorization: Bearer " + config.api_key + "\r\n";
   for (const auto& [k, v] : config.headers) r += k + ": " + v + "\r\n";
-  r += fmt::format("Content-Length: {}\r\n\r\n", body.size());
+  return r;
+}
+
+std::string build_raw_request(std::string_view head, const std::string& body) {
+  char length[48];
+  const int n = std::snprintf(length, sizeof length, "Content-Length: %zu\r\n\r\n", body.size());
+  std::string r;
+  r.reserve(head.size() + static_cast<std::size_t>(n) + body.size());
+  r += head;
+  r.append(length, static_cast<std::size_t>(n));
   r += body;
   return r;
 }

@@ -31,8 +31,10 @@ struct LoopHooks {
   std::atomic<std::uint64_t>* in_flight = nullptr;
 };
 
+/// The header lines every request of `config` carries (request line to the last fixed header).
+std::string raw_request_head(const ClientConfig& config);
 /// The full HTTP/1.1 request for one prepared body, ready to write to a socket.
-std::string build_raw_request(const ClientConfig& config, const std::string& body);
+std::string build_raw_request(std::string_view head, const std::string& body);
 
 /// The "x-request-id" of the request at `index` of the schedule; empty: none is sent.
 inline std::string request_id(const ClientConfig& config, std::uint64_t index) {

@@ -17,6 +17,7 @@
 #include "stream/sse.hpp"
 #include "stream/stream_recorder.hpp"
 #include "util/durations.hpp"
+#include "util/json_text.hpp"
 #include "util/json_values.hpp"
 
 namespace aifc {
@@ -333,13 +334,13 @@ class BodyTemplate {
       out += piece.text;
       switch (piece.slot) {
         case Slot::prompt:
-          out += dump_body(prompt);
+          detail::append_json_string(out, prompt);
           break;
         case Slot::max_tokens:
           out += std::to_string(max_tokens);
           break;
         case Slot::model:
-          out += dump_body(model);
+          detail::append_json_string(out, model);
           break;
         case Slot::none:
           break;

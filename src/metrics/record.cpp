@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "metrics/record_json.hpp"
+#include "util/json_text.hpp"
 
 namespace aifc {
 
@@ -107,22 +108,6 @@ void for_each_field(const RequestRecord& r, OnField&& field) {
   field("warmup", r.warmup);
 }
 
-void append_json_text(std::string& out, std::string_view text) {
-  // Plain printable ASCII is written as it is; anything else as nlohmann writes it (escapes,
-  // bytes that are not UTF-8 replaced), so both ways give the same text.
-  const bool plain = std::all_of(text.begin(), text.end(), [](char c) {
-    return c >= 0x20 && c < 0x7F && c != '"' && c != '\\';
-  });
-  if (plain) {
-    out += '"';
-    out += text;
-    out += '"';
-  } else {
-    out += nlohmann::json(std::string(text))
-               .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  }
-}
-
 }  // namespace
 
 void to_json(nlohmann::json& j, const RequestRecord& r) {
@@ -147,7 +132,7 @@ void append_record_json(std::string& out, const RequestRecord& r) {
     if constexpr (std::is_same_v<T, bool>) {
       out += value ? "true" : "false";
     } else if constexpr (std::is_same_v<T, std::string_view>) {
-      append_json_text(out, value);
+      detail::append_json_string(out, value);
     } else if constexpr (std::is_same_v<T, std::vector<MonoNanos>>) {
       out += '[';
       for (std::size_t i = 0; i < value.size(); ++i) {

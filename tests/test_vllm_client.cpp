@@ -679,7 +679,16 @@ TEST_CASE("vllm_client: a prepared body is the same bytes whichever way it is bu
       }
     }
   }
-  // The template's placeholders are the prompt's text when a prompt happens to hold them.
+  // The template's placeholders are the prompt's text when a prompt happens to hold them, and a
+  // config's value when a config does.
+  auto collides = completions;
+  collides.extra_body = {{"seed", 7'700'770'077'007}, {"tag", "@aifc:prompt:5d2c1f@"}};
+  const auto own =
+      nlohmann::json::parse(aifc::VLLMClient(collides).prepare({"p", 9, 0, false, {}, ""}).body);
+  CHECK(own["seed"] == 7'700'770'077'007);
+  CHECK(own["tag"] == "@aifc:prompt:5d2c1f@");
+  CHECK(own["max_tokens"] == 9);
+  CHECK(own["prompt"] == "p");
   aifc::VLLMClient client(completions);
   const auto body = nlohmann::json::parse(
       client.prepare({"@aifc:model:5d2c1f@ 7700770077007", 9, 0, false, {}, ""}).body);

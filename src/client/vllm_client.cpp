@@ -306,6 +306,14 @@ class BodyTemplate {
     const std::pair<std::string, Slot> markers[] = {{dump_body(kPrompt), Slot::prompt},
                                                     {std::to_string(kMaxTokens), Slot::max_tokens},
                                                     {dump_body(kModel), Slot::model}};
+    // Should the config itself hold a placeholder's text (a seed of 7700770077007, say), the
+    // template could not tell it from a hole: such a config builds every body as a document.
+    const std::string config_only =
+        dump_body(request_body(c, "", with_max_tokens ? nlohmann::json(1) : nlohmann::json(), "",
+                               nlohmann::json::object()));
+    for (const auto& marker : markers)
+      if (config_only.find(marker.first) != std::string::npos) return;
+    usable_ = true;
     std::size_t from = 0;
     for (;;) {
       std::size_t next = std::string::npos;
@@ -325,6 +333,9 @@ class BodyTemplate {
       from = next + found->first.size();
     }
   }
+
+  /// False when the config holds a placeholder's text (then build the body as a document).
+  bool usable() const noexcept { return usable_; }
 
   std::string fill(const std::string& prompt, std::int64_t max_tokens,
                    const std::string& model) const {
@@ -356,6 +367,7 @@ class BodyTemplate {
     Slot slot;  // what follows the text
   };
   std::vector<Piece> pieces_;
+  bool usable_ = false;
 };
 
 }  // namespace
@@ -640,9 +652,10 @@ PreparedRequest VLLMClient::prepare(const RequestSpec& spec) const {
   const auto& c = impl_->config;
   const std::string& model = spec.model.empty() ? c.api_model() : spec.model;
   PreparedRequest p;
-  if (spec.extra_body.is_null() || (spec.extra_body.is_object() && spec.extra_body.empty())) {
-    const auto& body =
-        spec.max_tokens > 0 ? impl_->body_with_max_tokens : impl_->body_without_max_tokens;
+  const auto& body =
+      spec.max_tokens > 0 ? impl_->body_with_max_tokens : impl_->body_without_max_tokens;
+  if (body.usable() &&
+      (spec.extra_body.is_null() || (spec.extra_body.is_object() && spec.extra_body.empty()))) {
     p.body = body.fill(spec.prompt, spec.max_tokens, model);
   } else {
     p.body = dump_body(request_body(

@@ -148,7 +148,7 @@ def test_ctrl_c_in_the_cli_writes_the_partial_result(tmp_path):
     assert doc["interrupted"] is True and doc["completed"] > 10
 
 
-def test_ctrl_c_during_the_set_up_stops_it(tmp_path):
+def test_ctrl_c_during_the_set_up_stops_it(tmp_path, python_handles_ctrl_c):
     import _thread
     import threading
 

@@ -80,7 +80,7 @@ def test_background_run_progress_and_stop_keep_the_partial_result():
         assert result.summary["failed"] == 0
 
 
-def test_ctrl_c_stops_the_run_and_keeps_the_partial_result():
+def test_ctrl_c_stops_the_run_and_keeps_the_partial_result(python_handles_ctrl_c):
     import _thread
 
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -327,9 +327,11 @@ class BodyTemplate {
       }
       if (!found) {
         pieces_.push_back({text.substr(from), Slot::none});
+        fixed_size_ += pieces_.back().text.size();
         return;
       }
       pieces_.push_back({text.substr(from, next - from), found->second});
+      fixed_size_ += pieces_.back().text.size();
       from = next + found->first.size();
     }
   }
@@ -340,7 +342,8 @@ class BodyTemplate {
   std::string fill(const std::string& prompt, std::int64_t max_tokens,
                    const std::string& model) const {
     std::string out;
-    out.reserve(prompt.size() + 512);
+    // Bodies are kept for the whole run: room for this one, not a guess (quotes, a number).
+    out.reserve(fixed_size_ + prompt.size() + model.size() + 32);
     for (const auto& piece : pieces_) {
       out += piece.text;
       switch (piece.slot) {
@@ -367,6 +370,7 @@ class BodyTemplate {
     Slot slot;  // what follows the text
   };
   std::vector<Piece> pieces_;
+  std::size_t fixed_size_ = 0;  // the pieces' text
   bool usable_ = false;
 };
 

@@ -351,15 +351,15 @@ std::vector<Prompt> sample(std::vector<Prompt> all, const DatasetConfig& c,
 
 std::vector<Prompt> sharegpt_prompts(const DatasetConfig& c, const TokenCounter& counter) {
   nlohmann::json doc;
-  std::ifstream probe = open_dataset(c.dataset_path);
+  const std::string bytes = read_file(c.dataset_path);
   try {
-    if (is_parquet_file(probe)) {  // a row per conversation, as the Hub stores ShareGPT sets
+    if (detail::looks_like_parquet(bytes)) {  // a row per conversation, as the Hub stores them
       doc = nlohmann::json::array();
-      for_each_record(c.dataset_path, [&](nlohmann::json& row, const std::string&) {
+      detail::for_each_parquet_row(bytes, c.dataset_path, [&](nlohmann::json&& row, std::int64_t) {
         doc.push_back(std::move(row));
       });
     } else {
-      doc = nlohmann::json::parse(read_file(c.dataset_path));
+      doc = nlohmann::json::parse(bytes);
     }
   } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range (1e999)
     throw Error(ErrorCode::parse_error,

@@ -124,17 +124,15 @@ AIFC_API std::string_view to_string(TokenizerApi api) noexcept;
 /// The reverse of to_string; unknown text gives none.
 AIFC_API TokenizerApi tokenizer_api_from_string(std::string_view s) noexcept;
 
-/// Streams requests to one OpenAI-compatible server over one kept-alive connection and
-/// timestamps every chunk. Not thread-safe except cancel() and expire_if_late(), which may be
-/// called from any thread. A failed request is a record with an error, never an exception.
+/// Streams requests to one OpenAI-compatible server over one kept-alive connection (plain or
+/// TLS) and timestamps every chunk with the kernel's receive stamp. Enforces its own deadlines
+/// while it waits. Not thread-safe except cancel() and resume(), which may be called from any
+/// thread. A failed request is a record with an error, never an exception.
 class AIFC_API VLLMClient {
  public:
-  /// Who enforces the first-token and total deadlines while a request is in flight: a watchdog
-  /// thread of the client's own (the default), or the caller through expire_if_late() (as
-  /// ClientGroup's controller does for all its clients at once).
-  enum class Deadlines { own_watchdog, caller };
-
-  explicit VLLMClient(ClientConfig config, Deadlines deadlines = Deadlines::own_watchdog);
+  /// Validates `config`; throws Error(invalid_argument) naming the field (also when an https
+  /// URL's CA file cannot be used).
+  explicit VLLMClient(ClientConfig config);
   ~VLLMClient();
   VLLMClient(VLLMClient&&) noexcept;
   VLLMClient& operator=(VLLMClient&&) noexcept;
@@ -152,11 +150,6 @@ class AIFC_API VLLMClient {
   /// resume(). Safe from any thread.
   void cancel() noexcept;
   void resume() noexcept;
-  /// Ends the request in flight with a timeout error if it passed its first-token or total
-  /// deadline. Safe from any thread; a watchdog calls it (ClientGroup's controller does, every
-  /// 10 ms). read_timeout is enforced by the socket itself.
-  void expire_if_late(MonoNanos now) noexcept;
-
   /// GET /v1/models: the served model ids. Throws Error(connection_failed / server_error).
   std::vector<std::string> list_models();
   /// GET /health: true on a 2xx answer.

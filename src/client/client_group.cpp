@@ -15,6 +15,7 @@
 #include "aifc/error.hpp"
 #include "client/event_loop.hpp"
 #include "client/observer_channel.hpp"
+#include "client/raw_request.hpp"
 #include "util/durations.hpp"
 #include "util/json_numbers.hpp"
 
@@ -89,8 +90,7 @@ void from_json(const nlohmann::json& j, GroupConfig& c) {
 namespace {
 
 struct Worker {
-  // The controller enforces every client's deadlines (expire_if_late), so no watchdog each.
-  explicit Worker(const ClientConfig& c) : client(c, VLLMClient::Deadlines::caller) {}
+  explicit Worker(const ClientConfig& c) : client(c) {}
   VLLMClient client;
   std::thread thread;
 };
@@ -531,7 +531,6 @@ BenchmarkResult ClientGroup::run() {
     const MonoNanos now = mono_now();
     {
       std::lock_guard lock(s.workers_mutex);
-      for (auto& w : s.workers) w->client.expire_if_late(now);
       if (s.need_workers.exchange(false) && !s.stop_requested.load()) {
         std::lock_guard slock(s.schedule_mutex);
         const bool more = !s.schedule_done;

@@ -1,9 +1,6 @@
 #include "client/event_loop.hpp"
 
 #include <fmt/format.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
@@ -17,8 +14,9 @@
 #include <list>
 
 #include "aifc/error.hpp"
-#include "aifc/version.hpp"
+#include "client/raw_request.hpp"
 #include "http/http_response_parser.hpp"
+#include "http/socket_io.hpp"
 #include "http/url.hpp"
 #include "stream/stream_recorder.hpp"
 
@@ -32,31 +30,6 @@ MonoNanos ns(std::chrono::milliseconds ms) {
 }  // namespace
 
 bool is_plain_http(const std::string& base_url) { return base_url.rfind("http://", 0) == 0; }
-
-std::string raw_request_head(const ClientConfig& config) {
-  const Url e = parse_url(config.base_url);
-  std::string host = e.host.find(':') != std::string::npos ? "[" + e.host + "]" : e.host;
-  if (e.port != "80") host += ":" + e.port;
-  std::string r = fmt::format(
-      "POST {}{} HTTP/1.1\r\nHost: {}\r\nUser-Agent: aifc/{}\r\nContent-Type: application/json\r\n"
-      "Accept-Encoding: identity\r\nConnection: keep-alive\r\n",
-      e.prefix, config.endpoint, host, version());
-  if (config.stream) r += "Accept: text/event-stream\r\n";
-  if (!config.api_key.empty()) r += "Authorization: Bearer " + config.api_key + "\r\n";
-  for (const auto& [k, v] : config.headers) r += k + ": " + v + "\r\n";
-  return r;
-}
-
-std::string build_raw_request(std::string_view head, const std::string& body) {
-  char length[48];
-  const int n = std::snprintf(length, sizeof length, "Content-Length: %zu\r\n\r\n", body.size());
-  std::string r;
-  r.reserve(head.size() + static_cast<std::size_t>(n) + body.size());
-  r += head;
-  r.append(length, static_cast<std::size_t>(n));
-  r += body;
-  return r;
-}
 
 namespace {
 
@@ -100,8 +73,7 @@ struct EventLoop::Impl {
   const std::vector<std::string>& requests;
   std::int64_t max_in_flight;
   LoopHooks hooks;
-  sockaddr_storage address{};
-  socklen_t address_len = 0;
+  SocketAddress address;
   std::string origin;
   int epfd = -1;
   int wake_fd = -1;
@@ -151,7 +123,7 @@ struct EventLoop::Impl {
     timespec t{0, static_cast<long>(hooks.coalesce_window)};
     nanosleep(&t, nullptr);
   }
-  MonoNanos realtime_minus_mono = 0;  // refreshed every batch
+  MonoNanos realtime_offset = 0;  // realtime_minus_mono(), refreshed every batch
   void finish(Connection& c, TransportEnd end, MonoNanos now, const std::string& message = {});
   /// Ends overdue requests; returns the earliest deadline still ahead (or a second from now).
   MonoNanos check_deadlines(MonoNanos now);
@@ -160,17 +132,9 @@ struct EventLoop::Impl {
 void EventLoop::Impl::resolve() {
   const Url e = parse_url(config.base_url);
   origin = fmt::format("http://{}:{}", e.host, e.port);
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* result = nullptr;
-  const int rc = getaddrinfo(e.host.c_str(), e.port.c_str(), &hints, &result);
-  if (rc != 0 || !result)
-    throw Error(ErrorCode::connection_failed,
-                fmt::format("cannot resolve '{}': {}", e.host, gai_strerror(rc)));
-  std::memcpy(&address, result->ai_addr, result->ai_addrlen);
-  address_len = result->ai_addrlen;
-  freeaddrinfo(result);
+  std::string why;
+  if (!resolve_address(e.host, e.port, address, why))
+    throw Error(ErrorCode::connection_failed, why);
 }
 
 Connection* EventLoop::Impl::acquire(MonoNanos now) {
@@ -208,12 +172,7 @@ void EventLoop::Impl::start(const ScheduledRequest& slot, MonoNanos now) {
   c.index = slot.index;
   c.request = &requests[slot.index % requests.size()];
   if (const auto id = request_id(config, slot.index); !id.empty()) {
-    // The shared bytes with this request's header before Content-Length (the last header).
-    const std::string& raw = *c.request;
-    const auto at = raw.find("\r\nContent-Length: ") + 2;
-    c.with_request_id.assign(raw, 0, at);
-    c.with_request_id.append("x-request-id: ").append(id).append("\r\n");
-    c.with_request_id.append(raw, at, std::string::npos);
+    c.with_request_id = with_request_id(*c.request, id);
     c.request = &c.with_request_id;
   }
   c.retried = false;
@@ -247,27 +206,17 @@ void EventLoop::Impl::connect_and_send(Connection& c, MonoNanos send_ns) {
   c.parser.reset();
   if (c.fd < 0) {
     c.responses = 0;
-    c.fd = ::socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    c.fd = open_connecting_socket(address, kernel_timestamps);
     if (c.fd < 0) {
-      finish(c, TransportEnd::connect_failed, send_ns,
-             fmt::format("socket(): {}", std::strerror(errno)));
+      finish(c, TransportEnd::connect_failed, mono_now(),
+             fmt::format("cannot connect to {}: {}", origin, std::strerror(errno)));
       return;
     }
-    int one = 1;
-    setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (kernel_timestamps && setsockopt(c.fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one) != 0)
-      kernel_timestamps = false;
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLRDHUP | EPOLLOUT;
     ev.data.ptr = &c;
     epoll_ctl(epfd, EPOLL_CTL_ADD, c.fd, &ev);
     c.watching_out = true;
-    const int rc = ::connect(c.fd, reinterpret_cast<const sockaddr*>(&address), address_len);
-    if (rc < 0 && errno != EINPROGRESS) {
-      finish(c, TransportEnd::connect_failed, mono_now(),
-             fmt::format("cannot connect to {}: {}", origin, std::strerror(errno)));
-      return;
-    }
     c.state = ConnState::connecting;
     c.connect_deadline = send_ns + ns(config.connect_timeout);
     return;
@@ -358,26 +307,11 @@ void EventLoop::Impl::read_some(Connection& c, MonoNanos now) {
 ssize_t EventLoop::Impl::receive(Connection& c, MonoNanos now, MonoNanos& arrived) {
   arrived = now;
   if (!kernel_timestamps) return ::recv(c.fd, buffer.data(), buffer.size(), 0);
-  iovec iov{buffer.data(), buffer.size()};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(timespec))];
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  const ssize_t n = ::recvmsg(c.fd, &msg, 0);
-  if (n <= 0) return n;
-  for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
-    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS) {
-      timespec ts;
-      std::memcpy(&ts, CMSG_DATA(cm), sizeof ts);
-      const MonoNanos stamp =
-          static_cast<MonoNanos>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec - realtime_minus_mono;
-      // The kernel's stamp of the last packet in these bytes: never later than our wake-up,
-      // never before the request was sent.
-      if (stamp > 0) arrived = std::clamp(stamp, c.rec.send_ns, now);
-    }
-  }
+  MonoNanos stamp = -1;
+  const ssize_t n = receive_stamped(c.fd, buffer.data(), buffer.size(), stamp);
+  // The kernel's stamp of the last packet in these bytes: never later than our wake-up, never
+  // before the request was sent.
+  if (n > 0 && stamp > 0) arrived = std::clamp(stamp - realtime_offset, c.rec.send_ns, now);
   return n;
 }
 
@@ -546,12 +480,7 @@ void EventLoop::run() {
     // Everything in this batch arrived before epoll returned: one timestamp, taken at once,
     // is the closest bound for all of them.
     const MonoNanos arrived = mono_now();
-    if (s.kernel_timestamps) {
-      timespec rt;
-      clock_gettime(CLOCK_REALTIME, &rt);
-      s.realtime_minus_mono =
-          static_cast<MonoNanos>(rt.tv_sec) * 1'000'000'000 + rt.tv_nsec - mono_now();
-    }
+    if (s.kernel_timestamps) s.realtime_offset = realtime_minus_mono();
     for (int i = 0; i < n; ++i) {
       if (!events[i].data.ptr) {
         std::uint64_t drained;

@@ -31,17 +31,6 @@ struct LoopHooks {
   std::atomic<std::uint64_t>* in_flight = nullptr;
 };
 
-/// The header lines every request of `config` carries (request line to the last fixed header).
-std::string raw_request_head(const ClientConfig& config);
-/// The full HTTP/1.1 request for one prepared body, ready to write to a socket.
-std::string build_raw_request(std::string_view head, const std::string& body);
-
-/// The "x-request-id" of the request at `index` of the schedule; empty: none is sent.
-inline std::string request_id(const ClientConfig& config, std::uint64_t index) {
-  if (!config.request_id_prefix || config.request_id_prefix->empty()) return {};
-  return *config.request_id_prefix + std::to_string(index);
-}
-
 /// Plain-HTTP transport that runs many streams on one thread with epoll: one wake-up serves
 /// every socket that has data, and a slot is sent from the same thread that waited for it.
 class EventLoop {

@@ -6,11 +6,11 @@
 #include <atomic>
 #include <cctype>
 #include <cmath>
-#include <condition_variable>
-#include <mutex>
-#include <thread>
 
 #include "aifc/error.hpp"
+#include "client/blocking_connection.hpp"
+#include "client/raw_request.hpp"
+#include "http/http_response_parser.hpp"
 #include "http/keep_alive.hpp"
 #include "http/url.hpp"
 #include "stream/openai_stream.hpp"
@@ -380,20 +380,12 @@ struct VLLMClient::Impl {
   explicit Impl(ClientConfig c)
       : config(std::move(c)),
         url(detail::parse_url(config.base_url)),
-        cli(url.origin),
+        connection(url, config.base_url.rfind("https://", 0) == 0
+                            ? detail::shared_tls_context(config.verify_tls, config.ca_cert_path)
+                            : nullptr),
+        request_head(detail::raw_request_head(config)),
         body_with_max_tokens(config, true),
-        body_without_max_tokens(config, false) {
-    // The socket's read timeout is the silence limit only: the first-token deadline holds until
-    // the first token and no longer, which a per-read timeout cannot express; expire_if_late()
-    // enforces it (and the total deadline) from a watchdog.
-    configure(cli, config, std::min(config.read_timeout, config.request_timeout));
-    headers.emplace("Content-Type", "application/json");
-    headers.emplace("Accept-Encoding", "identity");
-    if (config.stream) headers.emplace("Accept", "text/event-stream");
-    if (!config.api_key.empty()) headers.emplace("Authorization", "Bearer " + config.api_key);
-    for (const auto& [k, v] : config.headers) headers.emplace(k, v);
-    path = url.prefix + config.endpoint;
-  }
+        body_without_max_tokens(config, false) {}
 
   // A connection of its own for set-up calls, so they never disturb the measuring one.
   httplib::Client& side_client() {
@@ -425,225 +417,180 @@ struct VLLMClient::Impl {
     return h;
   }
 
-  void abort_with(RequestError reason) noexcept {
-    auto expected = static_cast<int>(RequestError::none);
-    abort_reason.compare_exchange_strong(expected, static_cast<int>(reason));
-    cli.stop();
-  }
-
   RequestRecord send(const PreparedRequest& prepared, MonoNanos scheduled_ns,
                      std::string_view request_id);
+  /// One exchange of `request` on the measuring connection (opened first if needed): how it
+  /// ended, with `end_ns` the arrival of its last byte when it completed.
+  detail::TransportEnd exchange(const std::string& request, RequestRecord& rec, MonoNanos& end_ns,
+                                std::string& message);
+  /// Records the deadline that `wait` ran into, or cancel(), as the request's failure.
+  detail::TransportEnd cut_short(detail::BlockingConnection::Io io);
 
   ClientConfig config;
   detail::Url url;
-  httplib::Client cli;
+  detail::BlockingConnection connection;
+  std::string request_head;  // the request line and fixed headers of every measured request
   BodyTemplate body_with_max_tokens, body_without_max_tokens;  // what prepare() fills in
-  httplib::Headers headers;
-  std::string path;
+  detail::HttpResponseParser parser;
   detail::StreamRecorder recorder{config};
+  std::unique_ptr<char[]> buffer;  // made at the first request
   std::atomic<bool> cancelled{false};
-  std::atomic<int> abort_reason{static_cast<int>(RequestError::none)};
-  std::atomic<MonoNanos> first_token_deadline{-1};  // -1: none or already met
-  std::atomic<MonoNanos> total_deadline{-1};
   // The kept-alive connection's life, to decide whether it may carry the next request.
   std::int64_t responses_on_connection = 0;
+  MonoNanos idle_since = -1;
+  MonoNanos idle_limit = -1;  // from the server's Keep-Alive timeout; -1: none known
   std::unique_ptr<httplib::Client> side;
   std::optional<TokenizerApi> tokenizer;  // probed once
-  MonoNanos idle_since = -1;
-  detail::KeepAliveHint keep_alive;
-
-  /// One exchange on the measuring connection; true when the response arrived complete.
-  bool exchange(httplib::Request& req, httplib::Error& err);
-
-  ~Impl() { stop_watchdog(); }  // before the connection goes; also when a client is moved over
-
-  // The client's own watchdog (Deadlines::own_watchdog): sleeps until the request's nearest
-  // deadline and expires it; woken when a request starts and at destruction.
-  void start_watchdog();
-  void stop_watchdog();
-  void deadlines_changed() {
-    if (!watchdog.joinable()) return;
-    { std::lock_guard lock(watchdog_mutex); }
-    watchdog_cv.notify_one();
-  }
-  void expire_if_late(MonoNanos now) noexcept;
-  std::thread watchdog;
-  std::mutex watchdog_mutex;
-  std::condition_variable watchdog_cv;
-  bool watchdog_stop = false;
 };
 
-void VLLMClient::Impl::expire_if_late(MonoNanos now) noexcept {
-  const MonoNanos ft = first_token_deadline.load(std::memory_order_relaxed);
-  const MonoNanos total = total_deadline.load(std::memory_order_relaxed);
-  if (ft >= 0 && now > ft)
-    abort_with(RequestError::timeout_first_token);
-  else if (total >= 0 && now > total)
-    abort_with(RequestError::timeout_total);
-}
+namespace {
+constexpr std::size_t kReceiveBuffer = 32 * 1024;
 
-void VLLMClient::Impl::start_watchdog() {
-  watchdog = std::thread([this] {
-    std::unique_lock lock(watchdog_mutex);
-    while (!watchdog_stop) {
-      const MonoNanos ft = first_token_deadline.load(std::memory_order_relaxed);
-      const MonoNanos total = total_deadline.load(std::memory_order_relaxed);
-      MonoNanos next = -1;
-      for (const MonoNanos d : {ft, total})
-        if (d >= 0 && (next < 0 || d < next)) next = d;
-      if (next < 0) {
-        watchdog_cv.wait(lock);
-        continue;
-      }
-      watchdog_cv.wait_until(
-          lock, std::chrono::steady_clock::time_point(std::chrono::nanoseconds(next + 1'000'000)));
-      expire_if_late(mono_now());
-    }
-  });
-}
-
-void VLLMClient::Impl::stop_watchdog() {
-  if (!watchdog.joinable()) return;
-  {
-    std::lock_guard lock(watchdog_mutex);
-    watchdog_stop = true;
+// Adapts the parser's callbacks to the recorder, with the arrival time of the bytes fed.
+struct RecorderFeed {
+  detail::StreamRecorder& recorder;
+  MonoNanos arrived;
+  bool on_headers(int status, bool event_stream) {
+    recorder.on_headers(status, event_stream, arrived);
+    return true;
   }
-  watchdog_cv.notify_one();
-  watchdog.join();
+  bool on_body(const char* data, std::size_t len) { return recorder.on_body(data, len, arrived); }
+};
+}  // namespace
+
+detail::TransportEnd VLLMClient::Impl::cut_short(detail::BlockingConnection::Io io) {
+  using Io = detail::BlockingConnection::Io;
+  if (io == Io::interrupted || cancelled.load(std::memory_order_relaxed)) {
+    recorder.fail(RequestError::cancelled, "cancelled");
+  } else if (const RequestError late = recorder.overdue(mono_now()); late != RequestError::none) {
+    recorder.fail(late, recorder.timeout_message(late));
+  }
+  return detail::TransportEnd::aborted;
 }
 
-bool VLLMClient::Impl::exchange(httplib::Request& req, httplib::Error& err) {
-  httplib::Response res;
-  err = httplib::Error::Success;
-  const MonoNanos send_ns = mono_now();
-  first_token_deadline.store(config.first_token_timeout.count() > 0
-                                 ? send_ns + std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                                 config.first_token_timeout)
-                                                 .count()
-                                 : -1,
-                             std::memory_order_relaxed);
-  total_deadline.store(
-      send_ns +
-          std::chrono::duration_cast<std::chrono::nanoseconds>(config.request_timeout).count(),
-      std::memory_order_relaxed);
-  deadlines_changed();
-  const bool sent = cli.send(req, res, err);
-  first_token_deadline.store(-1, std::memory_order_relaxed);
-  total_deadline.store(-1, std::memory_order_relaxed);
-  return sent;
+detail::TransportEnd VLLMClient::Impl::exchange(const std::string& request, RequestRecord& rec,
+                                                MonoNanos& end_ns, std::string& message) {
+  using Io = detail::BlockingConnection::Io;
+  using detail::TransportEnd;
+  const bool reused = connection.is_open();
+  parser.reset();
+  if (!reused) {
+    const MonoNanos connect_deadline =
+        rec.send_ns +
+        std::chrono::duration_cast<std::chrono::nanoseconds>(config.connect_timeout).count();
+    const Io io = connection.connect(std::min(connect_deadline, recorder.next_deadline()));
+    if (io == Io::failed) {
+      message = connection.error();
+      return connection.failed_in_tls() ? TransportEnd::tls_failed : TransportEnd::connect_failed;
+    }
+    if (io == Io::deadline && recorder.overdue(mono_now()) == RequestError::none) {
+      message = fmt::format("connecting to {} took longer than {} ms", url.origin,
+                            config.connect_timeout.count());
+      return TransportEnd::connect_timeout;
+    }
+    if (io != Io::done) return cut_short(io);
+  }
+  switch (const Io io = connection.write_all(request, recorder.next_deadline())) {
+    case Io::done:
+      break;
+    case Io::closed:
+    case Io::failed:
+      message = io == Io::failed
+                    ? connection.error()
+                    : fmt::format("sending to {} failed: connection closed", url.origin);
+      // A kept-alive connection that fails on writing was closed by the server meanwhile.
+      return reused ? TransportEnd::read_failed : TransportEnd::write_failed;
+    default:
+      return cut_short(io);
+  }
+  if (!buffer) buffer = std::make_unique<char[]>(kReceiveBuffer);
+  RecorderFeed feed{recorder, rec.send_ns};
+  for (;;) {
+    std::size_t got = 0;
+    MonoNanos arrived = -1;
+    const Io io =
+        connection.read(buffer.get(), kReceiveBuffer, recorder.next_deadline(), got, arrived);
+    if (io == Io::deadline && recorder.overdue(mono_now()) == RequestError::none) continue;
+    if (io == Io::closed) {
+      end_ns = mono_now();
+      return parser.complete_at_eof() ? TransportEnd::complete : TransportEnd::read_failed;
+    }
+    if (io == Io::failed) {
+      end_ns = mono_now();
+      return TransportEnd::read_failed;
+    }
+    if (io != Io::done) return cut_short(io);
+    // The kernel's stamp of these bytes, never before the request went out.
+    feed.arrived = std::max(arrived, rec.send_ns);
+    const auto result = parser.feed(buffer.get(), got, feed);
+    if (parser.stopped()) return TransportEnd::aborted;  // the recorder said why
+    if (result == detail::HttpResponseParser::Result::error) {
+      recorder.fail(RequestError::malformed_stream, "bad HTTP response: " + parser.error());
+      return TransportEnd::aborted;
+    }
+    if (result == detail::HttpResponseParser::Result::complete) {
+      end_ns = feed.arrived;  // it ended when its last byte arrived
+      return TransportEnd::complete;
+    }
+    if (cancelled.load(std::memory_order_relaxed)) return cut_short(Io::interrupted);
+  }
 }
 
 RequestRecord VLLMClient::Impl::send(const PreparedRequest& prepared, MonoNanos scheduled_ns,
                                      std::string_view request_id) {
+  using detail::TransportEnd;
   RequestRecord rec;
   if (cancelled.load(std::memory_order_relaxed)) {
     const MonoNanos now = mono_now();
     recorder.begin(rec, prepared, scheduled_ns, now);
     recorder.fail(RequestError::cancelled, "cancelled before sending");
-    recorder.finish(detail::TransportEnd::aborted, now);
+    recorder.finish(TransportEnd::aborted, now);
     return rec;
   }
-  abort_reason.store(static_cast<int>(RequestError::none), std::memory_order_relaxed);
-
-  httplib::Request req;
-  req.method = "POST";
-  req.path = path;
-  req.headers = headers;
-  if (!request_id.empty()) req.headers.emplace("x-request-id", std::string(request_id));
-  req.body = prepared.body;
-  req.response_handler = [&](const httplib::Response& res) {
-    keep_alive = detail::KeepAliveHint::parse(res.get_header_value("Keep-Alive"));
-    recorder.on_headers(
-        res.status,
-        res.get_header_value("Content-Type").find("text/event-stream") != std::string::npos,
-        mono_now());
-    return !cancelled.load(std::memory_order_relaxed);
-  };
-  req.content_receiver = [&](const char* data, std::size_t len, std::uint64_t, std::uint64_t) {
-    // One timestamp per received piece: every event in it arrived at the same instant.
-    const MonoNanos now = mono_now();
-    if (cancelled.load(std::memory_order_relaxed)) return false;
-    const bool more = recorder.on_body(data, len, now);
-    if (rec.first_token_ns >= 0) first_token_deadline.store(-1, std::memory_order_relaxed);
-    return more;
-  };
-
-  // A kept-alive connection idle past the server's announced timeout is likely being closed.
-  bool reused = cli.is_socket_open() != 0;
-  const MonoNanos idle_limit = keep_alive.idle_limit_ns();
-  if (reused && idle_limit >= 0 && mono_now() - idle_since > idle_limit) {
-    cli.stop();
-    reused = false;
-  }
-  if (!reused) responses_on_connection = 0;
-  httplib::Error err = httplib::Error::Success;
+  const std::string request = detail::build_raw_request(request_head, prepared.body, request_id);
+  // A kept-alive connection idle past the server's announced timeout is likely being closed,
+  // and one the server closed while idle cannot carry the request.
+  if (connection.is_open() && ((idle_limit >= 0 && mono_now() - idle_since > idle_limit) ||
+                               !connection.usable_after_idle()))
+    connection.close();
+  if (!connection.is_open()) responses_on_connection = 0;
+  const bool reused = connection.is_open();
   recorder.begin(rec, prepared, scheduled_ns, mono_now());
-  bool sent = exchange(req, err);
+  MonoNanos end_ns = -1;
+  std::string message;
+  TransportEnd end = exchange(request, rec, end_ns, message);
   // A server may close a kept-alive connection while the next request is already on its way:
   // such a request never reached it. Resend it once on a fresh connection, measured from the
   // second send (its lateness shows the delay), instead of counting a server failure.
-  if (!sent && reused && rec.first_byte_ns < 0 &&
-      (err == httplib::Error::Read || err == httplib::Error::Write) &&
-      abort_reason.load(std::memory_order_relaxed) == static_cast<int>(RequestError::none) &&
+  if (reused && !parser.started() && rec.error == RequestError::none &&
+      (end == TransportEnd::read_failed || end == TransportEnd::write_failed) &&
       !cancelled.load(std::memory_order_relaxed)) {
-    cli.stop();
+    connection.close();
     responses_on_connection = 0;
     recorder.begin(rec, prepared, rec.scheduled_ns, mono_now());
     rec.retried = true;
-    sent = exchange(req, err);
+    message.clear();
+    end = exchange(request, rec, end_ns, message);
   }
-  const MonoNanos end_ns = mono_now();
-  using detail::TransportEnd;
-  const auto reason = static_cast<RequestError>(abort_reason.load(std::memory_order_relaxed));
-  // A body that ends when the connection closes "completes" when a deadline or cancel() closed
-  // it: that is the abort it was, not an answer (nor a server's close).
-  const bool aborted = reason != RequestError::none || cancelled.load(std::memory_order_relaxed);
-  if (sent && !aborted) {
-    recorder.finish(TransportEnd::complete, end_ns);
-    idle_since = end_ns;
-    if (!keep_alive.allows_another(++responses_on_connection)) cli.stop();
-  } else if (sent) {
-    if (reason != RequestError::none) recorder.fail(reason, recorder.timeout_message(reason));
-    recorder.finish(TransportEnd::aborted, end_ns);
-  } else {
-    if (reason != RequestError::none) recorder.fail(reason, recorder.timeout_message(reason));
-    switch (err) {
-      case httplib::Error::Canceled:
-        recorder.finish(TransportEnd::aborted, end_ns);
-        break;
-      case httplib::Error::Connection:
-        recorder.finish(TransportEnd::connect_failed, end_ns,
-                        fmt::format("cannot connect to {}", url.origin));
-        break;
-      case httplib::Error::ConnectionTimeout:
-        recorder.finish(TransportEnd::connect_timeout, end_ns,
-                        fmt::format("connecting to {} took longer than {} ms", url.origin,
-                                    config.connect_timeout.count()));
-        break;
-      case httplib::Error::SSLConnection:
-      case httplib::Error::SSLServerVerification:
-      case httplib::Error::SSLLoadingCerts:
-        recorder.finish(TransportEnd::tls_failed, end_ns,
-                        fmt::format("TLS with {} failed: {}", url.origin, httplib::to_string(err)));
-        break;
-      case httplib::Error::Read:
-        recorder.finish(TransportEnd::read_failed, end_ns);
-        break;
-      default:
-        recorder.finish(TransportEnd::write_failed, end_ns, httplib::to_string(err));
-        break;
-    }
-  }
-  if (!rec.ok() && rec.error != RequestError::http_status &&
-      rec.error != RequestError::server_error)
-    cli.stop();  // the connection's state is unknown: start the next request on a fresh one
+  if (end_ns < 0) end_ns = mono_now();
+  recorder.finish(end, end_ns, message);
+  if (end == TransportEnd::complete) ++responses_on_connection;
+  // The connection carries the next request after a success or an HTTP error status (the
+  // exchange completed cleanly), when the server keeps it open and has not used up its
+  // Keep-Alive max.
+  const detail::KeepAliveHint& hint = parser.keep_alive_hint();
+  const bool reusable = end == TransportEnd::complete && parser.keep_alive() &&
+                        hint.allows_another(responses_on_connection) &&
+                        (rec.ok() || rec.error == RequestError::http_status);
+  idle_since = end_ns;
+  idle_limit = hint.idle_limit_ns();
+  if (!reusable) connection.close();
   return rec;
 }
 
-VLLMClient::VLLMClient(ClientConfig config, Deadlines deadlines) {
+VLLMClient::VLLMClient(ClientConfig config) {
   config.validate();
   impl_ = std::make_unique<Impl>(std::move(config));
-  if (deadlines == Deadlines::own_watchdog) impl_->start_watchdog();
 }
 
 VLLMClient::~VLLMClient() = default;
@@ -679,12 +626,13 @@ RequestRecord VLLMClient::send(const PreparedRequest& request, MonoNanos schedul
 
 void VLLMClient::cancel() noexcept {
   impl_->cancelled.store(true);
-  impl_->abort_with(RequestError::cancelled);
+  impl_->connection.interrupt();
 }
 
-void VLLMClient::resume() noexcept { impl_->cancelled.store(false); }
-
-void VLLMClient::expire_if_late(MonoNanos now) noexcept { impl_->expire_if_late(now); }
+void VLLMClient::resume() noexcept {
+  impl_->cancelled.store(false);
+  impl_->connection.clear_interrupt();
+}
 
 std::vector<std::string> VLLMClient::list_models() {
   auto res = impl_->side_call([&](httplib::Client& c) {

@@ -769,13 +769,23 @@ TEST_CASE(
 
   httplib::SSLServer server(cert.c_str(), key.c_str());
   REQUIRE(server.is_valid());
+  // Each event its own chunk (so its own TLS record), a little apart, on kept-alive connections.
   server.Post("/v1/completions", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content(
-        "data: {\"choices\":[{\"text\":\" a\"}]}\n\n"
-        "data: {\"choices\":[{\"text\":\" b\",\"finish_reason\":\"length\"}]}\n\n"
-        "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":2}}\n\n"
-        "data: [DONE]\n\n",
-        "text/event-stream");
+    res.set_chunked_content_provider(
+        "text/event-stream", [step = 0](std::size_t, httplib::DataSink& sink) mutable {
+          static const std::string events[] = {
+              "data: {\"choices\":[{\"text\":\" a\"}]}\n\n",
+              "data: {\"choices\":[{\"text\":\" b\",\"finish_reason\":\"length\"}]}\n\n",
+              "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":2}}\n\n",
+              "data: [DONE]\n\n"};
+          if (step == 4) {
+            sink.done();
+            return true;
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(2));
+          const std::string& event = events[step++];
+          return sink.write(event.data(), event.size());
+        });
   });
   const int port = server.bind_to_any_port("127.0.0.1");
   std::thread serving([&] { server.listen_after_bind(); });
@@ -789,6 +799,15 @@ TEST_CASE(
   CHECK(r.output_tokens == 2);
   CHECK(r.token_ns.size() == 2);
 
+  // A directory of CA files, as OpenSSL's c_rehash lays it out.
+  const auto ca_dir = dir / "cas";
+  fs::create_directories(ca_dir);
+  fs::copy_file(cert, ca_dir / "server.pem");
+  REQUIRE(std::system(("openssl rehash " + ca_dir.string() + " >/dev/null 2>&1").c_str()) == 0);
+  c.ca_cert_path = ca_dir.string();
+  r = aifc::VLLMClient(c).send(spec());
+  CHECK_MESSAGE(r.ok(), r.error_message);
+
   c.ca_cert_path.clear();  // the system's CAs do not know this certificate
   r = aifc::VLLMClient(c).send(spec());
   CHECK(r.error == aifc::RequestError::tls);
@@ -798,15 +817,34 @@ TEST_CASE(
   r = aifc::VLLMClient(c).send(spec());
   CHECK_MESSAGE(r.ok(), r.error_message);
 
-  // A group over https picks the blocking transport by itself; the event loop refuses https.
+  // Both transports of a group speak TLS, and judge the certificate alike.
   aifc::GroupConfig g;
   g.client = c;
-  g.load.num_requests = 5;
-  g.load.max_concurrency = 2;
-  const auto result = aifc::ClientGroup(g, {aifc::Prompt{"x y", 2, false, 2}}).run();
-  CHECK(result.summary.completed == 5);
-  g.transport = aifc::Transport::event_loop;
-  CHECK_THROWS_WITH_AS(g.validate(), doctest::Contains("https"), aifc::Error);
+  for (const auto transport : {aifc::Transport::automatic, aifc::Transport::threads}) {
+    g.transport = transport;
+    g.client.verify_tls = false;
+    g.load.num_requests = 200;
+    g.load.max_concurrency = 8;
+    auto result = aifc::ClientGroup(g, {aifc::Prompt{"x y", 2, false, 2}}).run();
+    CHECK(result.summary.completed == 200);
+    CHECK(result.summary.total_output_tokens == 400);
+    for (const auto& r : result.records) CHECK(r.token_ns.size() == 2);
+    g.load.num_requests = 5;
+    g.load.max_concurrency = 2;
+    g.client.verify_tls = true;
+    g.client.ca_cert_path = cert;
+    result = aifc::ClientGroup(g, {aifc::Prompt{"x y", 2, false, 2}}).run();
+    CHECK(result.summary.completed == 5);
+    g.client.ca_cert_path.clear();
+    result = aifc::ClientGroup(g, {aifc::Prompt{"x y", 2, false, 2}}).run();
+    REQUIRE(result.records.size() == 5);
+    CHECK(result.records.front().error == aifc::RequestError::tls);
+    CHECK(result.records.front().error_message.find("certificate") != std::string::npos);
+  }
+  // A CA file that is not one is refused when the client is made, naming the field.
+  c.verify_tls = true;
+  c.ca_cert_path = key;
+  CHECK_THROWS_WITH_AS(aifc::VLLMClient{c}, doctest::Contains("ca_cert_path"), aifc::Error);
 
   server.stop();
   serving.join();

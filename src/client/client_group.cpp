@@ -32,10 +32,6 @@ void GroupConfig::validate() const {
   if (io_threads < 1) throw Error(ErrorCode::invalid_argument, "io_threads must be at least 1");
   if (observer_queue_capacity < 1)
     throw Error(ErrorCode::invalid_argument, "observer_queue_capacity must be at least 1");
-  if (transport == Transport::event_loop && !detail::is_plain_http(client.base_url))
-    throw Error(
-        ErrorCode::invalid_argument,
-        "the event_loop transport speaks plain http://; use threads (or automatic) for https://");
 }
 
 void to_json(nlohmann::json& j, const GroupConfig& c) {
@@ -461,9 +457,7 @@ BenchmarkResult ClientGroup::run() {
   if (load.duration.count() > 0)
     s.duration_end_ns =
         s.start_ns + std::chrono::duration_cast<std::chrono::nanoseconds>(load.duration).count();
-  const bool use_loops = s.config.transport == Transport::event_loop ||
-                         (s.config.transport == Transport::automatic &&
-                          detail::is_plain_http(s.config.client.base_url));
+  const bool use_loops = s.config.transport != Transport::threads;
   {
     std::lock_guard lock(s.workers_mutex);
     if (use_loops) {

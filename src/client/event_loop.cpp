@@ -17,6 +17,7 @@
 #include "client/raw_request.hpp"
 #include "http/http_response_parser.hpp"
 #include "http/socket_io.hpp"
+#include "http/tls.hpp"
 #include "http/url.hpp"
 #include "stream/stream_recorder.hpp"
 
@@ -29,11 +30,9 @@ MonoNanos ns(std::chrono::milliseconds ms) {
 
 }  // namespace
 
-bool is_plain_http(const std::string& base_url) { return base_url.rfind("http://", 0) == 0; }
-
 namespace {
 
-enum class ConnState { idle, connecting, writing, reading };
+enum class ConnState { idle, connecting, handshaking, writing, reading };
 
 struct Connection {
   explicit Connection(const ClientConfig& c) : recorder(c) {}
@@ -49,6 +48,7 @@ struct Connection {
   MonoNanos idle_limit = -1;   // from the server's Keep-Alive timeout; -1: none known
   bool watching_out = false;   // EPOLLOUT registered
   MonoNanos connect_deadline = -1;
+  std::unique_ptr<TlsStream> tls;  // https: the session over fd
   HttpResponseParser parser;
   StreamRecorder recorder;
   RequestRecord rec;
@@ -75,6 +75,8 @@ struct EventLoop::Impl {
   LoopHooks hooks;
   SocketAddress address;
   std::string origin;
+  std::string host;
+  std::shared_ptr<const TlsContext> tls_context;  // null for http://
   int epfd = -1;
   int wake_fd = -1;
   std::vector<std::unique_ptr<Connection>> connections;
@@ -90,6 +92,7 @@ struct EventLoop::Impl {
     epoll_ctl(epfd, EPOLL_CTL_MOD, c.fd, &ev);
   }
   void close_fd(Connection& c) {
+    c.tls.reset();
     if (c.fd >= 0) {
       epoll_ctl(epfd, EPOLL_CTL_DEL, c.fd, nullptr);
       ::close(c.fd);
@@ -105,7 +108,24 @@ struct EventLoop::Impl {
   bool retry_on_fresh_connection(Connection& c, TransportEnd end);
   void on_event(Connection& c, std::uint32_t events, MonoNanos now);
   void write_some(Connection& c, MonoNanos now);
+  /// Sends what the socket takes of the request over TLS; true when all of it went.
+  bool write_tls(Connection& c, MonoNanos now);
   void read_some(Connection& c, MonoNanos now);
+  void read_tls(Connection& c, MonoNanos now);
+  /// Parses `n` bytes of the buffer; false when that ended the request.
+  bool feed(Connection& c, std::size_t n, RecorderFeed& handler);
+  /// Takes the TLS handshake a step further; writes the request once it is done.
+  void handshake(Connection& c, MonoNanos now);
+  /// Read interest always; write interest when `out` (changed only when it differs).
+  void watch_out(Connection& c, bool out) {
+    if (c.watching_out == out) return;
+    set_events(c, out ? EPOLLIN | EPOLLRDHUP | EPOLLOUT : EPOLLIN | EPOLLRDHUP);
+    c.watching_out = out;
+  }
+  /// The batch's time, or the kernel's stamp of the bytes when there is one.
+  MonoNanos arrival(const Connection& c, MonoNanos stamp, MonoNanos now) const {
+    return stamp > 0 ? std::clamp(stamp - realtime_offset, c.rec.send_ns, now) : now;
+  }
   /// recv() that also reports when the kernel received the bytes (SO_TIMESTAMPNS), converted
   /// to the monotonic clock; falls back to `now` (the batch's wake-up time).
   ssize_t receive(Connection& c, MonoNanos now, MonoNanos& arrived);
@@ -131,7 +151,10 @@ struct EventLoop::Impl {
 
 void EventLoop::Impl::resolve() {
   const Url e = parse_url(config.base_url);
-  origin = fmt::format("http://{}:{}", e.host, e.port);
+  origin = e.origin;
+  host = e.host;
+  if (config.base_url.rfind("https://", 0) == 0)
+    tls_context = shared_tls_context(config.verify_tls, config.ca_cert_path);
   std::string why;
   if (!resolve_address(e.host, e.port, address, why))
     throw Error(ErrorCode::connection_failed, why);
@@ -147,8 +170,9 @@ Connection* EventLoop::Impl::acquire(MonoNanos now) {
       continue;
     }
     char probe;
-    const ssize_t n = ::recv(c->fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    if (c->tls ? c->tls->alive_when_idle()
+               : ::recv(c->fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
+                     (errno == EAGAIN || errno == EWOULDBLOCK)) {
       idle.erase(idle.begin() + static_cast<std::ptrdiff_t>(i));
       c->reused = true;
       return c;
@@ -226,6 +250,12 @@ void EventLoop::Impl::connect_and_send(Connection& c, MonoNanos send_ns) {
 }
 
 void EventLoop::Impl::write_some(Connection& c, MonoNanos now) {
+  if (c.tls) {
+    if (!write_tls(c, now)) return;
+    c.state = ConnState::reading;
+    watch_out(c, false);
+    return;
+  }
   while (c.written < c.request->size()) {
     const ssize_t n =
         ::send(c.fd, c.request->data() + c.written, c.request->size() - c.written, MSG_NOSIGNAL);
@@ -254,47 +284,72 @@ void EventLoop::Impl::write_some(Connection& c, MonoNanos now) {
   }
 }
 
-namespace {
-// Adapts the parser's callbacks to the recorder, with the batch's arrival time.
-struct BodyHandler {
-  StreamRecorder& recorder;
-  MonoNanos now;
-  bool on_headers(int status, bool event_stream) {
-    recorder.on_headers(status, event_stream, now);
-    return true;
+bool EventLoop::Impl::write_tls(Connection& c, MonoNanos now) {
+  while (c.written < c.request->size()) {
+    std::size_t put = 0;
+    switch (c.tls->write(c.request->data() + c.written, c.request->size() - c.written, put)) {
+      case TlsStream::Status::ok:
+        c.written += put;
+        continue;
+      case TlsStream::Status::want_write:
+        watch_out(c, true);
+        return false;
+      case TlsStream::Status::want_read:
+        watch_out(c, false);  // readable wakes it: on_event writes again
+        return false;
+      case TlsStream::Status::closed:
+      case TlsStream::Status::failed:
+        finish(c, c.reused ? TransportEnd::read_failed : TransportEnd::write_failed, now,
+               fmt::format("sending to {} failed: {}", origin,
+                           c.tls->error().empty() ? "connection closed" : c.tls->error()));
+        return false;
+    }
   }
-  bool on_body(const char* data, std::size_t len) { return recorder.on_body(data, len, now); }
-};
-}  // namespace
+  return true;
+}
+
+void EventLoop::Impl::handshake(Connection& c, MonoNanos now) {
+  switch (c.tls->handshake()) {
+    case TlsStream::Status::ok:
+      c.state = ConnState::writing;
+      write_some(c, now);
+      return;
+    case TlsStream::Status::want_read:
+      watch_out(c, false);
+      return;
+    case TlsStream::Status::want_write:
+      watch_out(c, true);
+      return;
+    case TlsStream::Status::closed:
+      finish(c, TransportEnd::tls_failed, now,
+             fmt::format("TLS with {} failed: the server closed the connection during the "
+                         "handshake",
+                         origin));
+      return;
+    case TlsStream::Status::failed:
+      finish(c, TransportEnd::tls_failed, now,
+             fmt::format("TLS with {} failed: {}", origin, c.tls->error()));
+      return;
+  }
+}
 
 void EventLoop::Impl::read_some(Connection& c, MonoNanos now) {
-  BodyHandler handler{c.recorder, now};
+  if (c.tls) {
+    read_tls(c, now);
+    return;
+  }
+  RecorderFeed handler{c.recorder, now};
   for (;;) {
-    const ssize_t n = receive(c, now, handler.now);
+    const ssize_t n = receive(c, now, handler.arrived);
     if (n > 0) {
-      const auto result = c.parser.feed(buffer.data(), static_cast<std::size_t>(n), handler);
-      if (c.parser.stopped()) {
-        finish(c, TransportEnd::aborted, now);
-        return;
-      }
-      if (result == HttpResponseParser::Result::error) {
-        c.recorder.fail(RequestError::malformed_stream, "bad HTTP response: " + c.parser.error());
-        finish(c, TransportEnd::aborted, now);
-        return;
-      }
-      if (result == HttpResponseParser::Result::complete) {
-        finish(c, TransportEnd::complete, handler.now);  // ends when its last byte arrived
-        return;
-      }
+      if (!feed(c, static_cast<std::size_t>(n), handler)) return;
       if (static_cast<std::size_t>(n) < buffer.size())
         return;  // drained; level-triggered epoll calls again
       continue;
     }
     if (n == 0) {
-      if (c.parser.complete_at_eof())
-        finish(c, TransportEnd::complete, now);
-      else
-        finish(c, TransportEnd::read_failed, now);
+      finish(c, c.parser.complete_at_eof() ? TransportEnd::complete : TransportEnd::read_failed,
+             now);
       return;
     }
     if (errno == EAGAIN || errno == EWOULDBLOCK) return;
@@ -304,6 +359,51 @@ void EventLoop::Impl::read_some(Connection& c, MonoNanos now) {
   }
 }
 
+void EventLoop::Impl::read_tls(Connection& c, MonoNanos now) {
+  watch_out(c, false);  // a read that needed to write has had its chance
+  RecorderFeed handler{c.recorder, now};
+  // Until OpenSSL wants more from the socket: what it holds decrypted, no poll would report.
+  for (;;) {
+    std::size_t got = 0;
+    switch (c.tls->read(buffer.data(), buffer.size(), got)) {
+      case TlsStream::Status::ok:
+        handler.arrived = arrival(c, c.tls->last_stamp(), now);
+        if (!feed(c, got, handler)) return;
+        continue;
+      case TlsStream::Status::want_read:
+        return;
+      case TlsStream::Status::want_write:
+        watch_out(c, true);
+        return;
+      case TlsStream::Status::closed:
+        finish(c, c.parser.complete_at_eof() ? TransportEnd::complete : TransportEnd::read_failed,
+               now);
+        return;
+      case TlsStream::Status::failed:
+        finish(c, TransportEnd::read_failed, now);
+        return;
+    }
+  }
+}
+
+bool EventLoop::Impl::feed(Connection& c, std::size_t n, RecorderFeed& handler) {
+  const auto result = c.parser.feed(buffer.data(), n, handler);
+  if (c.parser.stopped()) {
+    finish(c, TransportEnd::aborted, handler.arrived);
+    return false;
+  }
+  if (result == HttpResponseParser::Result::error) {
+    c.recorder.fail(RequestError::malformed_stream, "bad HTTP response: " + c.parser.error());
+    finish(c, TransportEnd::aborted, handler.arrived);
+    return false;
+  }
+  if (result == HttpResponseParser::Result::complete) {
+    finish(c, TransportEnd::complete, handler.arrived);  // ends when its last byte arrived
+    return false;
+  }
+  return true;
+}
+
 ssize_t EventLoop::Impl::receive(Connection& c, MonoNanos now, MonoNanos& arrived) {
   arrived = now;
   if (!kernel_timestamps) return ::recv(c.fd, buffer.data(), buffer.size(), 0);
@@ -311,14 +411,15 @@ ssize_t EventLoop::Impl::receive(Connection& c, MonoNanos now, MonoNanos& arrive
   const ssize_t n = receive_stamped(c.fd, buffer.data(), buffer.size(), stamp);
   // The kernel's stamp of the last packet in these bytes: never later than our wake-up, never
   // before the request was sent.
-  if (n > 0 && stamp > 0) arrived = std::clamp(stamp - realtime_offset, c.rec.send_ns, now);
+  if (n > 0) arrived = arrival(c, stamp, now);
   return n;
 }
 
 void EventLoop::Impl::on_event(Connection& c, std::uint32_t events, MonoNanos now) {
   switch (c.state) {
     case ConnState::idle:
-      close_fd(c);  // the server closed (or wrote to) an idle connection
+      // The server closed (or wrote to) an idle connection; a TLS session ticket is no reason.
+      if (!c.tls || !c.tls->alive_when_idle()) close_fd(c);
       return;
     case ConnState::connecting: {
       int err = 0;
@@ -329,11 +430,24 @@ void EventLoop::Impl::on_event(Connection& c, std::uint32_t events, MonoNanos no
                fmt::format("cannot connect to {}: {}", origin, std::strerror(err)));
         return;
       }
+      if (tls_context) {
+        c.tls = std::make_unique<TlsStream>(*tls_context, c.fd, host);
+        c.state = ConnState::handshaking;
+        handshake(c, now);
+        return;
+      }
       c.state = ConnState::writing;
       write_some(c, now);
       return;
     }
+    case ConnState::handshaking:
+      handshake(c, now);
+      return;
     case ConnState::writing:
+      if (c.tls) {  // TLS may wait for either direction
+        write_some(c, now);
+        return;
+      }
       if (!(events & EPOLLOUT) && !(events & (EPOLLERR | EPOLLHUP))) return;  // nothing to read yet
       if (events & (EPOLLERR | EPOLLHUP)) {
         finish(c, TransportEnd::read_failed, now);
@@ -375,7 +489,8 @@ MonoNanos EventLoop::Impl::check_deadlines(MonoNanos now) {
   MonoNanos next = now + 1'000'000'000;
   for (auto it = active.begin(); it != active.end();) {
     Connection& c = **it++;  // finish() removes c from the list
-    if (c.state == ConnState::connecting && c.connect_deadline >= 0) {
+    if ((c.state == ConnState::connecting || c.state == ConnState::handshaking) &&
+        c.connect_deadline >= 0) {
       if (now > c.connect_deadline) {
         finish(c, TransportEnd::connect_timeout, now,
                fmt::format("connecting to {} took longer than {} ms", origin,

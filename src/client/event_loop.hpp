@@ -31,8 +31,8 @@ struct LoopHooks {
   std::atomic<std::uint64_t>* in_flight = nullptr;
 };
 
-/// Plain-HTTP transport that runs many streams on one thread with epoll: one wake-up serves
-/// every socket that has data, and a slot is sent from the same thread that waited for it.
+/// The transport that runs many streams (http:// or https://) on one thread with epoll: one wake-up
+/// serves every socket that has data, and a slot is sent from the same thread that waited for it.
 class EventLoop {
  public:
   /// Resolves the server's address; throws Error(connection_failed) if it cannot.
@@ -54,8 +54,5 @@ class EventLoop {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
-
-/// True when the URL is plain http:// (the event loop's domain).
-bool is_plain_http(const std::string& base_url);
 
 }  // namespace aifc::detail

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cctype>
 #include <cmath>
+#include <filesystem>
 
 #include "aifc/error.hpp"
 #include "client/blocking_connection.hpp"
@@ -33,7 +34,13 @@ void configure(httplib::Client& cli, const ClientConfig& c,
   cli.set_connection_timeout(c.connect_timeout);
   cli.set_read_timeout(read_timeout);
   cli.set_write_timeout(c.connect_timeout);
-  if (!c.ca_cert_path.empty()) cli.set_ca_cert_path(c.ca_cert_path);
+  if (!c.ca_cert_path.empty()) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(c.ca_cert_path, ec))
+      cli.set_ca_cert_path("", c.ca_cert_path);
+    else
+      cli.set_ca_cert_path(c.ca_cert_path);
+  }
   cli.enable_server_certificate_verification(c.verify_tls);
 }
 
@@ -446,16 +453,6 @@ struct VLLMClient::Impl {
 namespace {
 constexpr std::size_t kReceiveBuffer = 32 * 1024;
 
-// Adapts the parser's callbacks to the recorder, with the arrival time of the bytes fed.
-struct RecorderFeed {
-  detail::StreamRecorder& recorder;
-  MonoNanos arrived;
-  bool on_headers(int status, bool event_stream) {
-    recorder.on_headers(status, event_stream, arrived);
-    return true;
-  }
-  bool on_body(const char* data, std::size_t len) { return recorder.on_body(data, len, arrived); }
-};
 }  // namespace
 
 detail::TransportEnd VLLMClient::Impl::cut_short(detail::BlockingConnection::Io io) {
@@ -504,7 +501,7 @@ detail::TransportEnd VLLMClient::Impl::exchange(const std::string& request, Requ
       return cut_short(io);
   }
   if (!buffer) buffer = std::make_unique<char[]>(kReceiveBuffer);
-  RecorderFeed feed{recorder, rec.send_ns};
+  detail::RecorderFeed feed{recorder, rec.send_ns};
   for (;;) {
     std::size_t got = 0;
     MonoNanos arrived = -1;

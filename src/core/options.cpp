@@ -467,7 +467,7 @@ std::vector<BenchmarkOption> make_benchmark_options() {
   add.group = "server";
   add("insecure", K::boolean, "https: skip certificate verification",
       [](S& s, const json& v) { s.client.verify_tls = !bool_value(v); });
-  add("ca_cert", K::text, "https: CA bundle file",
+  add("ca_cert", K::text, "https: CA certificates, a PEM file or a directory of them",
       [](S& s, const json& v) { s.client.ca_cert_path = text_value(v); });
   add.group = "timeouts";
   add("request_timeout", K::number, "seconds per request",

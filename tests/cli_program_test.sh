@@ -51,6 +51,29 @@ assert r["total_input_tokens"] == 40 * 32, r["total_input_tokens"]  # exact thro
 assert r["input_tokens_exact"] is True
 PY
 
+# https end to end: the simulator with vLLM's --ssl-certfile/--ssl-keyfile, the client trusting
+# the certificate through --ca-cert (exact prompt lengths: /tokenize goes over TLS too), and
+# refusing it without.
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost \
+  -addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout "$tmp/key.pem" -out "$tmp/cert.pem" \
+  >/dev/null 2>&1 || fail "openssl req"
+"$aifc" bench --num-prompts 30 --max-concurrency 8 --random-input-len 16 --random-output-len 4 \
+  --sim-ttft-ms 1 --sim-itl-ms 1 --sim-ssl-certfile "$tmp/cert.pem" --sim-ssl-keyfile "$tmp/key.pem" \
+  --ca-cert "$tmp/cert.pem" --save-result --result-dir "$tmp/tls" --result-filename r.json \
+  >"$tmp/out" 2>"$tmp/err" || fail "https run: $(cat "$tmp/err")"
+grep -q "simulator at https://" "$tmp/err" || fail "the simulator did not serve https: $(cat "$tmp/err")"
+python3 - "$tmp/tls/r.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["completed"] == 30 and r["failed"] == 0, (r["completed"], r["failed"])
+assert r["total_output_tokens"] == 30 * 4, r["total_output_tokens"]
+assert r["total_input_tokens"] == 30 * 16, r["total_input_tokens"]
+PY
+"$aifc" bench --num-prompts 3 --random-input-len 8 --random-output-len 2 --sim-ttft-ms 1 \
+  --sim-itl-ms 1 --sim-ssl-certfile "$tmp/cert.pem" --sim-ssl-keyfile "$tmp/key.pem" \
+  >"$tmp/out" 2>"$tmp/err" || true
+grep -q "Errors (tls):  *3" "$tmp/out" || fail "an untrusted certificate: $(cat "$tmp/out" "$tmp/err")"
+
 # --append-result adds one line per run to the file; the saved result is one line too, as vLLM
 # writes it, under vLLM's name pattern when none is given.
 for args in "--append-result --result-filename app.json" "--append-result --result-filename app.json" \

@@ -10,6 +10,7 @@
 #include <aifc/error.hpp>
 #include <aifc/simulator.hpp>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -206,6 +207,48 @@ TEST_CASE("simulator: a taken port is a clear error; configs are validated") {
   bad.error_rate = 0.7;
   bad.disconnect_rate = 0.7;
   CHECK_THROWS_AS(aifc::Simulator{bad}, aifc::Error);
+}
+
+TEST_CASE("simulator: serves https with a certificate and its key, and names a wrong file") {
+  namespace fs = std::filesystem;
+  const auto dir = fs::temp_directory_path() / ("aifc_sim_tls_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const auto cert = (dir / "cert.pem").string(), key = (dir / "key.pem").string(),
+             other_key = (dir / "other.pem").string();
+  REQUIRE(std::system(("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+                       "-keyout " +
+                       key + " -out " + cert +
+                       " >/dev/null 2>&1 && openssl genrsa "
+                       "-out " +
+                       other_key + " 2048 >/dev/null 2>&1")
+                          .c_str()) == 0);
+  aifc::SimulatorConfig cfg;
+  cfg.port = 0;
+  cfg.threads = 1;
+  cfg.ssl_certfile = cert;
+  CHECK_THROWS_WITH_AS(cfg.validate(), doctest::Contains("go together"), aifc::Error);
+  cfg.ssl_keyfile = other_key;
+  CHECK_THROWS_WITH_AS(aifc::Simulator(cfg).start(), doctest::Contains("mismatch"), aifc::Error);
+  cfg.ssl_keyfile = (dir / "missing.pem").string();
+  CHECK_THROWS_WITH_AS(aifc::Simulator(cfg).start(), doctest::Contains("ssl_keyfile"), aifc::Error);
+  cfg.ssl_keyfile = key;
+  aifc::Simulator sim(cfg);
+  const int port = sim.start();
+  CHECK(sim.base_url() == "https://127.0.0.1:" + std::to_string(port));
+  httplib::SSLClient tls("127.0.0.1", port);
+  tls.enable_server_certificate_verification(false);
+  const auto res =
+      tls.Post("/v1/completions", R"({"prompt":"a b","max_tokens":3})", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(nlohmann::json::parse(res->body)["usage"]["completion_tokens"] == 3);
+  // Plain HTTP to a TLS port is no answer, not a crash.
+  httplib::Client plain("127.0.0.1", port);
+  plain.set_read_timeout(std::chrono::seconds(5));
+  CHECK_FALSE(plain.Get("/health"));
+  CHECK(tls.Get("/health"));
+  sim.stop();
+  fs::remove_all(dir);
 }
 
 TEST_CASE("simulator: faults are drawn from the seed") {

@@ -55,8 +55,11 @@ struct AIFC_API SimulatorConfig {
   /// /v1/models with the model as parent, and accepted as a request's "model".
   std::vector<std::string> lora_modules;
   std::string api_key;  ///< when set, requests must carry "Authorization: Bearer <key>"
-  DelaySpec ttft;       ///< time to the first token
-  DelaySpec itl;        ///< time between tokens
+  /// Both set: serve https with this certificate (chain) and private key, PEM files (vLLM's
+  /// --ssl-certfile and --ssl-keyfile).
+  std::string ssl_certfile, ssl_keyfile;
+  DelaySpec ttft;  ///< time to the first token
+  DelaySpec itl;   ///< time between tokens
   std::int64_t default_max_tokens = 16;
   std::int64_t tokens_per_chunk = 1;  ///< vLLM streams one token per chunk
   std::int64_t reasoning_tokens = 0;  ///< chat: the first N tokens arrive as reasoning_content

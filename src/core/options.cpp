@@ -286,6 +286,10 @@ std::vector<SimulatorOption> make_simulator_options() {
   add("max_requests_per_connection", K::integer,
       "close a connection after N requests (Keep-Alive max); 0: never",
       [](SimulatorConfig& s, const json& v) { s.max_requests_per_connection = integer_value(v); });
+  add("ssl_certfile", K::text, "serve https with this certificate (PEM; with ssl_keyfile)",
+      [](SimulatorConfig& s, const json& v) { s.ssl_certfile = text_value(v); });
+  add("ssl_keyfile", K::text, "the private key (PEM) of ssl_certfile",
+      [](SimulatorConfig& s, const json& v) { s.ssl_keyfile = text_value(v); });
   add("fault_after_tokens", K::integer, "mid-stream faults come after this many tokens",
       [](SimulatorConfig& s, const json& v) { s.fault_after_tokens = integer_value(v); });
   add("threads", K::integer,

@@ -18,6 +18,7 @@
 #include <unordered_map>
 
 #include "aifc/error.hpp"
+#include "http/tls.hpp"
 
 namespace aifc::detail {
 
@@ -85,7 +86,9 @@ HttpResponse json_error(int status, const std::string& message) {
 
 struct Connection {
   int fd = -1;
-  std::uint64_t serial = 0;  // tells this connection's timers from those of an earlier fd
+  std::unique_ptr<TlsStream> tls;  // https: the session over fd
+  bool tls_wants_write = false;    // a read waits for the socket to take a handshake message
+  std::uint64_t serial = 0;        // tells this connection's timers from those of an earlier fd
   HttpRequestParser parser;
   std::string in;  // received, not parsed yet
   std::string out;
@@ -121,6 +124,7 @@ struct EventServer::Impl {
   int wake_fd = -1;
   int bound_port = -1;
   std::atomic<bool> stopping{false};
+  std::shared_ptr<const TlsContext> tls;  // null: plain http
 
   struct Worker {
     Impl& server;
@@ -146,6 +150,8 @@ struct EventServer::Impl {
     bool start_response(Connection& c, HttpResponse&& res, bool keep_alive);
     bool run_body(Connection& c, MonoNanos now);
     bool flush(Connection& c);
+    /// send() of the pending output, through TLS when the connection has it (errno as send's).
+    ssize_t send_some(Connection& c);
     void close_connection(Connection& c);
     void update_interest(Connection& c);
     void arm(Connection& c, MonoNanos at) { timers.push({at, c.fd, c.serial}); }
@@ -207,7 +213,7 @@ void EventServer::Impl::Worker::run() {
         c.body_paused = false;
         arm(c, c.body->due());
       }
-      if (ev & EPOLLIN) {
+      if ((ev & EPOLLIN) || c.tls_wants_write) {
         on_readable(c);
         continue;
       }
@@ -232,6 +238,7 @@ void EventServer::Impl::Worker::accept_connections(MonoNanos now) {
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     auto c = std::make_unique<Connection>();
     c->fd = fd;
+    if (server.tls) c->tls = std::make_unique<TlsStream>(*server.tls, fd);
     c->serial = next_serial++;
     c->events = EPOLLIN;
     epoll_event ev{};
@@ -247,7 +254,25 @@ void EventServer::Impl::Worker::accept_connections(MonoNanos now) {
 
 void EventServer::Impl::Worker::on_readable(Connection& c) {
   char buffer[64 * 1024];
-  while (c.in.size() < kMaxPendingInput && !c.peer_eof) {
+  c.tls_wants_write = false;
+  while (c.tls && c.in.size() < kMaxPendingInput && !c.peer_eof) {
+    std::size_t got = 0;
+    const auto status = c.tls->read(buffer, sizeof buffer, got);
+    if (status == TlsStream::Status::ok) {
+      c.in.append(buffer, got);
+    } else if (status == TlsStream::Status::closed) {
+      c.peer_eof = true;
+    } else if (status == TlsStream::Status::want_write) {
+      c.tls_wants_write = true;
+      break;
+    } else if (status == TlsStream::Status::want_read) {
+      break;
+    } else {  // a client that does not speak TLS, or a damaged record
+      close_connection(c);
+      return;
+    }
+  }
+  while (!c.tls && c.in.size() < kMaxPendingInput && !c.peer_eof) {
     const ssize_t n = ::recv(c.fd, buffer, sizeof buffer, MSG_DONTWAIT);
     if (n > 0) {
       c.in.append(buffer, static_cast<std::size_t>(n));
@@ -405,8 +430,7 @@ bool EventServer::Impl::Worker::run_body(Connection& c, MonoNanos now) {
 
 bool EventServer::Impl::Worker::flush(Connection& c) {
   while (c.pending_output() > 0) {
-    const ssize_t n =
-        ::send(c.fd, c.out.data() + c.out_sent, c.pending_output(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    const ssize_t n = send_some(c);
     if (n > 0) {
       c.out_sent += static_cast<std::size_t>(n);
     } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -431,6 +455,23 @@ bool EventServer::Impl::Worker::flush(Connection& c) {
   return true;
 }
 
+ssize_t EventServer::Impl::Worker::send_some(Connection& c) {
+  if (!c.tls)
+    return ::send(c.fd, c.out.data() + c.out_sent, c.pending_output(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  std::size_t put = 0;
+  switch (c.tls->write(c.out.data() + c.out_sent, c.pending_output(), put)) {
+    case TlsStream::Status::ok:
+      return static_cast<ssize_t>(put);
+    case TlsStream::Status::want_read:
+    case TlsStream::Status::want_write:
+      errno = EAGAIN;
+      return -1;
+    default:
+      errno = EPIPE;
+      return -1;
+  }
+}
+
 void EventServer::Impl::Worker::close_connection(Connection& c) {
   const int fd = c.fd;
   epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nullptr);
@@ -441,7 +482,7 @@ void EventServer::Impl::Worker::close_connection(Connection& c) {
 void EventServer::Impl::Worker::update_interest(Connection& c) {
   std::uint32_t want = 0;
   if (!c.peer_eof && !c.closing && c.in.size() < kMaxPendingInput) want |= EPOLLIN;
-  if (c.pending_output() > 0) want |= EPOLLOUT;
+  if (c.pending_output() > 0 || c.tls_wants_write) want |= EPOLLOUT;
   if (want == c.events) return;
   epoll_event ev{};
   ev.events = want;
@@ -461,6 +502,8 @@ EventServer::~EventServer() { stop(); }
 int EventServer::start() {
   auto& s = *impl_;
   if (s.listen_fd >= 0) throw Error(ErrorCode::invalid_state, "the server is already running");
+  if (!s.options.tls_cert_file.empty() || !s.options.tls_key_file.empty())
+    s.tls = TlsContext::for_server(s.options.tls_cert_file, s.options.tls_key_file);
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;

@@ -53,6 +53,8 @@ struct EventServerOptions {
   /// >= 0: shut the connection down this long after each complete response although its
   /// headers promised keep-alive (a habit seen in llama.cpp's server); < 0: never.
   std::chrono::nanoseconds close_after_response{-1};
+  /// Both set: serve https with this certificate (chain) and private key, PEM files.
+  std::string tls_cert_file, tls_key_file;
 };
 
 /// An HTTP/1.1 server on epoll: a few threads serve every connection, each with its own epoll

@@ -137,6 +137,29 @@ TlsContext::TlsContext(bool verify, const std::string& ca_cert_path) : verify_(v
   ctx_ = ctx;
 }
 
+std::shared_ptr<const TlsContext> TlsContext::for_server(const std::string& cert_file,
+                                                         const std::string& key_file) {
+  std::shared_ptr<TlsContext> made(new TlsContext());
+  SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+  if (!ctx) throw Error(ErrorCode::io_error, "TLS: cannot create a context: " + openssl_error());
+  made->ctx_ = ctx;  // freed by the context from here on
+  made->verify_ = false;
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_read_ahead(ctx, 1);
+  SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  if (SSL_CTX_use_certificate_chain_file(ctx, cert_file.c_str()) != 1)
+    throw Error(ErrorCode::invalid_argument,
+                fmt::format("ssl_certfile: cannot use '{}': {}", cert_file, openssl_error()));
+  if (SSL_CTX_use_PrivateKey_file(ctx, key_file.c_str(), SSL_FILETYPE_PEM) != 1)
+    throw Error(ErrorCode::invalid_argument,
+                fmt::format("ssl_keyfile: cannot use '{}': {}", key_file, openssl_error()));
+  if (SSL_CTX_check_private_key(ctx) != 1)
+    throw Error(ErrorCode::invalid_argument,
+                fmt::format("ssl_keyfile: '{}' is not the key of '{}'", key_file, cert_file));
+  return made;
+}
+
 TlsContext::~TlsContext() { SSL_CTX_free(static_cast<SSL_CTX*>(ctx_)); }
 
 std::shared_ptr<const TlsContext> shared_tls_context(bool verify, const std::string& ca_cert_path) {
@@ -150,8 +173,7 @@ std::shared_ptr<const TlsContext> shared_tls_context(bool verify, const std::str
   return made;
 }
 
-TlsStream::TlsStream(const TlsContext& context, int fd, const std::string& host)
-    : socket_(std::make_unique<TlsSocket>()) {
+bool TlsStream::open(const TlsContext& context, int fd) {
   socket_->fd = fd;
   ERR_clear_error();
   SSL* ssl = SSL_new(static_cast<SSL_CTX*>(context.native()));
@@ -159,11 +181,23 @@ TlsStream::TlsStream(const TlsContext& context, int fd, const std::string& host)
   if (!ssl || !bio) {
     error_ = "cannot start a TLS session: " + openssl_error();
     SSL_free(ssl);
-    return;
+    return false;
   }
   BIO_set_data(bio, socket_.get());
   BIO_set_init(bio, 1);
   SSL_set_bio(ssl, bio, bio);
+  ssl_ = ssl;
+  return true;
+}
+
+TlsStream::TlsStream(const TlsContext& context, int fd) : socket_(std::make_unique<TlsSocket>()) {
+  if (open(context, fd)) SSL_set_accept_state(as_ssl(ssl_));
+}
+
+TlsStream::TlsStream(const TlsContext& context, int fd, const std::string& host)
+    : socket_(std::make_unique<TlsSocket>()) {
+  if (!open(context, fd)) return;
+  SSL* ssl = as_ssl(ssl_);
   const bool ip = is_ip_address(host);
   if (!ip) SSL_set_tlsext_host_name(ssl, host.c_str());
   if (context.verifies()) {
@@ -173,7 +207,6 @@ TlsStream::TlsStream(const TlsContext& context, int fd, const std::string& host)
       SSL_set1_host(ssl, host.c_str());
   }
   SSL_set_connect_state(ssl);
-  ssl_ = ssl;
 }
 
 TlsStream::~TlsStream() { SSL_free(as_ssl(ssl_)); }
@@ -216,6 +249,7 @@ TlsStream::Status TlsStream::handshake() {
 
 TlsStream::Status TlsStream::read(char* data, std::size_t size, std::size_t& got) {
   got = 0;
+  if (!ssl_) return Status::failed;
   ERR_clear_error();
   errno = 0;
   if (SSL_read_ex(as_ssl(ssl_), data, size, &got) == 1) return Status::ok;
@@ -224,15 +258,17 @@ TlsStream::Status TlsStream::read(char* data, std::size_t size, std::size_t& got
 
 TlsStream::Status TlsStream::write(const char* data, std::size_t size, std::size_t& put) {
   put = 0;
+  if (!ssl_) return Status::failed;
   ERR_clear_error();
   errno = 0;
   if (SSL_write_ex(as_ssl(ssl_), data, size, &put) == 1) return Status::ok;
   return classify(0, "TLS write");
 }
 
-bool TlsStream::has_buffered() const noexcept { return SSL_has_pending(as_ssl(ssl_)) == 1; }
+bool TlsStream::has_buffered() const noexcept { return ssl_ && SSL_has_pending(as_ssl(ssl_)) == 1; }
 
 bool TlsStream::alive_when_idle() {
+  if (!ssl_) return false;
   char probe;
   const ssize_t n = ::recv(socket_->fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return !has_buffered();

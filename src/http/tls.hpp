@@ -15,6 +15,10 @@ class TlsContext {
   /// system's CAs when empty) and that it names the host. Throws Error(invalid_argument) when
   /// the CA file cannot be used.
   TlsContext(bool verify, const std::string& ca_cert_path);
+  /// A server's context: its certificate (chain) and private key, PEM files. Throws
+  /// Error(invalid_argument) naming the file that cannot be used.
+  static std::shared_ptr<const TlsContext> for_server(const std::string& cert_file,
+                                                      const std::string& key_file);
   ~TlsContext();
   TlsContext(const TlsContext&) = delete;
   TlsContext& operator=(const TlsContext&) = delete;
@@ -23,6 +27,7 @@ class TlsContext {
   void* native() const noexcept { return ctx_; }  ///< SSL_CTX*
 
  private:
+  TlsContext() = default;
   void* ctx_ = nullptr;
   bool verify_ = true;
 };
@@ -43,6 +48,8 @@ class TlsStream {
   /// `host` is sent as SNI (unless it is an IP address) and, when the context verifies, must be
   /// named by the certificate. The stream does not own `fd`.
   TlsStream(const TlsContext& context, int fd, const std::string& host);
+  /// The server's side of a session on an accepted socket (a context from for_server()).
+  TlsStream(const TlsContext& context, int fd);
   ~TlsStream();
   TlsStream(const TlsStream&) = delete;
   TlsStream& operator=(const TlsStream&) = delete;
@@ -65,6 +72,8 @@ class TlsStream {
 
  private:
   Status classify(int rc, const char* operation);
+  /// Makes the session; false (with error_ set) when OpenSSL cannot.
+  bool open(const TlsContext& context, int fd);
   std::unique_ptr<TlsSocket> socket_;
   void* ssl_ = nullptr;  // SSL*
   std::string error_;

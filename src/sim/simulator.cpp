@@ -159,6 +159,8 @@ void to_json(nlohmann::json& j, const SimulatorConfig& c) {
                      {"chars_per_token", c.chars_per_token},
                      {"close_after_response_ms", c.close_after_response.count()},
                      {"max_requests_per_connection", c.max_requests_per_connection},
+                     {"ssl_certfile", c.ssl_certfile},
+                     {"ssl_keyfile", c.ssl_keyfile},
                      {"fault_after_tokens", c.fault_after_tokens},
                      {"seed", c.seed},
                      {"threads", c.threads}};
@@ -210,6 +212,8 @@ void from_json(const nlohmann::json& j, SimulatorConfig& c) {
   c.max_requests_per_connection =
       j.value("max_requests_per_connection", c.max_requests_per_connection);
   c.fault_after_tokens = j.value("fault_after_tokens", c.fault_after_tokens);
+  c.ssl_certfile = j.value("ssl_certfile", c.ssl_certfile);
+  c.ssl_keyfile = j.value("ssl_keyfile", c.ssl_keyfile);
   c.seed = j.value("seed", c.seed);
   c.threads = j.value("threads", c.threads);
 }
@@ -230,6 +234,8 @@ void SimulatorConfig::validate() const {
   if (close_after_response.count() < -1)
     bad("close_after_response must be -1 (off) or a delay in ms");
   if (max_requests_per_connection < 0) bad("max_requests_per_connection must not be negative");
+  if (ssl_certfile.empty() != ssl_keyfile.empty())
+    bad("ssl_certfile and ssl_keyfile go together (https needs both)");
   if (stall.count() < 0) bad("stall must not be negative");
   if (fault_after_tokens < 0) bad("fault_after_tokens must not be negative");
   if (error_status < 400 || error_status > 599) bad("error_status must be an HTTP error status");
@@ -800,6 +806,8 @@ int Simulator::start() {
   options.threads = static_cast<int>(s.config.threads);
   options.max_requests_per_connection = s.config.max_requests_per_connection;
   options.close_after_response = s.config.close_after_response;
+  options.tls_cert_file = s.config.ssl_certfile;
+  options.tls_key_file = s.config.ssl_keyfile;
   s.server = std::make_unique<detail::EventServer>(
       options, [&s](detail::HttpRequest& req) { return s.handle(req); });
   try {
@@ -830,7 +838,8 @@ void Simulator::wait() {
 int Simulator::port() const noexcept { return impl_->bound_port; }
 
 std::string Simulator::base_url() const {
-  return fmt::format("http://{}:{}", impl_->config.host, impl_->bound_port);
+  return fmt::format("{}://{}:{}", impl_->config.ssl_certfile.empty() ? "http" : "https",
+                     impl_->config.host, impl_->bound_port);
 }
 
 nlohmann::json Simulator::stats() const {

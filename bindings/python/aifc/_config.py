@@ -208,6 +208,8 @@ class SimulatorConfig(_Config):
     chars_per_token: int = _d("simulator", "chars_per_token")
     close_after_response_ms: int = _d("simulator", "close_after_response_ms")
     max_requests_per_connection: int = _d("simulator", "max_requests_per_connection")
+    ssl_certfile: str = _d("simulator", "ssl_certfile")
+    ssl_keyfile: str = _d("simulator", "ssl_keyfile")
     fault_after_tokens: int = _d("simulator", "fault_after_tokens")
     seed: int = _d("simulator", "seed")
     threads: int = _d("simulator", "threads")

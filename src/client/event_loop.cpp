@@ -369,6 +369,9 @@ void EventLoop::Impl::read_tls(Connection& c, MonoNanos now) {
       case TlsStream::Status::ok:
         handler.arrived = arrival(c, c.tls->last_stamp(), now);
         if (!feed(c, got, handler)) return;
+        // Drained: asking again would cost a read that finds nothing; level-triggered epoll
+        // reports what the socket still holds.
+        if (got < buffer.size() && !c.tls->has_buffered()) return;
         continue;
       case TlsStream::Status::want_read:
         return;

@@ -845,6 +845,12 @@ TEST_CASE(
   c.verify_tls = true;
   c.ca_cert_path = key;
   CHECK_THROWS_WITH_AS(aifc::VLLMClient{c}, doctest::Contains("ca_cert_path"), aifc::Error);
+  g.client = c;
+  for (const auto transport : {aifc::Transport::event_loop, aifc::Transport::threads}) {
+    g.transport = transport;
+    aifc::ClientGroup group(g, {aifc::Prompt{"x y", 2, false, 2}});
+    CHECK_THROWS_WITH_AS(group.run(), doctest::Contains("ca_cert_path"), aifc::Error);
+  }
 
   server.stop();
   serving.join();

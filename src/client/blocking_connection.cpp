@@ -10,20 +10,14 @@
 #include <cerrno>
 #include <cstring>
 
-#include "aifc/error.hpp"
-
 namespace aifc::detail {
 
 BlockingConnection::BlockingConnection(const Url& url, std::shared_ptr<const TlsContext> tls)
-    : url_(url), tls_context_(std::move(tls)) {
-  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (wake_fd_ < 0)
-    throw Error(ErrorCode::io_error, fmt::format("eventfd(): {}", std::strerror(errno)));
-}
+    : url_(url), tls_context_(std::move(tls)) {}
 
 BlockingConnection::~BlockingConnection() {
   close();
-  ::close(wake_fd_);
+  if (const int wake = wake_fd_.load(); wake >= 0) ::close(wake);
 }
 
 void BlockingConnection::close() noexcept {
@@ -42,17 +36,23 @@ bool BlockingConnection::usable_after_idle() {
 }
 
 void BlockingConnection::interrupt() noexcept {
-  const std::uint64_t one = 1;
-  [[maybe_unused]] const auto n = ::write(wake_fd_, &one, sizeof one);
+  interrupted_.store(true);
+  if (const int wake = wake_fd_.load(); wake >= 0) {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] const auto n = ::write(wake, &one, sizeof one);
+  }
 }
 
 void BlockingConnection::clear_interrupt() noexcept {
-  std::uint64_t drained;
-  [[maybe_unused]] const auto n = ::read(wake_fd_, &drained, sizeof drained);
+  interrupted_.store(false);
+  if (const int wake = wake_fd_.load(); wake >= 0) {
+    std::uint64_t drained;
+    [[maybe_unused]] const auto n = ::read(wake, &drained, sizeof drained);
+  }
 }
 
 BlockingConnection::Io BlockingConnection::wait(short events, MonoNanos deadline) {
-  pollfd fds[2] = {{fd_, events, 0}, {wake_fd_, POLLIN, 0}};
+  pollfd fds[2] = {{fd_, events, 0}, {wake_fd_.load(), POLLIN, 0}};
   for (;;) {
     const MonoNanos left = deadline - mono_now();
     if (left <= 0) return Io::deadline;
@@ -72,6 +72,14 @@ BlockingConnection::Io BlockingConnection::wait(short events, MonoNanos deadline
 BlockingConnection::Io BlockingConnection::connect(MonoNanos deadline) {
   close();
   failed_in_tls_ = false;
+  if (wake_fd_.load() < 0) {
+    const int wake = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (wake < 0)
+      return fail(
+          fmt::format("cannot connect to {}: eventfd(): {}", url_.origin, std::strerror(errno)));
+    wake_fd_.store(wake);
+    if (interrupted_.load()) interrupt();  // an interrupt that came before there was a fd
+  }
   if (!resolved_) {
     std::string why;
     if (!resolve_address(url_.host, url_.port, address_, why)) return fail(why);
@@ -98,14 +106,12 @@ BlockingConnection::Io BlockingConnection::connect(MonoNanos deadline) {
   if (!tls_context_) return Io::done;
   tls_ = std::make_unique<TlsStream>(*tls_context_, fd_, url_.host);
   for (;;) {
-    switch (tls_->handshake()) {
+    switch (const auto status = tls_->handshake()) {
       case TlsStream::Status::ok:
         return Io::done;
       case TlsStream::Status::want_read:
-        io = wait(POLLIN, deadline);
-        break;
       case TlsStream::Status::want_write:
-        io = wait(POLLOUT, deadline);
+        io = wait_for_tls(status, deadline);
         break;
       case TlsStream::Status::closed:
         failed_in_tls_ = true;
@@ -135,15 +141,13 @@ BlockingConnection::Io BlockingConnection::write_all(std::string_view bytes, Mon
     Io io = Io::done;
     if (tls_) {
       std::size_t put = 0;
-      switch (tls_->write(from, left, put)) {
+      switch (const auto status = tls_->write(from, left, put)) {
         case TlsStream::Status::ok:
           sent += put;
           continue;
         case TlsStream::Status::want_read:
-          io = wait(POLLIN, deadline);
-          break;
         case TlsStream::Status::want_write:
-          io = wait(POLLOUT, deadline);
+          io = wait_for_tls(status, deadline);
           break;
         case TlsStream::Status::closed:
           return Io::closed;

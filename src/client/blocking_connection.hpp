@@ -1,5 +1,8 @@
 #pragma once
 
+#include <poll.h>
+
+#include <atomic>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -25,8 +28,7 @@ class BlockingConnection {
     failed,       ///< error() says why
   };
 
-  /// `tls` may be null for http://. Throws Error(io_error) when no wake-up descriptor can be
-  /// made (the process is out of file descriptors).
+  /// `tls` may be null for http://. Never throws for lack of descriptors: connect() reports it.
   BlockingConnection(const Url& url, std::shared_ptr<const TlsContext> tls);
   ~BlockingConnection();
   BlockingConnection(const BlockingConnection&) = delete;
@@ -54,6 +56,10 @@ class BlockingConnection {
  private:
   /// Waits until the socket is readable (`events` POLLIN) or writable (POLLOUT).
   Io wait(short events, MonoNanos deadline);
+  /// Waits for what OpenSSL asked for: want_read readable, want_write writable.
+  Io wait_for_tls(TlsStream::Status wanted, MonoNanos deadline) {
+    return wait(wanted == TlsStream::Status::want_read ? POLLIN : POLLOUT, deadline);
+  }
   Io fail(std::string message) {
     error_ = std::move(message);
     return Io::failed;
@@ -67,7 +73,9 @@ class BlockingConnection {
   bool more_waiting_ = false;  // the last read filled the buffer: read again before waiting
   bool failed_in_tls_ = false;
   int fd_ = -1;
-  int wake_fd_ = -1;
+  // Made with the first connection (so that a client costs no descriptor until it is used).
+  std::atomic<int> wake_fd_{-1};
+  std::atomic<bool> interrupted_{false};
   std::unique_ptr<TlsStream> tls_;
   std::string error_;
 };

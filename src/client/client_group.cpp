@@ -16,6 +16,7 @@
 #include "client/event_loop.hpp"
 #include "client/observer_channel.hpp"
 #include "client/raw_request.hpp"
+#include "http/tls.hpp"
 #include "util/durations.hpp"
 #include "util/json_numbers.hpp"
 
@@ -158,6 +159,9 @@ struct ClientGroup::State {
   std::vector<std::unique_ptr<detail::EventLoop>> loops;
   std::vector<std::thread> loop_threads;
   std::vector<std::string> raw_requests;
+  // Held for the run, so that every client made later (on the controller's thread) shares it
+  // and none can fail to load the CA certificates there.
+  std::shared_ptr<const detail::TlsContext> tls_context;
 
   void spawn_worker();
   void worker_loop(Worker& w);
@@ -457,6 +461,9 @@ BenchmarkResult ClientGroup::run() {
   if (load.duration.count() > 0)
     s.duration_end_ns =
         s.start_ns + std::chrono::duration_cast<std::chrono::nanoseconds>(load.duration).count();
+  if (s.config.client.base_url.rfind("https://", 0) == 0)
+    s.tls_context =
+        detail::shared_tls_context(s.config.client.verify_tls, s.config.client.ca_cert_path);
   const bool use_loops = s.config.transport != Transport::threads;
   {
     std::lock_guard lock(s.workers_mutex);

@@ -72,3 +72,25 @@ def test_bad_arguments_raise_clear_python_errors():
         aifc.VLLMClient(base_url="http://x", stream="yes")
     with pytest.raises(aifc.AifcError, match="cannot reach"):
         aifc.VLLMClient(base_url="http://127.0.0.1:1").list_models()
+
+
+def test_https_end_to_end_with_the_ca_and_refused_without(tmp_path):
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True)
+    with aifc.Simulator(itl_ms=1, ssl_certfile=str(cert), ssl_keyfile=str(key)) as s:
+        assert s.url.startswith("https://")
+        rec = aifc.VLLMClient(base_url=s.url, ca_cert_path=str(cert)).send("a b c", 5)
+        assert rec["ok"], rec["error_message"]
+        assert len(rec["token_ns"]) == 5 and rec["input_tokens"] == 3
+        result = aifc.run_benchmark(base_url=s.url, ca_cert=str(cert), num_prompts=20,
+                                    max_concurrency=4, random_input_len=8, random_output_len=3)
+        assert result.summary["completed"] == 20 and result.summary["total_output_tokens"] == 60
+        refused = aifc.VLLMClient(base_url=s.url).send("a b c", 5)
+        assert refused["error"] == "tls" and "certificate" in refused["error_message"]
+    with pytest.raises(aifc.AifcError, match="ssl_keyfile"):
+        aifc.Simulator(ssl_certfile=str(cert), ssl_keyfile=str(tmp_path / "missing.pem")).start()

@@ -633,11 +633,14 @@ std::vector<BenchmarkOption> make_benchmark_options() {
   });
   // How it is sent.
   add.group = "transport";
-  add("transport", K::text, "automatic (default) | event_loop | threads", [](S& s, const json& v) {
-    s.transport = enum_value<Transport>(
-        v, "automatic, event_loop, threads",
-        {{"auto", Transport::automatic}, {"event-loop", Transport::event_loop}});
-  });
+  add("transport", K::text,
+      "event_loop: every stream on epoll threads, http and https (automatic, the default); "
+      "threads: a thread and a blocking connection per stream",
+      [](S& s, const json& v) {
+        s.transport = enum_value<Transport>(
+            v, "automatic, event_loop, threads",
+            {{"auto", Transport::automatic}, {"event-loop", Transport::event_loop}});
+      });
   add("io_threads", K::integer, "event-loop threads",
       [](S& s, const json& v) { s.io_threads = integer_value(v); });
   add("max_clients", K::integer, "most connections when concurrency is unbounded",

@@ -612,6 +612,49 @@ TEST_CASE("vllm_client: a hostile server's habits are the same failure on both t
   }
 }
 
+TEST_CASE("vllm_client: an https URL to a server that does not speak TLS is a tls failure") {
+  // A plain-HTTP server answers the ClientHello with an HTTP error; another closes at once.
+  for (const bool answers : {true, false}) {
+    const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+    REQUIRE(::listen(listener, 16) == 0);
+    std::thread serving([&] {
+      for (;;) {
+        const int fd = ::accept(listener, nullptr, nullptr);
+        if (fd < 0) return;
+        char buf[4096];
+        if (answers && ::recv(fd, buf, sizeof buf, 0) > 0)
+          send_all(fd,
+                   "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        ::close(fd);
+      }
+    });
+    aifc::GroupConfig g;
+    g.client.base_url = "https://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+    g.client.model = "m";
+    g.load.num_requests = 3;
+    for (const auto transport : {aifc::Transport::event_loop, aifc::Transport::threads}) {
+      g.transport = transport;
+      const auto result = aifc::ClientGroup(g, {aifc::Prompt{"x y", 2, false, 2}}).run();
+      REQUIRE(result.records.size() == 3);
+      for (const auto& r : result.records) {
+        CAPTURE(r.error_message);
+        CHECK(r.error == aifc::RequestError::tls);
+        CHECK(r.error_message.find("TLS with https://127.0.0.1:") == 0);
+        if (answers) CHECK(r.error_message.find("rather than https://?") != std::string::npos);
+      }
+    }
+    ::shutdown(listener, SHUT_RDWR);
+    ::close(listener);
+    serving.join();
+  }
+}
+
 TEST_CASE("vllm_client: request body follows the OpenAI and vLLM conventions") {
   aifc::ClientConfig c;
   c.model = "m";

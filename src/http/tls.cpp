@@ -232,7 +232,12 @@ TlsStream::Status TlsStream::classify(int rc, const char* operation) {
                              X509_verify_cert_error_string(verdict));
         ERR_clear_error();
       } else {
-        error_ = fmt::format("{}: {}", operation, openssl_error());
+        const bool plain_answer =
+            ERR_GET_REASON(ERR_peek_last_error()) == SSL_R_WRONG_VERSION_NUMBER;
+        error_ = fmt::format("{}: {}{}", operation, openssl_error(),
+                             plain_answer ? " (the server answers without TLS: is the URL "
+                                            "http:// rather than https://?)"
+                                          : "");
       }
       return Status::failed;
   }

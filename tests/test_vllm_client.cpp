@@ -372,10 +372,11 @@ struct RawServer {
         if (fd < 0) return;
         std::lock_guard lock(mutex);
         connections.emplace_back([this, fd] {
-          // The whole request (headers and a JSON body) before answering.
+          // The whole request (headers, and a JSON body unless it is a GET) before answering.
           std::string request;
           char buf[8192];
-          while (request.find("\r\n\r\n") == std::string::npos || request.back() != '}') {
+          while (request.find("\r\n\r\n") == std::string::npos ||
+                 (request.rfind("GET ", 0) != 0 && request.back() != '}')) {
             const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
             if (n <= 0) break;
             request.append(buf, static_cast<std::size_t>(n));
@@ -653,6 +654,35 @@ TEST_CASE("vllm_client: an https URL to a server that does not speak TLS is a tl
     ::close(listener);
     serving.join();
   }
+}
+
+TEST_CASE("vllm_client: a set-up call's answer is bounded, and a bad one is named") {
+  // 100 MiB promised and sent to GET /v1/models: the call fails past 64 MiB, in bounded memory.
+  RawServer huge([](int fd) {
+    send_all(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+                     std::to_string(100 << 20) + "\r\n\r\n");
+    const std::string piece(1 << 20, ' ');
+    for (int i = 0; i < 100 && send_all(fd, piece); ++i) {
+    }
+  });
+  aifc::ClientConfig c;
+  c.base_url = huge.url();
+  reset_peak_rss();
+  const long before = peak_rss_kib();
+  CHECK_THROWS_WITH_AS(aifc::VLLMClient(c).list_models(),
+                       doctest::Contains("the answer is larger than 64 MiB"), aifc::Error);
+  if (kMeasuresMemory) CHECK(peak_rss_kib() - before < 160 * 1024);
+  // Not HTTP at all: a server error naming it, not "cannot reach".
+  RawServer garbage([](int fd) { send_all(fd, "SSH-2.0-OpenSSH_9.2\r\n"); });
+  c.base_url = garbage.url();
+  try {
+    aifc::VLLMClient(c).list_models();
+    FAIL("no error");
+  } catch (const aifc::Error& e) {
+    CHECK(e.code() == aifc::ErrorCode::server_error);
+    CHECK(std::string(e.what()).find("bad HTTP response") != std::string::npos);
+  }
+  CHECK_FALSE(aifc::VLLMClient(c).health());
 }
 
 TEST_CASE("vllm_client: request body follows the OpenAI and vLLM conventions") {

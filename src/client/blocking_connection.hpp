@@ -35,6 +35,7 @@ class BlockingConnection {
   BlockingConnection& operator=(const BlockingConnection&) = delete;
 
   bool is_open() const noexcept { return fd_ >= 0; }
+  const std::shared_ptr<const TlsContext>& tls_context() const noexcept { return tls_context_; }
   /// For a connection that sat idle: true when the server has not closed it meanwhile.
   bool usable_after_idle();
   void close() noexcept;

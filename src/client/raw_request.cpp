@@ -9,19 +9,37 @@
 
 namespace aifc::detail {
 
-std::string raw_request_head(const ClientConfig& config) {
+namespace {
+
+// The request line and the headers every request to the server carries.
+std::string head(const ClientConfig& config, std::string_view method, std::string_view path) {
   const Url e = parse_url(config.base_url);
   std::string host = e.host.find(':') != std::string::npos ? "[" + e.host + "]" : e.host;
   const bool https = config.base_url.rfind("https://", 0) == 0;
   if (e.port != (https ? "443" : "80")) host += ":" + e.port;
   std::string r = fmt::format(
-      "POST {}{} HTTP/1.1\r\nHost: {}\r\nUser-Agent: aifc/{}\r\nContent-Type: application/json\r\n"
-      "Accept-Encoding: identity\r\nConnection: keep-alive\r\n",
-      e.prefix, config.endpoint, host, version());
-  if (config.stream) r += "Accept: text/event-stream\r\n";
+      "{} {}{} HTTP/1.1\r\nHost: {}\r\nUser-Agent: aifc/{}\r\nAccept-Encoding: identity\r\n"
+      "Connection: keep-alive\r\n",
+      method, e.prefix, path, host, version());
   if (!config.api_key.empty()) r += "Authorization: Bearer " + config.api_key + "\r\n";
   for (const auto& [k, v] : config.headers) r += k + ": " + v + "\r\n";
   return r;
+}
+
+}  // namespace
+
+std::string raw_request_head(const ClientConfig& config) {
+  std::string r = head(config, "POST", config.endpoint);
+  r += "Content-Type: application/json\r\n";
+  if (config.stream) r += "Accept: text/event-stream\r\n";
+  return r;
+}
+
+std::string raw_side_request(const ClientConfig& config, std::string_view method,
+                             std::string_view path, const std::string* body) {
+  if (!body) return head(config, method, path) + "\r\n";
+  return build_raw_request(head(config, method, path) + "Content-Type: application/json\r\n",
+                           *body);
 }
 
 std::string build_raw_request(std::string_view head, const std::string& body,

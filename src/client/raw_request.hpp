@@ -13,6 +13,10 @@ namespace aifc::detail {
 
 /// The request line and the fixed headers of every request of `config`, each ending in CRLF.
 std::string raw_request_head(const ClientConfig& config);
+/// A set-up call's request (GET /v1/models, POST /tokenize, ...) to `path` below the base URL,
+/// with the config's credentials and headers, and a JSON body when `body` is not null.
+std::string raw_side_request(const ClientConfig& config, std::string_view method,
+                             std::string_view path, const std::string* body);
 /// The full HTTP/1.1 request for one prepared body, with an "x-request-id" header when
 /// `request_id` is not empty.
 std::string build_raw_request(std::string_view head, const std::string& body,

@@ -1,12 +1,10 @@
 #include "aifc/vllm_client.hpp"
 
 #include <fmt/format.h>
-#include <httplib.h>
 
 #include <atomic>
 #include <cctype>
 #include <cmath>
-#include <filesystem>
 
 #include "aifc/error.hpp"
 #include "client/blocking_connection.hpp"
@@ -22,29 +20,7 @@
 #include "util/json_values.hpp"
 
 namespace aifc {
-namespace {
-
-void configure(httplib::Client& cli, const ClientConfig& c,
-               std::chrono::milliseconds read_timeout) {
-  cli.set_keep_alive(true);
-  cli.set_tcp_nodelay(true);
-  // A compressed event stream would be buffered by the compressor and ruin every timestamp.
-  cli.set_decompress(false);
-  cli.set_compress(false);
-  cli.set_connection_timeout(c.connect_timeout);
-  cli.set_read_timeout(read_timeout);
-  cli.set_write_timeout(c.connect_timeout);
-  if (!c.ca_cert_path.empty()) {
-    std::error_code ec;
-    if (std::filesystem::is_directory(c.ca_cert_path, ec))
-      cli.set_ca_cert_path("", c.ca_cert_path);
-    else
-      cli.set_ca_cert_path(c.ca_cert_path);
-  }
-  cli.enable_server_certificate_verification(c.verify_tls);
-}
-
-}  // namespace
+namespace {}  // namespace
 
 void SamplingParams::validate() const {
   auto bad = [](const std::string& what) { throw Error(ErrorCode::invalid_argument, what); };
@@ -390,39 +366,25 @@ struct VLLMClient::Impl {
         connection(url, config.base_url.rfind("https://", 0) == 0
                             ? detail::shared_tls_context(config.verify_tls, config.ca_cert_path)
                             : nullptr),
+        side_connection(url, connection.tls_context()),
         request_head(detail::raw_request_head(config)),
         body_with_max_tokens(config, true),
         body_without_max_tokens(config, false) {}
 
-  // A connection of its own for set-up calls, so they never disturb the measuring one.
-  httplib::Client& side_client() {
-    if (!side) {
-      side = std::make_unique<httplib::Client>(url.origin);
-      configure(*side, config, std::min(config.read_timeout, std::chrono::milliseconds(30'000)));
-    }
-    return *side;
-  }
-
   std::optional<std::int64_t> count_with(TokenizerApi api, const std::string& text);
 
-  /// A set-up call, made again once on a fresh connection when the kept-alive one had been
-  /// closed by the server (the same habit the measuring path handles).
-  template <class Call>
-  httplib::Result side_call(Call&& call) {
-    auto res = call(side_client());
-    if (!res && (res.error() == httplib::Error::Read || res.error() == httplib::Error::Write)) {
-      side_client().stop();
-      res = call(side_client());
-    }
-    return res;
-  }
-
-  httplib::Headers side_headers() const {
-    httplib::Headers h;
-    if (!config.api_key.empty()) h.emplace("Authorization", "Bearer " + config.api_key);
-    for (const auto& [k, v] : config.headers) h.emplace(k, v);
-    return h;
-  }
+  /// A set-up call's answer: status 0 when none came (`error` says why).
+  struct SideAnswer {
+    int status = 0;
+    std::string body;
+    std::string error;
+    bool reached = false;  ///< a connection was made (the failure came after)
+  };
+  /// A set-up call (GET /v1/models, POST /tokenize, ...) on a connection of its own, so that it
+  /// never disturbs the measuring one; made again once on a fresh connection when the kept-alive
+  /// one had been closed by the server (the habit the measuring path handles too).
+  SideAnswer side_call(std::string_view method, std::string_view path,
+                       const std::string* body = nullptr);
 
   RequestRecord send(const PreparedRequest& prepared, MonoNanos scheduled_ns,
                      std::string_view request_id);
@@ -436,6 +398,7 @@ struct VLLMClient::Impl {
   ClientConfig config;
   detail::Url url;
   detail::BlockingConnection connection;
+  detail::BlockingConnection side_connection;  // set-up calls
   std::string request_head;  // the request line and fixed headers of every measured request
   BodyTemplate body_with_max_tokens, body_without_max_tokens;  // what prepare() fills in
   detail::HttpResponseParser parser;
@@ -445,15 +408,96 @@ struct VLLMClient::Impl {
   // The kept-alive connection's life, to decide whether it may carry the next request.
   std::int64_t responses_on_connection = 0;
   MonoNanos idle_since = -1;
-  MonoNanos idle_limit = -1;  // from the server's Keep-Alive timeout; -1: none known
-  std::unique_ptr<httplib::Client> side;
+  MonoNanos idle_limit = -1;              // from the server's Keep-Alive timeout; -1: none known
   std::optional<TokenizerApi> tokenizer;  // probed once
 };
 
 namespace {
 constexpr std::size_t kReceiveBuffer = 32 * 1024;
+// The largest answer to a set-up call kept; beyond it the call fails (memory stays bounded
+// whatever a server sends).
+constexpr std::size_t kMaxSideAnswer = 64u << 20;
+
+MonoNanos nanos(std::chrono::milliseconds ms) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(ms).count();
+}
+
+// The parser's handler for a set-up call: keeps the status and the body, up to its limit.
+struct AnswerCollector {
+  int status = 0;
+  std::string body;
+  bool on_headers(int s, bool) {
+    status = s;
+    return true;
+  }
+  bool on_body(const char* data, std::size_t len) {
+    if (body.size() + len > kMaxSideAnswer) return false;
+    body.append(data, len);
+    return true;
+  }
+};
 
 }  // namespace
+
+VLLMClient::Impl::SideAnswer VLLMClient::Impl::side_call(std::string_view method,
+                                                         std::string_view path,
+                                                         const std::string* body) {
+  using Io = detail::BlockingConnection::Io;
+  const std::string request = detail::raw_side_request(config, method, path, body);
+  const auto quiet_limit = std::min(config.read_timeout, std::chrono::milliseconds(30'000));
+  SideAnswer answer;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (side_connection.is_open() && !side_connection.usable_after_idle()) side_connection.close();
+    const bool reused = side_connection.is_open();
+    if (!reused) {
+      const Io io = side_connection.connect(mono_now() + nanos(config.connect_timeout));
+      if (io != Io::done) {
+        answer.error = io == Io::failed ? side_connection.error()
+                                        : fmt::format("connecting to {} took longer than {} ms",
+                                                      url.origin, config.connect_timeout.count());
+        return answer;
+      }
+    }
+    answer.reached = true;
+    detail::HttpResponseParser response;
+    AnswerCollector collected;
+    std::string failure;
+    bool complete = false;
+    Io io = side_connection.write_all(request, mono_now() + nanos(quiet_limit));
+    char buffer[16 * 1024];
+    while (io == Io::done) {
+      std::size_t got = 0;
+      MonoNanos arrived = -1;
+      io = side_connection.read(buffer, sizeof buffer, mono_now() + nanos(quiet_limit), got,
+                                arrived);
+      if (io == Io::closed) complete = response.complete_at_eof();
+      if (io != Io::done) break;
+      const auto result = response.feed(buffer, got, collected);
+      if (response.stopped()) {
+        failure = fmt::format("the answer is larger than {} MiB", kMaxSideAnswer >> 20);
+      } else if (result == detail::HttpResponseParser::Result::error) {
+        failure = "bad HTTP response: " + response.error();
+      }
+      complete = result == detail::HttpResponseParser::Result::complete;
+      if (complete || !failure.empty()) break;
+    }
+    if (complete) {
+      if (!response.keep_alive()) side_connection.close();
+      answer.status = collected.status;
+      answer.body = std::move(collected.body);
+      return answer;
+    }
+    side_connection.close();
+    if (reused && !response.started() && failure.empty() && (io == Io::closed || io == Io::failed))
+      continue;  // the server had closed the kept-alive connection: once more on a fresh one
+    answer.error = !failure.empty()     ? failure
+                   : io == Io::deadline ? fmt::format("no answer for {} ms", quiet_limit.count())
+                   : io == Io::failed   ? side_connection.error()
+                                        : std::string("the connection closed before the answer");
+    return answer;
+  }
+  return answer;
+}
 
 detail::TransportEnd VLLMClient::Impl::cut_short(detail::BlockingConnection::Io io) {
   using Io = detail::BlockingConnection::Io;
@@ -632,21 +676,21 @@ void VLLMClient::resume() noexcept {
 }
 
 std::vector<std::string> VLLMClient::list_models() {
-  auto res = impl_->side_call([&](httplib::Client& c) {
-    return c.Get(impl_->url.prefix + "/v1/models", impl_->side_headers());
-  });
-  if (!res)
+  const auto res = impl_->side_call("GET", "/v1/models");
+  if (res.status == 0 && !res.reached)
     throw Error(ErrorCode::connection_failed,
                 fmt::format("cannot reach {} ({}); is the server running?", impl_->config.base_url,
-                            httplib::to_string(res.error())));
-  if (res->status != 200)
+                            res.error));
+  if (res.status == 0)
+    throw Error(ErrorCode::server_error, fmt::format("GET /v1/models: {}", res.error));
+  if (res.status != 200)
     throw Error(ErrorCode::server_error,
-                fmt::format("GET /v1/models answered HTTP {}: {}", res->status,
-                            detail::error_body_message(res->body)));
+                fmt::format("GET /v1/models answered HTTP {}: {}", res.status,
+                            detail::error_body_message(res.body)));
   std::vector<std::string> ids;
   try {
     const auto doc =
-        nlohmann::json::parse(res->body);  // named: a temporary would die before the loop
+        nlohmann::json::parse(res.body);  // named: a temporary would die before the loop
     for (const auto& m : doc.at("data")) ids.push_back(m.at("id").get<std::string>());
   } catch (const nlohmann::json::exception& e) {
     throw Error(ErrorCode::server_error,
@@ -656,18 +700,13 @@ std::vector<std::string> VLLMClient::list_models() {
 }
 
 bool VLLMClient::health() {
-  auto res = impl_->side_call([&](httplib::Client& c) {
-    return c.Get(impl_->url.prefix + "/health", impl_->side_headers());
-  });
-  return res && res->status >= 200 && res->status < 300;
+  const auto res = impl_->side_call("GET", "/health");
+  return res.status >= 200 && res.status < 300;
 }
 
 int VLLMClient::post_control(std::string_view path) {
-  const std::string target = impl_->url.prefix + std::string(path);
-  auto res = impl_->side_call([&](httplib::Client& c) {
-    return c.Post(target, impl_->side_headers(), "{}", "application/json");
-  });
-  return res ? res->status : 0;
+  const std::string empty_object = "{}";
+  return impl_->side_call("POST", path, &empty_object).status;
 }
 
 std::string_view to_string(TokenizerApi api) noexcept {
@@ -707,11 +746,9 @@ std::optional<std::int64_t> VLLMClient::Impl::count_with(TokenizerApi api,
       return std::nullopt;
   }
   const std::string payload = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  auto res = side_call([&](httplib::Client& c) {
-    return c.Post(url.prefix + "/tokenize", side_headers(), payload, "application/json");
-  });
-  if (!res || res->status != 200) return std::nullopt;
-  const auto j = nlohmann::json::parse(res->body, nullptr, false);
+  const auto res = side_call("POST", "/tokenize", &payload);
+  if (res.status != 200) return std::nullopt;
+  const auto j = nlohmann::json::parse(res.body, nullptr, false);
   if (api == TokenizerApi::tgi) {
     if (j.is_array()) return static_cast<std::int64_t>(j.size());
     return std::nullopt;

@@ -452,6 +452,7 @@ VLLMClient::Impl::SideAnswer VLLMClient::Impl::side_call(std::string_view method
     if (!reused) {
       const Io io = side_connection.connect(mono_now() + nanos(config.connect_timeout));
       if (io != Io::done) {
+        answer.reached = false;
         answer.error = io == Io::failed ? side_connection.error()
                                         : fmt::format("connecting to {} took longer than {} ms",
                                                       url.origin, config.connect_timeout.count());

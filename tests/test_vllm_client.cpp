@@ -354,9 +354,11 @@ TEST_CASE("vllm_client: a stream line that never ends is a failed request, not u
 namespace {
 
 // A server on a raw socket that answers every connection its own way: each connection gets
-// `behave(fd)` on a thread of its own after the request has been read.
+// `behave(fd)` on a thread of its own after the request has been read (or at once, when
+// `read_request` is false: the bytes may not be an HTTP request at all).
 struct RawServer {
-  explicit RawServer(std::function<void(int)> behave) : behave(std::move(behave)) {
+  explicit RawServer(std::function<void(int)> behave, bool read_request = true)
+      : behave(std::move(behave)) {
     listener = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -366,17 +368,17 @@ struct RawServer {
     ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
     port = ntohs(addr.sin_port);
     REQUIRE(::listen(listener, 16) == 0);
-    acceptor = std::thread([this] {
+    acceptor = std::thread([this, read_request] {
       for (;;) {
         const int fd = ::accept(listener, nullptr, nullptr);
         if (fd < 0) return;
         std::lock_guard lock(mutex);
-        connections.emplace_back([this, fd] {
+        connections.emplace_back([this, fd, read_request] {
           // The whole request (headers, and a JSON body unless it is a GET) before answering.
           std::string request;
           char buf[8192];
-          while (request.find("\r\n\r\n") == std::string::npos ||
-                 (request.rfind("GET ", 0) != 0 && request.back() != '}')) {
+          while (read_request && (request.find("\r\n\r\n") == std::string::npos ||
+                                  (request.rfind("GET ", 0) != 0 && request.back() != '}'))) {
             const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
             if (n <= 0) break;
             request.append(buf, static_cast<std::size_t>(n));
@@ -616,27 +618,16 @@ TEST_CASE("vllm_client: a hostile server's habits are the same failure on both t
 TEST_CASE("vllm_client: an https URL to a server that does not speak TLS is a tls failure") {
   // A plain-HTTP server answers the ClientHello with an HTTP error; another closes at once.
   for (const bool answers : {true, false}) {
-    const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    socklen_t len = sizeof addr;
-    ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
-    REQUIRE(::listen(listener, 16) == 0);
-    std::thread serving([&] {
-      for (;;) {
-        const int fd = ::accept(listener, nullptr, nullptr);
-        if (fd < 0) return;
-        char buf[4096];
-        if (answers && ::recv(fd, buf, sizeof buf, 0) > 0)
-          send_all(fd,
-                   "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        ::close(fd);
-      }
-    });
+    RawServer server(
+        [answers](int fd) {
+          char buf[4096];
+          if (answers && ::recv(fd, buf, sizeof buf, 0) > 0)
+            send_all(fd,
+                     "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        },
+        /*read_request=*/false);
     aifc::GroupConfig g;
-    g.client.base_url = "https://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+    g.client.base_url = "https://127.0.0.1:" + std::to_string(server.port);
     g.client.model = "m";
     g.load.num_requests = 3;
     for (const auto transport : {aifc::Transport::event_loop, aifc::Transport::threads}) {
@@ -650,9 +641,6 @@ TEST_CASE("vllm_client: an https URL to a server that does not speak TLS is a tl
         if (answers) CHECK(r.error_message.find("rather than https://?") != std::string::npos);
       }
     }
-    ::shutdown(listener, SHUT_RDWR);
-    ::close(listener);
-    serving.join();
   }
 }
 

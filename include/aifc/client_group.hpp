@@ -19,9 +19,6 @@
 
 namespace aifc {
 
-/// How a group moves bytes. `event_loop` runs many streams per thread with epoll (plain HTTP
-/// only); `threads` gives every stream a thread and a blocking connection (HTTP and HTTPS);
-/// `automatic` picks the event loop for http:// and threads for https://.
 /// How a group moves bytes. `event_loop`: every stream on epoll threads (`io_threads`), plain
 /// or TLS; `threads`: a thread and a blocking VLLMClient per stream; `automatic`: event_loop.
 enum class Transport { automatic, event_loop, threads };

@@ -461,9 +461,7 @@ BenchmarkResult ClientGroup::run() {
   if (load.duration.count() > 0)
     s.duration_end_ns =
         s.start_ns + std::chrono::duration_cast<std::chrono::nanoseconds>(load.duration).count();
-  if (s.config.client.base_url.rfind("https://", 0) == 0)
-    s.tls_context =
-        detail::shared_tls_context(s.config.client.verify_tls, s.config.client.ca_cert_path);
+  s.tls_context = detail::tls_context_for(s.config.client);
   const bool use_loops = s.config.transport != Transport::threads;
   {
     std::lock_guard lock(s.workers_mutex);

@@ -15,20 +15,15 @@
 
 #include "aifc/error.hpp"
 #include "client/raw_request.hpp"
+#include "client/response_feed.hpp"
 #include "http/http_response_parser.hpp"
 #include "http/socket_io.hpp"
 #include "http/tls.hpp"
 #include "http/url.hpp"
 #include "stream/stream_recorder.hpp"
+#include "util/durations.hpp"
 
 namespace aifc::detail {
-namespace {
-
-MonoNanos ns(std::chrono::milliseconds ms) {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(ms).count();
-}
-
-}  // namespace
 
 namespace {
 
@@ -153,8 +148,7 @@ void EventLoop::Impl::resolve() {
   const Url e = parse_url(config.base_url);
   origin = e.origin;
   host = e.host;
-  if (config.base_url.rfind("https://", 0) == 0)
-    tls_context = shared_tls_context(config.verify_tls, config.ca_cert_path);
+  tls_context = tls_context_for(config);
   std::string why;
   if (!resolve_address(e.host, e.port, address, why))
     throw Error(ErrorCode::connection_failed, why);
@@ -242,7 +236,7 @@ void EventLoop::Impl::connect_and_send(Connection& c, MonoNanos send_ns) {
     epoll_ctl(epfd, EPOLL_CTL_ADD, c.fd, &ev);
     c.watching_out = true;
     c.state = ConnState::connecting;
-    c.connect_deadline = send_ns + ns(config.connect_timeout);
+    c.connect_deadline = send_ns + nanos_of(config.connect_timeout);
     return;
   }
   c.state = ConnState::writing;
@@ -390,21 +384,10 @@ void EventLoop::Impl::read_tls(Connection& c, MonoNanos now) {
 }
 
 bool EventLoop::Impl::feed(Connection& c, std::size_t n, RecorderFeed& handler) {
-  const auto result = c.parser.feed(buffer.data(), n, handler);
-  if (c.parser.stopped()) {
-    finish(c, TransportEnd::aborted, handler.arrived);
-    return false;
-  }
-  if (result == HttpResponseParser::Result::error) {
-    c.recorder.fail(RequestError::malformed_stream, "bad HTTP response: " + c.parser.error());
-    finish(c, TransportEnd::aborted, handler.arrived);
-    return false;
-  }
-  if (result == HttpResponseParser::Result::complete) {
-    finish(c, TransportEnd::complete, handler.arrived);  // ends when its last byte arrived
-    return false;
-  }
-  return true;
+  const auto end = feed_response(c.parser, buffer.data(), n, handler);
+  // A complete response ends when its last byte arrived.
+  if (end) finish(c, *end, handler.arrived);
+  return !end;
 }
 
 ssize_t EventLoop::Impl::receive(Connection& c, MonoNanos now, MonoNanos& arrived) {
@@ -551,10 +534,11 @@ void EventLoop::run() {
   MonoNanos next_check = 0;
   bool schedule_done = false;
   // No deadline of a request started now comes sooner than this.
-  MonoNanos shortest_budget = std::min(
-      {ns(s.config.read_timeout), ns(s.config.request_timeout), ns(s.config.connect_timeout)});
+  MonoNanos shortest_budget =
+      std::min({nanos_of(s.config.read_timeout), nanos_of(s.config.request_timeout),
+                nanos_of(s.config.connect_timeout)});
   if (s.config.first_token_timeout.count() > 0)
-    shortest_budget = std::min(shortest_budget, ns(s.config.first_token_timeout));
+    shortest_budget = std::min(shortest_budget, nanos_of(s.config.first_token_timeout));
   for (;;) {
     MonoNanos now = mono_now();
     if (s.hooks.stop->load(std::memory_order_relaxed)) {

@@ -9,6 +9,7 @@
 #include "aifc/error.hpp"
 #include "client/blocking_connection.hpp"
 #include "client/raw_request.hpp"
+#include "client/response_feed.hpp"
 #include "http/http_response_parser.hpp"
 #include "http/keep_alive.hpp"
 #include "http/url.hpp"
@@ -20,7 +21,6 @@
 #include "util/json_values.hpp"
 
 namespace aifc {
-namespace {}  // namespace
 
 void SamplingParams::validate() const {
   auto bad = [](const std::string& what) { throw Error(ErrorCode::invalid_argument, what); };
@@ -363,9 +363,7 @@ struct VLLMClient::Impl {
   explicit Impl(ClientConfig c)
       : config(std::move(c)),
         url(detail::parse_url(config.base_url)),
-        connection(url, config.base_url.rfind("https://", 0) == 0
-                            ? detail::shared_tls_context(config.verify_tls, config.ca_cert_path)
-                            : nullptr),
+        connection(url, detail::tls_context_for(config)),
         side_connection(url, connection.tls_context()),
         request_head(detail::raw_request_head(config)),
         body_with_max_tokens(config, true),
@@ -418,10 +416,6 @@ constexpr std::size_t kReceiveBuffer = 32 * 1024;
 // whatever a server sends).
 constexpr std::size_t kMaxSideAnswer = 64u << 20;
 
-MonoNanos nanos(std::chrono::milliseconds ms) {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(ms).count();
-}
-
 // The parser's handler for a set-up call: keeps the status and the body, up to its limit.
 struct AnswerCollector {
   int status = 0;
@@ -450,7 +444,7 @@ VLLMClient::Impl::SideAnswer VLLMClient::Impl::side_call(std::string_view method
     if (side_connection.is_open() && !side_connection.usable_after_idle()) side_connection.close();
     const bool reused = side_connection.is_open();
     if (!reused) {
-      const Io io = side_connection.connect(mono_now() + nanos(config.connect_timeout));
+      const Io io = side_connection.connect(mono_now() + detail::nanos_of(config.connect_timeout));
       if (io != Io::done) {
         answer.reached = false;
         answer.error = io == Io::failed ? side_connection.error()
@@ -464,13 +458,13 @@ VLLMClient::Impl::SideAnswer VLLMClient::Impl::side_call(std::string_view method
     AnswerCollector collected;
     std::string failure;
     bool complete = false;
-    Io io = side_connection.write_all(request, mono_now() + nanos(quiet_limit));
+    Io io = side_connection.write_all(request, mono_now() + detail::nanos_of(quiet_limit));
     char buffer[16 * 1024];
     while (io == Io::done) {
       std::size_t got = 0;
       MonoNanos arrived = -1;
-      io = side_connection.read(buffer, sizeof buffer, mono_now() + nanos(quiet_limit), got,
-                                arrived);
+      io = side_connection.read(buffer, sizeof buffer, mono_now() + detail::nanos_of(quiet_limit),
+                                got, arrived);
       if (io == Io::closed) complete = response.complete_at_eof();
       if (io != Io::done) break;
       const auto result = response.feed(buffer, got, collected);
@@ -517,9 +511,7 @@ detail::TransportEnd VLLMClient::Impl::exchange(const std::string& request, Requ
   const bool reused = connection.is_open();
   parser.reset();
   if (!reused) {
-    const MonoNanos connect_deadline =
-        rec.send_ns +
-        std::chrono::duration_cast<std::chrono::nanoseconds>(config.connect_timeout).count();
+    const MonoNanos connect_deadline = rec.send_ns + detail::nanos_of(config.connect_timeout);
     const Io io = connection.connect(std::min(connect_deadline, recorder.next_deadline()));
     if (io == Io::failed) {
       message = connection.error();
@@ -564,15 +556,9 @@ detail::TransportEnd VLLMClient::Impl::exchange(const std::string& request, Requ
     if (io != Io::done) return cut_short(io);
     // The kernel's stamp of these bytes, never before the request went out.
     feed.arrived = std::max(arrived, rec.send_ns);
-    const auto result = parser.feed(buffer.get(), got, feed);
-    if (parser.stopped()) return TransportEnd::aborted;  // the recorder said why
-    if (result == detail::HttpResponseParser::Result::error) {
-      recorder.fail(RequestError::malformed_stream, "bad HTTP response: " + parser.error());
-      return TransportEnd::aborted;
-    }
-    if (result == detail::HttpResponseParser::Result::complete) {
-      end_ns = feed.arrived;  // it ended when its last byte arrived
-      return TransportEnd::complete;
+    if (const auto end = detail::feed_response(parser, buffer.get(), got, feed)) {
+      if (*end == TransportEnd::complete) end_ns = feed.arrived;  // when its last byte arrived
+      return *end;
     }
     if (cancelled.load(std::memory_order_relaxed)) return cut_short(Io::interrupted);
   }

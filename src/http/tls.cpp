@@ -190,6 +190,11 @@ bool TlsStream::open(const TlsContext& context, int fd) {
   return true;
 }
 
+std::shared_ptr<const TlsContext> tls_context_for(const ClientConfig& config) {
+  if (config.base_url.rfind("https://", 0) != 0) return nullptr;
+  return shared_tls_context(config.verify_tls, config.ca_cert_path);
+}
+
 TlsStream::TlsStream(const TlsContext& context, int fd) : socket_(std::make_unique<TlsSocket>()) {
   if (open(context, fd)) SSL_set_accept_state(as_ssl(ssl_));
 }

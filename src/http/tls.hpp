@@ -5,6 +5,7 @@
 #include <string>
 
 #include "aifc/record.hpp"
+#include "aifc/vllm_client.hpp"
 
 namespace aifc::detail {
 
@@ -35,6 +36,8 @@ class TlsContext {
 /// The context for these settings, shared by every client that uses them while one holds it
 /// (a CA bundle is read once, not once per stream).
 std::shared_ptr<const TlsContext> shared_tls_context(bool verify, const std::string& ca_cert_path);
+/// The shared context a client of `config` uses: null for an http:// URL.
+std::shared_ptr<const TlsContext> tls_context_for(const ClientConfig& config);
 
 struct TlsSocket;  // the socket under a session, as OpenSSL's I/O callbacks see it
 

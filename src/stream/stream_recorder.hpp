@@ -70,16 +70,4 @@ class StreamRecorder {
   MonoNanos last_byte_ns_ = -1;
 };
 
-/// Hands what the HTTP response parser reads to a recorder, with the arrival time of the bytes
-/// being fed (the parser's handler, for both transports).
-struct RecorderFeed {
-  StreamRecorder& recorder;
-  MonoNanos arrived;
-  bool on_headers(int status, bool event_stream) {
-    recorder.on_headers(status, event_stream, arrived);
-    return true;
-  }
-  bool on_body(const char* data, std::size_t len) { return recorder.on_body(data, len, arrived); }
-};
-
 }  // namespace aifc::detail

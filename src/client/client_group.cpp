@@ -53,7 +53,7 @@ void to_json(nlohmann::json& j, const GroupConfig& c) {
 
 nlohmann::json start_at_to_json(const std::optional<std::chrono::system_clock::time_point>& t) {
   if (!t) return nullptr;
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(t->time_since_epoch()).count();
+  return detail::nanos_of(t->time_since_epoch());
 }
 
 std::optional<std::chrono::system_clock::time_point> start_at_from_json(const nlohmann::json& j) {
@@ -452,15 +452,11 @@ BenchmarkResult ClientGroup::run() {
   // Time zero a little ahead, so that the first requests do not count thread start-up as lateness.
   MonoNanos start = result.anchor.mono_ns + 2'000'000 + initial * 30'000;
   if (s.config.start_at) {
-    const std::int64_t at_unix =
-        std::chrono::duration_cast<std::chrono::nanoseconds>(s.config.start_at->time_since_epoch())
-            .count();
+    const std::int64_t at_unix = detail::nanos_of(s.config.start_at->time_since_epoch());
     start = std::max(start, result.anchor.mono_ns + (at_unix - result.anchor.unix_ns));
   }
   s.start_ns = start;
-  if (load.duration.count() > 0)
-    s.duration_end_ns =
-        s.start_ns + std::chrono::duration_cast<std::chrono::nanoseconds>(load.duration).count();
+  if (load.duration.count() > 0) s.duration_end_ns = s.start_ns + detail::nanos_of(load.duration);
   s.tls_context = detail::tls_context_for(s.config.client);
   const bool use_loops = s.config.transport != Transport::threads;
   {
@@ -484,8 +480,7 @@ BenchmarkResult ClientGroup::run() {
       hooks.deliver = [&s](RequestRecord&& rec) { s.deliver(std::move(rec)); };
       hooks.stop = &s.stop_requested;
       hooks.closed_loop = s.infinite_rate;
-      hooks.coalesce_window =
-          std::chrono::duration_cast<std::chrono::nanoseconds>(s.config.coalesce_window).count();
+      hooks.coalesce_window = detail::nanos_of(s.config.coalesce_window);
       hooks.in_flight = &s.in_flight;
       const auto n = std::min<std::int64_t>(s.config.io_threads, s.worker_limit);
       for (std::int64_t i = 0; i < n; ++i) {
@@ -506,9 +501,7 @@ BenchmarkResult ClientGroup::run() {
   }
   s.observers.run_started(result.anchor, s.total);
 
-  MonoNanos next_progress =
-      s.start_ns +
-      std::chrono::duration_cast<std::chrono::nanoseconds>(s.config.progress_interval).count();
+  MonoNanos next_progress = s.start_ns + detail::nanos_of(s.config.progress_interval);
   std::vector<RequestRecord> batch;
   for (;;) {
     {
@@ -542,9 +535,7 @@ BenchmarkResult ClientGroup::run() {
     }
     if (now >= next_progress) {
       s.observers.progress(s.snapshot(now));
-      next_progress =
-          now +
-          std::chrono::duration_cast<std::chrono::nanoseconds>(s.config.progress_interval).count();
+      next_progress = now + detail::nanos_of(s.config.progress_interval);
     }
     if (s.running_workers.load() == 0) {
       std::lock_guard lock(s.done_mutex);

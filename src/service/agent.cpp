@@ -18,6 +18,7 @@
 #include "aifc/clock_sync.hpp"
 #include "aifc/error.hpp"
 #include "http/url.hpp"
+#include "util/durations.hpp"
 
 namespace aifc {
 namespace {
@@ -397,10 +398,7 @@ struct Agent::Impl {
     std::uint64_t partial_seq = 0;
     // The schedule's time zero on this machine's monotonic clock.
     const MonoNanos start_mono_ns =
-        mono_now() +
-        (std::chrono::duration_cast<std::chrono::nanoseconds>(local_start.time_since_epoch())
-             .count() -
-         unix_now_ns());
+        mono_now() + (detail::nanos_of(local_start.time_since_epoch()) - unix_now_ns());
     auto send_partials = [&] {
       // A failed send is kept for the next turn (same seq: the service stores it once).
       for (int round = 0; round < 8; ++round) {

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "stream/openai_stream.hpp"
+#include "util/durations.hpp"
 
 namespace aifc::detail {
 namespace {
@@ -14,9 +15,7 @@ constexpr std::size_t kMaxErrorBody = 4096;
 constexpr std::size_t kMaxPlainBody = 64u << 20;
 constexpr const char* kEmptyAnswer = "the server answered 200 with no content and no usage";
 
-MonoNanos ns(std::chrono::milliseconds ms) {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(ms).count();
-}
+MonoNanos ns(std::chrono::milliseconds ms) { return detail::nanos_of(ms); }
 
 }  // namespace
 

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "aifc/record.hpp"
+#include "util/durations.hpp"
 
 namespace aifc::detail {
 
@@ -55,8 +56,7 @@ ProcessResult run_process(const std::vector<std::string>& argv,
     if (n > 0) written += static_cast<std::size_t>(n);
   }
   ::close(in[1]);
-  const MonoNanos deadline =
-      mono_now() + std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count();
+  const MonoNanos deadline = mono_now() + nanos_of(timeout);
   pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
   int open_fds = 2;
   char buf[4096];

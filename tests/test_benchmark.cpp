@@ -347,6 +347,43 @@ TEST_CASE("benchmark: probe requests run beside the workload and are reported ap
   server.stop();
 }
 
+TEST_CASE("benchmark: a server's speculative decoding is reported as vLLM's spec_decode keys") {
+  auto spec = simulated(12);
+  spec.simulator->num_speculative_tokens = 2;
+  spec.simulator->spec_acceptance_rate = 0.5;
+  spec.dataset.random_output_len = 30;
+  spec.load.num_warmups = 4;  // as vLLM's, outside the counted window
+  spec.load.max_concurrency = 4;
+  aifc::Benchmark benchmark(spec);
+  const auto result = benchmark.run();
+  REQUIRE(result.summary.completed == 12);
+  REQUIRE(result.spec_decode.has_value());
+  const auto& stats = *result.spec_decode;
+  CHECK(stats.num_drafts > 0);
+  CHECK(stats.draft_tokens == 2 * stats.num_drafts);
+  CHECK(stats.accepted_tokens <= stats.draft_tokens);
+  CHECK(stats.acceptance_rate ==
+        doctest::Approx(100.0 * static_cast<double>(stats.accepted_tokens) /
+                        static_cast<double>(stats.draft_tokens)));
+  CHECK(stats.per_position_acceptance_rates.size() == 2);
+  // The steps of the counted requests at most: the warm-ups' steps (4 x 29 tokens) would not
+  // fit under this bound, so they were left out.
+  std::int64_t counted_tokens = 0;
+  for (const auto& r : result.records)
+    if (!r.warmup) counted_tokens += r.output_tokens - 1;
+  CHECK(stats.num_drafts + stats.accepted_tokens < counted_tokens + 12 * 3);
+  const auto doc = benchmark.result_document(result);
+  CHECK(doc["spec_decode_num_drafts"] == stats.num_drafts);
+  CHECK(doc["spec_decode_acceptance_length"].get<double>() > 1.0);
+  CHECK(benchmark.summary_table(result).find("Speculative Decoding") != std::string::npos);
+  // A server without the counters: no keys and no section.
+  aifc::Benchmark plain(simulated(3));
+  const auto without = plain.run();
+  CHECK_FALSE(without.spec_decode.has_value());
+  CHECK_FALSE(plain.result_document(without).contains("spec_decode_num_drafts"));
+  CHECK(plain.summary_table(without).find("Speculative Decoding") == std::string::npos);
+}
+
 TEST_CASE("benchmark: --profile switches the server's profiler on around the run") {
   auto spec = simulated(5);
   spec.profile = true;

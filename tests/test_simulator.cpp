@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <aifc/error.hpp>
+#include <aifc/server_metrics.hpp>
 #include <aifc/simulator.hpp>
 #include <chrono>
 #include <filesystem>
@@ -299,7 +300,10 @@ TEST_CASE("simulator: real-server habits are options that round-trip and are che
   c.max_requests_per_connection = 7;
   c.chars_per_token = 4;
   c.empty_response_rate = 0.5;
+  c.num_speculative_tokens = 4;
+  c.spec_acceptance_rate = 0.25;
   const auto j = nlohmann::json(c);
+  CHECK(j["num_speculative_tokens"] == 4);
   CHECK(j["tokenizer"] == "llama_cpp");
   CHECK(j["stream_error_style"] == "error_field");
   const auto back = j.get<aifc::SimulatorConfig>();
@@ -315,6 +319,61 @@ TEST_CASE("simulator: real-server habits are options that round-trip and are che
   c.empty_response_rate = 0.7;
   c.error_rate = 0.5;
   CHECK_THROWS_AS(c.validate(), aifc::Error);  // rates add up to more than 1
+}
+
+TEST_CASE("simulator: speculative decoding shows on /metrics as vLLM's counters") {
+  aifc::SimulatorConfig cfg;
+  cfg.port = 0;
+  cfg.num_speculative_tokens = 3;
+  cfg.spec_acceptance_rate = 0.6;
+  aifc::Simulator sim(cfg);
+  const int port = sim.start();
+  httplib::Client cli("127.0.0.1", port);
+  const int requests = 40, tokens = 25;
+  for (int i = 0; i < requests; ++i) {
+    const bool stream = i % 2 == 0;  // streamed and whole answers count alike
+    auto res = cli.Post(
+        "/v1/completions",
+        nlohmann::json{{"prompt", "a b"}, {"max_tokens", tokens}, {"stream", stream}}.dump(),
+        "application/json");
+    REQUIRE(res);
+    REQUIRE(res->status == 200);
+  }
+  auto res = cli.Get("/metrics");
+  REQUIRE(res);
+  CHECK(res->body.find("vllm:spec_decode_num_accepted_tokens_per_pos_total{engine=\"0\",model_"
+                       "name=\"aifc-sim\",position=\"2\"}") != std::string::npos);
+  const auto counters = aifc::parse_spec_decode_counters(res->body);
+  REQUIRE(counters.has_value());
+  // Every token after the first of each answer comes from a step; a step emits its accepted
+  // drafts plus one, and the last step of an answer may be cut short.
+  const double steps = counters->num_drafts, accepted = counters->num_accepted_tokens;
+  CHECK(steps + accepted >= requests * (tokens - 1));
+  CHECK(steps + accepted < requests * (tokens - 1) + requests * 4);
+  CHECK(counters->num_draft_tokens == doctest::Approx(3 * steps));
+  REQUIRE(counters->accepted_per_position.size() == 3);
+  double sum = 0;
+  for (const auto& [position, value] : counters->accepted_per_position) sum += value;
+  CHECK(sum == doctest::Approx(accepted));
+  // Acceptance falls with the position: 0.6, 0.36, 0.216 of the steps.
+  CHECK(counters->accepted_per_position.at(0) > counters->accepted_per_position.at(1));
+  CHECK(counters->accepted_per_position.at(1) > counters->accepted_per_position.at(2));
+  CHECK(counters->accepted_per_position.at(0) / steps == doctest::Approx(0.6).epsilon(0.15));
+  // Off by default: no counters at all, as a vLLM without speculative decoding.
+  aifc::SimulatorConfig plain;
+  plain.port = 0;
+  aifc::Simulator off(plain);
+  httplib::Client off_cli("127.0.0.1", off.start());
+  REQUIRE(off_cli.Post("/v1/completions", R"({"prompt":"a","max_tokens":5})", "application/json"));
+  res = off_cli.Get("/metrics");
+  REQUIRE(res);
+  CHECK_FALSE(aifc::parse_spec_decode_counters(res->body).has_value());
+  // Checked settings.
+  cfg.num_speculative_tokens = -1;
+  CHECK_THROWS_WITH_AS(cfg.validate(), doctest::Contains("num_speculative_tokens"), aifc::Error);
+  cfg.num_speculative_tokens = 2;
+  cfg.spec_acceptance_rate = 1.5;
+  CHECK_THROWS_WITH_AS(cfg.validate(), doctest::Contains("spec_acceptance_rate"), aifc::Error);
 }
 
 TEST_CASE("simulator: one connection carries any number of requests, pipelined ones in order") {

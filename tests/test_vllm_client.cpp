@@ -495,6 +495,23 @@ TEST_CASE("vllm_client: a timeout or a cancel of a close-delimited stream keeps 
   const auto result = aifc::ClientGroup(g, {aifc::Prompt{"x y", 2, false, 2}}).run();
   CHECK(result.summary.errors_by_kind.count("timeout_total") == 1);
 }
+TEST_CASE("vllm_client: cancel() ends a set-up call that waits on a silent server") {
+  RawServer server([](int fd) { wait_for_close(fd); });  // reads the request, never answers
+  aifc::ClientConfig c;
+  c.base_url = server.url();
+  c.model = "m";
+  c.read_timeout = std::chrono::minutes(10);  // set-up calls then wait 30 s at most
+  aifc::VLLMClient client(c);
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    client.cancel();
+  });
+  // Without the cancel this would say "no answer for 30000 ms".
+  CHECK_THROWS_WITH_AS(client.list_models(), doctest::Contains("cancelled"), aifc::Error);
+  canceller.join();
+  CHECK_FALSE(client.metrics_text().has_value());  // refused until resume()
+}
+
 TEST_CASE("vllm_client: a chunk followed by junk instead of its CRLF is refused at once") {
   // One chunk, then 40 MiB without a line end where the chunk's CRLF belongs.
   RawServer server([](int fd) {

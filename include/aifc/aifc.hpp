@@ -15,6 +15,7 @@
 #include "aifc/options.hpp"
 #include "aifc/record.hpp"
 #include "aifc/schedule.hpp"
+#include "aifc/server_metrics.hpp"
 #include "aifc/service.hpp"
 #include "aifc/simulator.hpp"
 #include "aifc/slurm.hpp"

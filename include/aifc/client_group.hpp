@@ -15,6 +15,7 @@
 #include "aifc/observer.hpp"
 #include "aifc/record.hpp"
 #include "aifc/schedule.hpp"
+#include "aifc/server_metrics.hpp"
 #include "aifc/vllm_client.hpp"
 
 namespace aifc {
@@ -87,6 +88,10 @@ struct AIFC_API BenchmarkResult {
   /// The probe requests sent beside the workload (BenchmarkSpec::probe_request_rate), in the
   /// order they were sent; never part of the records or the metrics.
   std::vector<RequestRecord> probes;
+  /// What the server's speculative decoding did over the run, from its /metrics counters read
+  /// as the run began and after it ended (Benchmark; vLLM's spec_decode_* result keys); unset
+  /// when the server has none.
+  std::optional<SpecDecodeStats> spec_decode;
 };
 
 /// The JSON form of a start instant: nanoseconds since the Unix epoch, or null.

@@ -65,6 +65,12 @@ struct AIFC_API SimulatorConfig {
   std::int64_t reasoning_tokens = 0;  ///< chat: the first N tokens arrive as reasoning_content
   double eos_probability = 0;         ///< per token, unless the request sets ignore_eos
   std::int64_t max_model_len = 1 << 20;
+  /// Speculative decoding as a vLLM server reports it on /metrics (the vllm:spec_decode_*
+  /// counters): after the first token, every engine step of a stream drafts this many tokens,
+  /// each accepted with probability `spec_acceptance_rate` when the one before it was, and
+  /// emits the accepted ones plus one. 0: off. Only the counters: the tokens keep their timing.
+  std::int64_t num_speculative_tokens = 0;
+  double spec_acceptance_rate = 0.7;
   // Habits of real servers other than vLLM, each off (vLLM's behaviour) by default.
   LengthField length_field = LengthField::both;
   SimTokenizer tokenizer = SimTokenizer::vllm;

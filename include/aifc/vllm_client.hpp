@@ -146,14 +146,17 @@ class AIFC_API VLLMClient {
                      std::string_view request_id = {});
   RequestRecord send(const RequestSpec& spec) { return send(prepare(spec)); }
 
-  /// Aborts the request in flight and refuses later ones (they end as `cancelled`) until
-  /// resume(). Safe from any thread.
+  /// Aborts the request in flight (or set-up call) and refuses later ones (they end as
+  /// `cancelled`) until resume(). Safe from any thread.
   void cancel() noexcept;
   void resume() noexcept;
   /// GET /v1/models: the served model ids. Throws Error(connection_failed / server_error).
   std::vector<std::string> list_models();
   /// GET /health: true on a 2xx answer.
   bool health();
+  /// GET /metrics: the server's Prometheus text, or nullopt when it answers anything but a 2xx
+  /// (or nothing). Throws like list_models() only for a bad configuration.
+  std::optional<std::string> metrics_text();
   /// POSTs an empty JSON object to a control path of the server, such as vLLM's
   /// /start_profile and /stop_profile: the HTTP status, or 0 when no answer came.
   int post_control(std::string_view path);

@@ -448,8 +448,10 @@ VLLMClient::Impl::SideAnswer VLLMClient::Impl::side_call(std::string_view method
       if (io != Io::done) {
         answer.reached = false;
         answer.error = io == Io::failed ? side_connection.error()
-                                        : fmt::format("connecting to {} took longer than {} ms",
-                                                      url.origin, config.connect_timeout.count());
+                       : io == Io::interrupted
+                           ? std::string("cancelled")
+                           : fmt::format("connecting to {} took longer than {} ms", url.origin,
+                                         config.connect_timeout.count());
         return answer;
       }
     }
@@ -485,10 +487,11 @@ VLLMClient::Impl::SideAnswer VLLMClient::Impl::side_call(std::string_view method
     side_connection.close();
     if (reused && !response.started() && failure.empty() && (io == Io::closed || io == Io::failed))
       continue;  // the server had closed the kept-alive connection: once more on a fresh one
-    answer.error = !failure.empty()     ? failure
-                   : io == Io::deadline ? fmt::format("no answer for {} ms", quiet_limit.count())
-                   : io == Io::failed   ? side_connection.error()
-                                        : std::string("the connection closed before the answer");
+    answer.error = !failure.empty()        ? failure
+                   : io == Io::deadline    ? fmt::format("no answer for {} ms", quiet_limit.count())
+                   : io == Io::failed      ? side_connection.error()
+                   : io == Io::interrupted ? std::string("cancelled")
+                                           : std::string("the connection closed before the answer");
     return answer;
   }
   return answer;
@@ -655,11 +658,13 @@ RequestRecord VLLMClient::send(const PreparedRequest& request, MonoNanos schedul
 void VLLMClient::cancel() noexcept {
   impl_->cancelled.store(true);
   impl_->connection.interrupt();
+  impl_->side_connection.interrupt();
 }
 
 void VLLMClient::resume() noexcept {
   impl_->cancelled.store(false);
   impl_->connection.clear_interrupt();
+  impl_->side_connection.clear_interrupt();
 }
 
 std::vector<std::string> VLLMClient::list_models() {
@@ -689,6 +694,12 @@ std::vector<std::string> VLLMClient::list_models() {
 bool VLLMClient::health() {
   const auto res = impl_->side_call("GET", "/health");
   return res.status >= 200 && res.status < 300;
+}
+
+std::optional<std::string> VLLMClient::metrics_text() {
+  auto res = impl_->side_call("GET", "/metrics");
+  if (res.status < 200 || res.status >= 300) return std::nullopt;
+  return std::move(res.body);
 }
 
 int VLLMClient::post_control(std::string_view path) {

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "aifc/error.hpp"
+#include "aifc/server_metrics.hpp"
 #include "aifc/version.hpp"
 #include "metrics/record_json.hpp"
 #include "util/json_numbers.hpp"
@@ -328,6 +329,86 @@ bool Benchmark::remove_observer(ObserverHandle handle) {
 
 namespace {
 
+// Tells threads of the run's own, from the group's observer thread, that the measured run
+// begins (after the warm-ups): sets `started` under `mutex` and wakes `cv`.
+struct StartSignal final : Observer {
+  std::mutex& mutex;
+  std::condition_variable& cv;
+  bool& started;
+  StartSignal(std::mutex& m, std::condition_variable& c, bool& s) : mutex(m), cv(c), started(s) {}
+  void on_run_started(const ClockAnchor&, std::uint64_t) override {
+    {
+      std::lock_guard lock(mutex);
+      started = true;
+    }
+    cv.notify_all();
+  }
+};
+
+// vLLM's speculative-decoding figures: the server's counters (GET /metrics) read as the
+// measured run begins (after the warm-ups, as vLLM's) and after it ends; nothing when the
+// server has none. The first reading is taken on a thread of its own, so that a slow /metrics
+// delays neither the run nor its observers. A rank of a distributed run leaves this to the
+// service, which reads the counters once around the whole run.
+template <class Run>
+BenchmarkResult with_spec_decode_stats(const BenchmarkSpec& spec, ClientGroup& group, Run&& run) {
+  if (spec.shard.nranks > 1) return run();
+  ClientConfig config = spec.client;
+  config.lora_modules.clear();
+  std::optional<VLLMClient> maybe_control;
+  try {
+    maybe_control.emplace(config);
+  } catch (...) {  // the run's own clients will say what is wrong
+    return run();
+  }
+  VLLMClient& control = *maybe_control;
+  auto read = [&control]() -> std::optional<SpecDecodeCounters> {
+    try {
+      if (auto text = control.metrics_text()) return parse_spec_decode_counters(*text);
+    } catch (...) {  // a server's metrics are never worth the run
+    }
+    return std::nullopt;
+  };
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool started = false, finished = false;
+  std::optional<SpecDecodeCounters> before;
+  const ObserverHandle signal =
+      group.add_observer(std::make_shared<StartSignal>(mutex, cv, started));
+  std::thread reader([&] {
+    {
+      std::unique_lock lock(mutex);
+      cv.wait(lock, [&] { return started || finished; });
+      if (!started) return;
+    }
+    auto counters = read();
+    std::lock_guard lock(mutex);
+    before = std::move(counters);
+  });
+  auto finish = [&](bool cancel) {
+    {
+      std::lock_guard lock(mutex);
+      finished = true;
+    }
+    cv.notify_all();
+    if (cancel) control.cancel();  // a first reading still waiting on the server ends now
+    reader.join();
+    group.remove_observer(signal);
+  };
+  BenchmarkResult result;
+  try {
+    result = run();
+  } catch (...) {
+    finish(true);
+    throw;
+  }
+  finish(result.interrupted);
+  // An interrupted run ends at once: no second call to a server that may be the reason.
+  if (before && !result.interrupted)
+    if (const auto after = read()) result.spec_decode = spec_decode_stats(*before, *after);
+  return result;
+}
+
 // vLLM's --profile: the server's profiler switched on around the run.
 template <class Run>
 BenchmarkResult profiled(const BenchmarkSpec& spec, Run&& run) {
@@ -367,20 +448,6 @@ BenchmarkResult probed(const BenchmarkSpec& spec, ClientGroup& group, Run&& run)
   std::mutex stop_mutex;
   std::condition_variable stop_cv;
   bool stop = false, started = false;
-  // Told by the group's observer thread when the measured run begins.
-  struct StartSignal final : Observer {
-    std::mutex& mutex;
-    std::condition_variable& cv;
-    bool& started;
-    StartSignal(std::mutex& m, std::condition_variable& c, bool& s) : mutex(m), cv(c), started(s) {}
-    void on_run_started(const ClockAnchor&, std::uint64_t) override {
-      {
-        std::lock_guard lock(mutex);
-        started = true;
-      }
-      cv.notify_all();
-    }
-  };
   const ObserverHandle signal =
       group.add_observer(std::make_shared<StartSignal>(stop_mutex, stop_cv, started));
   std::thread prober([&] {
@@ -429,14 +496,19 @@ BenchmarkResult probed(const BenchmarkSpec& spec, ClientGroup& group, Run&& run)
 }  // namespace
 
 BenchmarkResult Benchmark::run() {
-  return profiled(impl_->spec, [&] {
-    return probed(impl_->spec, *impl_->group, [&] { return impl_->group->run(); });
+  auto& s = *impl_;
+  return profiled(s.spec, [&] {
+    return with_spec_decode_stats(
+        s.spec, *s.group, [&] { return probed(s.spec, *s.group, [&] { return s.group->run(); }); });
   });
 }
 BenchmarkResult Benchmark::run_at(std::chrono::system_clock::time_point start) {
-  impl_->spec.start_at = start;
-  return profiled(impl_->spec, [&] {
-    return probed(impl_->spec, *impl_->group, [&] { return impl_->group->run_at(start); });
+  auto& s = *impl_;
+  s.spec.start_at = start;
+  return profiled(s.spec, [&] {
+    return with_spec_decode_stats(s.spec, *s.group, [&] {
+      return probed(s.spec, *s.group, [&] { return s.group->run_at(start); });
+    });
   });
 }
 void Benchmark::stop() noexcept { impl_->group->stop(); }
@@ -477,8 +549,10 @@ std::string format_probe_table(const nlohmann::json& document) {
 
 std::string Benchmark::summary_table(const BenchmarkResult& result) const {
   // vLLM's probe section comes after the rest.
+  nlohmann::json spec_decode = nlohmann::json::object();
+  if (result.spec_decode) add_spec_decode_keys(spec_decode, *result.spec_decode);
   return format_summary_table(result.summary, impl_->spec.summary, table_config(impl_->spec.load)) +
-         format_probe_table(probe_summary(result));
+         format_probe_table(probe_summary(result)) + format_spec_decode_table(spec_decode);
 }
 
 nlohmann::json Benchmark::result_document(const BenchmarkResult& r, bool detailed,
@@ -624,6 +698,7 @@ nlohmann::json result_document(const BenchmarkSpec& spec, TokenizerApi tokenizer
     if (with_records) doc["records"] = std::move(records);
   }
   if (const auto probes = probe_summary(r); !probes.is_null()) doc.update(probes);
+  if (r.spec_decode) add_spec_decode_keys(doc, *r.spec_decode);
   // As vLLM does: --metadata pairs are top-level keys of the result.
   for (const auto& [key, value] : spec.metadata) doc[key] = value;
   return doc;

@@ -283,6 +283,14 @@ std::vector<SimulatorOption> make_simulator_options() {
       "close every connection MS after its response while promising keep-alive (llama.cpp); -1: "
       "never",
       [](SimulatorConfig& s, const json& v) { s.close_after_response = milliseconds_value(v); });
+  add("num_speculative_tokens", K::integer,
+      "report speculative decoding on /metrics (vllm:spec_decode_*): tokens drafted per step; 0: "
+      "off",
+      [](SimulatorConfig& s, const json& v) { s.num_speculative_tokens = integer_value(v); });
+  add("spec_acceptance_rate", K::number,
+      "with num_speculative_tokens: the chance that a drafted token is accepted when the one "
+      "before it was",
+      [](SimulatorConfig& s, const json& v) { s.spec_acceptance_rate = number_value(v); });
   add("max_requests_per_connection", K::integer,
       "close a connection after N requests (Keep-Alive max); 0: never",
       [](SimulatorConfig& s, const json& v) { s.max_requests_per_connection = integer_value(v); });

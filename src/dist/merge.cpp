@@ -167,6 +167,7 @@ ResultDocument read_result_document(const nlohmann::json& doc) {
     out.tokenizer = tokenizer_api_from_string(doc.value("tokenizer_api", std::string("none")));
     if (doc.contains("records"))
       out.result.records = doc.at("records").get<std::vector<RequestRecord>>();
+    out.result.spec_decode = read_spec_decode_keys(doc);
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {

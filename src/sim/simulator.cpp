@@ -17,6 +17,7 @@
 #include "aifc/histogram.hpp"
 #include "aifc/record.hpp"
 #include "http/event_server.hpp"
+#include "util/durations.hpp"
 #include "util/rng.hpp"
 
 namespace aifc {
@@ -145,6 +146,8 @@ void to_json(nlohmann::json& j, const SimulatorConfig& c) {
                      {"reasoning_tokens", c.reasoning_tokens},
                      {"eos_probability", c.eos_probability},
                      {"max_model_len", c.max_model_len},
+                     {"num_speculative_tokens", c.num_speculative_tokens},
+                     {"spec_acceptance_rate", c.spec_acceptance_rate},
                      {"error_rate", c.error_rate},
                      {"error_status", c.error_status},
                      {"disconnect_rate", c.disconnect_rate},
@@ -185,6 +188,8 @@ void from_json(const nlohmann::json& j, SimulatorConfig& c) {
   c.reasoning_tokens = j.value("reasoning_tokens", c.reasoning_tokens);
   c.eos_probability = j.value("eos_probability", c.eos_probability);
   c.max_model_len = j.value("max_model_len", c.max_model_len);
+  c.num_speculative_tokens = j.value("num_speculative_tokens", c.num_speculative_tokens);
+  c.spec_acceptance_rate = j.value("spec_acceptance_rate", c.spec_acceptance_rate);
   c.error_rate = j.value("error_rate", c.error_rate);
   c.error_status = j.value("error_status", c.error_status);
   c.disconnect_rate = j.value("disconnect_rate", c.disconnect_rate);
@@ -227,6 +232,11 @@ void SimulatorConfig::validate() const {
   if (default_max_tokens < 1) bad("default_max_tokens must be at least 1");
   if (tokens_per_chunk < 1) bad("tokens_per_chunk must be at least 1");
   if (reasoning_tokens < 0) bad("reasoning_tokens must not be negative");
+  if (num_speculative_tokens < 0 || num_speculative_tokens > 64)
+    bad(fmt::format("num_speculative_tokens must be from 0 to 64 (got {})",
+                    num_speculative_tokens));
+  if (!(spec_acceptance_rate >= 0 && spec_acceptance_rate <= 1))
+    bad("spec_acceptance_rate must be in [0, 1]");
   if (threads < 0 || threads > 256)
     bad(fmt::format("threads must be from 0 to 256 event-loop threads, 0 for one per core (got {})",
                     threads));
@@ -286,7 +296,10 @@ class DelayedAnswer final : public RunningAnswer {
 }  // namespace
 
 struct Simulator::Impl {
-  explicit Impl(SimulatorConfig c) : config(std::move(c)) {}
+  explicit Impl(SimulatorConfig c)
+      : config(std::move(c)),
+        spec_accepted_per_position(std::make_unique<std::atomic<std::uint64_t>[]>(
+            static_cast<std::size_t>(config.num_speculative_tokens))) {}
 
   SimulatorConfig config;
   int bound_port = -1;
@@ -294,6 +307,33 @@ struct Simulator::Impl {
   std::atomic<std::uint64_t> requests{0}, ok{0}, faulted{0}, rejected{0}, running{0};
   std::atomic<std::uint64_t> prompt_tokens{0}, generation_tokens{0};
   std::atomic<std::uint64_t> profiles_started{0}, profiles_stopped{0};
+  // Speculative decoding's counters (config.num_speculative_tokens > 0).
+  std::atomic<std::uint64_t> spec_drafts{0}, spec_draft_tokens{0}, spec_accepted{0};
+  std::unique_ptr<std::atomic<std::uint64_t>[]> spec_accepted_per_position;
+
+  // Counts the engine steps that emitting `tokens` more of a stream takes; `step_left` is what
+  // the stream's current step has still to emit.
+  void count_spec_decode(std::int64_t tokens, std::int64_t& step_left, detail::Rng& rng) {
+    const std::int64_t k = config.num_speculative_tokens;
+    if (k <= 0 || tokens <= 0) return;
+    std::uint64_t drafts = 0, accepted = 0;
+    while (tokens > 0) {
+      if (step_left == 0) {
+        std::int64_t a = 0;
+        while (a < k && rng.uniform() < config.spec_acceptance_rate)
+          spec_accepted_per_position[static_cast<std::size_t>(a++)].fetch_add(1);
+        ++drafts;
+        accepted += static_cast<std::uint64_t>(a);
+        step_left = a + 1;
+      }
+      const std::int64_t emitted = std::min(tokens, step_left);
+      tokens -= emitted;
+      step_left -= emitted;
+    }
+    spec_drafts += drafts;
+    spec_draft_tokens += drafts * static_cast<std::uint64_t>(k);
+    spec_accepted += accepted;
+  }
   mutable std::mutex by_model_mutex;
   std::map<std::string, std::uint64_t> requests_by_adapter;  // under by_model_mutex
   // How late each streamed chunk was stamped and written against its due time (ns): the
@@ -397,8 +437,7 @@ class Simulator::Impl::CompletionStream final : public RunningAnswer {
           case Fault::disconnect:
             return Next::drop;  // the connection closes without the stream's end
           case Fault::stall:
-            stall_until_ =
-                mono_now() + std::chrono::duration_cast<std::chrono::nanoseconds>(c.stall).count();
+            stall_until_ = mono_now() + detail::nanos_of(c.stall);
             break;
           case Fault::stream_error: {
             const std::string error =
@@ -456,6 +495,8 @@ class Simulator::Impl::CompletionStream final : public RunningAnswer {
     for (std::int64_t i = 0; i < k; ++i)
       text += kTokens[static_cast<std::size_t>(next_ + i) % std::size(kTokens)];
     const bool is_reasoning = next_ < reasoning_;
+    // The first token comes from the prefill, the rest from drafting steps.
+    sim_.count_spec_decode(next_ == 0 ? k - 1 : k, spec_step_left_, rng_);
     next_ += k;
     sim_.generation_tokens += static_cast<std::uint64_t>(k);
     const std::string& model = sim_.config.model;
@@ -522,7 +563,8 @@ class Simulator::Impl::CompletionStream final : public RunningAnswer {
   std::int64_t fault_at_ = 0;
   bool fault_pending_ = false;
   bool role_sent_ = false;
-  std::int64_t next_ = 0;  // the next token to send
+  std::int64_t next_ = 0;            // the next token to send
+  std::int64_t spec_step_left_ = 0;  // tokens the current speculative step has still to emit
   std::int64_t due_index_ = 0;
   MonoNanos token_due_ = 0;  // the due time of token due_index_
   MonoNanos stall_until_ = 0;
@@ -675,6 +717,10 @@ detail::HttpResponse Simulator::Impl::generate(const detail::HttpRequest& req, b
   MonoNanos last = arrived + static_cast<MonoNanos>(draw_ms(config.ttft, rng) * 1e6);
   for (std::int64_t i = 1; i < n_tokens; ++i)
     last += static_cast<MonoNanos>(draw_ms(config.itl, rng) * 1e6);
+  if (fault != Fault::empty) {
+    std::int64_t step_left = 0;
+    count_spec_decode(n_tokens - 1, step_left, rng);
+  }
   std::string text;
   for (std::int64_t i = 0; i < n_tokens; ++i)
     text += kTokens[static_cast<std::size_t>(i) % std::size(kTokens)];
@@ -775,6 +821,25 @@ detail::HttpResponse Simulator::Impl::metrics() {
       "aifc_sim_requests_total{{outcome=\"rejected\"}} {7}\n",
       config.model, running.load(), ok.load(), prompt_tokens.load(), generation_tokens.load(),
       requests.load(), faulted.load(), rejected.load());
+  if (const std::int64_t k = config.num_speculative_tokens; k > 0) {
+    // As vLLM writes them: counters per engine and model, values as floats.
+    const auto counter = [&](const char* name, std::uint64_t value) {
+      fmt::format_to(std::back_inserter(res.body),
+                     "# TYPE vllm:spec_decode_{0}_total counter\n"
+                     "vllm:spec_decode_{0}_total{{engine=\"0\",model_name=\"{1}\"}} {2}.0\n",
+                     name, config.model, value);
+    };
+    counter("num_drafts", spec_drafts.load());
+    counter("num_draft_tokens", spec_draft_tokens.load());
+    counter("num_accepted_tokens", spec_accepted.load());
+    res.body += "# TYPE vllm:spec_decode_num_accepted_tokens_per_pos_total counter\n";
+    for (std::int64_t i = 0; i < k; ++i)
+      fmt::format_to(std::back_inserter(res.body),
+                     "vllm:spec_decode_num_accepted_tokens_per_pos_total{{engine=\"0\",model_"
+                     "name=\"{}\",position=\"{}\"}} {}.0\n",
+                     config.model, i,
+                     spec_accepted_per_position[static_cast<std::size_t>(i)].load());
+  }
   std::lock_guard lock(lateness_mutex);
   const auto& h = send_lateness;
   fmt::format_to(std::back_inserter(res.body),

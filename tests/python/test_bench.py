@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
 
@@ -39,6 +40,25 @@ def test_probe_requests_reach_the_table(sim):
     assert any(line.split() == ["Probe", "requests", "completed:", str(completed)] for line in table.splitlines())
     plain = aifc.run_benchmark(base_url=sim.url, num_prompts=2, random_input_len=8, random_output_len=2)
     assert "Probe Requests" not in plain.table()
+
+
+def test_speculative_decoding_reaches_the_document_and_the_table():
+    result = aifc.run_benchmark(num_prompts=10, random_input_len=8, random_output_len=20, num_warmups=2,
+                                sim_itl_ms=1, sim_num_speculative_tokens=2, sim_spec_acceptance_rate=0.5)
+    doc = result.document
+    assert doc["spec_decode_num_drafts"] > 0
+    assert doc["spec_decode_draft_tokens"] == 2 * doc["spec_decode_num_drafts"]
+    assert len(doc["spec_decode_per_position_acceptance_rates"]) == 2
+    assert 0 <= doc["spec_decode_acceptance_rate"] <= 100
+    assert "Speculative Decoding" in result.table()
+    with aifc.Simulator(num_speculative_tokens=3) as s:  # the simulator's own setting, from Python
+        with urllib.request.urlopen(s.url + "/metrics", timeout=30) as answer:
+            text = answer.read().decode()
+        assert 'vllm:spec_decode_num_accepted_tokens_per_pos_total{engine="0",model_name="aifc-sim",' \
+            'position="2"} 0.0' in text
+    plain = aifc.run_benchmark(num_prompts=2, random_input_len=8, random_output_len=2, sim_itl_ms=1)
+    assert "spec_decode_num_drafts" not in plain.document
+    assert "Speculative Decoding" not in plain.table()
 
 
 def test_a_run_draws_its_timeline(sim):

@@ -90,8 +90,9 @@ class Result:
         if self.document:  # the configured rate and concurrency, as `aifc bench` shows them
             for key in ("request_rate", "max_concurrency"):
                 summary.setdefault(key, self.document.get(key))
-            for key, value in self.document.items():  # vLLM's probe section (--probe-request-rate)
-                if key.startswith("probe_"):
+            # vLLM's probe (--probe-request-rate) and speculative-decoding sections
+            for key, value in self.document.items():
+                if key.startswith(("probe_", "spec_decode_")):
                     summary.setdefault(key, value)
         return _core.format_summary_table(summary, options._core())
 

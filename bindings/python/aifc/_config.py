@@ -194,6 +194,8 @@ class SimulatorConfig(_Config):
     reasoning_tokens: int = _d("simulator", "reasoning_tokens")
     eos_probability: float = _d("simulator", "eos_probability")
     max_model_len: int = _d("simulator", "max_model_len")
+    num_speculative_tokens: int = _d("simulator", "num_speculative_tokens")
+    spec_acceptance_rate: float = _d("simulator", "spec_acceptance_rate")
     error_rate: float = _d("simulator", "error_rate")
     error_status: int = _d("simulator", "error_status")
     disconnect_rate: float = _d("simulator", "disconnect_rate")

@@ -6,6 +6,7 @@
 #include <aifc/dataset_stats.hpp>
 #include <aifc/error.hpp>
 #include <aifc/options.hpp>
+#include <aifc/server_metrics.hpp>
 #include <aifc/timeline.hpp>
 #include <chrono>
 #include <condition_variable>
@@ -378,11 +379,12 @@ void init_group(py::module_& m) {
           table.request_rate = j["request_rate"].get<double>();
         if (j.contains("max_concurrency") && j["max_concurrency"].is_number())
           table.max_concurrency = j["max_concurrency"].get<std::int64_t>();
-        // A document's probe_* keys add vLLM's probe section, as `aifc bench` prints it.
+        // A document's probe_* and spec_decode_* keys add vLLM's probe and speculative-decoding
+        // sections, as `aifc bench` prints them.
         return format_summary_table(config_from<Summary>(summary, "summary"),
                                     config_from<SummaryOptions>(options, "summary options"),
                                     table) +
-               format_probe_table(j);
+               format_probe_table(j) + format_spec_decode_table(j);
       },
       py::arg("summary"), py::arg("options") = py::dict());
   m.def(

@@ -4,11 +4,14 @@
 //   uring    io_uring multishot recvmsg into a provided-buffer ring, completions taken in batches
 //   epoll-delayed-ack   epoll, and TCP_QUICKACK cleared after every read (what ACKs cost)
 // Both read the kernel's receive timestamp (SO_TIMESTAMPNS) of every read, as aifc must.
+// Then the floor under all of them: one recvmsg of a segment already queued on each of the
+// sockets, in a loop with no wake-up, no epoll and no parsing (the kernel's own price per lone
+// segment), with the ACK sent at once (the default) and delayed (TCP_QUICKACK cleared first).
 //
 // usage: aifc_recv_paths [streams=1000] [chunks/s per stream=50] [seconds=5] [batch_us=0]
 // The sender runs on CPU 0, the receiver on CPU 1 (when there are two); the receiver's CPU time is
-// its thread's own (RUSAGE_THREAD). batch_us > 0 lets the receiver wait that long for more
-// completions before it handles them (what coalescing can still save).
+// its thread's own (CLOCK_THREAD_CPUTIME_ID). batch_us > 0 lets the receiver wait that long for
+// more completions before it handles them (what coalescing can still save).
 #include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -41,11 +44,12 @@ std::int64_t now_ns() {
   return t.tv_sec * 1'000'000'000LL + t.tv_nsec;
 }
 
+// The calling thread's CPU time. Not getrusage(RUSAGE_THREAD): for a running thread it lags by
+// up to a scheduler tick, which is most of a short interval such as the floor's.
 double thread_cpu_s() {
-  rusage u{};
-  getrusage(RUSAGE_THREAD, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6;
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) * 1e-9;
 }
 
 void pin(int cpu) {
@@ -98,6 +102,24 @@ void take_stamp(const cmsghdr* c, Totals& t) {
   t.last_stamp = ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
 }
 
+// One recvmsg with its SO_TIMESTAMPNS stamp, counted in `t`; false when nothing was read.
+bool read_stamped(int fd, Totals& t) {
+  char data[16384];
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(timespec))];
+  iovec iov{data, sizeof data};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  const ssize_t got = recvmsg(fd, &msg, MSG_DONTWAIT);
+  if (got <= 0) return false;
+  t.bytes += static_cast<std::uint64_t>(got);
+  ++t.reads;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) take_stamp(c, t);
+  return true;
+}
+
 void receive_epoll(const std::vector<int>& fds, const std::atomic<bool>& done, Totals& t,
                    std::int64_t batch_ns, bool delayed_acks) {
   const int ep = epoll_create1(0);
@@ -108,24 +130,11 @@ void receive_epoll(const std::vector<int>& fds, const std::atomic<bool>& done, T
     epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev);
   }
   std::vector<epoll_event> events(1024);
-  char data[16384];
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(timespec))];
   while (!done.load(std::memory_order_relaxed)) {
     const int n = epoll_wait(ep, events.data(), static_cast<int>(events.size()), 10);
     ++t.waits;
     for (int i = 0; i < n; ++i) {
-      iovec iov{data, sizeof data};
-      msghdr msg{};
-      msg.msg_iov = &iov;
-      msg.msg_iovlen = 1;
-      msg.msg_control = control;
-      msg.msg_controllen = sizeof control;
-      const ssize_t got = recvmsg(fds[events[i].data.u64], &msg, MSG_DONTWAIT);
-      if (got > 0) {
-        t.bytes += static_cast<std::uint64_t>(got);
-        ++t.reads;
-        for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c))
-          take_stamp(c, t);
+      if (read_stamped(fds[events[i].data.u64], t)) {
         if (delayed_acks) {  // an experiment: ask for a delayed ACK again after every read
           int zero = 0;
           setsockopt(fds[events[i].data.u64], IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof zero);
@@ -222,6 +231,36 @@ void receive_uring(const std::vector<int>& fds, const std::atomic<bool>& done, T
 
 }  // namespace
 
+// CPU per recvmsg of one 200-byte segment that is already waiting on each socket: a sender on
+// the other CPU writes one chunk to every stream, and after a pause (so every segment has
+// arrived and been queued) this thread reads each socket once. No wake-up, no epoll, nothing
+// parsed: what the kernel charges a receiver for one segment, the floor under any receive path.
+double queued_floor_us(const std::vector<int>& senders, const std::vector<int>& receivers,
+                       bool delayed_ack) {
+  const std::string chunk(kChunk, 'x');
+  Totals t;
+  double cpu = 0;
+  for (int round = 0; round < 20; ++round) {
+    // Sent from the other CPU, as a server's chunks come: the receiver finds them cache-cold.
+    std::thread sender([&] {
+      pin(0);
+      for (int fd : senders) send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL);
+    });
+    sender.join();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    const double start = thread_cpu_s();
+    for (int fd : receivers) {
+      if (delayed_ack) {
+        int zero = 0;
+        setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof zero);
+      }
+      read_stamped(fd, t);
+    }
+    cpu += thread_cpu_s() - start;
+  }
+  return cpu / static_cast<double>(t.reads) * 1e6;
+}
+
 int main(int argc, char** argv) {
   const int streams = argc > 1 ? std::atoi(argv[1]) : 1000;
   const double per_stream = argc > 2 ? std::atof(argv[2]) : 50;
@@ -289,4 +328,15 @@ int main(int argc, char** argv) {
     for (int fd : senders) close(fd);
     for (int fd : receivers) close(fd);
   }
+  std::vector<int> senders, receivers;
+  make_pairs(streams, senders, receivers);
+  pin(1);
+  const double immediate = queued_floor_us(senders, receivers, false);
+  const double delayed = queued_floor_us(senders, receivers, true);
+  std::printf(
+      "floor: one recvmsg of a queued segment, no wake-up: %.2f us/chunk with the ACK sent at "
+      "once, %.2f us with TCP_QUICKACK cleared first (that setsockopt included)\n",
+      immediate, delayed);
+  for (int fd : senders) close(fd);
+  for (int fd : receivers) close(fd);
 }

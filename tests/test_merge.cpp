@@ -174,6 +174,23 @@ TEST_CASE("merge: missing and repeated ranks") {
   CHECK_THROWS_AS(aifc::merge_shards({part(0, 1, 1, 0, other, 1)}, 1, options), aifc::Error);
 }
 
+TEST_CASE("merge: a server's speculative-decoding figures are kept only from a whole run") {
+  aifc::SummaryOptions options;
+  aifc::SpecDecodeStats stats;
+  stats.num_drafts = 10;
+  stats.draft_tokens = 30;
+  stats.accepted_tokens = 12;
+  auto whole = part(0, 1, 1'000'000, 0, options, 5);
+  whole.result.spec_decode = stats;
+  const auto one = aifc::merge_shards({whole}, 1, options);
+  REQUIRE(one.result.spec_decode.has_value());
+  CHECK(one.result.spec_decode->accepted_tokens == 12);
+  // Two ranks would each have read the same counters: no sum of them is right.
+  auto first = part(0, 2, 1'000'000, 0, options, 5), second = part(1, 2, 2'000'000, 0, options, 5);
+  first.result.spec_decode = second.result.spec_decode = stats;
+  CHECK_FALSE(aifc::merge_shards({first, second}, 2, options).result.spec_decode.has_value());
+}
+
 TEST_CASE("merge: shards of a real run, read back from their documents, add up to the whole") {
   aifc::BenchmarkSpec spec;
   aifc::SimulatorConfig sim;

@@ -133,6 +133,9 @@ MergedResult merge_shards(std::vector<ShardResult> parts, std::uint32_t nranks,
     r.records.clear();
   }
   m.start_spread_ns = latest_actual - earliest_actual;
+  // The server's speculative-decoding counters cover the run only when one part is all of it;
+  // the parts of a distributed run would each read the same counters, which do not add up.
+  if (nranks == 1 && parts.size() == 1) out.spec_decode = parts.front().result.spec_decode;
   for (auto& [name, node] : nodes) m.per_node[name] = std::move(node);
   // Completion order, as one process would have collected them.
   std::stable_sort(

@@ -366,11 +366,13 @@ TEST_CASE("benchmark: a server's speculative decoding is reported as vLLM's spec
         doctest::Approx(100.0 * static_cast<double>(stats.accepted_tokens) /
                         static_cast<double>(stats.draft_tokens)));
   CHECK(stats.per_position_acceptance_rates.size() == 2);
-  // The steps of the counted requests at most: the warm-ups' steps (4 x 29 tokens) would not
-  // fit under this bound, so they were left out.
+  // Exactly the steps of the counted requests: every token after the first of each, plus at
+  // most a cut-short step each; the warm-ups' steps (4 x 29 tokens) would not fit under the
+  // bound, so they were left out.
   std::int64_t counted_tokens = 0;
   for (const auto& r : result.records)
     if (!r.warmup) counted_tokens += r.output_tokens - 1;
+  CHECK(stats.num_drafts + stats.accepted_tokens >= counted_tokens);
   CHECK(stats.num_drafts + stats.accepted_tokens < counted_tokens + 12 * 3);
   const auto doc = benchmark.result_document(result);
   CHECK(doc["spec_decode_num_drafts"] == stats.num_drafts);

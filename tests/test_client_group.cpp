@@ -258,6 +258,34 @@ TEST_CASE("client_group: warm-ups are copies of the first request, sent together
   CHECK(result.summary.completed == 2);  // warm-ups are not counted
 }
 
+TEST_CASE("client_group: before_measuring runs after the warm-ups, before any measured request") {
+  aifc::Simulator sim(sim_config("1", "1"));
+  sim.start();
+  auto g = group_for(sim, 6);
+  g.load.num_warmups = 3;
+  aifc::ClientGroup group(g, prompts());
+  aifc::MonoNanos called_at = -1;
+  int calls = 0;
+  group.before_measuring([&] {
+    ++calls;
+    called_at = aifc::mono_now();
+  });
+  const auto result = group.run();
+  CHECK(calls == 1);
+  REQUIRE(result.records.size() == 9);
+  for (const auto& r : result.records) {
+    if (r.warmup)
+      CHECK(r.end_ns < called_at);
+    else
+      CHECK(r.send_ns > called_at);
+  }
+  CHECK_THROWS_AS(group.before_measuring([] {}), aifc::Error);  // after run()
+  // An exception from it ends run() on its own thread.
+  aifc::ClientGroup failing(group_for(sim, 2), prompts());
+  failing.before_measuring([] { throw std::runtime_error("the hook failed"); });
+  CHECK_THROWS_WITH(failing.run(), "the hook failed");
+}
+
 TEST_CASE("client_group: stalls, slow starts and unreachable servers become records") {
   auto cfg = sim_config("1", "1");
   cfg.stall_rate = 1;

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -89,7 +90,7 @@ struct AIFC_API BenchmarkResult {
   /// order they were sent; never part of the records or the metrics.
   std::vector<RequestRecord> probes;
   /// What the server's speculative decoding did over the run, from its /metrics counters read
-  /// as the run began and after it ended (Benchmark; vLLM's spec_decode_* result keys); unset
+  /// after the warm-ups and after the run (Benchmark; vLLM's spec_decode_* result keys); unset
   /// when the server has none.
   std::optional<SpecDecodeStats> spec_decode;
 };
@@ -118,6 +119,10 @@ class AIFC_API ClientGroup {
   ObserverHandle add_observer(std::shared_ptr<Observer> observer);
   /// Returns false for an unknown handle. Once it returns, the observer is not called again.
   bool remove_observer(ObserverHandle handle);
+  /// Before run(): `hook` is called on run()'s thread once the warm-ups are done and before the
+  /// schedule's clock starts, for what must happen in between (Benchmark reads the server's
+  /// counters there, as vLLM does). An exception from it ends run().
+  void before_measuring(std::function<void()> hook);
 
   /// Runs to the end (or until stop()) and returns the result. Callable once.
   BenchmarkResult run();

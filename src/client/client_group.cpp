@@ -124,6 +124,7 @@ struct ClientGroup::State {
   detail::ObserverChannel observers;
   std::atomic<bool> started{false};
   std::atomic<bool> stop_requested{false};
+  std::function<void()> before_measuring;  // see ClientGroup::before_measuring
 
   // The schedule, handed out one slot at a time to whichever client is free.
   std::mutex schedule_mutex;
@@ -330,6 +331,12 @@ bool ClientGroup::remove_observer(ObserverHandle handle) {
   return state_->observers.remove(handle);
 }
 
+void ClientGroup::before_measuring(std::function<void()> hook) {
+  if (state_->started.load())
+    throw Error(ErrorCode::invalid_state, "before_measuring must be set before run()");
+  state_->before_measuring = std::move(hook);
+}
+
 bool ClientGroup::stopping() const noexcept { return state_->stop_requested.load(); }
 
 void ClientGroup::stop() noexcept {
@@ -416,6 +423,7 @@ BenchmarkResult ClientGroup::run() {
     for (auto& t : senders) t.join();
     for (auto& rec : done) take(std::move(rec));
   }
+  if (s.before_measuring && !s.stop_requested.load()) s.before_measuring();
 
   s.infinite_rate =
       std::isinf(load.request_rate) && load.ramp_up_strategy == RampUp::none && !load.self_timed;

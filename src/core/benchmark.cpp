@@ -7,6 +7,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <ctime>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -329,86 +330,6 @@ bool Benchmark::remove_observer(ObserverHandle handle) {
 
 namespace {
 
-// Tells threads of the run's own, from the group's observer thread, that the measured run
-// begins (after the warm-ups): sets `started` under `mutex` and wakes `cv`.
-struct StartSignal final : Observer {
-  std::mutex& mutex;
-  std::condition_variable& cv;
-  bool& started;
-  StartSignal(std::mutex& m, std::condition_variable& c, bool& s) : mutex(m), cv(c), started(s) {}
-  void on_run_started(const ClockAnchor&, std::uint64_t) override {
-    {
-      std::lock_guard lock(mutex);
-      started = true;
-    }
-    cv.notify_all();
-  }
-};
-
-// vLLM's speculative-decoding figures: the server's counters (GET /metrics) read as the
-// measured run begins (after the warm-ups, as vLLM's) and after it ends; nothing when the
-// server has none. The first reading is taken on a thread of its own, so that a slow /metrics
-// delays neither the run nor its observers. A rank of a distributed run leaves this to the
-// service, which reads the counters once around the whole run.
-template <class Run>
-BenchmarkResult with_spec_decode_stats(const BenchmarkSpec& spec, ClientGroup& group, Run&& run) {
-  if (spec.shard.nranks > 1) return run();
-  ClientConfig config = spec.client;
-  config.lora_modules.clear();
-  std::optional<VLLMClient> maybe_control;
-  try {
-    maybe_control.emplace(config);
-  } catch (...) {  // the run's own clients will say what is wrong
-    return run();
-  }
-  VLLMClient& control = *maybe_control;
-  auto read = [&control]() -> std::optional<SpecDecodeCounters> {
-    try {
-      if (auto text = control.metrics_text()) return parse_spec_decode_counters(*text);
-    } catch (...) {  // a server's metrics are never worth the run
-    }
-    return std::nullopt;
-  };
-  std::mutex mutex;
-  std::condition_variable cv;
-  bool started = false, finished = false;
-  std::optional<SpecDecodeCounters> before;
-  const ObserverHandle signal =
-      group.add_observer(std::make_shared<StartSignal>(mutex, cv, started));
-  std::thread reader([&] {
-    {
-      std::unique_lock lock(mutex);
-      cv.wait(lock, [&] { return started || finished; });
-      if (!started) return;
-    }
-    auto counters = read();
-    std::lock_guard lock(mutex);
-    before = std::move(counters);
-  });
-  auto finish = [&](bool cancel) {
-    {
-      std::lock_guard lock(mutex);
-      finished = true;
-    }
-    cv.notify_all();
-    if (cancel) control.cancel();  // a first reading still waiting on the server ends now
-    reader.join();
-    group.remove_observer(signal);
-  };
-  BenchmarkResult result;
-  try {
-    result = run();
-  } catch (...) {
-    finish(true);
-    throw;
-  }
-  finish(result.interrupted);
-  // An interrupted run ends at once: no second call to a server that may be the reason.
-  if (before && !result.interrupted)
-    if (const auto after = read()) result.spec_decode = spec_decode_stats(*before, *after);
-  return result;
-}
-
 // vLLM's --profile: the server's profiler switched on around the run.
 template <class Run>
 BenchmarkResult profiled(const BenchmarkSpec& spec, Run&& run) {
@@ -431,6 +352,118 @@ BenchmarkResult profiled(const BenchmarkSpec& spec, Run&& run) {
   return result;
 }
 
+// A thread of the run's own beside the measured run: `work` runs on it and waits, with
+// wait_for_start(), until the run begins (after the warm-ups; the group's observer thread says
+// so). run() measures, then stops the thread: the wait ends, `client` is cancelled when the run
+// was cut short (a call still waiting on the server ends too), and the thread is joined.
+class BesideTheRun {
+ public:
+  BesideTheRun(ClientGroup& group, VLLMClient& client, std::function<void(BesideTheRun&)> work)
+      : group_(group), client_(client) {
+    signal_ = group.add_observer(std::make_shared<StartSignal>(*this));
+    try {
+      thread_ = std::thread([this, work = std::move(work)] { work(*this); });
+    } catch (...) {
+      group.remove_observer(signal_);
+      throw;
+    }
+  }
+  BesideTheRun(const BesideTheRun&) = delete;
+  BesideTheRun& operator=(const BesideTheRun&) = delete;
+  ~BesideTheRun() { stop(true); }
+
+  template <class Run>
+  BenchmarkResult run(Run&& measure) {
+    BenchmarkResult result;
+    try {
+      result = measure();
+    } catch (...) {
+      stop(true);
+      throw;
+    }
+    stop(result.interrupted);
+    return result;
+  }
+
+  /// For `work`: true once the run has begun, false when it ended first.
+  bool wait_for_start() {
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [&] { return started_ || stopped_; });
+    return !stopped_;
+  }
+  /// For `work`: waits `pause` unless the run ends first; true when it has ended.
+  bool stopped_within(std::chrono::nanoseconds pause) {
+    std::unique_lock lock(mutex_);
+    return cv_.wait_for(lock, pause, [&] { return stopped_; });
+  }
+
+ private:
+  struct StartSignal final : Observer {
+    BesideTheRun& beside;
+    explicit StartSignal(BesideTheRun& b) : beside(b) {}
+    void on_run_started(const ClockAnchor&, std::uint64_t) override {
+      {
+        std::lock_guard lock(beside.mutex_);
+        beside.started_ = true;
+      }
+      beside.cv_.notify_all();
+    }
+  };
+
+  void stop(bool cancel) {
+    {
+      std::lock_guard lock(mutex_);
+      if (stopped_ && !thread_.joinable()) return;
+      stopped_ = true;
+    }
+    cv_.notify_all();
+    if (cancel) client_.cancel();
+    if (thread_.joinable()) thread_.join();
+    group_.remove_observer(signal_);
+  }
+
+  ClientGroup& group_;
+  VLLMClient& client_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool started_ = false, stopped_ = false;
+  ObserverHandle signal_{};
+  std::thread thread_;
+};
+
+// vLLM's speculative-decoding figures: the server's counters (GET /metrics) read once the
+// warm-ups are done, just before the measured run (as vLLM's), and after it; nothing when the
+// server has none. A rank of a distributed run does not read them: the ranks' readings of the
+// same counters would not add up.
+template <class Run>
+BenchmarkResult with_spec_decode_stats(const BenchmarkSpec& spec, ClientGroup& group, Run&& run) {
+  if (spec.shard.nranks > 1) return run();
+  ClientConfig config = spec.client;
+  config.lora_modules.clear();
+  // A server's metrics are never worth the run, nor more than a few seconds of its start.
+  config.read_timeout = std::min(config.read_timeout, std::chrono::milliseconds(5000));
+  std::optional<VLLMClient> control;
+  try {
+    control.emplace(config);
+  } catch (...) {  // the run's own clients will say what is wrong
+    return run();
+  }
+  auto read = [&control]() -> std::optional<SpecDecodeCounters> {
+    try {
+      if (auto text = control->metrics_text()) return parse_spec_decode_counters(*text);
+    } catch (...) {
+    }
+    return std::nullopt;
+  };
+  std::optional<SpecDecodeCounters> before;
+  group.before_measuring([&] { before = read(); });
+  BenchmarkResult result = run();
+  // An interrupted run ends at once: no second call to a server that may be the reason.
+  if (before && !result.interrupted)
+    if (const auto after = read()) result.spec_decode = spec_decode_stats(*before, *after);
+  return result;
+}
+
 // vLLM's --probe-request-rate: a thread of the run's own sends one-token requests one after
 // the other, 1/rate apart, from the run's start (after the warm-ups, as vLLM's) until the run is
 // over. The probe in flight then is let finish, as vLLM's; an interrupted or failed run cancels
@@ -444,51 +477,20 @@ BenchmarkResult probed(const BenchmarkSpec& spec, ClientGroup& group, Run&& run)
   const PreparedRequest hi = client.prepare(RequestSpec{"Hi", 1, 1, false, {}, ""});
   const auto interval = std::chrono::duration_cast<std::chrono::nanoseconds>(
       std::chrono::duration<double>(1.0 / spec.probe_request_rate));
-  std::vector<RequestRecord> probes;
-  std::mutex stop_mutex;
-  std::condition_variable stop_cv;
-  bool stop = false, started = false;
-  const ObserverHandle signal =
-      group.add_observer(std::make_shared<StartSignal>(stop_mutex, stop_cv, started));
-  std::thread prober([&] {
-    {
-      std::unique_lock lock(stop_mutex);
-      stop_cv.wait(lock, [&] { return started || stop; });
-      if (stop) return;
-    }
+  std::vector<RequestRecord> probes;  // read by the main thread after the join only
+  BesideTheRun prober(group, client, [&](BesideTheRun& beside) {
+    if (!beside.wait_for_start()) return;
     try {
       for (std::uint64_t i = 0;; ++i) {
-        {
-          std::lock_guard lock(stop_mutex);
-          if (stop) return;
-        }
+        if (beside.stopped_within(i == 0 ? std::chrono::nanoseconds(0) : interval)) return;
         RequestRecord rec = client.send(hi, -1, fmt::format("probe-{}", i));
         rec.index = i;
         probes.push_back(std::move(rec));
-        std::unique_lock lock(stop_mutex);
-        if (stop_cv.wait_for(lock, interval, [&] { return stop; })) return;
       }
     } catch (...) {  // a probe is never worth the run: the ones sent so far are kept
     }
   });
-  auto finish = [&](bool cancel) {
-    {
-      std::lock_guard lock(stop_mutex);
-      stop = true;
-    }
-    stop_cv.notify_all();
-    if (cancel) client.cancel();
-    prober.join();
-    group.remove_observer(signal);
-  };
-  BenchmarkResult result;
-  try {
-    result = run();
-  } catch (...) {
-    finish(true);
-    throw;
-  }
-  finish(result.interrupted);
+  BenchmarkResult result = prober.run(run);
   result.probes = std::move(probes);
   return result;
 }

@@ -439,7 +439,6 @@ template <class Run>
 BenchmarkResult with_spec_decode_stats(const BenchmarkSpec& spec, ClientGroup& group, Run&& run) {
   if (spec.shard.nranks > 1) return run();
   ClientConfig config = spec.client;
-  config.lora_modules.clear();
   // A server's metrics are never worth the run, nor more than a few seconds of its start.
   config.read_timeout = std::min(config.read_timeout, std::chrono::milliseconds(5000));
   std::optional<VLLMClient> control;

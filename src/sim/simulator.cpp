@@ -308,7 +308,7 @@ struct Simulator::Impl {
   std::atomic<std::uint64_t> prompt_tokens{0}, generation_tokens{0};
   std::atomic<std::uint64_t> profiles_started{0}, profiles_stopped{0};
   // Speculative decoding's counters (config.num_speculative_tokens > 0).
-  std::atomic<std::uint64_t> spec_drafts{0}, spec_draft_tokens{0}, spec_accepted{0};
+  std::atomic<std::uint64_t> spec_drafts{0}, spec_accepted{0};  // each draft is k tokens
   std::unique_ptr<std::atomic<std::uint64_t>[]> spec_accepted_per_position;
 
   // Counts the engine steps that emitting `tokens` more of a stream takes; `step_left` is what
@@ -331,7 +331,6 @@ struct Simulator::Impl {
       step_left -= emitted;
     }
     spec_drafts += drafts;
-    spec_draft_tokens += drafts * static_cast<std::uint64_t>(k);
     spec_accepted += accepted;
   }
   mutable std::mutex by_model_mutex;
@@ -829,8 +828,9 @@ detail::HttpResponse Simulator::Impl::metrics() {
                      "vllm:spec_decode_{0}_total{{engine=\"0\",model_name=\"{1}\"}} {2}.0\n",
                      name, config.model, value);
     };
-    counter("num_drafts", spec_drafts.load());
-    counter("num_draft_tokens", spec_draft_tokens.load());
+    const std::uint64_t drafts = spec_drafts.load();
+    counter("num_drafts", drafts);
+    counter("num_draft_tokens", drafts * static_cast<std::uint64_t>(k));
     counter("num_accepted_tokens", spec_accepted.load());
     res.body += "# TYPE vllm:spec_decode_num_accepted_tokens_per_pos_total counter\n";
     for (std::int64_t i = 0; i < k; ++i)
